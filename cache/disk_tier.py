@@ -1,0 +1,141 @@
+"""One disk tier on diskcache: bounded by size (LRU) and by idle time, best effort, blocking.
+
+Every public method blocks (SQLite, open(), rename()) and is meant to run in an executor. Each one
+catches cache I/O errors and reports them to the observer, so a broken cache behaves as a miss and
+never fails a request.
+"""
+
+import logging
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import diskcache
+
+from cache.config import TierConfig
+from cache.entry import CachedEntry, EntryMeta
+from cache.entry_disk import LEAST_RECENTLY_TOUCHED, EntryDisk, FinishedFile
+from cache.observer import TierObserver
+
+log = logging.getLogger(__name__)
+
+CACHE_ERRORS = (OSError, sqlite3.Error, diskcache.Timeout)
+
+# A hit rewrites an entry's expiry only when it is older than this share of the idle period (capped
+# at a minute), so a hot entry costs one SQLite write a minute, not one per request. An entry may
+# expire early by that much at most.
+TOUCH_FRACTION = 1 / 16
+TOUCH_CAP_SECONDS = 60.0
+
+
+class DiskTier:
+    """A named disk cache: `lookup`, `new_part_path`, `commit`, and start-up cleaning of leftovers."""
+
+    def __init__(self, config: TierConfig, observer: TierObserver) -> None:
+        self.name = config.name
+        self.config = config
+        self._observer = observer
+        self._parts = config.path / "partial"
+        self._touch_after = min(config.idle_seconds * TOUCH_FRACTION, TOUCH_CAP_SECONDS)
+        config.path.mkdir(parents=True, exist_ok=True)
+        self._cache = diskcache.Cache(
+            str(config.path),
+            disk=EntryDisk,
+            size_limit=config.size_limit,
+            eviction_policy=LEAST_RECENTLY_TOUCHED,
+            statistics=False,
+            # A big commit may push several small entries out at once.
+            cull_limit=64,
+        )
+        self._cache.disk.on_remove = lambda: observer.cache_evicted(self.name)
+
+    def lookup(self, key: str) -> CachedEntry | None:
+        """Return the live entry for `key` as an open file, or None on a miss or a cache error."""
+        try:
+            found = self._cache.get(key, read=True, expire_time=True)
+        except CACHE_ERRORS as error:
+            self._report("lookup", error)
+            return None
+        entry, expire_time = found
+        if not isinstance(entry, CachedEntry):
+            return None
+        if expire_time is not None and self._needs_touch(expire_time):
+            try:
+                self._cache.touch(key, expire=self.config.idle_seconds)
+            except CACHE_ERRORS as error:
+                self._report("touch", error)
+        return entry
+
+    def _needs_touch(self, expire_time: float) -> bool:
+        last_touch = expire_time - self.config.idle_seconds
+        return time.time() - last_touch >= self._touch_after
+
+    def new_part_path(self) -> Path:
+        """A fresh path for a fill to write to. Raises OSError if the tier's directory is unusable."""
+        self._parts.mkdir(parents=True, exist_ok=True)
+        return self._parts / f"{uuid.uuid4().hex}.part"
+
+    def commit(self, key: str, part: Path, meta: EntryMeta) -> bool:
+        """Adopt a complete part file as the entry for `key`. On failure the part is deleted."""
+        if meta.size > self.config.size_limit:
+            # Larger than the whole tier: storing it would only evict everything else, then itself.
+            self.discard(part)
+            return False
+        try:
+            self._cache.set(key, FinishedFile(part, meta), expire=self.config.idle_seconds)
+            return True
+        except CACHE_ERRORS as error:
+            self._report("commit", error)
+            self.discard(part)
+            return False
+
+    def discard(self, part: Path) -> None:
+        """Delete a part file that will never become an entry."""
+        try:
+            part.unlink(missing_ok=True)
+        except OSError as error:
+            self._report("discard", error)
+
+    def remove_leftovers(self) -> int:
+        """Delete part files left by a fill that died with its process. Call before serving."""
+        if not self._parts.exists():
+            return 0
+        count = sum(1 for _ in self._parts.iterdir())
+        shutil.rmtree(self._parts, ignore_errors=True)
+        if count:
+            log.info("tier %s: removed %d unfinished part file(s) left by an earlier run", self.name, count)
+        return count
+
+    def cull_expired(self) -> None:
+        """Remove entries idle past their expiry (diskcache culls only on writes otherwise)."""
+        try:
+            self._cache.expire()
+        except CACHE_ERRORS as error:
+            self._report("expire", error)
+
+    def stats(self) -> tuple[int, int]:
+        """(bytes stored, entry count), for the size and entries gauges."""
+        try:
+            return int(self._cache.volume()), len(self._cache)
+        except CACHE_ERRORS as error:
+            self._report("stats", error)
+            return 0, 0
+
+    def is_open(self) -> bool:
+        """True while the tier's database answers; used by /readyz."""
+        try:
+            self._cache.get("\0readiness-probe")
+            return os.access(self.config.path, os.W_OK)
+        except CACHE_ERRORS:
+            return False
+
+    def close(self) -> None:
+        """Close the SQLite connections."""
+        self._cache.close()
+
+    def _report(self, operation: str, error: BaseException) -> None:
+        log.warning("tier %s: %s failed, treated as a miss: %s", self.name, operation, error)
+        self._observer.cache_error(self.name, operation, error)

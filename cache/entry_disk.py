@@ -1,0 +1,66 @@
+"""How a tier lays entries out on disk, as a diskcache `Disk` and one extra eviction policy.
+
+A finished fill is *renamed* into diskcache's tree rather than copied, so a 4 GB original is written
+once. Its metadata rides in the row's `value` column, so a hit is one SELECT and one open().
+"""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import diskcache
+import diskcache.core
+
+from cache.entry import CachedEntry, EntryMeta
+
+LEAST_RECENTLY_TOUCHED = "least-recently-touched"
+
+# diskcache keeps its eviction strategies in this table (diskcache/core.py, EVICTION_POLICY) and
+# looks the policy up by name on every cull. Each tier stores every entry with the same idle period
+# and refreshes `expire_time` when a hit finds it stale, so ordering by `expire_time` is ordering by
+# last access: LRU, without the UPDATE per hit that the built-in "least-recently-used" policy writes.
+# "get": None keeps diskcache's no-transaction fast path for reads. The index already exists
+# (diskcache creates Cache_expire_time for every cache).
+diskcache.core.EVICTION_POLICY.setdefault(
+    LEAST_RECENTLY_TOUCHED,
+    {"init": None, "get": None, "cull": "SELECT {fields} FROM Cache ORDER BY expire_time LIMIT ?"},
+)
+
+
+@dataclass(frozen=True)
+class FinishedFile:
+    """A complete, length-checked part file, ready to become an entry."""
+
+    path: Path
+    meta: EntryMeta
+
+
+class EntryDisk(diskcache.Disk):
+    """A diskcache Disk that adopts finished part files and returns hits as open files."""
+
+    # Set by the owning tier after diskcache builds this object (diskcache constructs it from settings
+    # stored in SQLite, so a callback can't be passed through the constructor).
+    on_remove: Callable[[], None] = staticmethod(lambda: None)
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> tuple[int, int, Any, Any]:
+        """Rename a FinishedFile into the tree; defer everything else to diskcache."""
+        if not isinstance(value, FinishedFile):
+            return super().store(value, read, key=key)
+        filename, full_path = self.filename(key, value)
+        os.makedirs(os.path.dirname(full_path), exist_ok=True)
+        os.rename(value.path, full_path)
+        return value.meta.size, diskcache.core.MODE_BINARY, filename, value.meta.to_json()
+
+    def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
+        """Open an adopted entry; an IOError here is diskcache's signal for "deleted meanwhile"."""
+        if mode == diskcache.core.MODE_BINARY and isinstance(value, str):
+            full_path = os.path.join(self._directory, filename)
+            return CachedEntry(meta=EntryMeta.from_json(value), file=open(full_path, "rb"), path=full_path)
+        return super().fetch(mode, filename, value, read)
+
+    def remove(self, file_path: Any) -> None:
+        """Delete an entry's file (eviction, expiry or replacement) and count it."""
+        super().remove(file_path)
+        self.on_remove()

@@ -1,0 +1,109 @@
+"""An entry being written: one writer appends to a part file while any number of readers tail it.
+
+The writer (`run`) pulls chunks from the origin and writes them off the event loop. Readers share one
+read-only descriptor and `pread` from it (the descriptor survives the rename at commit), so memory stays constant however big the object is and
+however many clients wait. The part file becomes an entry only through `commit`, after its length
+checks out; a fill that fails wakes every reader with the error and leaves nothing behind.
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from cache.entry import EntryMeta
+
+READ_CHUNK = 256 * 1024
+
+
+class FillFailed(Exception):
+    """The fill stopped before its last byte; what a reader already sent is all it will get."""
+
+
+class Fill:
+    """A part file growing towards `meta.size` bytes."""
+
+    def __init__(self, part: Path, meta: EntryMeta) -> None:
+        """Create the part file. Blocks: use `Fill.open` from the event loop."""
+        self.part = part
+        self.meta = meta
+        self.written = 0
+        self._error: BaseException | None = None
+        self._finished = False
+        self._wake = asyncio.Event()
+        self._write_fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._reader = _SharedDescriptor(os.open(part, os.O_RDONLY))
+
+    @classmethod
+    async def open(cls, part: Path, meta: EntryMeta) -> "Fill":
+        """Create the part file off the event loop."""
+        return await asyncio.to_thread(cls, part, meta)
+
+    async def run(self, chunks: AsyncIterator[bytes], commit: Callable[[], Awaitable[bool]]) -> bool:
+        """Write every chunk, check the length, then commit. Returns whether the entry was committed."""
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(_write_all, self._write_fd, chunk)
+                self.written += len(chunk)
+                self._notify()
+            if self.written != self.meta.size:
+                raise FillFailed(f"origin sent {self.written} of {self.meta.size} bytes")
+        except BaseException as error:
+            self._fail(error)
+            raise
+        finally:
+            os.close(self._write_fd)
+        committed = await commit()
+        self._finished = True
+        self._notify()
+        return committed
+
+    async def read(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Yield bytes [start, end) as the writer produces them; raise FillFailed if it dies first."""
+        position = start
+        while position < end:
+            wake = self._wake
+            if self._error is not None:
+                raise FillFailed(str(self._error)) from self._error
+            if self.written <= position:
+                await wake.wait()
+                continue
+            size = min(READ_CHUNK, self.written - position, end - position)
+            chunk = await asyncio.to_thread(os.pread, self._reader.fd, size, position)
+            position += len(chunk)
+            yield chunk
+
+    @property
+    def done(self) -> bool:
+        """True once the writer has stopped, committed or not."""
+        return self._finished or self._error is not None
+
+    def _notify(self) -> None:
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    def _fail(self, error: BaseException) -> None:
+        self._error = error
+        self._notify()
+        # Unlink now; the shared descriptor keeps what was written readable until the last reader goes.
+        self.part.unlink(missing_ok=True)
+
+
+class _SharedDescriptor:
+    """A read-only descriptor closed when the last holder of its Fill lets go.
+
+    Readers may join a fill at any moment, even after it has committed and renamed its part file, so
+    the descriptor must outlive the writer; reference counting decides when nobody needs it.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __del__(self) -> None:
+        os.close(self.fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

@@ -1,0 +1,40 @@
+"""nginx-style sizes (`512m`, `10g`) and durations (`12h`, `1h30m`), as operators already write them."""
+
+import re
+
+# Powers of 1024, as nginx's `max_size=` reads them.
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "M": 30 * 86400,
+                  "y": 365 * 86400}
+
+SIZE_FORMS = "a byte count or a number with k, m, g or t (powers of 1024), e.g. 512m, 10g"
+DURATION_FORMS = "a number with ms, s, m, h, d, w, M or y, combinable as in nginx, e.g. 30s, 12h, 1h30m"
+
+_SIZE = re.compile(r"(\d+)([kmgt]?)b?", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+)(ms|[smhdwMy]?)")
+
+
+def parse_size(text: str) -> int:
+    """Return the byte count of an nginx-style size, or raise ValueError."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a size")
+    number, unit = match.groups()
+    return int(number) * SIZE_UNITS[unit.lower()]
+
+
+def parse_duration(text: str) -> float:
+    """Return the seconds of an nginx-style duration (`1h30m`; a bare number is seconds), or raise ValueError."""
+    compact = text.strip().replace(" ", "")
+    if not compact:
+        raise ValueError("empty duration")
+    seconds = 0.0
+    position = 0
+    while position < len(compact):
+        match = _DURATION_PART.match(compact, position)
+        if match is None or match.end() == position:
+            raise ValueError(f"{text!r} is not a duration")
+        number, unit = match.groups()
+        seconds += int(number) * DURATION_UNITS[unit or "s"]
+        position = match.end()
+    return seconds

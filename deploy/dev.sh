@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The one set-up path for a fresh Debian 12 machine (run as root), used by the README and by CI.
+#
+#   bash deploy/dev.sh serve [--host H --port P]   install what is missing, seed a sample image, serve
+#   bash deploy/dev.sh test [pytest args]          install what is missing, run the whole test suite
+#
+# Every step checks before it acts, so a second run reuses what is there and starts in seconds.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON=${PYTHON:-python3.11}
+VENV=.venv
+log() { printf 'dev.sh: %s\n' "$*" >&2; }
+
+# Debian packages: the C libraries pillow-simd links against, and a compiler with Python headers.
+APT_PACKAGES=(gcc libc6-dev pkg-config python3-dev python3-venv
+  libjpeg62-turbo-dev zlib1g-dev libwebp-dev libtiff-dev libopenjp2-7-dev liblcms2-dev libfreetype-dev)
+
+install_apt_packages() {
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  command -v "$PYTHON" >/dev/null || missing+=(python3.11 python3.11-venv python3.11-dev)
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+create_venv() {
+  [ -x "$VENV/bin/python" ] && return
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
+}
+
+# pillow-simd from source. The SIMD level is part of the build, so it is recorded beside the venv
+# and a build for another level (an SSE build on an AVX2 machine, say) is never reused. pip's own
+# wheel cache is bypassed for the same reason: its key is the sdist, not the compiler flags.
+build_pillow_simd() {
+  local version simd cc stamp="$VENV/.pillow-simd-build"
+  version=$("$VENV/bin/python" - <<'EOF'
+import tomllib
+deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+print(next(d.split("==")[1] for d in deps if d.startswith("pillow-simd==")))
+EOF
+)
+  if grep -qw avx2 /proc/cpuinfo; then simd=avx2; cc="cc -mavx2"; else simd=sse4; cc="cc"; fi
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$version $simd" ] && "$VENV/bin/python" -c 'import PIL.Image' 2>/dev/null; then
+    return
+  fi
+  log "building pillow-simd $version for $simd (CC=\"$cc\"); this takes a few minutes once"
+  "$VENV/bin/python" -m pip uninstall -q -y pillow pillow-simd >/dev/null 2>&1 || true
+  CC="$cc" "$VENV/bin/python" -m pip install -q --no-cache-dir --no-binary pillow-simd "pillow-simd==$version"
+  echo "$version $simd" >"$stamp"
+}
+
+# The project and its test tools, reinstalled only when pyproject.toml changes.
+install_project() {
+  local stamp="$VENV/.project-installed" digest
+  digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ] && return
+  log "installing preview-proxy and its test tools into $VENV"
+  "$VENV/bin/python" -m pip install -q -e '.[test]'
+  if "$VENV/bin/python" -m pip show -q pillow >/dev/null 2>&1; then
+    log "error: plain pillow was pulled into $VENV; it would shadow pillow-simd"
+    exit 1
+  fi
+  echo "$digest" >"$stamp"
+}
+
+setup() {
+  install_apt_packages
+  create_venv
+  build_pillow_simd
+  install_project
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  serve)
+    setup
+    export DATA_PATH=${DATA_PATH:-./data}
+    "$VENV/bin/preview-proxy" sample
+    exec "$VENV/bin/preview-proxy" serve "$@"
+    ;;
+  test)
+    setup
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: bash deploy/dev.sh {serve|test|setup} [args]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,74 @@
+"""The composition root: builds every component from one Config and wires them into the app."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from cache.disk_tier import DiskTier
+from proxy import health
+from proxy.app_keys import CONFIG, METRICS, ORIGINALS, PROVIDER, STORAGE_TIER, TIERS
+from proxy.config import Config
+from proxy.metrics import Metrics
+from proxy.middleware import errors_and_metrics
+from proxy.originals import Originals
+from proxy.originals_handler import get_original
+from proxy.storage.instrumented import InstrumentedProvider
+from proxy.storage.local import LocalProvider
+from proxy.storage.registry import build_provider
+
+log = logging.getLogger(__name__)
+
+# diskcache removes idle entries only when it writes; a read-mostly tier is swept on this beat.
+SWEEP_INTERVAL_CAP = 60.0
+
+
+def build_app(config: Config) -> web.Application:
+    """Every component, built once. Blocking set-up (opening caches) happens here, before serving."""
+    metrics = Metrics()
+    tiers = tuple(DiskTier(tier_config, metrics) for tier_config in config.cache.tiers())
+    for tier in tiers:
+        tier.remove_leftovers()
+    storage_tier = next(tier for tier in tiers if tier.name == "storage")
+    raw_provider = build_provider(config.storage)
+    provider = InstrumentedProvider(raw_provider, metrics)
+    local = raw_provider if isinstance(raw_provider, LocalProvider) else None
+    namespace = f"{config.storage.provider}:{config.storage.endpoint or ''}"
+
+    app = web.Application(middlewares=[errors_and_metrics])
+    app[CONFIG] = config
+    app[METRICS] = metrics
+    app[PROVIDER] = provider
+    app[TIERS] = tiers
+    app[STORAGE_TIER] = storage_tier
+    app[ORIGINALS] = Originals(provider, local, storage_tier, metrics, namespace)
+
+    app.router.add_get("/healthz", health.healthz, name="healthz")
+    app.router.add_get("/readyz", health.readyz, name="readyz")
+    app.router.add_get("/metrics", health.metrics, name="metrics")
+    # Last: everything else is /<bucket>/<key>.
+    app.router.add_get("/{bucket}/{key:.+}", get_original, name="original")
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    sweeper = asyncio.create_task(_sweep_idle_entries(app[TIERS]))
+    yield
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+    await app[ORIGINALS].close()
+    await app[PROVIDER].close()
+    for tier in app[TIERS]:
+        await asyncio.to_thread(tier.close)
+
+
+async def _sweep_idle_entries(tiers: tuple[DiskTier, ...]) -> None:
+    interval = min(SWEEP_INTERVAL_CAP, *(tier.config.idle_seconds / 4 for tier in tiers))
+    while True:
+        await asyncio.sleep(interval)
+        for tier in tiers:
+            await asyncio.to_thread(tier.cull_expired)

@@ -1,0 +1,16 @@
+"""Typed keys under which the composition root keeps the app's components."""
+
+from aiohttp import web
+
+from cache.disk_tier import DiskTier
+from proxy.config import Config
+from proxy.metrics import Metrics
+from proxy.originals import Originals
+from proxy.storage.provider import StorageProvider
+
+CONFIG = web.AppKey("config", Config)
+METRICS = web.AppKey("metrics", Metrics)
+PROVIDER = web.AppKey("provider", StorageProvider)
+STORAGE_TIER = web.AppKey("storage_tier", DiskTier)
+TIERS = web.AppKey("tiers", tuple[DiskTier, ...])
+ORIGINALS = web.AppKey("originals", Originals)

@@ -1,0 +1,49 @@
+"""`preview-proxy serve | config | sample`."""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from cache.config import ConfigError
+from proxy.config import Config, read_environment
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `preview-proxy` console script."""
+    parser = argparse.ArgumentParser(prog="preview-proxy", description="Caching proxy for images in object storage.")
+    parser.add_argument("--env-file", type=Path, help="a .env file to read (default: ./.env if present)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the HTTP server")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    commands.add_parser("config", help="print the effective configuration, secrets masked")
+    commands.add_parser("sample", help="place a sample image in the sample bucket of local storage")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = Config.from_env(read_environment(args.env_file), host=getattr(args, "host", "127.0.0.1"),
+                                 port=getattr(args, "port", 8080))
+    except ConfigError as error:
+        print(f"preview-proxy: {error}", file=sys.stderr)
+        return 2
+
+    if args.command == "config":
+        for name, value in config.describe().items():
+            print(f"{name} = {value}")
+        return 0
+    if args.command == "sample":
+        from proxy.sample import place_sample, sample_url_path
+
+        path = place_sample(config)
+        print(f"sample image: {path} (served at {sample_url_path(config) or 'n/a: STORAGE_PROVIDER is not http'})")
+        return 0
+    from proxy.server import serve
+
+    serve(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

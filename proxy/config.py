@@ -1,0 +1,75 @@
+"""The root configuration: read once at start-up from the environment and an optional .env file.
+
+Each package owns its part (cache.config, proxy.storage.config); this module composes them with
+the server's own settings. Nothing reads os.environ after start-up.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from cache.config import CacheConfig
+from proxy.env_values import read_flag
+from proxy.storage.config import StorageConfig
+
+DEFAULT_ORIGINALS_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The HTTP face: where to listen and which caching headers to send."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Supervisely names originals by content hash, so a browser may keep them for a year.
+    originals_cache_control: str = DEFAULT_ORIGINALS_CACHE_CONTROL
+    sendfile: bool = True
+    access_log: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the composition root needs, frozen."""
+
+    data_path: Path
+    server: ServerConfig
+    storage: StorageConfig
+    cache: CacheConfig
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080) -> "Config":
+        """Parse and validate every setting; raise ConfigError (one line, names the variable)."""
+        data_path = Path(env.get("DATA_PATH") or "./data").absolute()
+        server = ServerConfig(
+            host=host,
+            port=port,
+            originals_cache_control=env.get("ORIGINALS_CACHE_CONTROL") or DEFAULT_ORIGINALS_CACHE_CONTROL,
+            sendfile=read_flag(env, "SENDFILE", default=True),
+            access_log=read_flag(env, "ACCESS_LOG", default=True),
+        )
+        return cls(data_path, server, StorageConfig.from_env(env, data_path), CacheConfig.from_env(env, data_path))
+
+    def describe(self) -> dict[str, str]:
+        """The effective configuration as `preview-proxy config` prints it, secrets masked."""
+        described = {
+            "DATA_PATH": str(self.data_path),
+            "listen": f"{self.server.host}:{self.server.port}",
+            "ORIGINALS_CACHE_CONTROL": self.server.originals_cache_control,
+            "SENDFILE": str(self.server.sendfile).lower(),
+            "ACCESS_LOG": str(self.server.access_log).lower(),
+        }
+        described.update(self.storage.masked())
+        for tier in self.cache.tiers():
+            described[f"cache {tier.name}"] = (
+                f"{tier.path} size={tier.size_limit} bytes, inactive={tier.idle_seconds:g}s")
+        return described
+
+
+def read_environment(env_file: Path | None) -> dict[str, str]:
+    """The process environment over the .env file (`./.env` unless named); real variables win."""
+    path = env_file or Path(".env")
+    from_file = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
+    return {**from_file, **os.environ}

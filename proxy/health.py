@@ -1,0 +1,40 @@
+"""Operational routes: liveness, readiness and Prometheus metrics."""
+
+import asyncio
+
+from aiohttp import web
+
+from proxy.app_keys import METRICS, PROVIDER, TIERS
+from proxy.errors import ProxyError
+
+READINESS_TIMEOUT = 3.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up and its event loop turns."""
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The caches are open and the storage provider answers."""
+    for tier in request.app[TIERS]:
+        if not await asyncio.to_thread(tier.is_open):
+            return web.Response(status=503, text=f"cache tier {tier.name} is not usable\n")
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT):
+            await request.app[PROVIDER].check()
+    except TimeoutError:
+        return web.Response(status=503, text="storage provider did not answer in time\n")
+    except ProxyError as error:
+        return web.Response(status=503, text=f"storage provider is not ready: {error.reason}\n")
+    return web.Response(text="ready\n")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition, with the tiers' size gauges refreshed first."""
+    registry = request.app[METRICS]
+    for tier in request.app[TIERS]:
+        size, entries = await asyncio.to_thread(tier.stats)
+        registry.tier_stats(tier.name, size, entries)
+    return web.Response(body=registry.exposition(), content_type="text/plain", charset="utf-8",
+                        headers={"Cache-Control": "no-store"})

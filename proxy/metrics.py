@@ -1,0 +1,85 @@
+"""Every Prometheus family, declared once (prefix `preview_proxy_`). Code calls methods, not names."""
+
+import time
+from collections.abc import AsyncIterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """The families in shared/DESIGN.md that apply so far, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._requests = Counter("preview_proxy_requests_total", "HTTP requests answered.",
+                                 ["route", "status"], registry=r)
+        self._request_seconds = Histogram("preview_proxy_request_duration_seconds",
+                                          "Time from request to response end.", ["route"],
+                                          buckets=LATENCY_BUCKETS, registry=r)
+        self._cache_requests = Counter("preview_proxy_cache_requests_total", "Cache lookups by result.",
+                                       ["tier", "result"], registry=r)
+        self._cache_size = Gauge("preview_proxy_cache_size_bytes", "Bytes held by a tier.", ["tier"],
+                                 registry=r)
+        self._cache_entries = Gauge("preview_proxy_cache_entries", "Entries held by a tier.", ["tier"],
+                                    registry=r)
+        self._cache_evictions = Counter("preview_proxy_cache_evictions_total",
+                                        "Entries removed by the size bound, idle expiry or replacement.",
+                                        ["tier"], registry=r)
+        self._cache_errors = Counter("preview_proxy_cache_errors_total",
+                                     "Cache I/O errors, each served as a miss.", ["tier"], registry=r)
+        self._upstream_requests = Counter("preview_proxy_upstream_requests_total",
+                                          "Requests to storage providers by outcome.",
+                                          ["provider", "outcome"], registry=r)
+        self._upstream_seconds = Histogram("preview_proxy_upstream_duration_seconds",
+                                           "Time to a provider's response headers.", ["provider"],
+                                           buckets=LATENCY_BUCKETS, registry=r)
+        self._upstream_bytes = Counter("preview_proxy_upstream_bytes_total",
+                                       "Body bytes received from providers.", ["provider"], registry=r)
+        self._singleflight_waiters = Counter("preview_proxy_singleflight_waiters_total",
+                                             "Requests that joined a fill already in flight.", ["tier"],
+                                             registry=r)
+
+    def request_done(self, route: str, status: int, seconds: float) -> None:
+        """One answered request."""
+        self._requests.labels(route, str(status)).inc()
+        self._request_seconds.labels(route).observe(seconds)
+
+    def cache_result(self, tier: str, result: str) -> None:
+        """A lookup: hit, miss or stale."""
+        self._cache_requests.labels(tier, result).inc()
+
+    def cache_error(self, tier: str, operation: str, error: BaseException) -> None:
+        """A cache I/O error served as a miss (TierObserver)."""
+        self._cache_errors.labels(tier).inc()
+
+    def cache_evicted(self, tier: str) -> None:
+        """An entry left a tier (TierObserver)."""
+        self._cache_evictions.labels(tier).inc()
+
+    def tier_stats(self, tier: str, size_bytes: int, entries: int) -> None:
+        """A tier's current size, refreshed before each scrape."""
+        self._cache_size.labels(tier).set(size_bytes)
+        self._cache_entries.labels(tier).set(entries)
+
+    def upstream_call(self, provider: str, outcome: str, started: float) -> None:
+        """A provider call that ended (headers received, or failed) with `outcome`."""
+        self._upstream_requests.labels(provider, outcome).inc()
+        self._upstream_seconds.labels(provider).observe(time.monotonic() - started)
+
+    async def count_upstream_bytes(self, provider: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Pass a body through, counting its bytes."""
+        counter = self._upstream_bytes.labels(provider)
+        async for chunk in chunks:
+            counter.inc(len(chunk))
+            yield chunk
+
+    def singleflight_joined(self, tier: str) -> None:
+        """A request joined a fill instead of starting one."""
+        self._singleflight_waiters.labels(tier).inc()
+
+    def exposition(self) -> bytes:
+        """The text format for /metrics."""
+        return generate_latest(self.registry)

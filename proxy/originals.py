@@ -1,0 +1,146 @@
+"""Where an original's bytes come from: local disk in place, the storage tier, or the provider.
+
+`locate` finds the representation (its metadata and a body source) and `body` streams any byte
+range of it. On a miss exactly one fill per key runs, detached from the request that started it;
+every other request for the key tails the same part file.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from cache.disk_tier import DiskTier
+from cache.entry import EntryMeta
+from cache.fill import Fill
+from cache.singleflight import SingleFlight
+from proxy.metrics import Metrics
+from proxy.storage.local import LocalProvider
+from proxy.storage.provider import ByteSpan, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
+
+log = logging.getLogger(__name__)
+
+# A range that starts within this distance of what a fill has written waits for the fill; one
+# further ahead is fetched from the provider on its own, so a seek to the end of a 4 GB video does
+# not wait for 4 GB.
+TAIL_WINDOW = 4 * 1024 * 1024
+
+
+@dataclass
+class Located:
+    """An original found: its metadata, X-Cache status, and exactly one body source (or none for HEAD)."""
+
+    info: ObjectInfo
+    cache_status: str
+    file: BinaryIO | None = None
+    fill: Fill | None = None
+
+    def close(self) -> None:
+        """Release the open file, if any."""
+        if self.file is not None:
+            self.file.close()
+
+
+class Originals:
+    """Serves originals: in place for local disk, through the storage tier for remote providers."""
+
+    def __init__(self, provider: StorageProvider, local: LocalProvider | None, tier: DiskTier,
+                 metrics: Metrics, namespace: str) -> None:
+        self._provider = provider
+        self._local = local
+        self._tier = tier
+        self._metrics = metrics
+        self._namespace = namespace
+        self._fills: SingleFlight[str, asyncio.Future[Fill | None]] = SingleFlight(
+            on_join=lambda: metrics.singleflight_joined(tier.name))
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def locate(self, ref: ObjectRef, want_body: bool) -> Located:
+        """Find the original. With `want_body`, a miss starts (or joins) the fill of the storage tier."""
+        if self._local is not None:
+            file, info = await asyncio.to_thread(self._local.open_in_place, ref)
+            return Located(info, "BYPASS", file=file)
+        key = self.cache_key(ref)
+        entry = await asyncio.to_thread(self._tier.lookup, key)
+        if entry is not None:
+            self._metrics.cache_result(self._tier.name, "hit")
+            meta = entry.meta
+            return Located(ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type),
+                           "HIT", file=entry.file)
+        self._metrics.cache_result(self._tier.name, "miss")
+        if not want_body:
+            return Located(await self._provider.head(ref), "MISS")
+        fill = await self._join_or_start_fill(ref, key)
+        if fill is None:  # the tier can't take a fill right now; stream from the provider instead
+            return Located(await self._provider.head(ref), "MISS")
+        meta = fill.meta
+        return Located(ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type), "MISS",
+                       fill=fill)
+
+    async def body(self, ref: ObjectRef, located: Located, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes [start, end) of a located original that has no file to send directly."""
+        fill = located.fill
+        if fill is not None and (start <= fill.written + TAIL_WINDOW or fill.done):
+            async for chunk in fill.read(start, end):
+                yield chunk
+            return
+        stream = await self._provider.get(ref, ByteSpan(start, end))
+        assert isinstance(stream, ObjectStream)
+        async for chunk in stream.chunks:
+            yield chunk
+
+    def cache_key(self, ref: ObjectRef) -> str:
+        """Storage-tier key: (provider namespace, bucket, key)."""
+        return f"{self._namespace}\n{ref.bucket}\n{ref.key}"
+
+    async def _join_or_start_fill(self, ref: ObjectRef, key: str) -> Fill | None:
+        pending = self._fills.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            # Nobody may be left awaiting it (every client gone); mark its exception as seen.
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._fills.claim(key, pending)
+            task = asyncio.create_task(self._fill(ref, key, pending))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        # Shielded: a client that disconnects must not cancel the fill the others are tailing.
+        return await asyncio.shield(pending)
+
+    async def _fill(self, ref: ObjectRef, key: str, pending: asyncio.Future[Fill | None]) -> None:
+        try:
+            try:
+                stream = await self._provider.get(ref)
+            except Exception as error:
+                pending.set_exception(error)
+                return
+            assert isinstance(stream, ObjectStream)
+            info = stream.info
+            meta = EntryMeta(info.size, info.etag, info.last_modified, info.content_type)
+            try:
+                part = await asyncio.to_thread(self._tier.new_part_path)
+                fill = await Fill.open(part, meta)
+            except OSError as error:
+                self._metrics.cache_error(self._tier.name, "open part file", error)
+                log.warning("tier %s: can't start a fill, streaming from the provider: %s", self._tier.name, error)
+                await _close_stream(stream)
+                pending.set_result(None)
+                return
+            pending.set_result(fill)
+            await fill.run(stream.chunks, lambda: asyncio.to_thread(self._tier.commit, key, part, meta))
+        except Exception as error:
+            log.warning("fill of %s/%s failed: %s", ref.bucket, ref.key, error or type(error).__name__)
+        finally:
+            self._fills.release(key)
+
+    async def close(self) -> None:
+        """Cancel fills still running (at shutdown)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def _close_stream(stream: ObjectStream) -> None:
+    close = getattr(stream.chunks, "aclose", None)
+    if close is not None:
+        await close()

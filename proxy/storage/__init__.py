@@ -1,0 +1,1 @@
+"""Storage providers behind one small async interface, one module per provider."""

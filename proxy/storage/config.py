@@ -1,0 +1,111 @@
+"""Storage settings in Supervisely's STORAGE_* names, parsed once into a frozen dataclass."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cache.config import ConfigError
+from proxy.env_values import read_count, read_flag, read_seconds
+
+PROVIDERS = ("http", "minio")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Which backend holds the originals, and how to reach it."""
+
+    provider: str
+    root: Path
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    access_key: str | None = None
+    secret_key: str | None = None
+    iam_role: str | None = None
+    metadata_endpoint: str | None = None
+    ca_file: Path | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    retries: int = 2
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], data_path: Path) -> "StorageConfig":
+        """Read STORAGE_* variables; raise ConfigError naming the first bad one."""
+        provider = (env.get("STORAGE_PROVIDER") or "http").strip().lower()
+        if provider not in PROVIDERS:
+            raise ConfigError(f"STORAGE_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
+        config = cls(
+            provider=provider,
+            root=data_path / "storage",
+            endpoint=_endpoint(env),
+            region=env.get("STORAGE_REGION") or "us-east-1",
+            access_key=env.get("STORAGE_ACCESS_KEY") or None,
+            secret_key=env.get("STORAGE_SECRET_KEY") or None,
+            iam_role=env.get("STORAGE_IAM_ROLE") or None,
+            metadata_endpoint=env.get("STORAGE_METADATA_ENDPOINT") or None,
+            ca_file=Path(env["STORAGE_CA_FILE"]) if env.get("STORAGE_CA_FILE") else None,
+            connect_timeout=read_seconds(env, "STORAGE_CONNECT_TIMEOUT", "5s"),
+            read_timeout=read_seconds(env, "STORAGE_READ_TIMEOUT", "30s"),
+            retries=read_count(env, "STORAGE_RETRIES", 2),
+        )
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Check the combination of settings, not just each value."""
+        if self.provider != "minio":
+            return
+        if bool(self.access_key) != bool(self.secret_key):
+            missing = "STORAGE_SECRET_KEY" if self.access_key else "STORAGE_ACCESS_KEY"
+            raise ConfigError(f"{missing}: required when the other key of the pair is set")
+        if not self.access_key and not self.iam_role:
+            raise ConfigError(
+                "STORAGE_ACCESS_KEY: required for STORAGE_PROVIDER=minio unless STORAGE_IAM_ROLE is set"
+            )
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ConfigError(f"STORAGE_CA_FILE={str(self.ca_file)!r}: expected a PEM file")
+
+    def masked(self) -> dict[str, str]:
+        """The settings as `preview-proxy config` prints them: secrets replaced, never shown."""
+        return {
+            "STORAGE_PROVIDER": self.provider,
+            "storage root (DATA_PATH/storage)": str(self.root),
+            "STORAGE_ENDPOINT": self.endpoint or "(provider default)",
+            "STORAGE_REGION": self.region,
+            "STORAGE_ACCESS_KEY": mask(self.access_key),
+            "STORAGE_SECRET_KEY": mask(self.secret_key),
+            "STORAGE_IAM_ROLE": self.iam_role or "(unset)",
+            "STORAGE_METADATA_ENDPOINT": self.metadata_endpoint or "(provider default)",
+            "STORAGE_CONNECT_TIMEOUT": f"{self.connect_timeout:g}s",
+            "STORAGE_READ_TIMEOUT": f"{self.read_timeout:g}s",
+            "STORAGE_RETRIES": str(self.retries),
+        }
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in a log line or a response."""
+        return tuple(s for s in (self.secret_key,) if s)
+
+
+def mask(secret: str | None) -> str:
+    """`(unset)`, or a fixed-width mask that reveals nothing about the value, not even its length."""
+    return "********" if secret else "(unset)"
+
+
+def _endpoint(env: Mapping[str, str]) -> str | None:
+    """STORAGE_ENDPOINT with a scheme (https unless STORAGE_SECURE=false) and STORAGE_PORT applied."""
+    raw = (env.get("STORAGE_ENDPOINT") or "").strip().rstrip("/")
+    if not raw:
+        return None
+    secure = read_flag(env, "STORAGE_SECURE", default=True)
+    if "://" not in raw:
+        raw = f"{'https' if secure else 'http'}://{raw}"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"STORAGE_ENDPOINT={raw!r}: expected host[:port] or http(s)://host[:port]")
+    port_text = (env.get("STORAGE_PORT") or "").strip()
+    if not port_text:
+        return f"{parts.scheme}://{parts.netloc}"
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"STORAGE_PORT={port_text!r}: expected a port number from 1 to 65535")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{int(port_text)}"

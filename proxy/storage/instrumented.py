@@ -1,0 +1,63 @@
+"""A provider wrapper that records upstream metrics, so no provider module knows about Prometheus."""
+
+import time
+from collections.abc import AsyncIterable
+from typing import Any
+
+from proxy.metrics import Metrics
+from proxy.storage.errors import ObjectNotFound, ProviderAccessDenied, ProviderTimeout
+from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
+
+
+class InstrumentedProvider:
+    """Counts calls by outcome, times them to the response headers, and counts body bytes."""
+
+    def __init__(self, inner: StorageProvider, metrics: Metrics) -> None:
+        self.inner = inner
+        self.provider_id = inner.provider_id
+        self._metrics = metrics
+
+    async def head(self, ref: ObjectRef) -> ObjectInfo:
+        """See StorageProvider.head."""
+        return await self._timed(self.inner.head(ref))
+
+    async def get(
+        self, ref: ObjectRef, span: ByteSpan | None = None, if_none_match: str | None = None
+    ) -> ObjectStream | NotModified:
+        """See StorageProvider.get."""
+        result = await self._timed(self.inner.get(ref, span, if_none_match))
+        if isinstance(result, ObjectStream):
+            result.chunks = self._metrics.count_upstream_bytes(self.provider_id, result.chunks)
+        return result
+
+    async def put(self, ref: ObjectRef, chunks: AsyncIterable[bytes], content_type: str) -> None:
+        """See StorageProvider.put."""
+        await self._timed(self.inner.put(ref, chunks, content_type))
+
+    async def check(self) -> None:
+        """See StorageProvider.check."""
+        await self.inner.check()
+
+    async def close(self) -> None:
+        """See StorageProvider.close."""
+        await self.inner.close()
+
+    async def _timed(self, call: Any) -> Any:
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            return await call
+        except ObjectNotFound:
+            outcome = "not_found"
+            raise
+        except ProviderTimeout:
+            outcome = "timeout"
+            raise
+        except ProviderAccessDenied:
+            outcome = "denied"
+            raise
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            self._metrics.upstream_call(self.provider_id, outcome, started)

@@ -1,0 +1,84 @@
+"""The provider interface every backend implements, and the values it trades in."""
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A checked bucket and key (see proxy.object_path for the checks)."""
+
+    bucket: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD tells: size, ETag (quoted), modification time (epoch seconds) and media type."""
+
+    size: int
+    etag: str
+    last_modified: float
+    content_type: str
+
+
+@dataclass(frozen=True)
+class ByteSpan:
+    """A byte range to fetch: [start, end) when `suffix` is None, else the last `suffix` bytes."""
+
+    start: int = 0
+    end: int | None = None
+    suffix: int | None = None
+
+
+@dataclass
+class ObjectStream:
+    """A GET in progress: the object's info, the bytes [start, end) it carries, and their chunks."""
+
+    info: ObjectInfo
+    start: int
+    end: int
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """`get` with `if_none_match` found the same version: no body was sent."""
+
+    etag: str
+
+
+class StorageProvider(Protocol):
+    """One storage backend. Errors are the typed ones in proxy.storage.errors."""
+
+    provider_id: str
+
+    async def head(self, ref: ObjectRef) -> ObjectInfo:
+        """Size, ETag, modification time and media type of an object."""
+        ...
+
+    async def get(
+        self, ref: ObjectRef, span: ByteSpan | None = None, if_none_match: str | None = None
+    ) -> ObjectStream | NotModified:
+        """Stream an object, or part of it."""
+        ...
+
+    async def put(self, ref: ObjectRef, chunks: AsyncIterable[bytes], content_type: str) -> None:
+        """Write an object; large ones go up in parts."""
+        ...
+
+    async def check(self) -> None:
+        """Raise a ProxyError unless the backend answers; used by /readyz."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def quote_etag(raw: str) -> str:
+    """An ETag as HTTP wants it: a quoted string (S3 already quotes, some backends don't)."""
+    if raw.startswith(('"', 'W/"')):
+        return raw
+    return f'"{raw}"'

@@ -1,0 +1,18 @@
+"""Providers by STORAGE_PROVIDER name: the one table the composition root builds from."""
+
+from collections.abc import Callable
+
+from proxy.storage.config import StorageConfig
+from proxy.storage.local import LocalProvider
+from proxy.storage.provider import StorageProvider
+from proxy.storage.s3 import S3Provider
+
+PROVIDER_FACTORIES: dict[str, Callable[[StorageConfig], StorageProvider]] = {
+    "http": lambda config: LocalProvider(config.root),
+    "minio": S3Provider,
+}
+
+
+def build_provider(config: StorageConfig) -> StorageProvider:
+    """The provider STORAGE_PROVIDER names (already validated by StorageConfig)."""
+    return PROVIDER_FACTORIES[config.provider](config)
