@@ -61,9 +61,10 @@ class ObstoreCalls:
             yield
         except obstore_errors.NotModifiedError:
             raise  # a value for the caller, not a failure
-        except obstore_errors.NotFoundError:
+        except (obstore_errors.NotFoundError, FileNotFoundError):
+            # obstore 0.12 raises the builtin FileNotFoundError for a missing object, not its own class.
             raise ObjectNotFound() from None
-        except (obstore_errors.PermissionDeniedError, obstore_errors.UnauthenticatedError) as error:
+        except (obstore_errors.PermissionDeniedError, obstore_errors.UnauthenticatedError, PermissionError) as error:
             self._log(ref, operation, error)
             raise ProviderAccessDenied() from None
         except TimeoutError:

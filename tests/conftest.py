@@ -1,0 +1,50 @@
+"""Fixtures that start real peers on random loopback ports: the server, moto's S3, proxies."""
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.s3 import MotoS3
+from tests.support.server import ServerProcess
+
+REPO = Path(__file__).resolve().parent.parent
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoS3]:
+    """One moto S3 server for the session; tests use their own buckets."""
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(moto: MotoS3) -> str:
+    """A fresh bucket on moto."""
+    return moto.create_bucket(f"pp-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def data_path(tmp_path: Path) -> Path:
+    """DATA_PATH for one test, with an empty local storage root."""
+    (tmp_path / "data" / "storage").mkdir(parents=True)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def start_server(data_path: Path) -> Iterator[StartServer]:
+    """Start preview-proxy processes with extra env; all are stopped at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(**env: str) -> ServerProcess:
+        server = ServerProcess({"DATA_PATH": str(data_path), **env}, cwd=REPO)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
