@@ -101,9 +101,13 @@ class DiskTier:
 
     def remove_leftovers(self) -> int:
         """Delete part files left by a fill that died with its process. Call before serving."""
-        if not self._parts.exists():
+        try:
+            count = sum(1 for _ in self._parts.iterdir())
+        except FileNotFoundError:
             return 0
-        count = sum(1 for _ in self._parts.iterdir())
+        except OSError as error:
+            self._report("remove leftovers", error)
+            return 0
         shutil.rmtree(self._parts, ignore_errors=True)
         if count:
             log.info("tier %s: removed %d unfinished part file(s) left by an earlier run", self.name, count)

@@ -68,14 +68,18 @@ class Originals:
             meta = entry.meta
             return Located(ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type),
                            "HIT", file=entry.file)
-        self._metrics.cache_result(self._tier.name, "miss")
         if not want_body:
+            self._metrics.cache_result(self._tier.name, "miss")
             return Located(await self._provider.head(ref), "MISS")
-        fill = await self._join_or_start_fill(ref, key)
+        fill, started = await self._join_or_start_fill(ref, key)
+        # Like nginx with proxy_cache_lock: only the request that went to the provider is a miss;
+        # those that joined its fill are served from the entry as it fills.
+        status = "MISS" if started else "HIT"
+        self._metrics.cache_result(self._tier.name, status.lower())
         if fill is None:  # the tier can't take a fill right now; stream from the provider instead
-            return Located(await self._provider.head(ref), "MISS")
+            return Located(await self._provider.head(ref), status)
         meta = fill.meta
-        return Located(ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type), "MISS",
+        return Located(ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type), status,
                        fill=fill)
 
     async def body(self, ref: ObjectRef, located: Located, start: int, end: int) -> AsyncIterator[bytes]:
@@ -94,8 +98,10 @@ class Originals:
         """Storage-tier key: (provider namespace, bucket, key)."""
         return f"{self._namespace}\n{ref.bucket}\n{ref.key}"
 
-    async def _join_or_start_fill(self, ref: ObjectRef, key: str) -> Fill | None:
+    async def _join_or_start_fill(self, ref: ObjectRef, key: str) -> tuple[Fill | None, bool]:
+        """The fill for `key` (None if the tier can't take one) and whether this call started it."""
         pending = self._fills.get(key)
+        started = pending is None
         if pending is None:
             pending = asyncio.get_running_loop().create_future()
             # Nobody may be left awaiting it (every client gone); mark its exception as seen.
@@ -105,7 +111,7 @@ class Originals:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         # Shielded: a client that disconnects must not cancel the fill the others are tailing.
-        return await asyncio.shield(pending)
+        return await asyncio.shield(pending), started
 
     async def _fill(self, ref: ObjectRef, key: str, pending: asyncio.Future[Fill | None]) -> None:
         try:

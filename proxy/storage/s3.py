@@ -1,8 +1,10 @@
 """S3 and S3-compatible stores (MinIO) through obstore's S3Store: static keys or an IAM role."""
 
+from __future__ import annotations
+
 from collections.abc import AsyncIterable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import obstore
 import obstore.exceptions as obstore_errors
@@ -17,6 +19,10 @@ from proxy.storage.obstore_calls import (
     info_from_obstore,
 )
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream
+
+if TYPE_CHECKING:  # obstore's option types exist only in its stubs, not at run time
+    from obstore import GetOptions
+    from obstore.store import ClientConfig, S3Config
 
 # Objects above this go up as a multipart upload.
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
@@ -55,7 +61,7 @@ class S3Provider:
         self, ref: ObjectRef, span: ByteSpan | None = None, if_none_match: str | None = None
     ) -> ObjectStream | NotModified:
         """GET the object or a range of it; the body streams in chunks."""
-        options: dict[str, Any] = {}
+        options: GetOptions = {}
         if span is not None:
             options["range"] = {"suffix": span.suffix} if span.suffix is not None else (
                 (span.start, span.end) if span.end is not None else {"offset": span.start})
@@ -85,9 +91,9 @@ class S3Provider:
         self._stores.clear()
 
 
-def s3_settings(config: StorageConfig) -> dict[str, Any]:
+def s3_settings(config: StorageConfig) -> S3Config:
     """S3Config for obstore: region, endpoint with path-style addressing, and keys or IAM role."""
-    settings: dict[str, Any] = {"region": config.region, "virtual_hosted_style_request": False}
+    settings: S3Config = {"region": config.region, "virtual_hosted_style_request": False}
     if config.endpoint:
         settings["endpoint"] = config.endpoint
     if config.access_key and config.secret_key:
@@ -98,9 +104,9 @@ def s3_settings(config: StorageConfig) -> dict[str, Any]:
     return settings
 
 
-def client_options(config: StorageConfig) -> dict[str, Any]:
+def client_options(config: StorageConfig) -> ClientConfig:
     """HTTP client options shared by every obstore store of this configuration."""
-    options: dict[str, Any] = {
+    options: ClientConfig = {
         "allow_http": bool(config.endpoint and config.endpoint.startswith("http://")),
         "connect_timeout": timedelta(seconds=config.connect_timeout),
         # obstore's `timeout` covers a whole body; a 4 GB original must not hit it. Stalls are caught

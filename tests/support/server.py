@@ -27,7 +27,7 @@ class ServerProcess:
             cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
-        if not self._listening.wait(START_TIMEOUT):
+        if not self._listening.wait(START_TIMEOUT) or not self.base_url:
             self.stop()
             raise RuntimeError("server did not start:\n" + "\n".join(self.log_lines[-30:]))
 

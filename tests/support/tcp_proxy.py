@@ -5,6 +5,7 @@ latency, throttle, cut a connection with a reset after N bytes, or swallow every
 It is a real peer on a real socket: the server under test can't tell it from the network.
 """
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -192,15 +193,14 @@ class _RequestHeadParser:
 
 def _reset(sock: socket.socket) -> None:
     """Close with SO_LINGER 0, so the peer gets a RST rather than a clean FIN."""
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
+        # The request pump is blocked in recv() on this socket; until it returns, close() can't tear
+        # the connection down (Linux keeps it alive for the in-flight call). SHUT_RD wakes it.
+        sock.shutdown(socket.SHUT_RD)
     _close_quietly(sock)
 
 
 def _close_quietly(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass

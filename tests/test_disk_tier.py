@@ -1,0 +1,292 @@
+"""cache/disk_tier.py and cache/entry_disk.py on real temporary directories: adoption, LRU, idle expiry, faults."""
+
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from cache.config import TierConfig
+from cache.disk_tier import DiskTier
+from cache.entry import EntryMeta
+
+ENTRY = 256 * 1024
+
+
+class RecordingObserver:
+    """Keeps every event a tier reports."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, str, BaseException]] = []
+        self.evictions = 0
+
+    def cache_error(self, tier: str, operation: str, error: BaseException) -> None:
+        self.errors.append((tier, operation, error))
+
+    def cache_evicted(self, tier: str) -> None:
+        self.evictions += 1
+
+
+OpenTier = Callable[..., DiskTier]
+
+
+@pytest.fixture
+def observer() -> RecordingObserver:
+    return RecordingObserver()
+
+
+@pytest.fixture
+def open_tier(tmp_path: Path, observer: RecordingObserver) -> Iterator[OpenTier]:
+    """Open tiers under tmp_path (size in bytes, idle in seconds); all are closed at teardown."""
+    opened: list[DiskTier] = []
+
+    def open_(name: str = "storage", size_limit: int = 1 << 30, idle: float = 3600.0) -> DiskTier:
+        tier = DiskTier(TierConfig(name, tmp_path / name, size_limit, idle), observer)
+        opened.append(tier)
+        return tier
+
+    yield open_
+    for tier in opened:
+        tier.close()
+
+
+def payload(label: str, size: int = ENTRY) -> bytes:
+    seed = hashlib.sha256(label.encode()).digest()
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+def meta_for(data: bytes) -> EntryMeta:
+    return EntryMeta(len(data), f'"{hashlib.md5(data).hexdigest()}"', 1_700_000_000.0, "image/png")
+
+
+def write_part(tier: DiskTier, data: bytes) -> Path:
+    part = tier.new_part_path()
+    part.write_bytes(data)
+    return part
+
+
+def put(tier: DiskTier, key: str, data: bytes) -> None:
+    assert tier.commit(key, write_part(tier, data), meta_for(data))
+
+
+def read(tier: DiskTier, key: str) -> bytes | None:
+    """The entry's bytes, or None on a miss (the entry's file is closed either way)."""
+    entry = tier.lookup(key)
+    if entry is None:
+        return None
+    with entry.file:
+        return entry.file.read()
+
+
+def wait_for_clock(target: float, timeout: float = 10.0) -> None:
+    """Let time.time() (diskcache's clock) pass `target`: bounded in polls and in seconds."""
+    step = 0.01
+    for _ in range(int(timeout / step)):
+        if time.time() >= target:
+            return
+        time.sleep(step)
+    raise AssertionError(f"time.time() did not reach {target} within {timeout}s")
+
+
+def touch_interval(idle: float) -> float:
+    """How stale an entry's idle clock must be before a hit refreshes it (see cache/disk_tier.py)."""
+    return min(idle / 16, 60.0)
+
+
+def test_commit_then_lookup(open_tier: OpenTier, observer: RecordingObserver) -> None:
+    tier = open_tier()
+    data = payload("a")
+    put(tier, "a", data)
+    entry = tier.lookup("a")
+    assert entry is not None
+    with entry.file:
+        assert entry.file.read() == data
+    assert entry.meta == meta_for(data)
+    assert observer.errors == []
+
+
+def test_miss_is_none(open_tier: OpenTier) -> None:
+    tier = open_tier()
+    put(tier, "a", payload("a"))
+    assert tier.lookup("b") is None
+
+
+def test_commit_adopts_part_by_rename(open_tier: OpenTier) -> None:
+    tier = open_tier()
+    part = write_part(tier, payload("a"))
+    inode = os.stat(part).st_ino
+    assert tier.commit("a", part, meta_for(payload("a")))
+    assert not part.exists()
+    entry = tier.lookup("a")
+    assert entry is not None
+    with entry.file:
+        # Same inode: the part file itself became the entry; nothing was copied.
+        assert os.fstat(entry.file.fileno()).st_ino == inode
+
+
+def test_recommit_replaces_entry(open_tier: OpenTier, observer: RecordingObserver) -> None:
+    tier = open_tier()
+    put(tier, "a", payload("old"))
+    put(tier, "a", payload("new"))
+    assert read(tier, "a") == payload("new")
+    assert observer.evictions == 1
+    assert tier.stats()[1] == 1
+
+
+def test_entry_larger_than_tier_not_stored(open_tier: OpenTier) -> None:
+    tier = open_tier(size_limit=ENTRY)
+    put(tier, "small", payload("small", ENTRY // 4))
+    big = payload("big", ENTRY + 1)
+    part = write_part(tier, big)
+    assert tier.commit("big", part, meta_for(big)) is False
+    assert not part.exists()
+    assert tier.lookup("big") is None
+    assert read(tier, "small") == payload("small", ENTRY // 4)
+
+
+def empty_volume(open_tier: OpenTier) -> int:
+    """What an empty tier's SQLite file alone counts against size_limit."""
+    return open_tier("probe").stats()[0]
+
+
+def test_over_limit_evicts_and_stays_bounded(open_tier: OpenTier, observer: RecordingObserver) -> None:
+    limit = empty_volume(open_tier) + ENTRY * 7 // 2
+    tier = open_tier(size_limit=limit)
+    for key in "abcd":
+        put(tier, key, payload(key))
+    volume, entries = tier.stats()
+    assert volume <= limit
+    assert entries < 4
+    assert observer.evictions >= 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: cache/disk_tier.py cull_limit=64 makes diskcache's _cull delete up to 64 rows at once "
+    "when over size_limit (grantjenks/python-diskcache#284), so one commit empties the tier, itself included",
+)
+def test_lru_evicts_least_recently_read(open_tier: OpenTier, observer: RecordingObserver) -> None:
+    idle = 4.8  # a hit refreshes the idle clock once it is 0.3 s old; nothing expires within the test
+    tier = open_tier(size_limit=empty_volume(open_tier) + ENTRY * 7 // 2, idle=idle)
+    put(tier, "a", payload("a"))
+    committed_a = time.time()
+    put(tier, "b", payload("b"))
+    put(tier, "c", payload("c"))
+    wait_for_clock(committed_a + touch_interval(idle) + 0.05)
+    assert read(tier, "a") == payload("a")  # a is now more recently touched than b and c
+    put(tier, "d", payload("d"))
+    present = {key: read(tier, key) == payload(key) for key in "abcd"}
+    assert present == {"a": True, "b": False, "c": True, "d": True}
+    assert observer.evictions == 1
+
+
+def test_idle_entry_expires(open_tier: OpenTier) -> None:
+    idle = 1.0
+    tier = open_tier(idle=idle)
+    put(tier, "a", payload("a"))
+    assert read(tier, "a") == payload("a")
+    last_read = time.time()
+    wait_for_clock(last_read + idle + 0.1)
+    assert tier.lookup("a") is None
+
+
+def test_reads_keep_entry_alive(open_tier: OpenTier) -> None:
+    idle = 1.0
+    tier = open_tier(idle=idle)
+    put(tier, "a", payload("a"))
+    started = time.time()
+    for _ in range(8):  # 8 reads 0.25 s apart span twice the idle period
+        wait_for_clock(time.time() + idle / 4)
+        assert read(tier, "a") == payload("a")
+    assert time.time() - started > idle
+
+
+def count_touches(tier: DiskTier, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the SQLite writes a hit makes (the only monkeypatch in this module: it counts calls)."""
+    touches: list[float] = []
+    real_touch = tier._cache.touch
+
+    def counting_touch(key: str, expire: float | None = None) -> bool:
+        touches.append(time.time())
+        return bool(real_touch(key, expire=expire))
+
+    monkeypatch.setattr(tier._cache, "touch", counting_touch)
+    return touches
+
+
+def test_hot_entry_not_written_per_hit(open_tier: OpenTier, monkeypatch: pytest.MonkeyPatch) -> None:
+    tier = open_tier(idle=3600.0)  # touch interval 60 s: far longer than 100 lookups take
+    put(tier, "a", payload("a"))
+    touches = count_touches(tier, monkeypatch)
+    for _ in range(100):
+        assert read(tier, "a") is not None
+    assert len(touches) <= 1
+
+
+def test_stale_hit_refreshes_once(open_tier: OpenTier, monkeypatch: pytest.MonkeyPatch) -> None:
+    idle = 1.6
+    tier = open_tier(idle=idle)
+    put(tier, "a", payload("a"))
+    committed = time.time()
+    touches = count_touches(tier, monkeypatch)
+    wait_for_clock(committed + touch_interval(idle) + 0.02)
+    assert read(tier, "a") is not None
+    assert len(touches) == 1
+    for _ in range(20):
+        assert read(tier, "a") is not None
+    # Further hits within the next interval leave the fresh idle clock alone.
+    assert len(touches) <= 2
+
+
+def test_remove_leftovers(open_tier: OpenTier) -> None:
+    tier = open_tier()
+    put(tier, "kept", payload("kept"))
+    parts = [write_part(tier, payload(str(i), 100)) for i in range(3)]
+    assert tier.remove_leftovers() == len(parts)
+    assert not any(part.exists() for part in parts)
+    assert tier.remove_leftovers() == 0
+    assert read(tier, "kept") == payload("kept")
+
+
+def corrupt(tier: DiskTier) -> None:
+    """Close the tier and overwrite its database with garbage (diskcache reconnects on next use)."""
+    tier.close()
+    (tier.config.path / "cache.db").write_bytes(b"not a database " * 4096)
+
+
+def test_corrupt_db_lookup_is_miss(open_tier: OpenTier, observer: RecordingObserver) -> None:
+    tier = open_tier()
+    put(tier, "a", payload("a"))
+    corrupt(tier)
+    assert tier.lookup("a") is None
+    assert [(name, op) for name, op, _ in observer.errors] == [("storage", "lookup")]
+    assert isinstance(observer.errors[0][2], sqlite3.DatabaseError)
+    assert tier.stats() == (0, 0)
+    assert tier.is_open() is False
+
+
+def test_corrupt_db_commit_reports_error(open_tier: OpenTier, observer: RecordingObserver) -> None:
+    tier = open_tier()
+    corrupt(tier)
+    data = payload("a")
+    part = write_part(tier, data)
+    assert tier.commit("a", part, meta_for(data)) is False
+    assert [op for _, op, _ in observer.errors] == ["commit"]
+    assert not part.exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: cache/disk_tier.py commit: EntryDisk.store renames the part into the tree before the "
+    "SQLite insert; when the insert fails nothing deletes the renamed file, so it leaks, uncounted",
+)
+def test_failed_commit_leaves_no_file(open_tier: OpenTier) -> None:
+    tier = open_tier()
+    corrupt(tier)
+    data = payload("a")
+    assert tier.commit("a", write_part(tier, data), meta_for(data)) is False
+    leaked = [p for p in tier.config.path.rglob("*") if p.is_file() and p.read_bytes() == data]
+    assert leaked == []

@@ -1,0 +1,230 @@
+"""cache/fill.py (one writer, readers tailing the part file) and cache/singleflight.py, on real files.
+
+Each test drives its own event loop with asyncio.run and bounds every wait with asyncio.wait_for.
+"""
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from cache.entry import EntryMeta
+from cache.fill import READ_CHUNK, Fill, FillFailed
+from cache.singleflight import SingleFlight
+
+TIMEOUT = 10.0
+# Several read chunks and a ragged tail, so readers cross chunk boundaries while the writer works.
+DATA = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range((3 * READ_CHUNK + 777) // 32 + 1))
+DATA = DATA[: 3 * READ_CHUNK + 777]
+
+
+class SourceBroke(Exception):
+    """The origin failed mid-way."""
+
+
+def meta_for(data: bytes, size: int | None = None) -> EntryMeta:
+    return EntryMeta(len(data) if size is None else size, '"v1"', 1_700_000_000.0, "image/png")
+
+
+async def source(data: bytes, chunk: int = 100_000, fail_after: int | None = None) -> AsyncIterator[bytes]:
+    """Yield `data` in chunks, letting other tasks run in between; raise after `fail_after` bytes."""
+    for offset in range(0, len(data), chunk):
+        if fail_after is not None and offset >= fail_after:
+            raise SourceBroke(f"connection reset after {offset} bytes")
+        yield data[offset : offset + chunk]
+        await asyncio.sleep(0)  # a scheduling point, as a network read would be; not synchronisation
+    if fail_after is not None:
+        raise SourceBroke("connection reset at the end")
+
+
+def renaming_commit(part: Path, final: Path, calls: list[Path]) -> Callable[[], Awaitable[bool]]:
+    """A commit that adopts the part file by rename, as a disk tier does."""
+
+    async def commit() -> bool:
+        calls.append(part)
+        await asyncio.to_thread(os.rename, part, final)
+        return True
+
+    return commit
+
+
+async def collect(fill: Fill, start: int, end: int) -> bytes:
+    return b"".join([chunk async for chunk in fill.read(start, end)])
+
+
+async def collect_until_error(fill: Fill, got: list[bytes]) -> None:
+    async for chunk in fill.read(0, fill.meta.size):
+        got.append(chunk)
+
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` on a fresh event loop, failing if it takes longer than TIMEOUT."""
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(coroutine, TIMEOUT)
+
+    return asyncio.run(bounded())
+
+
+def test_writer_and_two_tailing_readers(tmp_path: Path) -> None:
+    part, final, commits = tmp_path / "e.part", tmp_path / "e.val", []
+
+    async def scenario() -> tuple[bool, bytes, bytes]:
+        fill = await Fill.open(part, meta_for(DATA))
+        # Readers start first, so they must wait for bytes the writer has not produced yet.
+        readers = [asyncio.create_task(collect(fill, 0, len(DATA))) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert not any(reader.done() for reader in readers)
+        committed = await fill.run(source(DATA), renaming_commit(part, final, commits))
+        first, second = await asyncio.gather(*readers)
+        return committed, first, second
+
+    committed, first, second = run(scenario())
+    assert committed is True
+    assert first == DATA
+    assert second == DATA
+    assert commits == [part]
+    assert final.read_bytes() == DATA
+
+
+def test_reader_after_commit_reads_all(tmp_path: Path) -> None:
+    part, final = tmp_path / "e.part", tmp_path / "e.val"
+
+    async def scenario() -> tuple[bool, bool, bytes]:
+        fill = await Fill.open(part, meta_for(DATA))
+        await fill.run(source(DATA), renaming_commit(part, final, []))
+        part_left = part.exists()
+        return fill.done, part_left, await collect(fill, 0, len(DATA))
+
+    done, part_left, late = run(scenario())
+    assert done is True
+    assert part_left is False
+    assert late == DATA
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(0, 1), (1000, READ_CHUNK + 5000), (READ_CHUNK, 2 * READ_CHUNK), (len(DATA) - 10, len(DATA))],
+)
+def test_reader_of_sub_range(tmp_path: Path, start: int, end: int) -> None:
+    part = tmp_path / "e.part"
+
+    async def scenario() -> bytes:
+        fill = await Fill.open(part, meta_for(DATA))
+        reader = asyncio.create_task(collect(fill, start, end))
+        await fill.run(source(DATA), renaming_commit(part, tmp_path / "e.val", []))
+        return await reader
+
+    assert run(scenario()) == DATA[start:end]
+
+
+def test_source_error_fails_readers(tmp_path: Path) -> None:
+    part = tmp_path / "e.part"
+    fail_after = READ_CHUNK + 1
+    commits: list[Path] = []
+
+    async def scenario() -> list[object]:
+        fill = await Fill.open(part, meta_for(DATA))
+        got: list[list[bytes]] = [[], []]
+        readers = [asyncio.create_task(collect_until_error(fill, chunks)) for chunks in got]
+        writer = fill.run(source(DATA, fail_after=fail_after), renaming_commit(part, tmp_path / "e.val", commits))
+        outcomes = await asyncio.gather(writer, *readers, return_exceptions=True)
+        late = await asyncio.gather(collect(fill, 0, 10), return_exceptions=True)
+        return [*outcomes, *late, *(b"".join(chunks) for chunks in got)]
+
+    writer, first, second, late, got_first, got_second = run(scenario())
+    assert isinstance(writer, SourceBroke)  # the writer sees the origin's own error
+    assert isinstance(first, FillFailed) and isinstance(second, FillFailed)
+    assert isinstance(late, FillFailed)  # joining after the failure fails too, at once
+    for got in (got_first, got_second):
+        assert isinstance(got, bytes) and DATA.startswith(got) and len(got) < len(DATA)
+    assert commits == []
+    assert not part.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_short_source_fails_without_commit(tmp_path: Path) -> None:
+    part = tmp_path / "e.part"
+    commits: list[Path] = []
+    short = DATA[: len(DATA) // 2]
+
+    async def scenario() -> list[object]:
+        fill = await Fill.open(part, meta_for(DATA))
+        reader = asyncio.create_task(collect(fill, 0, len(DATA)))
+        writer = fill.run(source(short), renaming_commit(part, tmp_path / "e.val", commits))
+        return list(await asyncio.gather(writer, reader, return_exceptions=True))
+
+    writer, reader = run(scenario())
+    assert isinstance(writer, FillFailed)
+    assert str(len(short)) in str(writer) and str(len(DATA)) in str(writer)
+    assert isinstance(reader, FillFailed)
+    assert commits == []
+    assert not part.exists()
+
+
+def test_long_source_fails_without_commit(tmp_path: Path) -> None:
+    part = tmp_path / "e.part"
+    commits: list[Path] = []
+
+    async def scenario() -> object:
+        fill = await Fill.open(part, meta_for(DATA, size=len(DATA) - 1))
+        writer = fill.run(source(DATA), renaming_commit(part, tmp_path / "e.val", commits))
+        return (await asyncio.gather(writer, return_exceptions=True))[0]
+
+    assert isinstance(run(scenario()), FillFailed)
+    assert commits == []
+    assert not part.exists()
+
+
+def test_open_refuses_existing_part(tmp_path: Path) -> None:
+    part = tmp_path / "e.part"
+    part.write_bytes(b"someone else's")
+    with pytest.raises(FileExistsError):
+        run(Fill.open(part, meta_for(DATA)))
+    assert part.read_bytes() == b"someone else's"
+
+
+# --- SingleFlight ------------------------------------------------------------------------------
+
+
+def test_singleflight_claim_get_release() -> None:
+    joins: list[None] = []
+    flights: SingleFlight[str, object] = SingleFlight(on_join=lambda: joins.append(None))
+    work = object()
+    assert flights.get("k") is None
+    flights.claim("k", work)
+    assert len(flights) == 1
+    assert flights.get("k") is work
+    assert flights.get("k") is work
+    assert flights.get("other") is None
+    assert len(joins) == 2  # only lookups that found work count as joins
+    flights.release("k")
+    assert flights.get("k") is None
+    assert len(flights) == 0
+    assert len(joins) == 2
+
+
+def test_singleflight_claim_twice_raises() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    first = object()
+    flights.claim("k", first)
+    with pytest.raises(RuntimeError, match="k"):
+        flights.claim("k", object())
+    assert flights.get("k") is first
+
+
+def test_singleflight_reclaim_after_release() -> None:
+    flights: SingleFlight[str, object] = SingleFlight()
+    flights.claim("k", object())
+    flights.release("k")
+    flights.release("k")  # releasing twice is harmless
+    second = object()
+    flights.claim("k", second)
+    assert flights.get("k") is second
