@@ -40,17 +40,30 @@ class DiskTier:
         self._observer = observer
         self._parts = config.path / "partial"
         self._touch_after = min(config.idle_seconds * TOUCH_FRACTION, TOUCH_CAP_SECONDS)
-        config.path.mkdir(parents=True, exist_ok=True)
-        self._cache = diskcache.Cache(
-            str(config.path),
+        try:
+            self._cache = self._open()
+        except sqlite3.DatabaseError as error:
+            # A cache holds nothing that can't be fetched again: start it afresh rather than refuse
+            # to serve.
+            self._report("open", error)
+            log.error("tier %s: database at %s is unreadable (%s); starting the tier empty",
+                      self.name, config.path, error)
+            shutil.rmtree(config.path, ignore_errors=True)
+            self._cache = self._open()
+        self._cache.disk.on_remove = lambda: observer.cache_evicted(self.name)
+
+    def _open(self) -> diskcache.Cache:
+        self.config.path.mkdir(parents=True, exist_ok=True)
+        return diskcache.Cache(
+            str(self.config.path),
             disk=EntryDisk,
-            size_limit=config.size_limit,
+            size_limit=self.config.size_limit,
             eviction_policy=LEAST_RECENTLY_TOUCHED,
             statistics=False,
-            # A big commit may push several small entries out at once.
-            cull_limit=64,
+            # The policy's SQL picks exactly the entries needed to get back under the bound; this
+            # only caps one transaction's work (a huge commit may push out many small entries).
+            cull_limit=1000,
         )
-        self._cache.disk.on_remove = lambda: observer.cache_evicted(self.name)
 
     def lookup(self, key: str) -> CachedEntry | None:
         """Return the live entry for `key` as an open file, or None on a miss or a cache error."""
@@ -84,12 +97,14 @@ class DiskTier:
             # Larger than the whole tier: storing it would only evict everything else, then itself.
             self.discard(part)
             return False
+        finished = FinishedFile(part, meta)
         try:
-            self._cache.set(key, FinishedFile(part, meta), expire=self.config.idle_seconds)
+            self._cache.set(key, finished, expire=self.config.idle_seconds)
             return True
         except CACHE_ERRORS as error:
             self._report("commit", error)
-            self.discard(part)
+            # The file may already sit in diskcache's tree with no row pointing at it.
+            self.discard(Path(finished.adopted_as) if finished.adopted_as else part)
             return False
 
     def discard(self, part: Path) -> None:

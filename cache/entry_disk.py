@@ -17,6 +17,21 @@ from cache.entry import CachedEntry, EntryMeta
 
 LEAST_RECENTLY_TOUCHED = "least-recently-touched"
 
+# The oldest entries (by expire_time, i.e. by last touch) whose removal brings the volume back under
+# the size limit, and no more: diskcache's own policies delete `cull_limit` rows at once whatever
+# their size, which with large entries empties the tier (grantjenks/python-diskcache#284).
+# An entry is a victim while the bytes freed by the entries older than it are short of the excess.
+# Volume counts the database file too, as diskcache's Cache.volume() does.
+_LRU_VICTIMS = (
+    "SELECT {fields} FROM Cache WHERE rowid IN ("
+    " SELECT rowid FROM ("
+    "  SELECT rowid, SUM(size) OVER (ORDER BY expire_time, rowid) - size AS freed_before FROM Cache)"
+    " WHERE freed_before < (SELECT SUM(size) FROM Cache)"
+    "  + (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())"
+    "  - (SELECT value FROM Settings WHERE key = 'size_limit'))"
+    " ORDER BY expire_time LIMIT ?"
+)
+
 # diskcache keeps its eviction strategies in this table (diskcache/core.py, EVICTION_POLICY) and
 # looks the policy up by name on every cull. Each tier stores every entry with the same idle period
 # and refreshes `expire_time` when a hit finds it stale, so ordering by `expire_time` is ordering by
@@ -24,17 +39,20 @@ LEAST_RECENTLY_TOUCHED = "least-recently-touched"
 # "get": None keeps diskcache's no-transaction fast path for reads. The index already exists
 # (diskcache creates Cache_expire_time for every cache).
 diskcache.core.EVICTION_POLICY.setdefault(
-    LEAST_RECENTLY_TOUCHED,
-    {"init": None, "get": None, "cull": "SELECT {fields} FROM Cache ORDER BY expire_time LIMIT ?"},
+    LEAST_RECENTLY_TOUCHED, {"init": None, "get": None, "cull": _LRU_VICTIMS},
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class FinishedFile:
-    """A complete, length-checked part file, ready to become an entry."""
+    """A complete, length-checked part file, ready to become an entry.
+
+    `adopted_as` is where `store` moved it, so a commit whose SQLite insert then fails can delete it.
+    """
 
     path: Path
     meta: EntryMeta
+    adopted_as: str | None = None
 
 
 class EntryDisk(diskcache.Disk):
@@ -51,6 +69,7 @@ class EntryDisk(diskcache.Disk):
         filename, full_path = self.filename(key, value)
         os.makedirs(os.path.dirname(full_path), exist_ok=True)
         os.rename(value.path, full_path)
+        value.adopted_as = full_path
         return value.meta.size, diskcache.core.MODE_BINARY, filename, value.meta.to_json()
 
     def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:

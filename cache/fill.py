@@ -2,8 +2,9 @@
 
 The writer (`run`) pulls chunks from the origin and writes them off the event loop. Readers share one
 read-only descriptor and `pread` from it (the descriptor survives the rename at commit), so memory
-stays constant however big the object is and however many clients wait. The part file becomes an entry only through `commit`, after its length
-checks out; a fill that fails wakes every reader with the error and leaves nothing behind.
+stays constant however big the object is and however many clients wait. The part file becomes an
+entry only through `commit`, after its length checks out; a fill that fails wakes every reader with
+the error and leaves nothing behind.
 """
 
 import asyncio

@@ -10,8 +10,8 @@ DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 
 SIZE_FORMS = "a byte count or a number with k, m, g or t (powers of 1024), e.g. 512m, 10g"
 DURATION_FORMS = "a number with ms, s, m, h, d, w, M or y, combinable as in nginx, e.g. 30s, 12h, 1h30m"
 
-_SIZE = re.compile(r"(\d+)([kmgt]?)b?", re.IGNORECASE)
-_DURATION_PART = re.compile(r"(\d+)(ms|[smhdwMy]?)")
+_SIZE = re.compile(r"([0-9]+)([kmgt]?)b?", re.IGNORECASE)
+_DURATION_PART = re.compile(r"([0-9]+)(ms|[smhdwMy]?)")
 
 
 def parse_size(text: str) -> int:

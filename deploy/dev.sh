@@ -13,7 +13,7 @@ VENV=.venv
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 
 # Debian packages: the C libraries pillow-simd links against, and a compiler with Python headers.
-APT_PACKAGES=(gcc libc6-dev pkg-config python3-dev python3-venv
+APT_PACKAGES=(ca-certificates gcc libc6-dev pkg-config python3-dev python3-venv
   libjpeg62-turbo-dev zlib1g-dev libwebp-dev libtiff-dev libopenjp2-7-dev liblcms2-dev libfreetype-dev)
 
 install_apt_packages() {

@@ -1,4 +1,4 @@
-"""Writing a body after the headers: a file through sendfile (or its fallback), or a chunk stream."""
+"""Writing a body after the headers: a file by sendfile(2) (or chunks read off the loop), or a stream."""
 
 import asyncio
 import logging
@@ -14,21 +14,17 @@ FALLBACK_CHUNK = 256 * 1024
 
 async def send_file(request: web.Request, response: web.StreamResponse, file: BinaryIO, start: int,
                     end: int, use_sendfile: bool) -> None:
-    """Send bytes [start, end) of an open file on a prepared response.
-
-    sendfile(2) when the event loop offers it; otherwise (uvloop has no loop.sendfile) chunks read
-    off the loop, as aiohttp's own FileResponse falls back.
-    """
-    count = end - start
-    if count <= 0:
+    """Send bytes [start, end) of an open file on a prepared response."""
+    if end <= start:
         return
     transport = request.transport
-    if use_sendfile and transport is not None:
-        try:
-            await asyncio.get_running_loop().sendfile(transport, file, start, count)
+    # Raw sendfile may only start once everything aiohttp wrote (the headers) has left the transport,
+    # or the bytes would overtake them. That is the usual case right after prepare().
+    if use_sendfile and transport is not None and transport.get_write_buffer_size() == 0:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            await _sendfile(sock.fileno(), file, start, end - start)
             return
-        except NotImplementedError:
-            pass
     position = start
     while position < end:
         chunk = await asyncio.to_thread(os.pread, file.fileno(), min(FALLBACK_CHUNK, end - position), position)
@@ -36,6 +32,35 @@ async def send_file(request: web.Request, response: web.StreamResponse, file: Bi
             raise ConnectionAbortedError("file shrank while it was being sent")
         position += len(chunk)
         await response.write(chunk)
+
+
+async def _sendfile(socket_fd: int, file: BinaryIO, offset: int, count: int) -> None:
+    """Zero-copy file-to-socket copy that works on uvloop, which has no loop.sendfile().
+
+    uvloop refuses a writability watcher on a descriptor its transport owns, so we watch a dup() of
+    the socket instead; both name the same non-blocking socket, so sendfile(2) on the dup writes to
+    the connection and EAGAIN means "wait until it drains".
+    """
+    loop = asyncio.get_running_loop()
+    fd = os.dup(socket_fd)
+    try:
+        while count > 0:
+            try:
+                sent = os.sendfile(fd, file.fileno(), offset, count)
+            except BlockingIOError:
+                writable = loop.create_future()
+                loop.add_writer(fd, lambda: writable.done() or writable.set_result(None))
+                try:
+                    await writable
+                finally:
+                    loop.remove_writer(fd)
+                continue
+            if sent == 0:
+                raise ConnectionAbortedError("file shrank while it was being sent")
+            offset += sent
+            count -= sent
+    finally:
+        os.close(fd)
 
 
 async def send_chunks(response: web.StreamResponse, chunks: AsyncIterator[bytes], expected: int) -> None:

@@ -6,6 +6,7 @@ returns the outcome the handler then carries out.
 
 import enum
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from aiohttp import hdrs
@@ -93,6 +94,10 @@ def _http_date(value: str | None) -> int | None:
     if not value:
         return None
     try:
-        return int(parsedate_to_datetime(value).timestamp())
+        moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if moment.tzinfo is None:
+        # asctime dates carry no zone, and RFC 9110 section 5.6.7 says every HTTP-date is GMT.
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())

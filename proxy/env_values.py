@@ -34,6 +34,6 @@ def read_seconds(env: Mapping[str, str], name: str, default: str) -> float:
 def read_count(env: Mapping[str, str], name: str, default: int) -> int:
     """A whole number, 0 or more."""
     text = (env.get(name) or str(default)).strip()
-    if not text.isdigit():
+    if not text.isascii() or not text.isdigit():
         raise ConfigError(f"{name}={text!r}: expected a whole number, 0 or more")
     return int(text)

@@ -39,8 +39,7 @@ def test_cache_defaults() -> None:
     }
     seen = {t.name: (t.path, t.size_limit, t.idle_seconds) for t in config.tiers()}
     assert seen == {
-        name: (DATA / "cache" / name, parse_size(size), parse_duration(idle))
-        for name, (size, idle) in expected.items()
+        name: (DATA / "cache" / name, parse_size(size), parse_duration(idle)) for name, (size, idle) in expected.items()
     }
 
 
@@ -110,10 +109,6 @@ def test_bad_storage_port(port: str) -> None:
     one_line_error(excinfo, "STORAGE_PORT", "1 to 65535")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: proxy/storage/config.py _endpoint checks str.isdigit(), true for '²', then int() raises ValueError",
-)
 def test_non_ascii_digit_port_is_config_error() -> None:
     with pytest.raises(ConfigError):
         storage(STORAGE_ENDPOINT="minio", STORAGE_PORT="²")

@@ -163,11 +163,6 @@ def test_over_limit_evicts_and_stays_bounded(open_tier: OpenTier, observer: Reco
     assert observer.evictions >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cache/disk_tier.py cull_limit=64 makes diskcache's _cull delete up to 64 rows at once "
-    "when over size_limit (grantjenks/python-diskcache#284), so one commit empties the tier, itself included",
-)
 def test_lru_evicts_least_recently_read(open_tier: OpenTier, observer: RecordingObserver) -> None:
     idle = 4.8  # a hit refreshes the idle clock once it is 0.3 s old; nothing expires within the test
     tier = open_tier(size_limit=empty_volume(open_tier) + ENTRY * 7 // 2, idle=idle)
@@ -278,11 +273,6 @@ def test_corrupt_db_commit_reports_error(open_tier: OpenTier, observer: Recordin
     assert not part.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: cache/disk_tier.py commit: EntryDisk.store renames the part into the tree before the "
-    "SQLite insert; when the insert fails nothing deletes the renamed file, so it leaks, uncounted",
-)
 def test_failed_commit_leaves_no_file(open_tier: OpenTier) -> None:
     tier = open_tier()
     corrupt(tier)
@@ -290,3 +280,20 @@ def test_failed_commit_leaves_no_file(open_tier: OpenTier) -> None:
     assert tier.commit("a", write_part(tier, data), meta_for(data)) is False
     leaked = [p for p in tier.config.path.rglob("*") if p.is_file() and p.read_bytes() == data]
     assert leaked == []
+
+
+def test_unreadable_database_at_start_up_opens_an_empty_tier(
+        open_tier: OpenTier, observer: RecordingObserver) -> None:
+    first = open_tier()
+    put(first, "kept", payload("kept"))
+    first.close()
+    database = first.config.path / "cache.db"
+    database.write_bytes(os.urandom(8192))
+
+    reopened = open_tier()
+
+    assert [operation for _, operation, _ in observer.errors] == ["open"]
+    assert reopened.is_open()
+    assert read(reopened, "kept") is None
+    put(reopened, "new", payload("new"))
+    assert read(reopened, "new") == payload("new")

@@ -74,7 +74,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def test_writer_and_two_tailing_readers(tmp_path: Path) -> None:
-    part, final, commits = tmp_path / "e.part", tmp_path / "e.val", []
+    part, final = tmp_path / "e.part", tmp_path / "e.val"
+    commits: list[Path] = []
 
     async def scenario() -> tuple[bool, bytes, bytes]:
         fill = await Fill.open(part, meta_for(DATA))

@@ -181,10 +181,6 @@ def non_utc_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: proxy/conditional.py _http_date reads an asctime date (no zone) as local time, not GMT",
-)
 def test_asctime_date_is_gmt(non_utc_zone: None) -> None:
     # RFC 9110 section 5.6.7: asctime-date is one of the three forms a recipient MUST accept, and
     # every HTTP-date is in GMT. 08:00 is an hour before the representation was modified.

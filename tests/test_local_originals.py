@@ -4,6 +4,7 @@ Each test starts a real server on a loopback port and talks HTTP to it. Tests th
 run twice, with SENDFILE on and off, so both ways of writing the body are exercised.
 """
 
+import functools
 import http.client
 import io
 import os
@@ -27,6 +28,7 @@ DEFAULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 Response = tuple[int, http.client.HTTPMessage, bytes]
 
 
+@functools.cache  # noise is slow to draw; the bytes are the same every time
 def make_jpeg(seed: int) -> bytes:
     """A noisy JPEG, big enough (over 256 KiB) that the body goes out in several chunks."""
     channels = [Image.effect_noise((900, 700), 60 + seed + index * 7) for index in range(3)]

@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import os
+
 import aiohttp
 import pytest
 

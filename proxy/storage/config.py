@@ -93,19 +93,27 @@ def mask(secret: str | None) -> str:
 
 def _endpoint(env: Mapping[str, str]) -> str | None:
     """STORAGE_ENDPOINT with a scheme (https unless STORAGE_SECURE=false) and STORAGE_PORT applied."""
+    # Both are checked even without an endpoint: a bad value must never be silently ignored.
+    secure = read_flag(env, "STORAGE_SECURE", default=True)
+    port = _port(env)
     raw = (env.get("STORAGE_ENDPOINT") or "").strip().rstrip("/")
     if not raw:
         return None
-    secure = read_flag(env, "STORAGE_SECURE", default=True)
     if "://" not in raw:
         raw = f"{'https' if secure else 'http'}://{raw}"
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"STORAGE_ENDPOINT={raw!r}: expected host[:port] or http(s)://host[:port]")
-    port_text = (env.get("STORAGE_PORT") or "").strip()
-    if not port_text:
+    if port is None:
         return f"{parts.scheme}://{parts.netloc}"
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"STORAGE_PORT={port_text!r}: expected a port number from 1 to 65535")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}:{int(port_text)}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _port(env: Mapping[str, str]) -> int | None:
+    text = (env.get("STORAGE_PORT") or "").strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"STORAGE_PORT={text!r}: expected a port number from 1 to 65535")
+    return int(text)
