@@ -4,11 +4,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cache.units import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size
+from cache.units import ConfigError, read_duration, read_size
 
-
-class ConfigError(ValueError):
-    """A setting that can't be used; the message names the variable and the accepted forms."""
+__all__ = ["CacheConfig", "ConfigError", "TierConfig"]
 
 
 @dataclass(frozen=True)
@@ -51,18 +49,5 @@ class CacheConfig:
 
 def _tier_from_env(env: Mapping[str, str], root: Path, name: str) -> TierConfig:
     prefix, default_size, default_idle = TIER_DEFAULTS[name]
-    size_text = env.get(f"{prefix}_SIZE") or default_size
-    idle_text = env.get(f"{prefix}_EXPIRES") or default_idle
-    try:
-        size = parse_size(size_text)
-    except ValueError:
-        raise ConfigError(f"{prefix}_SIZE={size_text!r}: expected {SIZE_FORMS}") from None
-    try:
-        idle = parse_duration(idle_text)
-    except ValueError:
-        raise ConfigError(f"{prefix}_EXPIRES={idle_text!r}: expected {DURATION_FORMS}") from None
-    if size <= 0:
-        raise ConfigError(f"{prefix}_SIZE={size_text!r}: must be above zero; expected {SIZE_FORMS}")
-    if idle <= 0:
-        raise ConfigError(f"{prefix}_EXPIRES={idle_text!r}: must be above zero; expected {DURATION_FORMS}")
-    return TierConfig(name=name, path=root / name, size_limit=size, idle_seconds=idle)
+    return TierConfig(name=name, path=root / name, size_limit=read_size(env, f"{prefix}_SIZE", default_size),
+                      idle_seconds=read_duration(env, f"{prefix}_EXPIRES", default_idle))

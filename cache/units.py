@@ -1,6 +1,8 @@
-"""nginx-style sizes (`512m`, `10g`) and durations (`12h`, `1h30m`), as operators already write them."""
+"""nginx-style sizes (`512m`, `10g`) and durations (`12h`, `1h30m`), as operators already write them,
+and reading them from the environment."""
 
 import re
+from collections.abc import Mapping
 
 # Powers of 1024, as nginx's `max_size=` reads them.
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -9,6 +11,12 @@ DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 
 
 SIZE_FORMS = "a byte count or a number with k, m, g or t (powers of 1024), e.g. 512m, 10g"
 DURATION_FORMS = "a number with ms, s, m, h, d, w, M or y, combinable as in nginx, e.g. 30s, 12h, 1h30m"
+
+
+
+class ConfigError(ValueError):
+    """A setting that can't be used; the message names the variable and the accepted forms."""
+
 
 _SIZE = re.compile(r"([0-9]+)([kmgt]?)b?", re.IGNORECASE)
 _DURATION_PART = re.compile(r"([0-9]+)(ms|[smhdwMy]?)")
@@ -37,4 +45,28 @@ def parse_duration(text: str) -> float:
         number, unit = match.groups()
         seconds += int(number) * DURATION_UNITS[unit or "s"]
         position = match.end()
+    return seconds
+
+
+def read_size(env: Mapping[str, str], name: str, default: str) -> int:
+    """A positive size from variable `name`, or ConfigError naming it and the accepted forms."""
+    text = env.get(name) or default
+    try:
+        size = parse_size(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r}: expected {SIZE_FORMS}") from None
+    if size <= 0:
+        raise ConfigError(f"{name}={text!r}: must be above zero; expected {SIZE_FORMS}")
+    return size
+
+
+def read_duration(env: Mapping[str, str], name: str, default: str) -> float:
+    """A positive duration in seconds from variable `name`, or ConfigError naming it and the forms."""
+    text = env.get(name) or default
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r}: expected {DURATION_FORMS}") from None
+    if seconds <= 0:
+        raise ConfigError(f"{name}={text!r}: must be above zero; expected {DURATION_FORMS}")
     return seconds

@@ -49,7 +49,7 @@ async def _sendfile(socket_fd: int, file: BinaryIO, offset: int, count: int) -> 
                 sent = os.sendfile(fd, file.fileno(), offset, count)
             except BlockingIOError:
                 writable = loop.create_future()
-                loop.add_writer(fd, lambda: writable.done() or writable.set_result(None))
+                loop.add_writer(fd, _resolve, writable)
                 try:
                     await writable
                 finally:
@@ -61,6 +61,11 @@ async def _sendfile(socket_fd: int, file: BinaryIO, offset: int, count: int) -> 
             count -= sent
     finally:
         os.close(fd)
+
+
+def _resolve(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def send_chunks(response: web.StreamResponse, chunks: AsyncIterator[bytes], expected: int) -> None:

@@ -1,9 +1,11 @@
-"""Typed readers for single environment values; each error names the variable and the accepted forms."""
+"""Typed readers for single environment values; each error names the variable and the accepted forms.
+
+Sizes and durations are read by cache.units (read_size, read_duration).
+"""
 
 from collections.abc import Mapping
 
 from cache.config import ConfigError
-from cache.units import DURATION_FORMS, parse_duration
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
@@ -17,18 +19,6 @@ def read_flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if text in TRUE_WORDS | FALSE_WORDS:
         return text in TRUE_WORDS
     raise ConfigError(f"{name}={text!r}: expected true or false")
-
-
-def read_seconds(env: Mapping[str, str], name: str, default: str) -> float:
-    """A positive nginx-style duration in seconds."""
-    text = env.get(name) or default
-    try:
-        seconds = parse_duration(text)
-    except ValueError:
-        raise ConfigError(f"{name}={text!r}: expected {DURATION_FORMS}") from None
-    if seconds <= 0:
-        raise ConfigError(f"{name}={text!r}: must be above zero; expected {DURATION_FORMS}")
-    return seconds
 
 
 def read_count(env: Mapping[str, str], name: str, default: int) -> int:

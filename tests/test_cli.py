@@ -76,6 +76,7 @@ def test_config_shows_unset_keys_as_unset(workdir: Path, data_path: Path) -> Non
 
 BAD_VALUES = [
     ("CACHE_STORAGE_SIZE", "lots", {}),
+    ("STORAGE_PORT", "99999", {}),
     ("STORAGE_PORT", "99999", {"STORAGE_ENDPOINT": "minio.example.com"}),
     ("CACHE_PREVIEWS_EXPIRES", "soon", {}),
     ("STORAGE_PROVIDER", "ftp", {}),
@@ -83,7 +84,10 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "bad", "context"), BAD_VALUES, ids=[f"{n}={v}" for n, v, _ in BAD_VALUES])
+BAD_VALUE_IDS = [f"{name}={bad}{'+endpoint' if context else ''}" for name, bad, context in BAD_VALUES]
+
+
+@pytest.mark.parametrize(("name", "bad", "context"), BAD_VALUES, ids=BAD_VALUE_IDS)
 def test_bad_setting_stops_serve_with_one_line_naming_it(workdir: Path, data_path: Path, name: str, bad: str,
                                                          context: dict[str, str]) -> None:
     started = time.monotonic()

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import StartServer
+from tests.support.http import fetch
 from tests.support.server import ServerProcess
 
 BUCKET = "photos"
@@ -60,18 +61,6 @@ def default_server(start_server: StartServer, jpeg: bytes) -> ServerProcess:
     """A server with default settings, for tests that send no file body."""
     return start_server()
 
-
-def fetch(server: ServerProcess, path: str, headers: dict[str, str] | None = None,
-          method: str = "GET") -> Response:
-    """One request on a fresh connection: status, headers and the whole body."""
-    host, port = server.base_url.removeprefix("http://").rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        connection.request(method, path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.headers, response.read()
-    finally:
-        connection.close()
 
 
 def raw_exchange(server: ServerProcess, method: str, path: str, extra_headers: str = "") -> bytes:

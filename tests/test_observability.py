@@ -5,7 +5,6 @@ Every test runs a real server on a loopback port. The S3 test puts a fault-injec
 that is still in flight.
 """
 
-import http.client
 import threading
 import time
 import uuid
@@ -17,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import StartServer
+from tests.support.http import fetch
 from tests.support.s3 import MotoS3, s3_env
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
@@ -46,18 +46,6 @@ def server(start_server: StartServer, data_path: Path) -> ServerProcess:
     (data_path / "storage" / "photos" / "cat.jpg").write_bytes(PHOTO)
     return start_server()
 
-
-def fetch(server: ServerProcess, path: str, method: str = "GET",
-          headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
-    """One request, sent verbatim on a fresh connection."""
-    host, port = server.base_url.removeprefix("http://").rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=15)
-    try:
-        connection.request(method, path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.headers, response.read()
-    finally:
-        connection.close()
 
 
 def scrape(server: ServerProcess) -> tuple[dict[str, str], Samples]:
@@ -152,7 +140,7 @@ def test_exactly_one_access_log_line_per_request(server: ServerProcess) -> None:
     etag = fetch(server, PATH)[1]["ETag"]
     requests.append(("GET", f"{PATH}?t={token}-304", {"If-None-Match": etag}, 304))
     for method, path, headers, expected in requests:
-        assert fetch(server, path, method, headers)[0] == expected, path
+        assert fetch(server, path, headers, method)[0] == expected, path
     # Lines are written in order: once the last request's line is there, all earlier ones are too.
     sentinel = f"/healthz?t={token}-sentinel"
     assert fetch(server, sentinel)[0] == 200
@@ -169,7 +157,7 @@ def test_errors_are_one_line_text_and_leave_no_traceback(server: ServerProcess) 
              ("POST", PATH, 405), ("PUT", PATH, 405), ("DELETE", PATH, 405), ("GET", "/photos/%2e%2e/x", 400),
              ("GET", "/photos/a%00b", 400), ("GET", "/photos/%ff%fe.jpg", 400)]
     for method, path, expected in cases:
-        status, headers, body = fetch(server, path, method)
+        status, headers, body = fetch(server, path, method=method)
         assert status == expected, (method, path)
         assert headers["Content-Type"].startswith("text/plain"), (method, path)
         assert_one_line(body)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import REPO, StartServer
-from tests.support.http import request
+from tests.support.http import metric_value, request
 from tests.support.s3 import MotoS3, s3_env
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
@@ -86,7 +86,7 @@ def test_an_unwritable_tier_serves_from_the_provider_and_counts_errors(
 
     assert all((r.status, r.body) == (200, b"jpeg bytes" * 1000) for r in replies)
     metrics = request(server.url("/metrics")).body.decode()
-    assert _metric(metrics, 'preview_proxy_cache_errors_total{tier="storage"}') >= 2
+    assert metric_value(metrics, 'preview_proxy_cache_errors_total{tier="storage"}') >= 2
 
 
 def test_a_corrupt_cache_database_is_a_miss_not_an_error(
@@ -104,7 +104,7 @@ def test_a_corrupt_cache_database_is_a_miss_not_an_error(
 
     assert (reply.status, reply.body) == (200, b"y" * 50_000)
     metrics = request(server.url("/metrics")).body.decode()
-    assert _metric(metrics, 'preview_proxy_cache_errors_total{tier="storage"}') >= 1
+    assert metric_value(metrics, 'preview_proxy_cache_errors_total{tier="storage"}') >= 1
 
 
 def _read_until_closed(url: str) -> tuple[bytes, bool]:
@@ -135,10 +135,3 @@ def _poll(condition, what: str, timeout: float = 20.0) -> None:  # type: ignore[
             return
         time.sleep(0.02)
     raise AssertionError(f"no {what} within {timeout}s")
-
-
-def _metric(exposition: str, series: str) -> float:
-    for line in exposition.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{series} not in /metrics")

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import StartServer
-from tests.support.http import request
+from tests.support.http import metric_value, request
 from tests.support.s3 import MotoS3, s3_env
 from tests.support.tcp_proxy import TcpProxy
 
@@ -137,8 +137,8 @@ def test_eviction_keeps_the_tier_under_its_size_bound(moto, bucket, s3_proxy, st
     evicted = request(server.url(f"/{bucket}/b.bin"))
     assert (evicted.headers["X-Cache"], evicted.body) == ("MISS", bodies["b"])
     metrics = request(server.url("/metrics")).body.decode()
-    assert _metric(metrics, 'preview_proxy_cache_evictions_total{tier="storage"}') >= 1
-    assert _metric(metrics, 'preview_proxy_cache_size_bytes{tier="storage"}') <= 3400 * 1024
+    assert metric_value(metrics, 'preview_proxy_cache_evictions_total{tier="storage"}') >= 1
+    assert metric_value(metrics, 'preview_proxy_cache_size_bytes{tier="storage"}') <= 3400 * 1024
 
 
 def test_idle_entries_expire(moto, bucket, s3_proxy, start_server: StartServer):
@@ -157,10 +157,3 @@ def _wait_until(deadline: float) -> None:
     """Let wall-clock time pass (expiry is about time, not about another thread's progress)."""
     while (remaining := deadline - time.monotonic()) > 0:
         time.sleep(min(remaining, 0.05))
-
-
-def _metric(exposition: str, series: str) -> float:
-    for line in exposition.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{series} not in /metrics")

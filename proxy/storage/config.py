@@ -6,7 +6,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cache.config import ConfigError
-from proxy.env_values import read_count, read_flag, read_seconds
+from cache.units import read_duration
+from proxy.env_values import read_count, read_flag
 
 PROVIDERS = ("http", "minio")
 
@@ -44,8 +45,8 @@ class StorageConfig:
             iam_role=env.get("STORAGE_IAM_ROLE") or None,
             metadata_endpoint=env.get("STORAGE_METADATA_ENDPOINT") or None,
             ca_file=Path(env["STORAGE_CA_FILE"]) if env.get("STORAGE_CA_FILE") else None,
-            connect_timeout=read_seconds(env, "STORAGE_CONNECT_TIMEOUT", "5s"),
-            read_timeout=read_seconds(env, "STORAGE_READ_TIMEOUT", "30s"),
+            connect_timeout=read_duration(env, "STORAGE_CONNECT_TIMEOUT", "5s"),
+            read_timeout=read_duration(env, "STORAGE_READ_TIMEOUT", "30s"),
             retries=read_count(env, "STORAGE_RETRIES", 2),
         )
         config.validate()

@@ -17,7 +17,7 @@ from proxy.storage.provider import ObjectInfo, ObjectRef, quote_etag
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-STREAM_CHUNK = 256 * 1024
+STREAM_CHUNK = 1024 * 1024
 READINESS_PROBE_KEY = ".preview-proxy-readiness"
 READINESS_PROBE_BUCKET = "preview-proxy-readiness"
 
