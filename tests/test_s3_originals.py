@@ -143,11 +143,11 @@ def test_eviction_keeps_the_tier_under_its_size_bound(moto, bucket, s3_proxy, st
 
 def test_idle_entries_expire(moto, bucket, s3_proxy, start_server: StartServer):
     moto.put(bucket, "idle.bin", b"idle" * 1000)
-    server = start_server(**s3_env(s3_proxy.endpoint, CACHE_STORAGE_EXPIRES="1s"))
+    server = start_server(**s3_env(s3_proxy.endpoint, CACHE_STORAGE_EXPIRES="2s"))
     assert request(server.url(f"/{bucket}/idle.bin")).headers["X-Cache"] == "MISS"
     assert request(server.url(f"/{bucket}/idle.bin")).headers["X-Cache"] == "HIT"
 
-    _wait_until(time.monotonic() + 1.2)  # nobody reads it for longer than CACHE_STORAGE_EXPIRES
+    _wait_until(time.monotonic() + 2.3)  # nobody reads it for longer than CACHE_STORAGE_EXPIRES
 
     assert request(server.url(f"/{bucket}/idle.bin")).headers["X-Cache"] == "MISS"
     assert len(s3_proxy.gets("/idle.bin")) == 2
