@@ -24,6 +24,10 @@ async def send_file(request: web.Request, response: web.StreamResponse, file: Bi
         sock = transport.get_extra_info("socket")
         if sock is not None:
             await _sendfile(sock.fileno(), file, start, end - start)
+            # aiohttp didn't see these bytes; count them so the access log shows the real size.
+            writer = await response.prepare(request)  # already prepared: just returns its writer
+            if writer is not None:
+                writer.output_size += end - start
             return
     position = start
     while position < end:

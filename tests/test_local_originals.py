@@ -206,3 +206,15 @@ def test_file_is_served_in_place_without_a_storage_cache_entry(server: ServerPro
     status, _, metrics = fetch(server, "/metrics")
     assert status == 200
     assert 'preview_proxy_cache_entries{tier="storage"} 0.0' in metrics.decode()
+
+
+def test_access_log_counts_the_body_whichever_path_sent_it(server: ServerProcess, jpeg: bytes) -> None:
+    marker = f"size-check-{id(server)}"
+    status, _, body = fetch(server, f"{PATH}?{marker}")
+    assert (status, body) == (200, jpeg)
+
+    line = server.wait_for_log(marker)
+
+    # `%b` is the whole response: body plus a few hundred bytes of headers.
+    logged = int(line.split('" ')[1].split()[1])
+    assert len(jpeg) < logged < len(jpeg) + 1024

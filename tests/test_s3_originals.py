@@ -157,3 +157,14 @@ def _wait_until(deadline: float) -> None:
     """Let wall-clock time pass (expiry is about time, not about another thread's progress)."""
     while (remaining := deadline - time.monotonic()) > 0:
         time.sleep(min(remaining, 0.05))
+
+
+def test_an_empty_object_is_served_and_cached(moto, bucket, s3_proxy, start_server: StartServer):
+    moto.put(bucket, "empty.txt", b"", "text/plain")
+    server = start_server(**s3_env(s3_proxy.endpoint))
+
+    first, second = (request(server.url(f"/{bucket}/empty.txt")) for _ in range(2))
+
+    assert (first.status, first.body, first.headers["Content-Length"]) == (200, b"", "0")
+    assert (second.status, second.headers["X-Cache"]) == (200, "HIT")
+    assert request(server.url(f"/{bucket}/empty.txt"), headers={"Range": "bytes=0-"}).status == 416
