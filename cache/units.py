@@ -2,7 +2,7 @@
 and reading them from the environment."""
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 # Powers of 1024, as nginx's `max_size=` reads them.
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -50,23 +50,21 @@ def parse_duration(text: str) -> float:
 
 def read_size(env: Mapping[str, str], name: str, default: str) -> int:
     """A positive size from variable `name`, or ConfigError naming it and the accepted forms."""
-    text = env.get(name) or default
-    try:
-        size = parse_size(text)
-    except ValueError:
-        raise ConfigError(f"{name}={text!r}: expected {SIZE_FORMS}") from None
-    if size <= 0:
-        raise ConfigError(f"{name}={text!r}: must be above zero; expected {SIZE_FORMS}")
-    return size
+    return int(_read_positive(env, name, default, parse_size, SIZE_FORMS))
 
 
 def read_duration(env: Mapping[str, str], name: str, default: str) -> float:
     """A positive duration in seconds from variable `name`, or ConfigError naming it and the forms."""
+    return _read_positive(env, name, default, parse_duration, DURATION_FORMS)
+
+
+def _read_positive(env: Mapping[str, str], name: str, default: str, parse: Callable[[str], float],
+                   forms: str) -> float:
     text = env.get(name) or default
     try:
-        seconds = parse_duration(text)
+        value = parse(text)
     except ValueError:
-        raise ConfigError(f"{name}={text!r}: expected {DURATION_FORMS}") from None
-    if seconds <= 0:
-        raise ConfigError(f"{name}={text!r}: must be above zero; expected {DURATION_FORMS}")
-    return seconds
+        raise ConfigError(f"{name}={text!r}: expected {forms}") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={text!r}: must be above zero; expected {forms}")
+    return value
