@@ -51,6 +51,8 @@ class Fill:
                 raise FillFailed(f"origin sent {self.written} of {self.meta.size} bytes")
         except BaseException as error:
             self._fail(error)
+            # Readers still holding the shared descriptor can finish what was written.
+            await asyncio.to_thread(self.part.unlink, missing_ok=True)
             raise
         finally:
             os.close(self._write_fd)
@@ -86,8 +88,6 @@ class Fill:
     def _fail(self, error: BaseException) -> None:
         self._error = error
         self._notify()
-        # Unlink now; the shared descriptor keeps what was written readable until the last reader goes.
-        self.part.unlink(missing_ok=True)
 
 
 class _SharedDescriptor:

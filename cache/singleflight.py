@@ -30,6 +30,3 @@ class SingleFlight(Generic[K, V]):
     def release(self, key: K) -> None:
         """Forget the fill for `key`; the next caller starts a new one."""
         self._inflight.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._inflight)

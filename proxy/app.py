@@ -9,7 +9,7 @@ from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from proxy import health
-from proxy.app_keys import CONFIG, METRICS, ORIGINALS, PROVIDER, STORAGE_TIER, TIERS
+from proxy.app_keys import CONFIG, METRICS, ORIGINALS, PROVIDER, TIERS
 from proxy.config import Config
 from proxy.metrics import Metrics
 from proxy.middleware import errors_and_metrics
@@ -42,7 +42,6 @@ def build_app(config: Config) -> web.Application:
     app[METRICS] = metrics
     app[PROVIDER] = provider
     app[TIERS] = tiers
-    app[STORAGE_TIER] = storage_tier
     app[ORIGINALS] = Originals(provider, local, storage_tier, metrics, namespace)
 
     app.router.add_get("/healthz", health.healthz, name="healthz")

@@ -11,6 +11,5 @@ from proxy.storage.provider import StorageProvider
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
 PROVIDER = web.AppKey("provider", StorageProvider)
-STORAGE_TIER = web.AppKey("storage_tier", DiskTier)
 TIERS = web.AppKey("tiers", tuple[DiskTier, ...])
 ORIGINALS = web.AppKey("originals", Originals)
