@@ -107,6 +107,17 @@ class DiskTier:
             self.discard(Path(finished.adopted_as) if finished.adopted_as else part)
             return False
 
+    def store_bytes(self, key: str, data: bytes, meta: EntryMeta) -> bool:
+        """Store a small body produced in memory (a rendered preview): part file, then commit."""
+        try:
+            part = self.new_part_path()
+            with open(part, "xb") as file:
+                file.write(data)
+        except OSError as error:
+            self._report("write", error)
+            return False
+        return self.commit(key, part, meta)
+
     def discard(self, part: Path) -> None:
         """Delete a part file that will never become an entry."""
         try:

@@ -8,9 +8,11 @@ the error and leaves nothing behind.
 """
 
 import asyncio
+import io
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from cache.entry import EntryMeta
 
@@ -76,6 +78,23 @@ class Fill:
             position += len(chunk)
             yield chunk
 
+    async def finished(self) -> None:
+        """Wait until every byte is written; raise FillFailed if the writer died first."""
+        while True:
+            wake = self._wake
+            if self._error is not None:
+                raise FillFailed(str(self._error)) from self._error
+            if self._finished:
+                return
+            await wake.wait()
+
+    def open_reader(self) -> BinaryIO:
+        """A file object of its own over the written bytes (its own position; the descriptor is shared).
+
+        Blocking reads: use it from a worker thread, after `finished`.
+        """
+        return io.BufferedReader(_PositionedReader(self._reader, self.written))
+
     @property
     def done(self) -> bool:
         """True once the writer has stopped, committed or not."""
@@ -102,6 +121,36 @@ class _SharedDescriptor:
 
     def __del__(self) -> None:
         os.close(self.fd)
+
+
+class _PositionedReader(io.RawIOBase):
+    """Reads a shared descriptor with pread at a position of its own, so readers never disturb each other."""
+
+    def __init__(self, shared: _SharedDescriptor, size: int) -> None:
+        super().__init__()
+        self._shared = shared  # holds the descriptor open for as long as this reader lives
+        self._size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
+        data = os.pread(self._shared.fd, min(len(buffer), max(0, self._size - self._position)), self._position)
+        buffer[:len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
 
 
 def _write_all(fd: int, data: bytes) -> None:

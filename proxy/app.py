@@ -9,12 +9,16 @@ from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from proxy import health
-from proxy.app_keys import CONFIG, METRICS, ORIGINALS, PROVIDER, TIERS
+from proxy.app_keys import CONFIG, METRICS, ORIGINALS, PREVIEWS, PROVIDER, RENDER_POOL, TIERS
 from proxy.config import Config
 from proxy.metrics import Metrics
 from proxy.middleware import errors_and_metrics
 from proxy.originals import Originals
 from proxy.originals_handler import get_original
+from proxy.preview_store import PreviewStore
+from proxy.previews import Previews
+from proxy.previews_handler import get_preview
+from proxy.render_pool import RenderPool
 from proxy.storage.instrumented import InstrumentedProvider
 from proxy.storage.local import LocalProvider
 from proxy.storage.registry import build_provider
@@ -32,6 +36,7 @@ def build_app(config: Config) -> web.Application:
     for tier in tiers:
         tier.remove_leftovers()
     storage_tier = next(tier for tier in tiers if tier.name == "storage")
+    previews_tier = next(tier for tier in tiers if tier.name == "previews")
     raw_provider = build_provider(config.storage)
     provider = InstrumentedProvider(raw_provider, metrics)
     local = raw_provider if isinstance(raw_provider, LocalProvider) else None
@@ -42,11 +47,17 @@ def build_app(config: Config) -> web.Application:
     app[METRICS] = metrics
     app[PROVIDER] = provider
     app[TIERS] = tiers
-    app[ORIGINALS] = Originals(provider, local, storage_tier, metrics, namespace)
+    app[ORIGINALS] = originals = Originals(provider, local, storage_tier, metrics, namespace)
+    settings = config.previews
+    app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics)
+    store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max)
+    app[PREVIEWS] = Previews(originals, store, pool, settings.render, metrics, settings.timeout,
+                             settings.source_info_ttl)
 
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
     app.router.add_get("/metrics", health.metrics, name="metrics")
+    app.router.add_get("/previews/{tail:.+}", get_preview, name="preview")
     # Last: everything else is /<bucket>/<key>.
     app.router.add_get("/{bucket}/{key:.+}", get_original, name="original")
     app.cleanup_ctx.append(_lifecycle)
@@ -59,6 +70,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     sweeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
+    await app[PREVIEWS].close()
+    app[RENDER_POOL].close()
     await app[ORIGINALS].close()
     await app[PROVIDER].close()
     for tier in app[TIERS]:

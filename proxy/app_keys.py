@@ -6,6 +6,8 @@ from cache.disk_tier import DiskTier
 from proxy.config import Config
 from proxy.metrics import Metrics
 from proxy.originals import Originals
+from proxy.previews import Previews
+from proxy.render_pool import RenderPool
 from proxy.storage.provider import StorageProvider
 
 CONFIG = web.AppKey("config", Config)
@@ -13,3 +15,5 @@ METRICS = web.AppKey("metrics", Metrics)
 PROVIDER = web.AppKey("provider", StorageProvider)
 TIERS = web.AppKey("tiers", tuple[DiskTier, ...])
 ORIGINALS = web.AppKey("originals", Originals)
+PREVIEWS = web.AppKey("previews", Previews)
+RENDER_POOL = web.AppKey("render_pool", RenderPool)

@@ -6,13 +6,14 @@ the server's own settings. Nothing reads os.environ after start-up.
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
 
 from cache.config import CacheConfig
-from proxy.env_values import read_flag
+from cache.env_values import read_flag
+from proxy.previews_config import PreviewsConfig
 from proxy.storage.config import StorageConfig
 
 DEFAULT_ORIGINALS_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -38,6 +39,7 @@ class Config:
     server: ServerConfig
     storage: StorageConfig
     cache: CacheConfig
+    previews: PreviewsConfig = field(default_factory=PreviewsConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080) -> "Config":
@@ -50,7 +52,8 @@ class Config:
             sendfile=read_flag(env, "SENDFILE", default=True),
             access_log=read_flag(env, "ACCESS_LOG", default=True),
         )
-        return cls(data_path, server, StorageConfig.from_env(env, data_path), CacheConfig.from_env(env, data_path))
+        return cls(data_path, server, StorageConfig.from_env(env, data_path), CacheConfig.from_env(env, data_path),
+                   PreviewsConfig.from_env(env))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -62,6 +65,7 @@ class Config:
             "ACCESS_LOG": str(self.server.access_log).lower(),
         }
         described.update(self.storage.masked())
+        described.update(self.previews.describe())
         for tier in self.cache.tiers():
             described[f"cache {tier.name}"] = (
                 f"{tier.path} size={tier.size_limit} bytes, inactive={tier.idle_seconds:g}s")

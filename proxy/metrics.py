@@ -42,6 +42,14 @@ class Metrics:
                                              "Requests that joined a fill already in flight.", ["tier"],
                                              registry=r)
 
+        self._render_seconds = Histogram("preview_proxy_render_duration_seconds",
+                                         "Time to decode, process and encode one image.", ["operation", "format"],
+                                         buckets=LATENCY_BUCKETS, registry=r)
+        self._renders_running = Gauge("preview_proxy_renders_in_progress", "Renders running on worker threads.",
+                                      registry=r)
+        self._render_queue = Gauge("preview_proxy_render_queue_depth", "Renders waiting for a worker thread.",
+                                   registry=r)
+
     def request_done(self, route: str, status: int, seconds: float) -> None:
         """One answered request."""
         self._requests.labels(route, str(status)).inc()
@@ -79,6 +87,15 @@ class Metrics:
     def singleflight_joined(self, tier: str) -> None:
         """A request joined a fill instead of starting one."""
         self._singleflight_waiters.labels(tier).inc()
+
+    def render_done(self, operation: str, output_format: str, seconds: float) -> None:
+        """A render that finished (successfully or not) after `seconds` on a worker."""
+        self._render_seconds.labels(operation, output_format).observe(seconds)
+
+    def render_queue(self, waiting: int, running: int) -> None:
+        """The render pool's queue depth and busy workers (RenderObserver)."""
+        self._render_queue.set(waiting)
+        self._renders_running.set(running)
 
     def exposition(self) -> bytes:
         """The text format for /metrics."""

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from previews.errors import PreviewError
 from proxy.app_keys import METRICS
 from proxy.errors import ProxyError, RangeNotSatisfiable
 
@@ -22,7 +23,7 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
         response = await handler(request)
         status = response.status
         return response
-    except ProxyError as error:
+    except (ProxyError, PreviewError) as error:
         status = error.status
         return error_response(error.status, error.reason, _error_headers(error))
     except web.HTTPException as error:
@@ -47,7 +48,7 @@ def error_response(status: int, reason: str, headers: dict[str, str]) -> web.Res
     return response
 
 
-def _error_headers(error: ProxyError) -> dict[str, str]:
+def _error_headers(error: ProxyError | PreviewError) -> dict[str, str]:
     if isinstance(error, RangeNotSatisfiable):
         return {"Content-Range": f"bytes */{error.size}"}
     return {}

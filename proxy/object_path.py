@@ -23,7 +23,20 @@ def parse_object_path(raw_path: str) -> ObjectRef:
     raw_segments = path[1:].split("/")
     if len(raw_segments) < 2 or not raw_segments[-1]:
         raise InvalidObjectPath("expected /<bucket>/<key>")
-    segments = [_decode(segment) for segment in raw_segments]
+    return _checked_ref([_decode(segment) for segment in raw_segments])
+
+
+def parse_source_ref(source: str) -> ObjectRef:
+    """The bucket and key of an already-decoded `<bucket>/<key>` (a preview's source), same checks."""
+    segments = source.split("/")
+    if len(segments) < 2 or not segments[-1]:
+        raise InvalidObjectPath("expected <bucket>/<key> as the source")
+    for segment in segments:
+        _check_characters(segment)
+    return _checked_ref(segments)
+
+
+def _checked_ref(segments: list[str]) -> ObjectRef:
     bucket, key_segments = segments[0], segments[1:]
     if not _BUCKET.fullmatch(bucket):
         raise InvalidObjectPath("bucket name may hold only letters, digits, '.', '_' and '-'")
@@ -41,8 +54,14 @@ def _decode(segment: str) -> str:
         decoded = unquote(segment, errors="strict")
     except UnicodeDecodeError:
         raise InvalidObjectPath("path is not valid UTF-8 after percent-decoding") from None
-    if "/" in decoded or "\\" in decoded:
+    if "/" in decoded:
+        raise InvalidObjectPath("encoded '/' or '\\' is not allowed in a path segment")
+    _check_characters(decoded)
+    return decoded
+
+
+def _check_characters(decoded: str) -> None:
+    if "\\" in decoded:
         raise InvalidObjectPath("encoded '/' or '\\' is not allowed in a path segment")
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded):
         raise InvalidObjectPath("control characters are not allowed in a path")
-    return decoded

@@ -7,15 +7,17 @@ every other request for the key tails the same part file.
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
-from cache.fill import Fill
+from cache.fill import Fill, FillFailed
 from cache.singleflight import SingleFlight
 from proxy.metrics import Metrics
+from proxy.storage.errors import ProviderFailure
 from proxy.storage.local import LocalProvider
 from proxy.storage.provider import ByteSpan, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
 
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 # further ahead is fetched from the provider on its own, so a seek to the end of a 4 GB video does
 # not wait for 4 GB.
 TAIL_WINDOW = 4 * 1024 * 1024
+# An original rendered without the tier (it can't take a fill) is held in memory up to this size.
+SPOOL_IN_MEMORY = 16 * 1024 * 1024
 
 
 @dataclass
@@ -81,6 +85,47 @@ class Originals:
         meta = fill.meta
         return Located(ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type), status,
                        fill=fill)
+
+    async def describe(self, ref: ObjectRef) -> ObjectInfo:
+        """The original's metadata without touching its bytes: stat, the tier's row, or a provider HEAD."""
+        if self._local is not None:
+            return await asyncio.to_thread(self._local.stat_in_place, ref)
+        entry = await asyncio.to_thread(self._tier.lookup, self.cache_key(ref))
+        if entry is not None:
+            entry.file.close()
+            meta = entry.meta
+            return ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type)
+        return await self._provider.head(ref)
+
+    async def open_for_render(self, ref: ObjectRef) -> Located:
+        """The whole original as a readable file (for a worker thread), fetched into the tier if absent.
+
+        Local-first: the file on disk or in the storage tier is used when there is one; the provider
+        is asked only on a miss, through the same single fill as any other request.
+        """
+        located = await self.locate(ref, want_body=True)
+        if located.file is not None:
+            return located
+        if located.fill is not None:
+            try:
+                await located.fill.finished()
+            except FillFailed as error:
+                raise ProviderFailure(f"fetching the original failed: {error}") from None
+            located.file = located.fill.open_reader()
+            return located
+        # The tier can't take a fill: spool the original (memory, then a temporary file).
+        stream = await self._provider.get(ref)
+        assert isinstance(stream, ObjectStream)
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - owned by Located
+        try:
+            async for chunk in stream.chunks:
+                await asyncio.to_thread(spool.write, chunk)
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        located.file = cast(BinaryIO, spool)
+        return located
 
     async def body(self, ref: ObjectRef, located: Located, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes [start, end) of a located original that has no file to send directly."""

@@ -6,8 +6,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cache.config import ConfigError
+from cache.env_values import read_count, read_flag
 from cache.units import read_duration
-from proxy.env_values import read_count, read_flag
 
 PROVIDERS = ("http", "minio")
 

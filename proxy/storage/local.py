@@ -35,6 +35,17 @@ class LocalProvider:
         stat = os.fstat(file.fileno())
         return file, info_from_stat(path, stat)
 
+    def stat_in_place(self, ref: ObjectRef) -> ObjectInfo:
+        """Describe the object's file without opening it. Blocks: run it in an executor."""
+        path = self._resolve(ref)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            raise ObjectNotFound() from None
+        if not path.is_file():
+            raise ObjectNotFound()
+        return info_from_stat(path, stat)
+
     async def head(self, ref: ObjectRef) -> ObjectInfo:
         """Describe the object's file."""
         file, info = await asyncio.to_thread(self.open_in_place, ref)

@@ -1,11 +1,13 @@
 """Typed readers for single environment values; each error names the variable and the accepted forms.
 
+Shared by every package's config (cache, previews, proxy), so it lives in the lowest one.
+
 Sizes and durations are read by cache.units (read_size, read_duration).
 """
 
 from collections.abc import Mapping
 
-from cache.config import ConfigError
+from cache.units import ConfigError
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
@@ -27,3 +29,17 @@ def read_count(env: Mapping[str, str], name: str, default: int) -> int:
     if not text.isascii() or not text.isdigit():
         raise ConfigError(f"{name}={text!r}: expected a whole number, 0 or more")
     return int(text)
+
+
+def read_number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """A decimal number in [low, high]."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text) if text.isascii() else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # also refuses NaN
+        raise ConfigError(f"{name}={text!r}: expected a number from {low:g} to {high:g}")
+    return value

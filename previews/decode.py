@@ -1,0 +1,92 @@
+"""Open a source, check its limits from the header alone, then decode it (shrunk on load if it can be).
+
+Everything here runs before a single pixel is decoded, except `load_pixels`: a decompression bomb
+is refused by its declared resolution, not after it has filled the memory.
+"""
+
+import math
+import warnings
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+
+from previews.errors import PreviewError, TooManyPixels, UnsupportedImage
+from previews.formats import INPUT_FORMATS
+from previews.geometry import crop_box_size, resize_scales
+from previews.job import SourceFacts
+from previews.options import ProcessingOptions
+
+EXIF_ORIENTATION = 0x0112
+# Orientations 5 to 8 turn the image a quarter: its width and height swap.
+_QUARTER_TURNS = {5, 6, 7, 8}
+
+
+def open_source(file: BinaryIO, max_pixels: int) -> tuple[Image.Image, SourceFacts]:
+    """Identify the image and read its header; refuse it if it has too many pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(file, formats=INPUT_FORMATS)
+    except Image.DecompressionBombError as error:
+        raise TooManyPixels(f"source resolution is too large: {error}") from None
+    except UnidentifiedImageError:
+        raise UnsupportedImage("the source is not an image in a supported format") from None
+    except PreviewError:
+        raise
+    except Exception as error:  # Pillow's plugins raise many types for a damaged header
+        raise UnsupportedImage(f"the source's header can't be read: {_describe(error)}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise TooManyPixels(f"source is {width}x{height} ({width * height / 1e6:.1f} MP), over the limit of "
+                            f"{max_pixels / 1e6:g} MP")
+    return image, _facts(image)
+
+
+def _facts(image: Image.Image) -> SourceFacts:
+    try:
+        exif = image.getexif()
+        orientation = int(exif.get(EXIF_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block is no reason to refuse the pixels
+        exif, orientation = Image.Exif(), 1
+    return SourceFacts(
+        format=image.format or "",
+        width=image.width,
+        height=image.height,
+        orientation=orientation if 1 <= orientation <= 8 else 1,
+        icc_profile=image.info.get("icc_profile") or None,
+        exif=exif.tobytes() if len(exif) else None,
+    )
+
+
+def shrink_on_load(image: Image.Image, facts: SourceFacts, options: ProcessingOptions) -> None:
+    """Let the JPEG decoder scale by 1/2, 1/4 or 1/8 (DCT scaling) when the result is that much smaller.
+
+    Pillow's draft() picks the strongest reduction that still leaves at least the requested size, so
+    the resize that follows only ever shrinks.
+    """
+    if image.format not in ("JPEG", "MPO"):
+        return
+    width, height = image.size
+    turned = (facts.orientation in _QUARTER_TURNS and options.auto_rotate) != (options.rotate in (90, 270))
+    view_w, view_h = (height, width) if turned else (width, height)
+    if options.crop is not None:
+        view_w, view_h = crop_box_size(options.crop.width, options.crop.height, view_w, view_h)
+    scale = max(resize_scales(view_w, view_h, options))
+    if scale >= 0.5:
+        return
+    image.draft(image.mode, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+
+
+def load_pixels(image: Image.Image) -> Image.Image:
+    """Decode the first frame; a damaged or truncated file is an UnsupportedImage."""
+    try:
+        image.seek(0)
+        image.load()
+    except Exception as error:
+        raise UnsupportedImage(f"the source can't be decoded: {_describe(error)}") from None
+    return image
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -1,0 +1,160 @@
+"""Previews: the previews tier in front of a render, which reads the original local-first.
+
+A hit costs a metadata lookup (kept in memory for a few seconds) and a store lookup (memory, then
+disk). A miss renders once per key however many requests want it, on the render pool, from the
+original on local disk or in the storage tier; the provider is asked only when neither has it.
+"""
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+from cachetools import TTLCache
+
+from cache.entry import EntryMeta
+from cache.singleflight import SingleFlight
+from previews.config import RenderConfig
+from previews.errors import SourceTooLarge
+from previews.options import ProcessingOptions
+from previews.render import Rendered, render_preview
+from proxy.metrics import Metrics
+from proxy.originals import Located, Originals
+from proxy.preview_store import PreviewStore, StoredPreview
+from proxy.render_pool import RenderPool, RenderTimeout
+from proxy.storage.provider import ObjectInfo, ObjectRef
+
+log = logging.getLogger(__name__)
+SOURCE_INFO_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    """A checked preview request: the source, its identity in cache keys, and the final options."""
+
+    ref: ObjectRef
+    source_id: str
+    options: ProcessingOptions
+    format_key: str  # the output format, or "auto" when the source's format decides
+
+
+class Previews:
+    """Finds or renders previews. One per app, built by the composition root."""
+
+    def __init__(self, originals: Originals, store: PreviewStore, pool: RenderPool, config: RenderConfig,
+                 metrics: Metrics, timeout: float, source_info_ttl: float) -> None:
+        self._originals = originals
+        self._store = store
+        self._pool = pool
+        self._config = config
+        self._metrics = metrics
+        self._timeout = timeout
+        self._source_info: TTLCache[ObjectRef, ObjectInfo] | None = (
+            TTLCache(SOURCE_INFO_ENTRIES, source_info_ttl) if source_info_ttl > 0 else None)
+        self._renders: SingleFlight[str, asyncio.Future[StoredPreview]] = SingleFlight(
+            on_join=lambda: metrics.singleflight_joined(store.tier.name))
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def get(self, request: PreviewRequest) -> tuple[StoredPreview, str]:
+        """The preview and its X-Cache status (HIT or MISS)."""
+        deadline = time.monotonic() + self._timeout
+        info = await self._describe_source(request.ref)
+        limit = self._config.max_src_file_size
+        if limit and info.size > limit:
+            raise SourceTooLarge(f"source is {info.size} bytes, over the limit of {limit}")
+        key = "\n".join((request.options.canonical(), request.source_id, info.etag, request.format_key))
+        tier = self._store.tier.name
+        stored = await self._store.lookup(key)
+        if stored is not None:
+            self._metrics.cache_result(tier, "hit")
+            return stored, "HIT"
+        pending = self._renders.get(key)
+        started = pending is None
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._renders.claim(key, pending)
+            task = asyncio.create_task(self._render(request, key, info, deadline, pending))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        # Joiners are served by the render in flight, as with nginx's proxy_cache_lock: only the
+        # request that started it counts as a miss.
+        self._metrics.cache_result(tier, "miss" if started else "hit")
+        try:
+            # Shielded: a client that goes away must not cancel a render that others wait for.
+            result = await asyncio.wait_for(asyncio.shield(pending), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise RenderTimeout() from None
+        return result, "MISS" if started else "HIT"
+
+    async def _describe_source(self, ref: ObjectRef) -> ObjectInfo:
+        if self._source_info is not None:
+            info = self._source_info.get(ref)
+            if info is not None:
+                return info
+        info = await self._originals.describe(ref)
+        if self._source_info is not None:
+            self._source_info[ref] = info
+        return info
+
+    async def _render(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
+                      pending: "asyncio.Future[StoredPreview]") -> None:
+        try:
+            located = await self._originals.open_for_render(request.ref)
+            job = _RenderJob(located, request.options, self._config, deadline)
+            try:
+                rendered = await self._pool.run(job, deadline)
+            finally:
+                if job.started is None:
+                    located.close()
+                elif job.seconds is not None:
+                    self._metrics.render_done("preview", job.output_format, job.seconds)
+            meta = EntryMeta(len(rendered.data), _etag(key), info.last_modified, rendered.media_type)
+            preview = StoredPreview(meta, data=rendered.data)
+            pending.set_result(preview)
+            if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
+                await self._store.store(key, meta, rendered.data)
+        except Exception as error:
+            if not pending.done():
+                pending.set_exception(error)
+            if getattr(error, "status", 500) >= 500 and not isinstance(error, RenderTimeout):
+                log.warning("render of %s/%s failed: %s", request.ref.bucket, request.ref.key, error)
+        finally:
+            self._renders.release(key)
+
+    async def close(self) -> None:
+        """Cancel renders still waiting (at shutdown)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+
+class _RenderJob:
+    """The blocking render, run on a worker thread; it owns (and closes) the original's file once started."""
+
+    def __init__(self, located: Located, options: ProcessingOptions, config: RenderConfig, deadline: float) -> None:
+        self.started: float | None = None
+        self.seconds: float | None = None
+        self.output_format = options.format or "auto"
+        self._located = located
+        self._options = options
+        self._config = config
+        self._deadline = deadline
+
+    def __call__(self) -> Rendered:
+        self.started = time.monotonic()
+        try:
+            assert self._located.file is not None
+            rendered = render_preview(self._located.file, self._options, self._config, self._deadline)
+            self.output_format = rendered.format
+            return rendered
+        finally:
+            self.seconds = time.monotonic() - self.started
+            self._located.close()
+
+
+def _etag(key: str) -> str:
+    # The key names every input of the bytes (options, source, its version, format): its digest is
+    # a strong validator that a re-render of the same key keeps.
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'

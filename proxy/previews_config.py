@@ -1,0 +1,71 @@
+"""Settings of the previews route: rendering, signatures, the render pool and the response headers.
+
+Names follow imgproxy's where imgproxy has the setting (IMGPROXY_*); the cache tier's own bounds
+are CACHE_PREVIEWS_SIZE and CACHE_PREVIEWS_EXPIRES (cache.config).
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cache.env_values import read_count, read_flag, read_number
+from cache.units import ConfigError, read_duration, read_size
+from previews.config import RenderConfig
+from proxy.signature import SignatureConfig
+
+DEFAULT_PREVIEWS_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+@dataclass(frozen=True)
+class PreviewsConfig:
+    """Everything the previews route needs besides the tiers."""
+
+    render: RenderConfig = field(default_factory=RenderConfig)
+    signature: SignatureConfig = field(default_factory=SignatureConfig)
+    workers: int = 2 * (os.cpu_count() or 1)
+    queue_size: int = 256
+    timeout: float = 10.0
+    auto_webp: bool = False
+    auto_avif: bool = False
+    cache_control: str = DEFAULT_PREVIEWS_CACHE_CONTROL
+    memory_bytes: int = 64 * 1024 * 1024
+    memory_entry_max: int = 256 * 1024
+    source_info_ttl: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "PreviewsConfig":
+        """Read and check every setting; ConfigError names the variable."""
+        workers = read_count(env, "IMGPROXY_WORKERS", cls.workers)
+        if workers < 1:
+            raise ConfigError("IMGPROXY_WORKERS=0: expected 1 or more")
+        memory_text = (env.get("CACHE_PREVIEWS_MEMORY") or "").strip()
+        ttl_text = (env.get("CACHE_SOURCE_INFO_TTL") or "").strip()
+        return cls(
+            render=RenderConfig.from_env(env),
+            signature=SignatureConfig.from_env(env),
+            workers=workers,
+            queue_size=read_count(env, "IMGPROXY_REQUESTS_QUEUE_SIZE", cls.queue_size),
+            timeout=read_number(env, "IMGPROXY_TIMEOUT", cls.timeout, 0.1, 3600),
+            auto_webp=read_flag(env, "IMGPROXY_AUTO_WEBP", default=False),
+            auto_avif=read_flag(env, "IMGPROXY_AUTO_AVIF", default=False),
+            cache_control=env.get("PREVIEWS_CACHE_CONTROL") or DEFAULT_PREVIEWS_CACHE_CONTROL,
+            memory_bytes=0 if memory_text == "0" else read_size(env, "CACHE_PREVIEWS_MEMORY", "64m"),
+            source_info_ttl=0.0 if ttl_text in ("0", "0s") else read_duration(env, "CACHE_SOURCE_INFO_TTL", "10s"),
+        )
+
+    def describe(self) -> dict[str, str]:
+        """For `preview-proxy config`; signature keys are masked."""
+        return {
+            **self.signature.masked(),
+            "IMGPROXY_WORKERS": str(self.workers),
+            "IMGPROXY_REQUESTS_QUEUE_SIZE": str(self.queue_size),
+            "IMGPROXY_TIMEOUT": f"{self.timeout:g}s",
+            "IMGPROXY_MAX_SRC_RESOLUTION": f"{self.render.max_src_resolution / 1e6:g} MP",
+            "IMGPROXY_MAX_SRC_FILE_SIZE": str(self.render.max_src_file_size or "unlimited"),
+            "IMGPROXY_AUTO_WEBP": str(self.auto_webp).lower(),
+            "IMGPROXY_AUTO_AVIF": str(self.auto_avif).lower(),
+            "IMGPROXY_PRESETS": ", ".join(self.render.presets) or "(none)",
+            "PREVIEWS_CACHE_CONTROL": self.cache_control,
+            "CACHE_PREVIEWS_MEMORY": str(self.memory_bytes),
+            "CACHE_SOURCE_INFO_TTL": f"{self.source_info_ttl:g}s",
+        }

@@ -1,0 +1,88 @@
+"""GET and HEAD `/previews/<signature>/<options...>/<source>`: imgproxy's URL syntax.
+
+Everything is checked before any I/O, in this order: the path's grammar, the signature, the options,
+the expiry and the source. Then the Previews service finds or renders the image.
+"""
+
+import dataclasses
+import os
+import time
+from urllib.parse import quote
+
+from aiohttp import hdrs, web
+
+from previews.formats import FORMATS
+from previews.option_table import apply_options
+from previews.options import ProcessingOptions
+from previews.url import parse_preview_url
+from proxy.app_keys import CONFIG, ORIGINALS, PREVIEWS
+from proxy.errors import Forbidden, NotFound
+from proxy.object_path import parse_source_ref
+from proxy.previews import PreviewRequest
+from proxy.previews_config import PreviewsConfig
+from proxy.respond import respond
+from proxy.signature import verify
+from proxy.storage.provider import ObjectInfo
+
+PREFIX = "/previews"
+_EXTENSION_BY_MEDIA_TYPE = {f.media_type: f.name.replace("jpeg", "jpg") for f in FORMATS.values()}
+
+
+async def get_preview(request: web.Request) -> web.StreamResponse:
+    """Serve a preview from the previews cache, rendering it on a miss."""
+    config = request.app[CONFIG]
+    settings = config.previews
+    raw_path, _, query = request.raw_path.partition("?")
+    url = parse_preview_url(raw_path[len(PREFIX):], query)
+    # The query string belongs to the source (imgproxy URLs have none), so it is signed with the path.
+    verify(settings.signature, url.signature, url.signed_path + (f"?{query}" if query else ""))
+    options = apply_options(settings.render.defaults, url.options, settings.render.presets)
+    if url.extension:
+        options = dataclasses.replace(options, format=url.extension)
+    if options.expires is not None and options.expires < time.time():
+        raise Forbidden("the URL has expired")
+    if "://" in url.source:
+        raise NotFound("link sources (s3://, azure://, ...) are not configured")
+    ref = parse_source_ref(url.source)
+    options, negotiated = _negotiate_format(options, request.headers.get(hdrs.ACCEPT, ""), settings)
+    source_id = request.app[ORIGINALS].cache_key(ref) + (f"?{query}" if query else "")
+    preview, cache_status = await request.app[PREVIEWS].get(
+        PreviewRequest(ref, source_id, options, options.format or "auto"))
+    meta = preview.meta
+    info = ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type)
+    headers = {
+        hdrs.CACHE_CONTROL: settings.cache_control,
+        hdrs.CONTENT_DISPOSITION: _disposition(options, ref.key, meta.content_type),
+        "X-Cache": cache_status,
+    }
+    if negotiated:
+        headers[hdrs.VARY] = "Accept"
+    try:
+        return await respond(request, info, headers, data=preview.data, file=preview.file,
+                             use_sendfile=config.server.sendfile)
+    finally:
+        if preview.file is not None:
+            preview.file.close()
+
+
+def _negotiate_format(options: ProcessingOptions, accept: str,
+                      settings: PreviewsConfig) -> tuple[ProcessingOptions, bool]:
+    """With no format in the URL, IMGPROXY_AUTO_AVIF/WEBP pick one from Accept (and the answer varies)."""
+    if options.format or not (settings.auto_avif or settings.auto_webp):
+        return options, False
+    accepted = accept.lower()
+    for enabled, name in ((settings.auto_avif, "avif"), (settings.auto_webp, "webp")):
+        if enabled and f"image/{name}" in accepted:
+            return dataclasses.replace(options, format=name), True
+    return options, True
+
+
+def _disposition(options: ProcessingOptions, key: str, media_type: str) -> str:
+    kind = "attachment" if options.return_attachment else "inline"
+    name = options.filename or os.path.splitext(os.path.basename(key))[0] or "image"
+    extension = _EXTENSION_BY_MEDIA_TYPE.get(media_type, "bin")
+    if not name.lower().endswith(f".{extension}"):
+        name = f"{name}.{extension}"
+    # RFC 6266: a quoted ASCII fallback plus the UTF-8 name.
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
