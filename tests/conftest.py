@@ -10,6 +10,7 @@ from tests.support.s3 import MotoS3
 from tests.support.server import ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / ".cache" / "corpus"
 
 StartServer = Callable[..., ServerProcess]
 
@@ -48,3 +49,19 @@ def start_server(data_path: Path) -> Iterator[StartServer]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[Path]:
+    """Real JPEG photographs, 1.3 to 20 MP (deploy/dev.sh test fetches them)."""
+    found = sorted((CORPUS / "photos").glob("*.jpg"))
+    assert found, f"no photos in {CORPUS}/photos: run `bash deploy/dev.sh test` (it fetches them)"
+    return found
+
+
+@pytest.fixture(scope="session")
+def pillow_images() -> Path:
+    """Pillow's own test images: odd formats, CMYK, 16-bit, EXIF orientations, animations, corrupt files."""
+    folder = CORPUS / "pillow-tests"
+    assert folder.is_dir(), f"no {folder}: run `bash deploy/dev.sh test` (it fetches them)"
+    return folder
