@@ -54,7 +54,7 @@ def _facts(image: Image.Image) -> SourceFacts:
         height=image.height,
         orientation=orientation if 1 <= orientation <= 8 else 1,
         icc_profile=image.info.get("icc_profile") or None,
-        exif=exif.tobytes() if len(exif) else None,
+        exif=exif if len(exif) else None,
     )
 
 

@@ -29,9 +29,8 @@ def encode(image: Image.Image, job: Job) -> bytes:
     if not job.options.strip_color_profile and job.source.icc_profile and image.mode in ("RGB", "RGBA"):
         params["icc_profile"] = job.source.icc_profile
     if not job.options.strip_metadata and job.source.exif and output.name in ("jpeg", "webp", "png", "avif", "tiff"):
-        exif = Image.Exif()
-        exif.load(job.source.exif)
-        exif[EXIF_ORIENTATION] = 1  # the pixels are upright now
+        exif = job.source.exif
+        exif[EXIF_ORIENTATION] = 1  # the pixels are upright now (a render owns its Exif object)
         params["exif"] = exif.tobytes()
     buffer = io.BytesIO()
     image.save(buffer, output.pillow_name, **params)

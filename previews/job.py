@@ -3,6 +3,8 @@
 import time
 from dataclasses import dataclass
 
+from PIL import Image
+
 from previews.errors import RenderTimedOut
 from previews.formats import OutputFormat
 from previews.options import ProcessingOptions
@@ -17,7 +19,7 @@ class SourceFacts:
     height: int
     orientation: int  # EXIF orientation, 1 (upright) to 8
     icc_profile: bytes | None
-    exif: bytes | None
+    exif: Image.Exif | None  # kept as parsed; serialised only if the output keeps metadata
 
 
 @dataclass(frozen=True)

@@ -27,37 +27,38 @@ import argparse
 import asyncio
 import hashlib
 import os
-import platform
-import resource
-import select
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import boto3
 import uvloop
 from botocore.config import Config as BotoConfig
 
+from tests.benchmarks.harness import (
+    REPO,
+    BenchmarkError,
+    hammer,
+    helper_process,
+    machine,
+    peak_rss,
+    percentiles,
+    proxy_server,
+    run_measuring_cores,
+)
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, s3_env
-from tests.support.server import ServerProcess
 
-REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "tests" / "benchmarks" / "results" / "originals.md"
 MiB = 1024 * 1024
 BUCKET, SMALL_KEY, BIG_KEY = "bench", "small.jpg", "big.bin"
 SMALL_SIZE = 30 * 1024
 CONNECTIONS = 32
-MAX_REQUESTS = 2_000_000  # bounds the count too, in case a server answers errors at once
-BIG_TIMEOUT, HIT_TIMEOUT, START_TIMEOUT = 600.0, 60.0, 30.0
+BIG_TIMEOUT, HIT_TIMEOUT = 600.0, 60.0
 
 # The stock reference: FileResponse under `web.run_app` (asyncio loop with sendfile, no access log).
 # The socket listens before the URL is printed, so the first request can't be refused.
@@ -85,10 +86,6 @@ from tests.support.s3 import MotoS3
 print(MotoS3().endpoint, flush=True)
 signal.pause()
 """
-
-
-class BenchmarkError(Exception):
-    """A scenario gave a wrong answer, so its figure would mean nothing."""
 
 
 @dataclass(frozen=True)
@@ -122,44 +119,18 @@ def raw_read_mib_s(path: Path) -> float:
     return total / MiB / (time.perf_counter() - started)
 
 
-async def _hammer(session: aiohttp.ClientSession, url: str, seconds: float,
-                  expect_cache: str | None) -> tuple[list[float], int, float]:
-    """CONNECTIONS workers send GETs until the deadline. Returns latencies, errors and elapsed time."""
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal errors
-        while time.perf_counter() < deadline and len(latencies) + errors < MAX_REQUESTS:
-            started = time.perf_counter()
-            try:
-                async with session.get(url) as response:
-                    body = await response.read()
-                    ok = (response.status == 200 and len(body) == SMALL_SIZE
-                          and response.headers.get("X-Cache") == expect_cache)
-            except (aiohttp.ClientError, TimeoutError):
-                ok = False
-            if ok:
-                latencies.append(time.perf_counter() - started)
-            else:
-                errors += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONNECTIONS)))
-    return latencies, errors, time.perf_counter() - started
-
-
 async def measure_load(url: str, seconds: float, warmup: float, expect_cache: str | None) -> tuple[float, str]:
     """Small GETs after a warm-up that opens every connection. Returns req/s and a description."""
+    def check(response: aiohttp.ClientResponse, body: bytes) -> bool:
+        return response.status == 200 and len(body) == SMALL_SIZE and response.headers.get("X-Cache") == expect_cache
+
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session:
-        await _hammer(session, url, warmup, expect_cache)
-        latencies, errors, elapsed = await _hammer(session, url, seconds, expect_cache)
+        await hammer(session, url, warmup, CONNECTIONS, check)
+        latencies, errors, elapsed = await hammer(session, url, seconds, CONNECTIONS, check)
     if not latencies:
         raise BenchmarkError(f"{url}: no successful request ({errors} errors)")
-    latencies.sort()
-    p50, p99 = (latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 for q in (0.5, 0.99))
+    p50, p99 = percentiles(latencies)
     rps = len(latencies) / elapsed
     return rps, f"{rps:,.0f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms" + (f", **{errors} errors**" if errors else "")
 
@@ -204,76 +175,6 @@ async def wait_for_hit(url: str, get_first: bool) -> None:
                     return
             await asyncio.sleep(0.05)
     raise BenchmarkError(f"{url}: no HIT within {HIT_TIMEOUT:g} s")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_measuring_cores(pids: dict[str, int], client: Coroutine[Any, Any, tuple[float, str]]) -> tuple[float, str]:
-    """Run a client coroutine on uvloop. Appends to its description how many cores each process kept busy."""
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.perf_counter()
-    figure, text = uvloop.run(client)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    busy = {name: (cpu_seconds(pid) - before[name]) / wall for name, pid in pids.items()}
-    busy["client"] = (after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime) / wall
-    return figure, f"{text}; cores: " + ", ".join(f"{name} {value:.2f}" for name, value in busy.items())
-
-
-@contextmanager
-def helper_process(code: str, *args: str) -> Iterator[tuple[int, str]]:
-    """Run `python -c code` in its own process. Yields its pid and the first line it prints (a URL)."""
-    process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT)
-        line = process.stdout.readline().strip() if ready else ""
-        if not line.startswith("http://"):
-            raise BenchmarkError(f"helper process did not start: {line!r}")
-        yield process.pid, line
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-@contextmanager
-def proxy_server(env: dict[str, str]) -> Iterator[ServerProcess]:
-    """A fresh preview-proxy process, stopped on the way out."""
-    server = ServerProcess({"ACCESS_LOG": "false", **env}, cwd=REPO)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def proc_value(path: str, name: str) -> str:
-    """The value after `name:` in a /proc file such as /proc/meminfo or /proc/<pid>/status."""
-    return next(line.split(":", 1)[1].strip() for line in Path(path).read_text().splitlines()
-                if line.split(":", 1)[0].strip() == name)
-
-
-def peak_rss(pid: int) -> str:
-    """VmHWM of any process (ServerProcess.peak_rss_bytes reads the same line for the proxy)."""
-    return f"{int(proc_value(f'/proc/{pid}/status', 'VmHWM').split()[0]) / 1024:.0f} MiB"
-
-
-def machine() -> str:
-    """One line: CPUs we may use, CPU model, memory, Python, date and commit."""
-    mem_gib = int(proc_value("/proc/meminfo", "MemTotal").split()[0]) / 2**20
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True,
-                            check=False).stdout.strip()
-    return (f"{len(os.sched_getaffinity(0))} CPUs ({proc_value('/proc/cpuinfo', 'model name')}), "
-            f"{mem_gib:.1f} GiB RAM, Python {platform.python_version()}, "
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}")
 
 
 def run(quick: bool) -> list[str]:

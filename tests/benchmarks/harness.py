@@ -1,0 +1,134 @@
+"""What every benchmark shares: helper processes, CPU and memory readings, load loops, the machine line.
+
+Loopback only; every loop is bounded in count and time.
+"""
+
+import asyncio
+import os
+import platform
+import resource
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import uvloop
+
+from tests.support.server import ServerProcess
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 30.0
+MAX_REQUESTS = 2_000_000  # bounds the count too, in case a server answers errors at once
+
+
+class BenchmarkError(Exception):
+    """A scenario gave a wrong answer, so its figure would mean nothing."""
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_measuring_cores(pids: dict[str, int], client: Coroutine[Any, Any, tuple[float, str]]) -> tuple[float, str]:
+    """Run a client coroutine on uvloop. Appends to its description how many cores each process kept busy."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    figure, text = uvloop.run(client)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    busy = {name: (cpu_seconds(pid) - before[name]) / wall for name, pid in pids.items()}
+    busy["client"] = (after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime) / wall
+    return figure, f"{text}; cores: " + ", ".join(f"{name} {value:.2f}" for name, value in busy.items())
+
+
+@contextmanager
+def helper_process(code: str, *args: str) -> Iterator[tuple[int, str]]:
+    """Run `python -c code` in its own process. Yields its pid and the first line it prints (a URL)."""
+    process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT)
+        line = process.stdout.readline().strip() if ready else ""
+        if not line.startswith("http://"):
+            raise BenchmarkError(f"helper process did not start: {line!r}")
+        yield process.pid, line
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@contextmanager
+def proxy_server(env: dict[str, str]) -> Iterator[ServerProcess]:
+    """A fresh preview-proxy process, stopped on the way out."""
+    server = ServerProcess({"ACCESS_LOG": "false", **env}, cwd=REPO)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def proc_value(path: str, name: str) -> str:
+    """The value after `name:` in a /proc file such as /proc/meminfo or /proc/<pid>/status."""
+    return next(line.split(":", 1)[1].strip() for line in Path(path).read_text().splitlines()
+                if line.split(":", 1)[0].strip() == name)
+
+
+def peak_rss(pid: int) -> str:
+    """VmHWM of any process (ServerProcess.peak_rss_bytes reads the same line for the proxy)."""
+    return f"{int(proc_value(f'/proc/{pid}/status', 'VmHWM').split()[0]) / 1024:.0f} MiB"
+
+
+def machine() -> str:
+    """One line: CPUs we may use, CPU model, memory, Python, date and commit."""
+    mem_gib = int(proc_value("/proc/meminfo", "MemTotal").split()[0]) / 2**20
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True,
+                            check=False).stdout.strip()
+    return (f"{len(os.sched_getaffinity(0))} CPUs ({proc_value('/proc/cpuinfo', 'model name')}), "
+            f"{mem_gib:.1f} GiB RAM, Python {platform.python_version()}, "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}")
+
+
+async def hammer(session: aiohttp.ClientSession, url: str, seconds: float, connections: int,
+                 check: Callable[[aiohttp.ClientResponse, bytes], bool]) -> tuple[list[float], int, float]:
+    """`connections` workers send GETs until the deadline. Returns latencies, errors and elapsed time."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline and len(latencies) + errors < MAX_REQUESTS:
+            started = time.perf_counter()
+            try:
+                async with session.get(url) as response:
+                    ok = check(response, await response.read())
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return latencies, errors, time.perf_counter() - started
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds."""
+    ordered = sorted(latencies)
+    p50, p99 = (ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 for q in (0.5, 0.99))
+    return p50, p99
