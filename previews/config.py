@@ -3,11 +3,11 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from cache.env_values import read_flag, read_number
+from cache.env_values import read_count, read_flag, read_number
 from cache.units import ConfigError, read_size
 from previews.errors import InvalidOption
 from previews.formats import FORMATS
-from previews.option_table import OptionList, apply_options
+from previews.option_table import FORMAT_ALIASES, OptionList, apply_options
 from previews.options import ProcessingOptions
 
 DEFAULT_MAX_SRC_RESOLUTION = 50_000_000
@@ -41,7 +41,7 @@ class RenderConfig:
         return cls(
             max_src_resolution=int(megapixels * 1_000_000),
             max_src_file_size=_optional_size(env, "IMGPROXY_MAX_SRC_FILE_SIZE"),
-            quality=int(read_number(env, "IMGPROXY_QUALITY", 80, 1, 100)),
+            quality=_quality(env),
             format_quality=_read_format_quality(env.get("IMGPROXY_FORMAT_QUALITY", "webp=79,avif=63")),
             presets=presets,
             defaults=defaults,
@@ -74,10 +74,18 @@ def _read_format_quality(text: str) -> dict[str, int]:
     qualities: dict[str, int] = {}
     for entry in filter(None, (part.strip() for part in text.split(","))):
         name, _, value = entry.partition("=")
+        name = FORMAT_ALIASES.get(name.lower(), name.lower())
         if name not in FORMATS or not value.isdigit() or not 1 <= int(value) <= 100:
             raise ConfigError(f"IMGPROXY_FORMAT_QUALITY: {entry!r} is not format=1..100")
         qualities[name] = int(value)
     return qualities
+
+
+def _quality(env: Mapping[str, str]) -> int:
+    quality = read_count(env, "IMGPROXY_QUALITY", 80)
+    if not 1 <= quality <= 100:
+        raise ConfigError(f"IMGPROXY_QUALITY={quality}: expected a whole number from 1 to 100")
+    return quality
 
 
 def _optional_size(env: Mapping[str, str], name: str) -> int:

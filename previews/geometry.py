@@ -1,6 +1,5 @@
 """Pure arithmetic of sizes and positions, after imgproxy's processing/prepare.go and calc_position.go."""
 
-import math
 
 from previews.options import Gravity, GravityType, ProcessingOptions, ResizingType
 
@@ -34,8 +33,10 @@ def resize_scales(width: int, height: int, options: ProcessingOptions) -> tuple[
             w_shrink = h_shrink = max(w_shrink, h_shrink)
         elif kind in (ResizingType.FILL, ResizingType.FILL_DOWN):
             w_shrink = h_shrink = min(w_shrink, h_shrink)
-    w_shrink /= options.dpr
-    h_shrink /= options.dpr
+    # Zoom and dpr come before the no-enlarge check (imgproxy's calcScale): neither may grow an image
+    # unless `enlarge` is on.
+    w_shrink /= options.dpr * options.zoom_x
+    h_shrink /= options.dpr * options.zoom_y
     if not options.enlarge:
         smallest = min(w_shrink, h_shrink)
         if smallest < 1:
@@ -49,8 +50,6 @@ def resize_scales(width: int, height: int, options: ProcessingOptions) -> tuple[
         limit = height / options.min_height
         w_shrink /= h_shrink / limit
         h_shrink = limit
-    w_shrink /= options.zoom_x
-    h_shrink /= options.zoom_y
     return 1 / w_shrink, 1 / h_shrink
 
 
@@ -103,6 +102,6 @@ def crop_box_size(crop_w: float, crop_h: float, width: int, height: int) -> tupl
     def side(value: float, full: int) -> int:
         if value <= 0:
             return full
-        pixels = math.ceil(value * full) if value < 1 else round(value)
+        pixels = round(value * full) if value < 1 else round(value)
         return max(1, min(pixels, full))
     return side(crop_w, width), side(crop_h, height)

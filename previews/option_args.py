@@ -59,10 +59,10 @@ def read_gravity(option: str, args: list[str], allow_smart: bool = True) -> Grav
         return Gravity(GravityType.SMART)
     if kind not in _COMPASS:
         raise InvalidOption(f"{option}: unknown gravity {kind!r}")
-    if len(args) not in (1, 3):
-        raise InvalidOption(f"{option}: gravity takes a type and optionally both x and y offsets")
-    offsets = [read_float(option, a, -MAX_DIMENSION, MAX_DIMENSION) for a in args[1:]] or [0.0, 0.0]
-    return Gravity(GravityType(kind), offsets[0], offsets[1])
+    if len(args) > 3:
+        raise InvalidOption(f"{option}: gravity takes a type and optionally x and y offsets")
+    x, y = (read_float(option, a, -MAX_DIMENSION, MAX_DIMENSION) if a else 0.0 for a in [*args[1:], "", ""][:2])
+    return Gravity(GravityType(kind), x, y)
 
 
 def read_color(option: str, args: list[str]) -> tuple[int, int, int]:

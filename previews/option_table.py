@@ -24,13 +24,13 @@ Fields = dict[str, Any]
 Setter = Callable[[Fields, list[str], str], None]
 OptionList = Sequence[tuple[str, list[str]]]
 OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif", "gif", "tiff", "bmp")
-_FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
+FORMAT_ALIASES = {"jpg": "jpeg", "tif": "tiff"}
 MAX_PRESET_DEPTH = 8
 
 
 def output_format(option: str, text: str) -> str:
     """A format name or extension, normalised (`jpg` is `jpeg`)."""
-    name = _FORMAT_ALIASES.get(text.lower(), text.lower())
+    name = FORMAT_ALIASES.get(text.lower(), text.lower())
     if name not in OUTPUT_FORMATS:
         raise InvalidOption(f"{option}: unsupported format {text!r} (use one of {', '.join(OUTPUT_FORMATS)})")
     return name
@@ -116,9 +116,19 @@ def _crop(fields: Fields, args: list[str], option: str) -> None:
 
 def _padding(fields: Fields, args: list[str], option: str) -> None:
     count_args(option, args, 1, 4)
-    sides = [read_int(option, a or "0", 0, 4096) for a in args]
-    # CSS shorthand: 1 value for all sides, 2 for vertical/horizontal, 3 for top/horizontal/bottom.
-    top, right, bottom, left = {1: sides * 4, 2: sides * 2, 3: sides + sides[1:2], 4: sides}[len(sides)]
+    current = fields["padding"] or Padding()
+    top, right, bottom, left = current.top, current.right, current.bottom, current.left
+    values = [read_int(option, a, 0, 4096) if a else None for a in [*args, "", "", ""][:4]]
+    # CSS-like shorthand, as imgproxy reads it: top also sets the other sides, right also sets left;
+    # an empty argument keeps what is there.
+    if values[0] is not None:
+        top = right = bottom = left = values[0]
+    if values[1] is not None:
+        right = left = values[1]
+    if values[2] is not None:
+        bottom = values[2]
+    if values[3] is not None:
+        left = values[3]
     fields["padding"] = Padding(top, right, bottom, left)
 
 

@@ -6,6 +6,7 @@ comes back decoded; which sources exist is the caller's business.
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -13,6 +14,8 @@ from previews.errors import InvalidOption, InvalidSource
 from previews.option_table import output_format
 
 MAX_SOURCE_BYTES = 4096
+# imgproxy decodes strictly (Go's RawURLEncoding): no standard-base64 `+` or `/`, no stray characters.
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ def _source(segments: list[str]) -> tuple[str, str | None]:
         return _checked(_decode(body)), _extension(extension)
     encoded = "".join(segments)
     body, dot, extension = encoded.partition(".")
+    if not _BASE64URL.fullmatch(body):
+        raise InvalidSource("the source is neither plain/... nor valid base64url")
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         decoded = raw.decode("utf-8")

@@ -39,7 +39,7 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     options = apply_options(settings.render.defaults, url.options, settings.render.presets)
     if url.extension:
         options = dataclasses.replace(options, format=url.extension)
-    if options.expires is not None and options.expires < time.time():
+    if options.expires and options.expires < time.time():  # 0 means "never", as in imgproxy
         raise Forbidden("the URL has expired")
     if "://" in url.source:
         raise NotFound("link sources (s3://, azure://, ...) are not configured")

@@ -30,7 +30,7 @@ class RenderTimeout(UpstreamTimeout):
 
 
 class RenderPool:
-    """Runs blocking functions on `workers` threads with at most `queue_size` callers waiting."""
+    """Runs blocking functions on `workers` threads with at most `queue_size` callers waiting (0: no bound)."""
 
     def __init__(self, workers: int, queue_size: int, observer: RenderObserver) -> None:
         self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="render")
@@ -42,7 +42,7 @@ class RenderPool:
 
     async def run(self, work: Callable[[], T], deadline: float) -> T:
         """`work()` on a worker thread; TooManyRequests if the queue is full, RenderTimeout past `deadline`."""
-        if self._waiting >= self._queue_size:
+        if self._queue_size and self._waiting >= self._queue_size:
             raise TooManyRequests("render queue is full, try again shortly")
         self._waiting += 1
         self._report()
