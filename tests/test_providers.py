@@ -14,8 +14,9 @@ import pytest
 from proxy.storage.config import StorageConfig
 from proxy.storage.errors import ObjectNotFound
 from proxy.storage.local import LocalProvider
+from proxy.storage.obstore_provider import MULTIPART_THRESHOLD
 from proxy.storage.provider import ByteSpan, NotModified, ObjectRef, ObjectStream, StorageProvider
-from proxy.storage.s3 import MULTIPART_THRESHOLD, S3Provider
+from proxy.storage.s3 import S3Provider
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3
 
 
