@@ -6,7 +6,7 @@ bucket, made on first use. Errors go through ObstoreCalls and come out as proxy.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -82,10 +82,23 @@ class ObstoreProvider:
         return ObjectStream(info, start, end, chunks)
 
     async def put(self, ref: ObjectRef, chunks: AsyncIterable[bytes], content_type: str) -> None:
-        """Upload, in parts of MULTIPART_THRESHOLD bytes for anything larger than one part."""
+        """One request for up to MULTIPART_THRESHOLD bytes; anything larger goes up in parts of that size.
+
+        obstore can't know an iterable's length, so it would make even a small object a multipart
+        upload (three requests); the first part is gathered here to tell the two apart.
+        """
+        store, attributes = self.store(ref.bucket), {"Content-Type": content_type}
+        iterator = aiter(chunks)
+        head = bytearray()
+        while len(head) <= MULTIPART_THRESHOLD:
+            chunk = await anext(iterator, None)
+            if chunk is None:
+                await self._calls.call(ref, "put", obstore.put_async(
+                    store, ref.key, bytes(head), attributes=attributes, use_multipart=False))
+                return
+            head += chunk
         await self._calls.call(ref, "put", obstore.put_async(
-            self.store(ref.bucket), ref.key, chunks, attributes={"Content-Type": content_type},
-            chunk_size=MULTIPART_THRESHOLD))
+            store, ref.key, _prepend(bytes(head), iterator), attributes=attributes, chunk_size=MULTIPART_THRESHOLD))
 
     async def check(self) -> None:
         """Ready when the endpoint answers with our credentials, in a bucket we've used if any."""
@@ -94,6 +107,12 @@ class ObstoreProvider:
     async def close(self) -> None:
         """obstore closes its connection pools when the stores are dropped."""
         self._stores.clear()
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 def client_options(config: StorageConfig) -> ClientConfig:
