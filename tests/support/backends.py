@@ -59,7 +59,7 @@ class Backend:
 def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """The backend `name` (one of BACKENDS), starting its session server on first use."""
     data_path = tmp_path / "data"
-    (data_path / "storage").mkdir(parents=True)
+    (data_path / "storage").mkdir(parents=True, exist_ok=True)
     bucket = f"pp-contract-{uuid.uuid4().hex[:10]}"
     if name == "local":
         return Backend(name, {"DATA_PATH": str(data_path)}, bucket, _local_seed(data_path / "storage" / bucket))
