@@ -15,7 +15,7 @@ from obstore.store import AzureStore
 
 from proxy.storage.config import StorageConfig
 from proxy.storage.credentials import sas_token
-from proxy.storage.errors import ObjectNotFound
+from proxy.storage.errors import ObjectNotFound, ProviderAccessDenied
 from proxy.storage.obstore_provider import ObstoreProvider, client_options, retry_config
 from proxy.storage.provider import ByteSpan, NotModified, ObjectRef, ObjectStream, absolute_span
 
@@ -54,6 +54,17 @@ class AzureProvider(ObstoreProvider):
         # If-Match pins the version whose size we used; a blob replaced in between fails (502), never
         # mixes the end of one version with the size of another.
         return await self.get_with(ref, {"range": (start, end), "if_match": info.etag})
+
+    async def check(self) -> None:
+        """As the base; but with a SAS token and no container answered yet, a refusal only shows that Azure
+        answered. A token is often scoped to one container, and the probe can't know which (a token
+        doesn't name it), so a bad token shows up as 502s on requests until a container has answered.
+        """
+        try:
+            await super().check()
+        except ProviderAccessDenied:
+            if sas_token(self.config.secret_key) is None or self.answered_bucket is not None:
+                raise
 
 
 def azure_settings(config: StorageConfig) -> AzureConfig:

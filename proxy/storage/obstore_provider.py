@@ -14,11 +14,12 @@ import obstore
 import obstore.exceptions as obstore_errors
 
 from proxy.storage.config import StorageConfig
+from proxy.storage.errors import ObjectNotFound
 from proxy.storage.obstore_calls import READINESS_PROBE_BUCKET, STREAM_CHUNK, ObstoreCalls, answers, info_from_obstore
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream
 
 if TYPE_CHECKING:  # obstore's option types exist only in its stubs, not at run time
-    from obstore import GetOptions
+    from obstore import GetOptions, GetResult
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
 
 # Objects above this go up as a multipart upload (S3 parts, Azure blocks, GCS XML multipart).
@@ -34,6 +35,9 @@ class ObstoreProvider:
         self.config = config
         self._stores: dict[str, ObjectStore] = {}
         self._calls = ObstoreCalls(self.provider_id, config.read_timeout, config.secrets())
+        # The last bucket the backend answered for with our credentials (an object, or "not found").
+        # Readiness probes there: credentials scoped to some buckets are refused everywhere else.
+        self.answered_bucket: str | None = None
 
     def new_store(self, bucket: str) -> ObjectStore:
         """A new obstore store for `bucket`. Building one does no I/O."""
@@ -48,8 +52,7 @@ class ObstoreProvider:
 
     async def head(self, ref: ObjectRef) -> ObjectInfo:
         """HEAD the object: a GET with no body, so the media type comes back too."""
-        result = await self._calls.call(ref, "head", obstore.get_async(self.store(ref.bucket), ref.key,
-                                                                      options={"head": True}))
+        result = await self._get_result(ref, "head", {"head": True})
         return info_from_obstore(result.meta, result.attributes)
 
     async def get(
@@ -68,8 +71,7 @@ class ObstoreProvider:
         """GET with obstore options already built (a subclass may add its own, such as if_match)."""
         if_none_match = options.get("if_none_match")
         try:
-            result = await self._calls.call(ref, "get", obstore.get_async(self.store(ref.bucket), ref.key,
-                                                                         options=options))
+            result = await self._get_result(ref, "get", options)
         except obstore_errors.NotModifiedError:
             return NotModified(if_none_match or "")
         info = info_from_obstore(result.meta, result.attributes)
@@ -80,6 +82,16 @@ class ObstoreProvider:
         start, end = result.range
         chunks = self._calls.stream(ref, aiter(result.stream(min_chunk_size=STREAM_CHUNK)))
         return ObjectStream(info, start, end, chunks)
+
+    async def _get_result(self, ref: ObjectRef, operation: str, options: GetOptions) -> GetResult:
+        store = self.store(ref.bucket)  # outside the try: a name refused before any I/O answers nothing
+        try:
+            result = await self._calls.call(ref, operation, obstore.get_async(store, ref.key, options=options))
+        except (ObjectNotFound, obstore_errors.NotModifiedError):
+            self.answered_bucket = ref.bucket
+            raise
+        self.answered_bucket = ref.bucket
+        return result
 
     async def put(self, ref: ObjectRef, chunks: AsyncIterable[bytes], content_type: str) -> None:
         """One request for up to MULTIPART_THRESHOLD bytes; anything larger goes up in parts of that size.
@@ -101,8 +113,8 @@ class ObstoreProvider:
             store, ref.key, _prepend(bytes(head), iterator), attributes=attributes, chunk_size=MULTIPART_THRESHOLD))
 
     async def check(self) -> None:
-        """Ready when the endpoint answers with our credentials, in a bucket we've used if any."""
-        await answers(self, next(iter(self._stores), READINESS_PROBE_BUCKET))
+        """Ready when the endpoint answers with our credentials, in the bucket that last answered if any."""
+        await answers(self, self.answered_bucket or READINESS_PROBE_BUCKET)
 
     async def close(self) -> None:
         """obstore closes its connection pools when the stores are dropped."""
