@@ -11,11 +11,11 @@ import hashlib
 import hmac
 import subprocess
 import threading
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+from tests.support.http import send
 from tests.support.processes import stop_process
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -24,6 +24,7 @@ BINARY = REPO / ".cache" / "node" / "node_modules" / ".bin" / "azurite-blob"
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 SAS_VERSION = "2021-08-06"
+API_VERSION = {"x-ms-version": SAS_VERSION}
 START_TIMEOUT = 30.0
 READY_LINE = "successfully listens on "
 
@@ -59,24 +60,13 @@ class Azurite:
 
     def create_container(self, name: str) -> str:
         """A new, private container."""
-        self._request("PUT", f"{self.endpoint}/{name}?restype=container&{account_sas()}")
+        send("PUT", f"{self.endpoint}/{name}?restype=container&{account_sas()}", headers=API_VERSION)
         return name
 
     def put(self, container: str, key: str, body: bytes | Path, content_type: str) -> None:
         """Upload a block blob in one request (a Path is streamed from disk)."""
-        url = f"{self.endpoint}/{container}/{quote(key)}?{account_sas()}"
-        headers = {"x-ms-blob-type": "BlockBlob", "Content-Type": content_type}
-        if isinstance(body, Path):
-            with body.open("rb") as file:
-                self._request("PUT", url, file, {**headers, "Content-Length": str(body.stat().st_size)})
-        else:
-            self._request("PUT", url, body, headers)
-
-    def _request(self, method: str, url: str, body: object = b"", headers: dict[str, str] | None = None) -> None:
-        request = urllib.request.Request(url, data=body, method=method,  # type: ignore[arg-type]
-                                         headers={"x-ms-version": SAS_VERSION, **(headers or {})})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            response.read()
+        send("PUT", f"{self.endpoint}/{container}/{quote(key)}?{account_sas()}", body,
+             {**API_VERSION, "x-ms-blob-type": "BlockBlob", "Content-Type": content_type})
 
     def stop(self) -> None:
         """Stop the server (its data lived in memory only)."""

