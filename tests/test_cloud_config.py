@@ -18,6 +18,7 @@ from proxy.storage.gcs import gcs_settings
 from proxy.storage.obstore_calls import redact
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY, container_sas
 from tests.support.fake_gcs import write_service_account
+from tests.test_cli import cli_env, run_cli
 
 DATA = Path("/srv/data")
 
@@ -156,3 +157,19 @@ def test_describe_shows_the_credential_path_never_its_contents(credentials: tupl
     for field in ("private_key", "private_key_id"):
         assert fields[field] not in everything
     assert json.dumps(fields) not in everything
+
+
+@pytest.mark.parametrize("case", ["google-not-json", "azure-bad-secret"])
+def test_bad_cloud_setting_stops_the_cli_with_one_line(case: str, tmp_path: Path) -> None:
+    secret_text = '{"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC'
+    (tmp_path / "sa.json").write_text(secret_text)  # cut short: not valid JSON
+    env = ({"STORAGE_PROVIDER": "google", "STORAGE_CREDENTIALS_PATH": str(tmp_path / "sa.json")}
+           if case == "google-not-json" else
+           {"STORAGE_PROVIDER": "azure", "STORAGE_ACCESS_KEY": ACCOUNT, "STORAGE_SECRET_KEY": "!!" + ACCOUNT_KEY})
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    result = run_cli(["config"], workdir, cli_env(tmp_path / "data", **env))
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("preview-proxy: STORAGE_"), result.stderr
+    assert "MIIEvQ" not in result.stderr and ACCOUNT_KEY not in result.stderr
