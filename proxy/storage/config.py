@@ -1,15 +1,22 @@
 """Storage settings in Supervisely's STORAGE_* names, parsed once into a frozen dataclass."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from cache.config import ConfigError
 from cache.env_values import read_count, read_flag
 from cache.units import read_duration
+from proxy.storage.credentials import (
+    azure_secret_pieces,
+    check_azure,
+    check_service_account,
+    read_service_account,
+    service_account_pieces,
+)
 
-PROVIDERS = ("http", "minio")
+PROVIDERS = ("http", "minio", "azure", "google")
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,9 @@ class StorageConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     retries: int = 2
+    credentials_path: Path | None = None
+    # The text of credentials_path, read once at start-up; never printed (repr=False).
+    credentials: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], data_path: Path) -> "StorageConfig":
@@ -35,6 +45,7 @@ class StorageConfig:
         provider = (env.get("STORAGE_PROVIDER") or "http").strip().lower()
         if provider not in PROVIDERS:
             raise ConfigError(f"STORAGE_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
+        credentials_path, credentials = _credentials(env, provider)
         config = cls(
             provider=provider,
             root=data_path / "storage",
@@ -48,12 +59,23 @@ class StorageConfig:
             connect_timeout=read_duration(env, "STORAGE_CONNECT_TIMEOUT", "5s"),
             read_timeout=read_duration(env, "STORAGE_READ_TIMEOUT", "30s"),
             retries=read_count(env, "STORAGE_RETRIES", 2),
+            credentials_path=credentials_path,
+            credentials=credentials,
         )
         config.validate()
         return config
 
     def validate(self) -> None:
         """Check the combination of settings, not just each value."""
+        if self.provider == "azure":
+            check_azure(self.access_key, self.secret_key)
+            return
+        if self.provider == "google":
+            if self.credentials_path is None or self.credentials is None:
+                raise ConfigError("STORAGE_CREDENTIALS_PATH: required for STORAGE_PROVIDER=google "
+                                  "(a service-account JSON file)")
+            check_service_account(self.credentials, self.credentials_path)
+            return
         if self.provider != "minio":
             return
         if bool(self.access_key) != bool(self.secret_key):
@@ -76,6 +98,8 @@ class StorageConfig:
             "STORAGE_ACCESS_KEY": mask(self.access_key),
             "STORAGE_SECRET_KEY": mask(self.secret_key),
             "STORAGE_IAM_ROLE": self.iam_role or "(unset)",
+            # The path is shown, so an operator can see which file is used; never what is in it.
+            "STORAGE_CREDENTIALS_PATH": str(self.credentials_path) if self.credentials_path else "(unset)",
             "STORAGE_METADATA_ENDPOINT": self.metadata_endpoint or "(provider default)",
             "STORAGE_CONNECT_TIMEOUT": f"{self.connect_timeout:g}s",
             "STORAGE_READ_TIMEOUT": f"{self.read_timeout:g}s",
@@ -83,8 +107,14 @@ class StorageConfig:
         }
 
     def secrets(self) -> tuple[str, ...]:
-        """Values that must never appear in a log line or a response."""
-        return tuple(s for s in (self.secret_key,) if s)
+        """Values that must never appear in a log line or a response, longest first.
+
+        Besides the secret key: a SAS token's signature on its own, and a credential file's text,
+        its secret fields and the lines of its private key.
+        """
+        pieces = {self.secret_key or "", *azure_secret_pieces(self.secret_key),
+                  *service_account_pieces(self.credentials)}
+        return tuple(sorted((p for p in pieces if p), key=len, reverse=True))
 
 
 def mask(secret: str | None) -> str:
@@ -92,8 +122,20 @@ def mask(secret: str | None) -> str:
     return "********" if secret else "(unset)"
 
 
+def _credentials(env: Mapping[str, str], provider: str) -> tuple[Path | None, str | None]:
+    """STORAGE_CREDENTIALS_PATH and the file's text, read here once (only Google uses one)."""
+    text = (env.get("STORAGE_CREDENTIALS_PATH") or "").strip()
+    path = Path(text) if text else None
+    if path is None or provider != "google":
+        return path, None
+    return path, read_service_account(path)
+
+
 def _endpoint(env: Mapping[str, str]) -> str | None:
-    """STORAGE_ENDPOINT with a scheme (https unless STORAGE_SECURE=false) and STORAGE_PORT applied."""
+    """STORAGE_ENDPOINT with a scheme (https unless STORAGE_SECURE=false) and STORAGE_PORT applied.
+
+    A path is kept: Azurite's endpoint is `http://host:port/<account>`.
+    """
     # Both are checked even without an endpoint: a bad value must never be silently ignored.
     secure = read_flag(env, "STORAGE_SECURE", default=True)
     port = _port(env)
@@ -106,9 +148,9 @@ def _endpoint(env: Mapping[str, str]) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"STORAGE_ENDPOINT={raw!r}: expected host[:port] or http(s)://host[:port]")
     if port is None:
-        return f"{parts.scheme}://{parts.netloc}"
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{parts.scheme}://{host}:{port}"
+    return f"{parts.scheme}://{host}:{port}{parts.path}"
 
 
 def _port(env: Mapping[str, str]) -> int | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from proxy.storage.errors import InvalidObjectPath, ObjectNotFound
-from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream
+from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, absolute_span
 
 READ_CHUNK = 256 * 1024
 
@@ -107,15 +107,6 @@ def info_from_stat(path: Path, stat: os.stat_result) -> ObjectInfo:
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
     return ObjectInfo(stat.st_size, etag, stat.st_mtime, content_type)
-
-
-def absolute_span(span: ByteSpan | None, size: int) -> tuple[int, int]:
-    """[start, end) of a span within an object of `size` bytes (a suffix counts from the end)."""
-    if span is None:
-        return 0, size
-    if span.suffix is not None:
-        return max(0, size - span.suffix), size
-    return span.start, min(size, span.end if span.end is not None else size)
 
 
 async def _read_chunks(file: BinaryIO, start: int, end: int) -> AsyncIterator[bytes]:

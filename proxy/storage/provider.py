@@ -82,3 +82,12 @@ def quote_etag(raw: str) -> str:
     if raw.startswith(('"', 'W/"')):
         return raw
     return f'"{raw}"'
+
+
+def absolute_span(span: ByteSpan | None, size: int) -> tuple[int, int]:
+    """[start, end) of a span within an object of `size` bytes (a suffix counts from the end)."""
+    if span is None:
+        return 0, size
+    if span.suffix is not None:
+        return max(0, size - span.suffix), size
+    return span.start, min(size, span.end if span.end is not None else size)

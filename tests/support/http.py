@@ -1,8 +1,11 @@
 """Small blocking HTTP helpers for tests (stdlib only), so each test reads as request -> assertions."""
 
+import contextlib
 import http.client
+import urllib.request
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 
@@ -47,3 +50,15 @@ def metric_value(exposition: str, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{series} not in /metrics")
+
+
+def send(method: str, url: str, body: bytes | Path = b"", headers: dict[str, str] | None = None) -> bytes:
+    """One request with a body to a peer's admin API; a Path is streamed from disk. Raises on non-2xx."""
+    all_headers = dict(headers or {})
+    with contextlib.ExitStack() as stack:
+        data: bytes | BinaryIO = body if isinstance(body, bytes) else stack.enter_context(body.open("rb"))
+        if isinstance(body, Path):
+            all_headers["Content-Length"] = str(body.stat().st_size)
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method, headers=all_headers),
+                                    timeout=120) as response:
+            return bytes(response.read())
