@@ -12,13 +12,10 @@ from PIL import Image, UnidentifiedImageError
 
 from previews.errors import PreviewError, TooManyPixels, UnsupportedImage
 from previews.formats import INPUT_FORMATS
-from previews.geometry import crop_box_size, resize_scales
-from previews.job import SourceFacts
-from previews.options import ProcessingOptions
+from previews.geometry import resize_scales
+from previews.job import Job, SourceFacts
 
 EXIF_ORIENTATION = 0x0112
-# Orientations 5 to 8 turn the image a quarter: its width and height swap.
-_QUARTER_TURNS = {5, 6, 7, 8}
 
 
 def open_source(file: BinaryIO, max_pixels: int) -> tuple[Image.Image, SourceFacts]:
@@ -44,7 +41,10 @@ def open_source(file: BinaryIO, max_pixels: int) -> tuple[Image.Image, SourceFac
 
 def _facts(image: Image.Image) -> SourceFacts:
     try:
-        exif = image.getexif()
+        # A PNG's getexif() decodes the whole image to look for an eXIf chunk after the pixels; only
+        # one placed before them (already in info) is read, so nothing is decoded before the checks.
+        png_without_exif = image.format == "PNG" and "exif" not in image.info
+        exif = Image.Exif() if png_without_exif else image.getexif()
         orientation = int(exif.get(EXIF_ORIENTATION, 1))
     except Exception:  # a broken EXIF block is no reason to refuse the pixels
         exif, orientation = Image.Exif(), 1
@@ -58,7 +58,7 @@ def _facts(image: Image.Image) -> SourceFacts:
     )
 
 
-def shrink_on_load(image: Image.Image, facts: SourceFacts, options: ProcessingOptions) -> None:
+def shrink_on_load(image: Image.Image, job: Job) -> None:
     """Let the JPEG decoder scale by 1/2, 1/4 or 1/8 (DCT scaling) when the result is that much smaller.
 
     Pillow's draft() picks the strongest reduction that still leaves at least the requested size, so
@@ -67,11 +67,7 @@ def shrink_on_load(image: Image.Image, facts: SourceFacts, options: ProcessingOp
     if image.format not in ("JPEG", "MPO"):
         return
     width, height = image.size
-    turned = (facts.orientation in _QUARTER_TURNS and options.auto_rotate) != (options.rotate in (90, 270))
-    view_w, view_h = (height, width) if turned else (width, height)
-    if options.crop is not None:
-        view_w, view_h = crop_box_size(options.crop.width, options.crop.height, view_w, view_h)
-    scale = max(resize_scales(view_w, view_h, options))
+    scale = max(resize_scales(*job.region_size(), job.options))
     if scale >= 0.5:
         return
     image.draft(image.mode, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
@@ -80,8 +76,7 @@ def shrink_on_load(image: Image.Image, facts: SourceFacts, options: ProcessingOp
 def load_pixels(image: Image.Image) -> Image.Image:
     """Decode the first frame; a damaged or truncated file is an UnsupportedImage."""
     try:
-        image.seek(0)
-        image.load()
+        image.load()  # the first frame: Image.open leaves every format there (PSD counts layers from 1)
     except Exception as error:
         raise UnsupportedImage(f"the source can't be decoded: {_describe(error)}") from None
     return image

@@ -12,6 +12,12 @@ from previews.job import Job
 AVIF_SPEED = 8
 
 
+def profile_matches(profile: bytes, mode: str) -> bool:
+    """Whether an ICC profile describes pixels of `mode` (a CMYK profile can't label converted RGB)."""
+    space = profile[16:20]  # the profile header's data colour space (ICC.1:2022, section 7.2.6)
+    return (space == b"RGB " and mode in ("RGB", "RGBA")) or (space == b"GRAY" and mode in ("L", "LA"))
+
+
 def encode(image: Image.Image, job: Job) -> bytes:
     """The image in the job's output format, as bytes."""
     output = job.output
@@ -26,8 +32,9 @@ def encode(image: Image.Image, job: Job) -> bytes:
         image = image.convert("P", palette=Image.Palette.ADAPTIVE) if image.mode == "RGB" else image
     if output.name == "bmp" and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
-    if not job.options.strip_color_profile and job.source.icc_profile and image.mode in ("RGB", "RGBA"):
-        params["icc_profile"] = job.source.icc_profile
+    if not job.options.strip_color_profile and job.source.icc_profile:
+        if profile_matches(job.source.icc_profile, image.mode):
+            params["icc_profile"] = job.source.icc_profile
     if not job.options.strip_metadata and job.source.exif and output.name in ("jpeg", "webp", "png", "avif", "tiff"):
         exif = job.source.exif
         exif[EXIF_ORIENTATION] = 1  # the pixels are upright now (a render owns its Exif object)

@@ -2,6 +2,9 @@
 
 from dataclasses import dataclass
 
+# pillow-simd has no AVIF codec of its own: the plugin registers AVIF for reading and writing.
+import pillow_avif  # noqa: F401
+
 
 @dataclass(frozen=True)
 class OutputFormat:
@@ -31,7 +34,8 @@ PREFERRED_BY_SOURCE = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "GIF": "gif"
 
 # The inputs previews read. Pillow guesses only among these, so an odd file can't reach a plugin
 # nobody meant to expose (Pillow's `formats=` argument to Image.open).
-INPUT_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "AVIF", "TIFF", "BMP", "JPEG2000", "PSD", "ICO", "TGA", "PPM")
+# MPO files are opened by the JPEG plugin (Pillow registers no opener under "MPO").
+INPUT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "AVIF", "TIFF", "BMP", "JPEG2000", "PSD", "ICO", "TGA", "PPM")
 
 
 def choose_format(requested: str | None, source_format: str, has_alpha: bool) -> OutputFormat:

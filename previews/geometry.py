@@ -81,7 +81,9 @@ def position(outer: tuple[int, int], inner: tuple[int, int], gravity: Gravity,
         left = round(width * gravity.x) - inner_w // 2
         top = round(height * gravity.y) - inner_h // 2
     else:
-        off_x, off_y = round(gravity.x * offset_scale), round(gravity.y * offset_scale)
+        # Offsets below 1 are shares of the side (current imgproxy); larger ones are pixels.
+        off_x = round(gravity.x * width) if abs(gravity.x) < 1 else round(gravity.x * offset_scale)
+        off_y = round(gravity.y * height) if abs(gravity.y) < 1 else round(gravity.y * offset_scale)
         left = (width - inner_w + 1) // 2 + off_x
         top = (height - inner_h + 1) // 2 + off_y
         if kind in (GravityType.NORTH, GravityType.NORTH_EAST, GravityType.NORTH_WEST):

@@ -7,7 +7,11 @@ from PIL import Image
 
 from previews.errors import RenderTimedOut
 from previews.formats import OutputFormat
+from previews.geometry import crop_box_size
 from previews.options import ProcessingOptions
+
+# EXIF orientations 5 to 8 turn the image a quarter: its width and height swap.
+QUARTER_TURNS = frozenset({5, 6, 7, 8})
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,22 @@ class Job:
     output: OutputFormat
     quality: int
     deadline: float  # time.monotonic() after which the render gives up
+
+    def upright_size(self) -> tuple[int, int]:
+        """The source's full-resolution size once EXIF orientation and `rotate` are applied."""
+        source, options = self.source, self.options
+        turned = (source.orientation in QUARTER_TURNS and options.auto_rotate) != (options.rotate in (90, 270))
+        return (source.height, source.width) if turned else (source.width, source.height)
+
+    def region_size(self) -> tuple[int, int]:
+        """The full-resolution size of what is resized: the upright source, or its `crop`.
+
+        Sizes are computed from this, never from the decoded image, which shrink-on-load may have
+        made smaller: the output must not depend on how the source was decoded.
+        """
+        width, height = self.upright_size()
+        crop = self.options.crop
+        return crop_box_size(crop.width, crop.height, width, height) if crop else (width, height)
 
     def check_deadline(self, step: str) -> None:
         """Raise RenderTimedOut once the deadline has passed; called between steps."""

@@ -33,7 +33,7 @@ def render_preview(file: BinaryIO, options: ProcessingOptions, config: RenderCon
         has_alpha = "A" in image.mode or "transparency" in image.info
         output = choose_format(options.format, facts.format, has_alpha)
         job = Job(options, facts, output, config.quality_for(output.name, options.quality), deadline)
-        shrink_on_load(image, facts, options)
+        shrink_on_load(image, job)
         job.check_deadline("decode")
         picture = load_pixels(image)
         for step in STEPS:

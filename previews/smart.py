@@ -16,8 +16,8 @@ def most_detailed_position(image: Image.Image, inner: tuple[int, int]) -> tuple[
     probe_w, probe_h = max(1, round(width * ratio)), max(1, round(height * ratio))
     edges = image.convert("L").resize((probe_w, probe_h), Image.Resampling.BILINEAR).filter(ImageFilter.FIND_EDGES)
     # BOX-resizing to one row (or column) gives each column's (row's) mean edge strength.
-    columns = list(edges.resize((probe_w, 1), Image.Resampling.BOX).getdata())
-    rows = list(edges.resize((1, probe_h), Image.Resampling.BOX).getdata())
+    columns = list(edges.resize((probe_w, 1), Image.Resampling.BOX).tobytes())
+    rows = list(edges.resize((1, probe_h), Image.Resampling.BOX).tobytes())
     left = _best_window(columns, round(inner_w * ratio)) / ratio
     top = _best_window(rows, round(inner_h * ratio)) / ratio
     return max(0, min(round(left), width - inner_w)), max(0, min(round(top), height - inner_h))

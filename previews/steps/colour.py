@@ -21,9 +21,9 @@ def to_8bit(image: Image.Image, job: Job) -> Image.Image:
     if mode.startswith("I;16"):
         return image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
     if mode == "I":
-        # 16-bit data in a 32-bit container is the usual case (16-bit PNG and TIFF).
-        high = _band_extrema(image)[1]
-        return image.point(lambda value: value * (1 / 256)).convert("L") if high > 255 else image.convert("L")
+        # Pillow decodes 16-bit sources (PGM, some TIFFs) into 32-bit "I": scale by the 16-bit range,
+        # whatever the values happen to be (a dark 16-bit image must stay dark).
+        return image.point(lambda value: value * (1 / 256)).convert("L")
     if mode == "F":
         low, high = _band_extrema(image)
         span = (high - low) or 1.0

@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from previews.geometry import crop_box_size, fill_down_box, position, result_size
+from previews.geometry import fill_down_box, position, result_size
 from previews.job import Job
 from previews.options import Gravity, GravityType, ResizingType
 from previews.smart import most_detailed_position
@@ -13,8 +13,12 @@ def crop_source(image: Image.Image, job: Job) -> Image.Image:
     crop = job.options.crop
     if crop is None:
         return image
-    inner = crop_box_size(crop.width, crop.height, *image.size)
-    return cut(image, inner, crop.gravity or job.options.gravity, offset_scale=1.0)
+    # Crop sizes and offsets are source pixels; shrink-on-load may have decoded fewer.
+    loaded_scale = image.width / job.upright_size()[0]
+    region_w, region_h = job.region_size()
+    inner = (min(image.width, max(1, round(region_w * loaded_scale))),
+             min(image.height, max(1, round(region_h * loaded_scale))))
+    return cut(image, inner, crop.gravity or job.options.gravity, offset_scale=loaded_scale)
 
 
 def crop_to_result(image: Image.Image, job: Job) -> Image.Image:

@@ -13,7 +13,7 @@ REDUCING_GAP = 3.0
 
 def resize(image: Image.Image, job: Job) -> Image.Image:
     """Resize to the requested size; the crop to the box (for fill) comes after."""
-    width, height = image.size
+    width, height = job.region_size()  # full resolution, whatever shrink-on-load decoded
     x_scale, y_scale = resize_scales(width, height, job.options)
     target = (scale_round(width, x_scale), scale_round(height, y_scale))
     if target == image.size:
