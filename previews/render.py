@@ -29,6 +29,7 @@ def render_preview(file: BinaryIO, options: ProcessingOptions, config: RenderCon
                    deadline: float) -> Rendered:
     """The preview `options` ask for, of the image in `file`. Raises PreviewError subclasses only."""
     image, facts = open_source(file, config.max_src_resolution)
+    stage = "decode"
     try:
         has_alpha = "A" in image.mode or "transparency" in image.info
         output = choose_format(options.format, facts.format, has_alpha)
@@ -37,14 +38,18 @@ def render_preview(file: BinaryIO, options: ProcessingOptions, config: RenderCon
         job.check_deadline("decode")
         picture = load_pixels(image)
         for step in STEPS:
-            job.check_deadline(step.__name__)
+            stage = step.__name__
+            job.check_deadline(stage)
             picture = step(picture, job)
-        job.check_deadline("encode")
+        stage = "encode"
+        job.check_deadline(stage)
         data = encode(picture, job)
     except PreviewError:
         raise
-    except Exception as error:  # a Pillow failure past the header is still the image's fault
-        raise UnsupportedImage(f"the image can't be processed: {type(error).__name__}: {error}") from None
+    except Exception as error:
+        # Past the header, Pillow fails on what the image holds (an odd mode, a broken profile); the
+        # step is named so that a failure of ours is told apart in the log and the body.
+        raise UnsupportedImage(f"the image can't be processed ({stage}): {type(error).__name__}: {error}") from None
     finally:
         image.close()
     return Rendered(data, output.media_type, output.name, picture.width, picture.height)
