@@ -4,7 +4,7 @@ Names and semantics are imgproxy's (https://docs.imgproxy.net/usage/processing).
 previews.option_table; nothing here does I/O.
 """
 
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 
@@ -100,10 +100,10 @@ class ProcessingOptions:
         """A stable text of every option that changes the image's bytes: part of the previews-cache key.
 
         Expiry, filename and attachment only change response headers, so equal images share an entry.
+        Nested values are frozen dataclasses, whose repr is stable too.
         """
-        image_fields = astuple(self)[: _IMAGE_FIELDS]
-        return repr(image_fields)
+        return repr(tuple(getattr(self, name) for name in _IMAGE_FIELDS))
 
 
-# The trailing fields of ProcessingOptions (expires, filename, return_attachment) don't touch pixels.
-_IMAGE_FIELDS = -3
+# Every field but the trailing three (expires, filename, return_attachment), which don't touch pixels.
+_IMAGE_FIELDS = tuple(f.name for f in fields(ProcessingOptions))[:-3]

@@ -8,7 +8,8 @@ process with an empty cache, and its peak RSS (VmHWM) is read after the scenario
    serving the same bytes from a file.
 2. Cold renders: every photo once (times `rounds`, each round with its own cachebuster so it renders
    again) at `resize:fill:300:0:0/q:70`, from an empty cache, by one client and then by 8 clients.
-   Every response must be a MISS and a 300 px wide JPEG. Renders/s and p50/p99 latency.
+   Every response must be a MISS and a 300 px wide JPEG. Renders/s and p50/p99 latency. Reference
+   and server alternate for `repetitions` runs; the table gives medians and each run's own ratio.
    Reference, in this process: `Image.open`, `draft`, `thumbnail`, JPEG q70 on the same files with
    the same pillow-simd, sequentially and on as many threads as the server has cores. The 8-client
    figure is set against the threaded reference, since the server may use every core too.
@@ -23,6 +24,7 @@ import concurrent.futures
 import io
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -169,7 +171,7 @@ def _pixels(path: Path) -> int:
 
 def run(quick: bool) -> list[str]:
     """Run every scenario and return the Markdown report."""
-    seconds, warmup, rounds = (2.0, 0.5, 1) if quick else (8.0, 1.0, 3)
+    seconds, warmup, rounds, repetitions = (2.0, 0.5, 1, 1) if quick else (8.0, 1.0, 2, 3)
     photos = sorted(CORPUS.glob("*.jpg"))
     if not photos:
         raise BenchmarkError(f"no photos in {CORPUS}: run `bash deploy/dev.sh test` once (it fetches them)")
@@ -206,23 +208,34 @@ def run(quick: bool) -> list[str]:
             row(f"hit, {len(body) / 1024:.0f} KB preview, {HIT_CONNECTIONS} connections", text,
                 f"FileResponse {ref_text}", f"{rate / ref_rate:.2f}", f"{server.peak_rss_bytes() / 2**20:.0f} MiB")
 
-        # 2. Cold renders: the reference right before each server run, as the machine is shared.
+        # 2. Cold renders, in interleaved repetitions (reference, then server, each time), as the
+        # machine is shared: the medians and each repetition's own ratio are reported.
         paths = [preview_path(photo.name, r) for r in range(1, rounds + 1) for photo in photos]
         work = local * rounds
         for clients, threads in ((1, 1), (COLD_CLIENTS, cores)):
-            ref_rate, ref_text = measure_reference(work, threads)
-            with proxy_server(fresh_env(f"cold-{clients}")) as server:
-                rate, text = run_measuring_cores({"server": server.pid},
-                                                 cold_renders(server.base_url, paths, clients))
-                ref_name = "Pillow, 1 thread" if threads == 1 else f"Pillow, {threads} threads"
-                row(f"cold render, {clients} client{'s' if clients > 1 else ''}", text, f"{ref_name}: {ref_text}",
-                    f"{rate / ref_rate:.2f}", f"{server.peak_rss_bytes() / 2**20:.0f} MiB")
+            ref_rates, rates, texts, rss = [], [], [], 0
+            for repetition in range(repetitions):
+                ref_rates.append(measure_reference(work, threads)[0])
+                with proxy_server(fresh_env(f"cold-{clients}-{repetition}")) as server:
+                    rate, text = run_measuring_cores({"server": server.pid},
+                                                     cold_renders(server.base_url, paths, clients))
+                    rates.append(rate)
+                    texts.append(text)
+                    rss = max(rss, server.peak_rss_bytes())
+            middle = sorted(range(repetitions), key=lambda i: rates[i])[repetitions // 2]
+            ref_name = "Pillow, 1 thread" if threads == 1 else f"Pillow, {threads} threads"
+            row(f"cold render, {clients} client{'s' if clients > 1 else ''}", f"{texts[middle]} (median of "
+                f"{repetitions})", f"{ref_name}: {statistics.median(ref_rates):.1f} renders/s",
+                f"{statistics.median(rates) / statistics.median(ref_rates):.2f} (each: "
+                + ", ".join(f"{rate / ref:.2f}" for rate, ref in zip(rates, ref_rates, strict=True)) + ")",
+                f"{rss / 2**20:.0f} MiB")
         ref_rss = peak_rss(ref_pid)
     return [
         "# preview-proxy: previews benchmark", "",
         f"Machine: {machine()}",
         f"Command: `.venv/bin/python -m tests.benchmarks.previews{' --quick' if quick else ''}`: {len(photos)} photos "
-        f"(mean {megapixels:.1f} MP) x {rounds} round(s), `resize:fill:{WIDTH}:0:0/q:{QUALITY}` to JPEG; hits over "
+        f"(mean {megapixels:.1f} MP) x {rounds} round(s) x {repetitions} repetition(s), "
+        f"`resize:fill:{WIDTH}:0:0/q:{QUALITY}` to JPEG; hits over "
         f"{HIT_CONNECTIONS} connections for {seconds:g} s after a {warmup:g} s warm-up.", "",
         "| scenario | figure | reference (same run) | ratio | server peak RSS |", "|---|---|---|---|---|", *rows, "",
         f"Peak RSS of the FileResponse reference server: {ref_rss}.",
