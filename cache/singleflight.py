@@ -1,6 +1,7 @@
 """At most one fill per key: the first caller starts it, the rest join it until it is done."""
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -30,3 +31,50 @@ class SingleFlight(Generic[K, V]):
     def release(self, key: K) -> None:
         """Forget the fill for `key`; the next caller starts a new one."""
         self._inflight.pop(key, None)
+
+
+class DetachedFlights(Generic[K, V]):
+    """One detached task per key, whose result every caller for that key awaits.
+
+    The task is not owned by the request that started it: a client that goes away can't cancel work
+    others wait for. The work resolves the future itself, as early as it can (a fill resolves when
+    its first bytes can be tailed, a render when its image is ready), and may go on afterwards
+    (committing to a cache); the key is free again once the work has ended.
+    """
+
+    def __init__(self, on_join: Callable[[], None] = lambda: None) -> None:
+        self._flights: SingleFlight[K, asyncio.Future[V]] = SingleFlight(on_join)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def join_or_start(self, key: K, work: Callable[["asyncio.Future[V]"], Awaitable[None]]
+                      ) -> tuple["asyncio.Future[V]", bool]:
+        """The future for `key` and whether this call started its work."""
+        pending = self._flights.get(key)
+        if pending is not None:
+            return pending, False
+        pending = asyncio.get_running_loop().create_future()
+        # Nobody may be left awaiting it (every client gone): mark its exception as seen.
+        pending.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._flights.claim(key, pending)
+        task = asyncio.create_task(self._run(key, work, pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return pending, True
+
+    async def _run(self, key: K, work: Callable[["asyncio.Future[V]"], Awaitable[None]],
+                   pending: "asyncio.Future[V]") -> None:
+        try:
+            await work(pending)
+        except Exception as error:
+            if not pending.done():
+                pending.set_exception(error)
+        finally:
+            self._flights.release(key)
+            if not pending.done():  # cancelled at shutdown: waiters get an error, not a cancellation
+                pending.set_exception(RuntimeError("the work was stopped before it finished"))
+
+    async def close(self) -> None:
+        """Cancel the work still running (at shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -15,7 +15,7 @@ from typing import BinaryIO, cast
 from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
 from cache.fill import Fill, FillFailed
-from cache.singleflight import SingleFlight
+from cache.singleflight import DetachedFlights
 from proxy.metrics import Metrics
 from proxy.storage.errors import ProviderFailure
 from proxy.storage.local import LocalProvider
@@ -56,9 +56,8 @@ class Originals:
         self._tier = tier
         self._metrics = metrics
         self._namespace = namespace
-        self._fills: SingleFlight[str, asyncio.Future[Fill | None]] = SingleFlight(
+        self._fills: DetachedFlights[str, Fill | None] = DetachedFlights(
             on_join=lambda: metrics.singleflight_joined(tier.name))
-        self._background: set[asyncio.Task[None]] = set()
 
     async def locate(self, ref: ObjectRef, want_body: bool) -> Located:
         """Find the original. With `want_body`, a miss starts (or joins) the fill of the storage tier."""
@@ -147,26 +146,13 @@ class Originals:
 
     async def _join_or_start_fill(self, ref: ObjectRef, key: str) -> tuple[Fill | None, bool]:
         """The fill for `key` (None if the tier can't take one) and whether this call started it."""
-        pending = self._fills.get(key)
-        started = pending is None
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            # Nobody may be left awaiting it (every client gone); mark its exception as seen.
-            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self._fills.claim(key, pending)
-            task = asyncio.create_task(self._fill(ref, key, pending))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        pending, started = self._fills.join_or_start(key, lambda future: self._fill(ref, key, future))
         # Shielded: a client that disconnects must not cancel the fill the others are tailing.
         return await asyncio.shield(pending), started
 
     async def _fill(self, ref: ObjectRef, key: str, pending: asyncio.Future[Fill | None]) -> None:
+        stream = await self._provider.get(ref)  # a failure here reaches every waiter
         try:
-            try:
-                stream = await self._provider.get(ref)
-            except Exception as error:
-                pending.set_exception(error)
-                return
             assert isinstance(stream, ObjectStream)
             info = stream.info
             meta = EntryMeta(info.size, info.etag, info.last_modified, info.content_type)
@@ -183,14 +169,12 @@ class Originals:
             await fill.run(stream.chunks, lambda: asyncio.to_thread(self._tier.commit, key, part, meta))
         except Exception as error:
             log.warning("fill of %s/%s failed: %s", ref.bucket, ref.key, error or type(error).__name__)
-        finally:
-            self._fills.release(key)
+            if not pending.done():
+                raise  # the waiters get the error
 
     async def close(self) -> None:
         """Cancel fills still running (at shutdown)."""
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._fills.close()
 
 
 async def _close_stream(stream: ObjectStream) -> None:

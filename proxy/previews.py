@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 
 from cache.entry import EntryMeta
-from cache.singleflight import SingleFlight
+from cache.singleflight import DetachedFlights
 from previews.config import RenderConfig
 from previews.errors import SourceTooLarge
 from previews.options import ProcessingOptions
@@ -52,9 +52,8 @@ class Previews:
         self._timeout = timeout
         self._source_info: TTLCache[ObjectRef, ObjectInfo] | None = (
             TTLCache(SOURCE_INFO_ENTRIES, source_info_ttl) if source_info_ttl > 0 else None)
-        self._renders: SingleFlight[str, asyncio.Future[StoredPreview]] = SingleFlight(
+        self._renders: DetachedFlights[str, StoredPreview] = DetachedFlights(
             on_join=lambda: metrics.singleflight_joined(store.tier.name))
-        self._background: set[asyncio.Task[None]] = set()
 
     async def get(self, request: PreviewRequest) -> tuple[StoredPreview, str]:
         """The preview and its X-Cache status (HIT or MISS)."""
@@ -69,15 +68,8 @@ class Previews:
         if stored is not None:
             self._metrics.cache_result(tier, "hit")
             return stored, "HIT"
-        pending = self._renders.get(key)
-        started = pending is None
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self._renders.claim(key, pending)
-            task = asyncio.create_task(self._render(request, key, info, deadline, pending))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        pending, started = self._renders.join_or_start(
+            key, lambda future: self._render(request, key, info, deadline, future))
         # Joiners are served by the render in flight, as with nginx's proxy_cache_lock: only the
         # request that started it counts as a miss.
         self._metrics.cache_result(tier, "miss" if started else "hit")
@@ -116,18 +108,13 @@ class Previews:
             if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
                 await self._store.store(key, meta, rendered.data)
         except Exception as error:
-            if not pending.done():
-                pending.set_exception(error)
             if getattr(error, "status", 500) >= 500 and not isinstance(error, RenderTimeout):
                 log.warning("render of %s/%s failed: %s", request.ref.bucket, request.ref.key, error)
-        finally:
-            self._renders.release(key)
+            raise
 
     async def close(self) -> None:
         """Cancel renders still waiting (at shutdown)."""
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._renders.close()
 
 
 class _RenderJob:

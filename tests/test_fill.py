@@ -14,7 +14,7 @@ import pytest
 
 from cache.entry import EntryMeta
 from cache.fill import READ_CHUNK, Fill, FillFailed
-from cache.singleflight import SingleFlight
+from cache.singleflight import DetachedFlights, SingleFlight
 
 TIMEOUT = 10.0
 # Several read chunks and a ragged tail, so readers cross chunk boundaries while the writer works.
@@ -227,3 +227,68 @@ def test_singleflight_reclaim_after_release() -> None:
     second = object()
     flights.claim("k", second)
     assert flights.get("k") is second
+
+
+# --- DetachedFlights ---------------------------------------------------------------------------
+
+
+def test_detached_flights_run_once_per_key_and_free_the_key_after() -> None:
+    async def scenario() -> None:
+        joins: list[None] = []
+        flights: DetachedFlights[str, int] = DetachedFlights(on_join=lambda: joins.append(None))
+        gate = asyncio.Event()
+        runs: list[str] = []
+
+        async def work(future: asyncio.Future[int]) -> None:
+            runs.append("ran")
+            await gate.wait()
+            future.set_result(len(runs))
+
+        callers = [flights.join_or_start("k", work) for _ in range(5)]
+        assert [started for _, started in callers] == [True, False, False, False, False]
+        assert len({id(future) for future, _ in callers}) == 1
+        gate.set()
+        assert await callers[0][0] == 1
+        assert len(joins) == 4
+        await asyncio.gather(*flights._tasks)  # the work has ended: the key is free again
+        again, started = flights.join_or_start("k", work)
+        assert started and await again == 2
+
+    run(scenario())
+
+
+def test_detached_flights_pass_errors_to_waiters_and_survive_a_leaving_caller() -> None:
+    async def scenario() -> None:
+        flights: DetachedFlights[str, int] = DetachedFlights()
+        gate = asyncio.Event()
+
+        async def failing(future: asyncio.Future[int]) -> None:
+            await gate.wait()
+            raise ValueError("origin broke")
+
+        first, _ = flights.join_or_start("k", failing)
+        leaving = asyncio.ensure_future(asyncio.shield(first))
+        leaving.cancel()  # a client that goes away doesn't cancel the work
+        second, started = flights.join_or_start("k", failing)
+        assert second is first and not started
+        gate.set()
+        with pytest.raises(ValueError, match="origin broke"):
+            await second
+
+    run(scenario())
+
+
+def test_detached_flights_close_fails_waiters_instead_of_cancelling_them() -> None:
+    async def scenario() -> None:
+        flights: DetachedFlights[str, int] = DetachedFlights()
+
+        async def endless(future: asyncio.Future[int]) -> None:
+            await asyncio.Event().wait()
+
+        pending, _ = flights.join_or_start("k", endless)
+        await asyncio.sleep(0)  # let the task start (a scheduling step, not a wait for time)
+        await flights.close()
+        with pytest.raises(RuntimeError, match="stopped"):
+            await pending
+
+    run(scenario())

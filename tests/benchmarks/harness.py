@@ -26,6 +26,24 @@ REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
 MAX_REQUESTS = 2_000_000  # bounds the count too, in case a server answers errors at once
 
+# The stock reference: FileResponse under `web.run_app` (asyncio loop with sendfile, no access log).
+# The socket listens before the URL is printed, so the first request can't be refused.
+FILE_SERVER = """
+import socket, sys
+from pathlib import Path
+from aiohttp import web
+root = Path(sys.argv[1])
+async def handle(request):
+    return web.FileResponse(root / request.match_info["path"])
+app = web.Application()
+app.router.add_get("/{path:.+}", handle)
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(128)
+print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+web.run_app(app, sock=sock, print=None, access_log=None)
+"""
+
 
 class BenchmarkError(Exception):
     """A scenario gave a wrong answer, so its figure would mean nothing."""

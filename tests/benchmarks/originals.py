@@ -41,6 +41,7 @@ import uvloop
 from botocore.config import Config as BotoConfig
 
 from tests.benchmarks.harness import (
+    FILE_SERVER,
     REPO,
     BenchmarkError,
     hammer,
@@ -60,23 +61,6 @@ SMALL_SIZE = 30 * 1024
 CONNECTIONS = 32
 BIG_TIMEOUT, HIT_TIMEOUT = 600.0, 60.0
 
-# The stock reference: FileResponse under `web.run_app` (asyncio loop with sendfile, no access log).
-# The socket listens before the URL is printed, so the first request can't be refused.
-REFERENCE_SERVER = """
-import socket, sys
-from pathlib import Path
-from aiohttp import web
-root = Path(sys.argv[1])
-async def handle(request):
-    return web.FileResponse(root / request.match_info["path"])
-app = web.Application()
-app.router.add_get("/{path:.+}", handle)
-sock = socket.socket()
-sock.bind(("127.0.0.1", 0))
-sock.listen(128)
-print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
-web.run_app(app, sock=sock, print=None, access_log=None)
-"""
 # SIGTERM ends moto. It keeps objects in memory or in unlinked temporary files, so nothing is left
 # behind. werkzeug would otherwise log every upload part.
 MOTO_SERVER = """
@@ -198,7 +182,7 @@ def run(quick: bool) -> list[str]:
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.upload_file(str(small), BUCKET, SMALL_KEY)
         local_env, remote_env = {"DATA_PATH": str(data)}, s3_env(endpoint, DATA_PATH=str(data))
-        ref_pid, ref_url = stack.enter_context(helper_process(REFERENCE_SERVER, str(data / "storage")))
+        ref_pid, ref_url = stack.enter_context(helper_process(FILE_SERVER, str(data / "storage")))
 
         # The machine is shared and noisy, so each reference runs right before the scenario it
         # is compared with, rather than once for all of them.

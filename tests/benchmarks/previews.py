@@ -36,6 +36,7 @@ import uvloop
 from PIL import Image
 
 from tests.benchmarks.harness import (
+    FILE_SERVER,
     REPO,
     BenchmarkError,
     hammer,
@@ -53,21 +54,6 @@ BUCKET = "bench-public"
 WIDTH, QUALITY = 300, 70
 HIT_CONNECTIONS, COLD_CLIENTS = 32, 8
 REQUEST_TIMEOUT = 60.0
-FILE_SERVER = """
-import socket, sys
-from pathlib import Path
-from aiohttp import web
-root = Path(sys.argv[1])
-async def handle(request):
-    return web.FileResponse(root / request.match_info["path"])
-app = web.Application()
-app.router.add_get("/{path:.+}", handle)
-sock = socket.socket()
-sock.bind(("127.0.0.1", 0))
-sock.listen(128)
-print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
-web.run_app(app, sock=sock, print=None, access_log=None)
-"""
 
 
 def preview_path(name: str, round_number: int) -> str:
