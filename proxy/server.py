@@ -38,6 +38,7 @@ async def _serve(config: Config) -> None:
     sample = sample_url_path(config)
     if sample is not None:
         print(f"try: {base}{sample}", flush=True)
+        print(f"and a preview: {base}/previews/q/ext:jpeg/resize:fill:300:0:0/q:70/plain{sample}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

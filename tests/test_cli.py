@@ -158,6 +158,16 @@ def test_sample_is_served_at_the_printed_try_url(workdir: Path, data_path: Path,
     assert response.status == 200
     assert response.headers["Content-Type"] == "image/jpeg"
     assert body == placed.read_bytes()
+
+    preview_url = server.wait_for_log("and a preview: http://").split(": ", 1)[1].strip()
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", preview_url.removeprefix(server.base_url))
+        response = connection.getresponse()
+        preview = Image.open(io.BytesIO(response.read()))
+    finally:
+        connection.close()
+    assert (response.status, preview.format, preview.width) == (200, "JPEG", 300)
     image = Image.open(io.BytesIO(body))
     image.load()
     assert image.format == "JPEG" and image.width > 0 and image.height > 0
