@@ -5,6 +5,7 @@ Only the buckets the file lists are reachable: the peers hold other buckets too,
 front of moto shows that a refused link never reaches it.
 """
 
+import base64
 import io
 import signal
 import threading
@@ -228,3 +229,21 @@ def test_a_bad_file_at_start_up_stops_the_server_with_one_line(
 
     assert "entry 'cars': field 'bukets': unknown field" in str(excinfo.value)
     assert SECRET_KEY not in str(excinfo.value)
+
+
+def test_a_links_secret_never_reaches_logs_bodies_or_metrics(
+        peers: Peers, azurite: Azurite, start_server: StartServer, tmp_path: Path) -> None:
+    wrong_key = base64.b64encode(b"not the account key, but a well-formed one!!" * 2).decode()
+    links = tmp_path / "wrong_key.yml"
+    links.write_text(f'boats: {{provider: azure, endpoint: "{azurite.endpoint}", access_key: {ACCOUNT}, '
+                     f'secret_key: "{wrong_key}", buckets: [{peers.azure}]}}\n')
+    server = start_server(REMOTE_LINKS_PATH=str(links), STORAGE_RETRIES="0")
+
+    reply = request(server.url(f"/links/azure/{peers.azure}/a/photo.jpg"))
+    metrics = request(server.url("/metrics")).body.decode()
+
+    assert (reply.status, reply.body) == (502, b"storage provider denied access\n")
+    assert "access denied" in server.wait_for_log(f"{peers.azure}/a/photo.jpg")
+    for text in (reply.body.decode(), metrics, server.log_text()):
+        assert wrong_key not in text
+    assert 'provider="link:boats"' in metrics
