@@ -7,7 +7,7 @@ wrong with it.
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,7 +49,7 @@ class LinkEntry:
     name: str
     provider: str  # minio | azure | google | fs
     buckets: tuple[str, ...]  # for fs: the entry's own name, its storage id
-    storage: StorageConfig
+    storage: StorageConfig = field(repr=False)  # holds the secret key: never in a repr
 
     @property
     def namespace(self) -> str:
@@ -67,10 +67,10 @@ def parse_entry(name: Any, raw: Any, base: StorageConfig) -> LinkEntry:
     provider = _text(raw, "provider")
     if provider not in LINK_PROVIDERS:
         raise LinkFieldError("provider", f"expected one of {', '.join(LINK_PROVIDERS)}")
-    for field in raw:
-        if field not in ALLOWED[provider]:
-            known = field in FIELDS
-            raise LinkFieldError(str(field), f"not used by provider {provider}" if known
+    for key in raw:
+        if key not in ALLOWED[provider]:
+            known = key in FIELDS
+            raise LinkFieldError(str(key), f"not used by provider {provider}" if known
                                  else f"unknown field (expected some of {', '.join(FIELDS)})")
     storage = replace(base, provider=LINK_PROVIDERS[provider], endpoint=_endpoint(raw), access_key=None,
                       secret_key=None, iam_role=None, credentials_path=None, credentials=None)
