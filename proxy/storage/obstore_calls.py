@@ -92,7 +92,7 @@ class ObstoreCalls:
             # obstore 0.12 raises the builtin FileNotFoundError for a missing object, not its own class.
             raise ObjectNotFound() from None
         except (obstore_errors.PermissionDeniedError, obstore_errors.UnauthenticatedError, PermissionError) as error:
-            self._log(ref, operation, error, "access denied: check the credentials and the bucket's policy")
+            self._log(ref, operation, error, " -- access denied: check the credentials and the bucket's policy")
             raise ProviderAccessDenied() from None
         except TimeoutError:
             log.warning("%s: %s of %s/%s timed out after %gs", self.provider_id, operation, ref.bucket,
@@ -107,10 +107,10 @@ class ObstoreCalls:
             self._log(ref, operation, error)
             raise ProviderFailure() from None
 
-    def _log(self, ref: ObjectRef, operation: str, error: BaseException, reason: str = "failed") -> None:
+    def _log(self, ref: ObjectRef, operation: str, error: BaseException, hint: str = "") -> None:
         cause = redact(str(error), self.secrets).replace("\n", " ")[:500]
-        log.warning("%s: %s of %s/%s %s: %s: %s", self.provider_id, operation, ref.bucket, ref.key,
-                    reason, type(error).__name__, cause)
+        log.warning("%s: %s of %s/%s failed: %s: %s%s", self.provider_id, operation, ref.bucket, ref.key,
+                    type(error).__name__, cause, hint)
 
 
 async def answers(provider: Any, bucket: str) -> None:
