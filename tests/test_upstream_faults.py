@@ -280,3 +280,20 @@ def _until_status(server: ServerProcess, path: str, status: int, timeout: float)
             return reply
         time.sleep(0.1)
     raise AssertionError(f"{path} did not answer {status} within {timeout}s")
+
+
+def test_a_body_that_stalls_midway_times_out_per_chunk_and_aborts_the_client(
+        start_server: StartServer, moto: MotoS3, s3_proxy: TcpProxy, bucket: str, data_path: Path) -> None:
+    body = os.urandom(4 * MIB)
+    moto.put(bucket, "stall.bin", body)
+    s3_proxy.faults.stall_after_bytes = MIB  # the headers and 1 MiB arrive, then nothing
+    server = start_server(**s3_env(s3_proxy.endpoint, STORAGE_READ_TIMEOUT="1s", STORAGE_RETRIES="2"))
+    started = time.monotonic()
+
+    received, complete = _read_until_closed(server.url(f"/{bucket}/stall.bin"))
+
+    assert not complete and len(received) < len(body)
+    assert time.monotonic() - started < 10, "the read timeout applies to each chunk, not the whole body"
+    assert "read body of" in server.wait_for_log("timed out after 1s")
+    assert len(s3_proxy.gets("/stall.bin")) == 1
+    assert _files(data_path / "cache" / "storage" / "partial") == []

@@ -34,6 +34,7 @@ class Faults:
     reset_after_bytes: int | None = None  # RST the connection once this many response bytes went out
     reset_connections: int = 0  # how many connections the reset applies to (then it stops)
     black_hole: bool = False  # accept, read, never answer
+    stall_after_bytes: int | None = None  # pass this many response bytes, then hold the connection silent
     # Answer this many connections with `error_status` (and an S3-style XML error body) instead of
     # forwarding them: a provider's 5xx or 403, seen by the client as the provider's own answer.
     error_status: int | None = None
@@ -156,6 +157,12 @@ class TcpProxy:
                 if first and self.faults.latency:
                     time.sleep(self.faults.latency)
                 first = False
+                stall = self.faults.stall_after_bytes
+                if stall is not None and sent + len(data) >= stall:
+                    client.sendall(data[: max(0, stall - sent)])
+                    self._count_down(max(0, stall - sent))
+                    self._closed.wait()  # silent, connection open, until the proxy closes
+                    break
                 if reset_after is not None and sent + len(data) >= reset_after:
                     client.sendall(data[: max(0, reset_after - sent)])
                     self._count_down(max(0, reset_after - sent))
