@@ -4,12 +4,14 @@ bodies cut short, error statuses, stale-if-error and the circuit breaker.
 Every count of provider requests is read at the proxy, on the wire.
 """
 
+import io
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.conftest import StartServer
 from tests.support.backends import Backend, make_backend
@@ -19,6 +21,7 @@ from tests.support.s3 import MotoS3, s3_env
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy, UnansweredPort
 from tests.test_disk_tier import wait_for_clock
+from tests.test_local_originals import make_jpeg
 from tests.test_s3_faults import _files, _read_until_closed
 
 MIB = 1024 * 1024
@@ -297,3 +300,19 @@ def test_a_body_that_stalls_midway_times_out_per_chunk_and_aborts_the_client(
     assert "read body of" in server.wait_for_log("timed out after 1s")
     assert len(s3_proxy.gets("/stall.bin")) == 1
     assert _files(data_path / "cache" / "storage" / "partial") == []
+
+
+def test_a_preview_renders_from_a_stale_original_when_the_provider_fails(
+        start_server: StartServer, moto: MotoS3, s3_proxy: TcpProxy, bucket: str) -> None:
+    moto.put(bucket, "p.jpg", make_jpeg(seed=5), "image/jpeg")
+    server = start_server(**s3_env(s3_proxy.endpoint, STORAGE_RETRIES="0", CACHE_STORAGE_EXPIRES="1s",
+                                   CACHE_SOURCE_INFO_TTL="0"))
+    assert request(server.url(f"/{bucket}/p.jpg")).headers["X-Cache"] == "MISS"
+    s3_proxy.faults.error_status, s3_proxy.faults.error_connections = 503, 100
+
+    # A size not rendered before, so the previews tier misses and the original is needed.
+    reply = _after_idle(server, f"/previews/insecure/rs:fit:80:80/f:png/plain/{bucket}/p.jpg", 1.0)
+
+    assert (reply.status, reply.headers["Content-Type"]) == (200, "image/png"), reply.body[:200]
+    assert Image.open(io.BytesIO(reply.body)).size == (80, 62)
+    assert "serving a stale copy" in server.wait_for_log(f"{bucket}/p.jpg: the provider failed")
