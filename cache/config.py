@@ -1,9 +1,10 @@
 """Settings of the three disk tiers, read once from CACHE_* variables."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cache.env_values import read_flag
 from cache.units import ConfigError, read_duration, read_size
 
 __all__ = ["CacheConfig", "ConfigError", "TierConfig"]
@@ -17,6 +18,9 @@ class TierConfig:
     path: Path
     size_limit: int
     idle_seconds: float
+    # How long an entry idle past `idle_seconds` stays on disk as a stale copy, served only when
+    # the provider fails (stale-if-error). 0: it goes at idle expiry.
+    stale_seconds: float = 0.0
 
 
 # tier name -> (env prefix, default size, default idle time), as in the README's table.
@@ -34,13 +38,18 @@ class CacheConfig:
     previews: TierConfig
     storage: TierConfig
     image_converter: TierConfig
+    stale_if_error: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], data_path: Path) -> "CacheConfig":
-        """Read CACHE_PATH and the six CACHE_*_SIZE / CACHE_*_EXPIRES variables."""
+        """Read CACHE_PATH, the six CACHE_*_SIZE / CACHE_*_EXPIRES variables, and stale-if-error's two."""
         root = Path(env.get("CACHE_PATH") or data_path / "cache")
         tiers = {name: _tier_from_env(env, root, name) for name in TIER_DEFAULTS}
-        return cls(tiers["previews"], tiers["storage"], tiers["image-converter"])
+        stale_if_error = read_flag(env, "CACHE_STALE_IF_ERROR", default=True)
+        grace = read_duration(env, "CACHE_STALE_GRACE", "1d")
+        # Only originals are kept stale: a preview is re-rendered from its original, stale or not.
+        storage = replace(tiers["storage"], stale_seconds=grace if stale_if_error else 0.0)
+        return cls(tiers["previews"], storage, tiers["image-converter"], stale_if_error)
 
     def tiers(self) -> tuple[TierConfig, ...]:
         """All tiers, in request order."""

@@ -1,5 +1,9 @@
 """One disk tier on diskcache: bounded by size (LRU) and by idle time, best effort, blocking.
 
+An entry idle past the idle period is *stale*; it stays on disk for the tier's stale grace, to be
+served only when the provider fails (stale-if-error), then goes. Stale entries are the least
+recently touched, so the size bound evicts them first.
+
 Every public method blocks (SQLite, open(), rename()) and is meant to run in an executor. Each one
 catches cache I/O errors and reports them to the observer, so a broken cache behaves as a miss and
 never fails a request.
@@ -40,6 +44,8 @@ class DiskTier:
         self._observer = observer
         self._parts = config.path / "partial"
         self._touch_after = min(config.idle_seconds * TOUCH_FRACTION, TOUCH_CAP_SECONDS)
+        # How long a row lives in diskcache after its last touch: fresh, then kept stale.
+        self._lifetime = config.idle_seconds + config.stale_seconds
         try:
             self._cache = self._open()
         except sqlite3.DatabaseError as error:
@@ -66,7 +72,12 @@ class DiskTier:
         )
 
     def lookup(self, key: str) -> CachedEntry | None:
-        """Return the live entry for `key` as an open file, or None on a miss or a cache error."""
+        """Return the entry for `key` as an open file, or None on a miss or a cache error.
+
+        An entry idle past the tier's idle period but still within its stale grace comes back with
+        `stale` set: the caller asks the provider first and serves it only if the provider fails.
+        A stale entry's idle clock is not refreshed.
+        """
         try:
             found = self._cache.get(key, read=True, expire_time=True)
         except CACHE_ERRORS as error:
@@ -75,16 +86,18 @@ class DiskTier:
         entry, expire_time = found
         if not isinstance(entry, CachedEntry):
             return None
-        if expire_time is not None and self._needs_touch(expire_time):
+        if expire_time is None:
+            return entry
+        # diskcache removes a row at expire_time = last touch + idle period + stale grace.
+        idle = time.time() - (expire_time - self._lifetime)
+        if idle >= self.config.idle_seconds:
+            entry.stale = True
+        elif idle >= self._touch_after:
             try:
-                self._cache.touch(key, expire=self.config.idle_seconds)
+                self._cache.touch(key, expire=self._lifetime)
             except CACHE_ERRORS as error:
                 self._report("touch", error)
         return entry
-
-    def _needs_touch(self, expire_time: float) -> bool:
-        last_touch = expire_time - self.config.idle_seconds
-        return time.time() - last_touch >= self._touch_after
 
     def new_part_path(self) -> Path:
         """A fresh path for a fill to write to. Raises OSError if the tier's directory is unusable."""
@@ -99,7 +112,7 @@ class DiskTier:
             return False
         finished = FinishedFile(part, meta)
         try:
-            self._cache.set(key, finished, expire=self.config.idle_seconds)
+            self._cache.set(key, finished, expire=self._lifetime)
             return True
         except CACHE_ERRORS as error:
             self._report("commit", error)
@@ -140,7 +153,7 @@ class DiskTier:
         return count
 
     def cull_expired(self) -> None:
-        """Remove entries idle past their expiry (diskcache culls only on writes otherwise)."""
+        """Remove entries idle past their expiry and stale grace (diskcache culls only on writes otherwise)."""
         try:
             self._cache.expire()
         except CACHE_ERRORS as error:

@@ -34,3 +34,4 @@ class CachedEntry:
     meta: EntryMeta
     file: BinaryIO
     path: str
+    stale: bool = False  # idle past the tier's idle period, kept only for stale-if-error

@@ -73,6 +73,11 @@ class DetachedFlights(Generic[K, V]):
             if not pending.done():  # cancelled at shutdown: waiters get an error, not a cancellation
                 pending.set_exception(RuntimeError("the work was stopped before it finished"))
 
+    @property
+    def busy(self) -> bool:
+        """True while any work runs."""
+        return bool(self._tasks)
+
     async def close(self) -> None:
         """Cancel the work still running (at shutdown)."""
         for task in list(self._tasks):

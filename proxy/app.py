@@ -9,8 +9,10 @@ from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from proxy import health
-from proxy.app_keys import CONFIG, METRICS, ORIGINALS, PREVIEWS, PROVIDER, RENDER_POOL, TIERS
+from proxy.app_keys import CONFIG, LINKS, METRICS, ORIGINALS, PREVIEWS, PROVIDER, RENDER_POOL, TIERS
 from proxy.config import Config
+from proxy.linked_originals import Link, LinkedOriginals
+from proxy.links_handler import get_link
 from proxy.metrics import Metrics
 from proxy.middleware import errors_and_metrics
 from proxy.originals import Originals
@@ -19,8 +21,13 @@ from proxy.preview_store import PreviewStore
 from proxy.previews import Previews
 from proxy.previews_handler import get_preview
 from proxy.render_pool import RenderPool
+from proxy.storage.breaker import BreakerProvider, CircuitBreaker
+from proxy.storage.config import StorageConfig
 from proxy.storage.instrumented import InstrumentedProvider
-from proxy.storage.local import LocalProvider
+from proxy.storage.link_entry import LinkEntry
+from proxy.storage.links_config import LinksConfig
+from proxy.storage.local import FolderProvider, LocalProvider
+from proxy.storage.provider import StorageProvider
 from proxy.storage.registry import build_provider
 
 log = logging.getLogger(__name__)
@@ -38,16 +45,26 @@ def build_app(config: Config) -> web.Application:
     storage_tier = next(tier for tier in tiers if tier.name == "storage")
     previews_tier = next(tier for tier in tiers if tier.name == "previews")
     raw_provider = build_provider(config.storage)
-    provider = InstrumentedProvider(raw_provider, metrics)
+    provider = _guarded(raw_provider, config.storage, metrics, raw_provider.provider_id)
     local = raw_provider if isinstance(raw_provider, LocalProvider) else None
     namespace = f"{config.storage.provider}:{config.storage.endpoint or ''}"
+    stale_if_error = config.cache.stale_if_error
+
+    def build_link(entry: LinkEntry) -> Link:
+        raw = (FolderProvider(entry.storage.root, entry.name) if entry.provider == "fs"
+               else build_provider(entry.storage))
+        guarded = _guarded(raw, entry.storage, metrics, f"link:{entry.name}")
+        in_place = raw if isinstance(raw, LocalProvider) else None
+        return Originals(guarded, in_place, storage_tier, metrics, entry.namespace, stale_if_error), guarded
 
     app = web.Application(middlewares=[errors_and_metrics])
     app[CONFIG] = config
     app[METRICS] = metrics
     app[PROVIDER] = provider
     app[TIERS] = tiers
-    app[ORIGINALS] = originals = Originals(provider, local, storage_tier, metrics, namespace)
+    app[ORIGINALS] = originals = Originals(provider, local, storage_tier, metrics, namespace, stale_if_error)
+    links_config = config.links or LinksConfig(config.data_path / "remote_links.yml", required=False)
+    app[LINKS] = LinkedOriginals(links_config, config.storage, build_link)
     settings = config.previews
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics)
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max)
@@ -58,10 +75,17 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get("/readyz", health.readyz, name="readyz")
     app.router.add_get("/metrics", health.metrics, name="metrics")
     app.router.add_get("/previews/{tail:.+}", get_preview, name="preview")
+    app.router.add_get("/links/{tail:.+}", get_link, name="link")
     # Last: everything else is /<bucket>/<key>.
     app.router.add_get("/{bucket}/{key:.+}", get_original, name="original")
     app.cleanup_ctx.append(_lifecycle)
     return app
+
+
+def _guarded(raw: StorageProvider, storage: StorageConfig, metrics: Metrics, label: str) -> InstrumentedProvider:
+    """A provider behind its own circuit breaker, with upstream metrics under `label`."""
+    breaker = CircuitBreaker(label, storage.breaker_failures, storage.breaker_cooldown, metrics)
+    return InstrumentedProvider(BreakerProvider(raw, breaker), metrics, label)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -73,6 +97,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[PREVIEWS].close()
     app[RENDER_POOL].close()
     await app[ORIGINALS].close()
+    await app[LINKS].close()
     await app[PROVIDER].close()
     for tier in app[TIERS]:
         await asyncio.to_thread(tier.close)

@@ -15,6 +15,7 @@ from cache.config import CacheConfig
 from cache.env_values import read_flag
 from proxy.previews_config import PreviewsConfig
 from proxy.storage.config import StorageConfig
+from proxy.storage.links_config import LinksConfig
 
 DEFAULT_ORIGINALS_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
@@ -40,6 +41,7 @@ class Config:
     storage: StorageConfig
     cache: CacheConfig
     previews: PreviewsConfig = field(default_factory=PreviewsConfig)
+    links: LinksConfig | None = None  # None: no links file is read (tests that build configs in code)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080) -> "Config":
@@ -52,8 +54,9 @@ class Config:
             sendfile=read_flag(env, "SENDFILE", default=True),
             access_log=read_flag(env, "ACCESS_LOG", default=True),
         )
-        return cls(data_path, server, StorageConfig.from_env(env, data_path), CacheConfig.from_env(env, data_path),
-                   PreviewsConfig.from_env(env))
+        storage = StorageConfig.from_env(env, data_path)
+        return cls(data_path, server, storage, CacheConfig.from_env(env, data_path), PreviewsConfig.from_env(env),
+                   LinksConfig.from_env(env, data_path, storage))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -66,9 +69,13 @@ class Config:
         }
         described.update(self.storage.masked())
         described.update(self.previews.describe())
+        if self.links is not None:
+            described.update(self.links.masked())
+        described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()
         for tier in self.cache.tiers():
             described[f"cache {tier.name}"] = (
-                f"{tier.path} size={tier.size_limit} bytes, inactive={tier.idle_seconds:g}s")
+                f"{tier.path} size={tier.size_limit} bytes, inactive={tier.idle_seconds:g}s, "
+                f"kept stale={tier.stale_seconds:g}s")
         return described
 
 

@@ -38,6 +38,11 @@ class Metrics:
                                            buckets=LATENCY_BUCKETS, registry=r)
         self._upstream_bytes = Counter("preview_proxy_upstream_bytes_total",
                                        "Body bytes received from providers.", ["provider"], registry=r)
+        self._circuit_state = Gauge("preview_proxy_upstream_circuit_state",
+                                    "A provider's circuit breaker: 0 closed, 1 open, 2 half-open (probing).",
+                                    ["provider"], registry=r)
+        self._circuit_opens = Counter("preview_proxy_upstream_circuit_opens_total",
+                                      "Times a provider's circuit breaker opened.", ["provider"], registry=r)
         self._singleflight_waiters = Counter("preview_proxy_singleflight_waiters_total",
                                              "Requests that joined a fill already in flight.", ["tier"],
                                              registry=r)
@@ -76,6 +81,12 @@ class Metrics:
         """A provider call that ended (headers received, or failed) with `outcome`."""
         self._upstream_requests.labels(provider, outcome).inc()
         self._upstream_seconds.labels(provider).observe(time.monotonic() - started)
+
+    def circuit_changed(self, provider: str, state: int, opened: bool) -> None:
+        """A provider's breaker changed state (BreakerObserver); short circuits count as an outcome."""
+        self._circuit_state.labels(provider).set(state)
+        if opened:
+            self._circuit_opens.labels(provider).inc()
 
     async def count_upstream_bytes(self, provider: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Pass a body through, counting its bytes."""

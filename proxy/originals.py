@@ -2,7 +2,8 @@
 
 `locate` finds the representation (its metadata and a body source) and `body` streams any byte
 range of it. On a miss exactly one fill per key runs, detached from the request that started it;
-every other request for the key tails the same part file.
+every other request for the key tails the same part file. A stale copy in the tier is served
+(X-Cache: STALE) only when the provider fails.
 """
 
 import asyncio
@@ -16,6 +17,7 @@ from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
 from cache.fill import Fill, FillFailed
 from cache.singleflight import DetachedFlights
+from proxy.errors import ProxyError, UpstreamFailed, UpstreamTimeout
 from proxy.metrics import Metrics
 from proxy.storage.errors import ProviderFailure
 from proxy.storage.local import LocalProvider
@@ -50,8 +52,9 @@ class Originals:
     """Serves originals: in place for local disk, through the storage tier for remote providers."""
 
     def __init__(self, provider: StorageProvider, local: LocalProvider | None, tier: DiskTier,
-                 metrics: Metrics, namespace: str) -> None:
+                 metrics: Metrics, namespace: str, stale_if_error: bool = True) -> None:
         self._provider = provider
+        self._stale_if_error = stale_if_error
         self._local = local
         self._tier = tier
         self._metrics = metrics
@@ -60,20 +63,40 @@ class Originals:
             on_join=lambda: metrics.singleflight_joined(tier.name))
 
     async def locate(self, ref: ObjectRef, want_body: bool) -> Located:
-        """Find the original. With `want_body`, a miss starts (or joins) the fill of the storage tier."""
+        """Find the original. With `want_body`, a miss starts (or joins) the fill of the storage tier.
+
+        A stale copy (idle past the tier's idle period) is a miss, unless the provider then fails:
+        with stale-if-error it is served, marked STALE.
+        """
         if self._local is not None:
             file, info = await asyncio.to_thread(self._local.open_in_place, ref)
             return Located(info, "BYPASS", file=file)
         key = self.cache_key(ref)
         entry = await asyncio.to_thread(self._tier.lookup, key)
-        if entry is not None:
+        if entry is not None and not entry.stale:
             self._metrics.cache_result(self._tier.name, "hit")
-            meta = entry.meta
-            return Located(ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type),
-                           "HIT", file=entry.file)
+            return Located(_info(entry.meta), "HIT", file=entry.file)
+        try:
+            located = await self._fetch(ref, key, want_body)
+        except (UpstreamFailed, UpstreamTimeout) as error:
+            if entry is None or not self._stale_if_error:
+                raise
+            self._stale_served(ref, error)
+            return Located(_info(entry.meta), "STALE", file=entry.file)
+        except BaseException:
+            if entry is not None:
+                entry.file.close()
+            raise
+        if entry is not None:
+            entry.file.close()
+        return located
+
+    async def _fetch(self, ref: ObjectRef, key: str, want_body: bool) -> Located:
+        """A miss: the provider's HEAD, or the fill this request starts or joins."""
         if not want_body:
+            info = await self._provider.head(ref)
             self._metrics.cache_result(self._tier.name, "miss")
-            return Located(await self._provider.head(ref), "MISS")
+            return Located(info, "MISS")
         fill, started = await self._join_or_start_fill(ref, key)
         # Like nginx with proxy_cache_lock: only the request that went to the provider is a miss;
         # those that joined its fill are served from the entry as it fills.
@@ -81,9 +104,7 @@ class Originals:
         self._metrics.cache_result(self._tier.name, status.lower())
         if fill is None:  # the tier can't take a fill right now; stream from the provider instead
             return Located(await self._provider.head(ref), status)
-        meta = fill.meta
-        return Located(ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type), status,
-                       fill=fill)
+        return Located(_info(fill.meta), status, fill=fill)
 
     async def describe(self, ref: ObjectRef) -> ObjectInfo:
         """The original's metadata without touching its bytes: stat, the tier's row, or a provider HEAD."""
@@ -92,9 +113,19 @@ class Originals:
         entry = await asyncio.to_thread(self._tier.lookup, self.cache_key(ref))
         if entry is not None:
             entry.file.close()
-            meta = entry.meta
-            return ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type)
-        return await self._provider.head(ref)
+            if not entry.stale:
+                return _info(entry.meta)
+        try:
+            return await self._provider.head(ref)
+        except (UpstreamFailed, UpstreamTimeout) as error:
+            if entry is None or not self._stale_if_error:
+                raise
+            self._stale_served(ref, error)
+            return _info(entry.meta)
+
+    def _stale_served(self, ref: ObjectRef, error: ProxyError) -> None:
+        self._metrics.cache_result(self._tier.name, "stale")
+        log.warning("serving a stale copy of %s/%s: the provider failed: %s", ref.bucket, ref.key, error.reason)
 
     async def open_for_render(self, ref: ObjectRef) -> Located:
         """The whole original as a readable file (for a worker thread), fetched into the tier if absent.
@@ -172,9 +203,18 @@ class Originals:
             if not pending.done():
                 raise  # the waiters get the error
 
+    @property
+    def busy(self) -> bool:
+        """True while a fill runs (a links reload keeps a retired Originals until it is idle)."""
+        return self._fills.busy
+
     async def close(self) -> None:
         """Cancel fills still running (at shutdown)."""
         await self._fills.close()
+
+
+def _info(meta: EntryMeta) -> ObjectInfo:
+    return ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type)
 
 
 async def _close_stream(stream: ObjectStream) -> None:

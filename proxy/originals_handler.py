@@ -4,13 +4,19 @@ from aiohttp import hdrs, web
 
 from proxy.app_keys import CONFIG, ORIGINALS
 from proxy.object_path import parse_object_path
+from proxy.originals import Originals
 from proxy.respond import respond
+from proxy.storage.provider import ObjectRef
 
 
 async def get_original(request: web.Request) -> web.StreamResponse:
     """Serve an original (or a range of it) from local disk, the storage cache or the provider."""
     ref = parse_object_path(request.raw_path)
-    originals = request.app[ORIGINALS]
+    return await serve_original(request, request.app[ORIGINALS], ref)
+
+
+async def serve_original(request: web.Request, originals: Originals, ref: ObjectRef) -> web.StreamResponse:
+    """Answer with the original `ref` of `originals` (the main storage's, or a link's)."""
     server = request.app[CONFIG].server
     located = await originals.locate(ref, want_body=request.method == hdrs.METH_GET)
     try:

@@ -37,6 +37,7 @@ class PreviewRequest:
     source_id: str
     options: ProcessingOptions
     format_key: str  # the output format, or "auto" when the source's format decides
+    originals: Originals | None = None  # where the source is read: a link's, or (None) the main storage's
 
 
 class Previews:
@@ -50,7 +51,7 @@ class Previews:
         self._config = config
         self._metrics = metrics
         self._timeout = timeout
-        self._source_info: TTLCache[ObjectRef, ObjectInfo] | None = (
+        self._source_info: TTLCache[str, ObjectInfo] | None = (
             TTLCache(SOURCE_INFO_ENTRIES, source_info_ttl) if source_info_ttl > 0 else None)
         self._renders: DetachedFlights[str, StoredPreview] = DetachedFlights(
             on_join=lambda: metrics.singleflight_joined(store.tier.name))
@@ -58,7 +59,7 @@ class Previews:
     async def get(self, request: PreviewRequest) -> tuple[StoredPreview, str]:
         """The preview and its X-Cache status (HIT or MISS)."""
         deadline = time.monotonic() + self._timeout
-        info = await self._describe_source(request.ref)
+        info = await self._describe_source(request)
         limit = self._config.max_src_file_size
         if limit and info.size > limit:
             raise SourceTooLarge(f"source is {info.size} bytes, over the limit of {limit}")
@@ -80,20 +81,23 @@ class Previews:
             raise RenderTimeout() from None
         return result, "MISS" if started else "HIT"
 
-    async def _describe_source(self, ref: ObjectRef) -> ObjectInfo:
+    async def _describe_source(self, request: PreviewRequest) -> ObjectInfo:
+        originals = request.originals or self._originals
+        # Keyed by the storage-tier key: a link's bucket may share its name with a bucket of the main storage.
+        source = originals.cache_key(request.ref)
         if self._source_info is not None:
-            info = self._source_info.get(ref)
+            info = self._source_info.get(source)
             if info is not None:
                 return info
-        info = await self._originals.describe(ref)
+        info = await originals.describe(request.ref)
         if self._source_info is not None:
-            self._source_info[ref] = info
+            self._source_info[source] = info
         return info
 
     async def _render(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
                       pending: "asyncio.Future[StoredPreview]") -> None:
         try:
-            located = await self._originals.open_for_render(request.ref)
+            located = await (request.originals or self._originals).open_for_render(request.ref)
             job = _RenderJob(located, request.options, self._config, deadline)
             try:
                 rendered = await self._pool.run(job, deadline)

@@ -15,9 +15,9 @@ from previews.formats import FORMATS
 from previews.option_table import apply_options
 from previews.options import ProcessingOptions
 from previews.url import parse_preview_url
-from proxy.app_keys import CONFIG, ORIGINALS, PREVIEWS
-from proxy.errors import Forbidden, NotFound
-from proxy.object_path import parse_source_ref
+from proxy.app_keys import CONFIG, PREVIEWS
+from proxy.errors import Forbidden
+from proxy.links_handler import source_originals
 from proxy.previews import PreviewRequest
 from proxy.previews_config import PreviewsConfig
 from proxy.respond import respond
@@ -41,13 +41,12 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
         options = dataclasses.replace(options, format=url.extension)
     if options.expires and options.expires < time.time():  # 0 means "never", as in imgproxy
         raise Forbidden("the URL has expired")
-    if "://" in url.source:
-        raise NotFound("link sources (s3://, azure://, ...) are not configured")
-    ref = parse_source_ref(url.source)
+    # `<bucket>/<key>` of the main storage, or a link (`s3://bucket/key`, ...) through the links file.
+    originals, ref = source_originals(request.app, url.source)
     options, negotiated = _negotiate_format(options, request.headers.get(hdrs.ACCEPT, ""), settings)
-    source_id = request.app[ORIGINALS].cache_key(ref) + (f"?{query}" if query else "")
+    source_id = originals.cache_key(ref) + (f"?{query}" if query else "")
     preview, cache_status = await request.app[PREVIEWS].get(
-        PreviewRequest(ref, source_id, options, options.format or "auto"))
+        PreviewRequest(ref, source_id, options, options.format or "auto", originals))
     meta = preview.meta
     info = ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type)
     headers = {

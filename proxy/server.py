@@ -9,6 +9,7 @@ import uvloop
 from aiohttp import web
 
 from proxy.app import build_app
+from proxy.app_keys import LINKS
 from proxy.config import Config
 from proxy.sample import sample_url_path
 
@@ -43,6 +44,8 @@ async def _serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    # SIGHUP re-reads the links file (REMOTE_LINKS_PATH); requests in flight are not disturbed.
+    loop.add_signal_handler(signal.SIGHUP, app[LINKS].reload_soon)
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()

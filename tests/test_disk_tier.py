@@ -297,3 +297,47 @@ def test_unreadable_database_at_start_up_opens_an_empty_tier(
     assert read(reopened, "kept") is None
     put(reopened, "new", payload("new"))
     assert read(reopened, "new") == payload("new")
+
+
+def test_an_entry_idle_past_expiry_is_stale_until_its_grace_ends(tmp_path: Path, observer: RecordingObserver) -> None:
+    tier = DiskTier(TierConfig("storage", tmp_path / "storage", 1 << 30, 1.0, stale_seconds=1.0), observer)
+    try:
+        put(tier, "a", payload("a"))
+        committed = time.time()
+        fresh = tier.lookup("a")
+        assert fresh is not None and not fresh.stale
+        fresh.file.close()
+
+        wait_for_clock(committed + 1.05)
+        for _ in range(3):  # a stale hit does not refresh the idle clock
+            stale = tier.lookup("a")
+            assert stale is not None and stale.stale
+            with stale.file:
+                assert stale.file.read() == payload("a")
+        tier.cull_expired()
+        assert tier.lookup("a") is not None, "the sweeper keeps a stale entry through its grace"
+
+        wait_for_clock(committed + 2.05)
+        tier.cull_expired()
+        assert tier.lookup("a") is None
+        assert observer.evictions == 1 and tier.stats()[1] == 0
+    finally:
+        tier.close()
+
+
+def test_stale_entries_still_count_against_the_size_bound_and_go_first(
+        tmp_path: Path, observer: RecordingObserver, open_tier: OpenTier) -> None:
+    limit = empty_volume(open_tier) + ENTRY * 7 // 2
+    tier = DiskTier(TierConfig("storage", tmp_path / "bounded", limit, 1.0, stale_seconds=3600.0), observer)
+    try:
+        put(tier, "old", payload("old"))
+        wait_for_clock(time.time() + 1.05)
+        old = tier.lookup("old")
+        assert old is not None and old.stale
+        old.file.close()
+        for key in ("b", "c", "d"):
+            put(tier, key, payload(key))
+        assert tier.lookup("old") is None, "the least recently touched entry, the stale one, goes first"
+        assert [read(tier, key) for key in ("b", "c", "d")] == [payload(key) for key in ("b", "c", "d")]
+    finally:
+        tier.close()

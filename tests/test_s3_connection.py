@@ -1,6 +1,7 @@
 """How the S3 provider reaches its endpoint: https with a private CA, endpoint and port, region,
 path-style addressing, and credentials from an IAM role via the instance-metadata service."""
 
+import datetime
 import os
 import re
 from pathlib import Path
@@ -92,3 +93,44 @@ def test_iam_role_credentials_come_from_instance_metadata(
         assert re.search(r"Credential=ASIAROLEKEY123/", seen.headers["authorization"])
         assert seen.headers["x-amz-security-token"] == "role-session-token"
         assert "role-secret-9d8c" not in server.log_text()
+
+
+def test_iam_role_credentials_rotate(moto: MotoS3, bucket, start_server: StartServer) -> None:
+    """EC2 rotates role credentials well before they expire; a new set must be picked up without a restart.
+
+    Credentials A expire in 2 minutes, inside obstore's refresh margin (object_store refetches a
+    token with less than 5 minutes left), so it asks the metadata service again; meanwhile that
+    service hands out B. moto accepts any key, so what is checked is the signature on the wire:
+    S3 requests carry A's key id first and, from some point on, only B's.
+    """
+    metadata = MetadataServer("preview-proxy-reader", "ASIAROTATEKEYAAAA", "secret-a-1c2d", "session-token-a")
+    metadata.expires_in = datetime.timedelta(minutes=2)
+    for index in range(20):
+        moto.put(bucket, f"r{index}.jpg", f"object {index}".encode())
+    try:
+        with TcpProxy(("127.0.0.1", moto.port)) as proxy:
+            server = start_server(
+                STORAGE_PROVIDER="minio", STORAGE_ENDPOINT=proxy.endpoint, STORAGE_REGION=REGION,
+                STORAGE_IAM_ROLE="preview-proxy-reader", STORAGE_METADATA_ENDPOINT=metadata.endpoint)
+            assert request(server.url(f"/{bucket}/r0.jpg")).body == b"object 0"
+            metadata.credentials = {"AccessKeyId": "ASIAROTATEKEYBBBB", "SecretAccessKey": "secret-b-3e4f",
+                                    "Token": "session-token-b"}
+
+            # Each request is for a new key (a miss), so each goes to S3, signed with what obstore holds.
+            for index in range(1, 20):
+                reply = request(server.url(f"/{bucket}/r{index}.jpg"))
+                assert reply.body == f"object {index}".encode()
+                if "ASIAROTATEKEYBBBB" in proxy.gets(f"/r{index}.jpg")[0].headers["authorization"]:
+                    break
+            key_ids = [re.search(r"Credential=(\w+)/", seen.headers["authorization"]).group(1)  # type: ignore[union-attr]
+                       for seen in proxy.gets(f"/{bucket}/r")]
+            tokens = [seen.headers["x-amz-security-token"] for seen in proxy.gets(f"/{bucket}/r")]
+    finally:
+        metadata.stop()
+
+    assert key_ids[0] == "ASIAROTATEKEYAAAA" and tokens[0] == "session-token-a"
+    assert key_ids[-1] == "ASIAROTATEKEYBBBB" and tokens[-1] == "session-token-b", key_ids
+    switched = key_ids.index("ASIAROTATEKEYBBBB")
+    assert set(key_ids[switched:]) == {"ASIAROTATEKEYBBBB"}, "never back to the old credentials"
+    assert metadata.paths.count(CREDENTIALS_PATH + "preview-proxy-reader") >= 2
+    assert "secret-a-1c2d" not in server.log_text() and "secret-b-3e4f" not in server.log_text()

@@ -35,6 +35,9 @@ class StorageConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     retries: int = 2
+    # The circuit breaker: this many failures in a row pause requests for the cool-down (0: off).
+    breaker_failures: int = 5
+    breaker_cooldown: float = 10.0
     credentials_path: Path | None = None
     # The text of credentials_path, read once at start-up; never printed (repr=False).
     credentials: str | None = field(default=None, repr=False)
@@ -59,6 +62,8 @@ class StorageConfig:
             connect_timeout=read_duration(env, "STORAGE_CONNECT_TIMEOUT", "5s"),
             read_timeout=read_duration(env, "STORAGE_READ_TIMEOUT", "30s"),
             retries=read_count(env, "STORAGE_RETRIES", 2),
+            breaker_failures=read_count(env, "STORAGE_BREAKER_FAILURES", 5),
+            breaker_cooldown=read_duration(env, "STORAGE_BREAKER_COOLDOWN", "10s"),
             credentials_path=credentials_path,
             credentials=credentials,
         )
@@ -104,6 +109,8 @@ class StorageConfig:
             "STORAGE_CONNECT_TIMEOUT": f"{self.connect_timeout:g}s",
             "STORAGE_READ_TIMEOUT": f"{self.read_timeout:g}s",
             "STORAGE_RETRIES": str(self.retries),
+            "STORAGE_BREAKER_FAILURES": str(self.breaker_failures),
+            "STORAGE_BREAKER_COOLDOWN": f"{self.breaker_cooldown:g}s",
         }
 
     def secrets(self) -> tuple[str, ...]:

@@ -58,26 +58,32 @@ def azure_secret_pieces(secret: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s for s in (token, *signatures, *encoded, *map(unquote, encoded)) if s))
 
 
-def read_service_account(path: Path) -> str:
-    """The text of STORAGE_CREDENTIALS_PATH (StorageConfig.validate checks what it holds)."""
+def read_service_account(path: Path, label: str | None = None) -> str:
+    """The text of STORAGE_CREDENTIALS_PATH (StorageConfig.validate checks what it holds).
+
+    `label` starts the error message (default `STORAGE_CREDENTIALS_PATH='<path>'`; the links file
+    names its own field).
+    """
+    label = label or f"STORAGE_CREDENTIALS_PATH={str(path)!r}"
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else "not readable UTF-8 text"
-        raise ConfigError(f"STORAGE_CREDENTIALS_PATH={str(path)!r}: {reason}") from None
+        raise ConfigError(f"{label}: {reason}") from None
     return text
 
 
-def check_service_account(text: str, path: Path) -> None:
+def check_service_account(text: str, path: Path, label: str | None = None) -> None:
     """A JSON object with the fields obstore signs with; the message never quotes the file."""
+    label = label or f"STORAGE_CREDENTIALS_PATH={str(path)!r}"
     try:
         document = json.loads(text)
     except ValueError:
-        raise ConfigError(f"STORAGE_CREDENTIALS_PATH={str(path)!r}: not valid JSON") from None
+        raise ConfigError(f"{label}: not valid JSON") from None
     missing = [name for name in ("client_email", "private_key")
                if not isinstance(document, dict) or not isinstance(document.get(name), str)]
     if missing:
-        raise ConfigError(f"STORAGE_CREDENTIALS_PATH={str(path)!r}: expected a service-account JSON file "
+        raise ConfigError(f"{label}: expected a service-account JSON file "
                           f"(missing {', '.join(missing)})")
 
 

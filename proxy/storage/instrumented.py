@@ -5,6 +5,7 @@ from collections.abc import AsyncIterable
 from typing import Any
 
 from proxy.metrics import Metrics
+from proxy.storage.breaker import CircuitOpen
 from proxy.storage.errors import ObjectNotFound, ProviderAccessDenied, ProviderTimeout
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
 
@@ -12,9 +13,11 @@ from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef,
 class InstrumentedProvider:
     """Counts calls by outcome, times them to the response headers, and counts body bytes."""
 
-    def __init__(self, inner: StorageProvider, metrics: Metrics) -> None:
+    def __init__(self, inner: StorageProvider, metrics: Metrics, label: str | None = None) -> None:
         self.inner = inner
         self.provider_id = inner.provider_id
+        # The `provider` label: the provider's id, or a link entry's own (several links share an id).
+        self.label = label or inner.provider_id
         self._metrics = metrics
 
     async def head(self, ref: ObjectRef) -> ObjectInfo:
@@ -27,7 +30,7 @@ class InstrumentedProvider:
         """See StorageProvider.get."""
         result = await self._timed(self.inner.get(ref, span, if_none_match))
         if isinstance(result, ObjectStream):
-            result.chunks = self._metrics.count_upstream_bytes(self.provider_id, result.chunks)
+            result.chunks = self._metrics.count_upstream_bytes(self.label, result.chunks)
         return result
 
     async def put(self, ref: ObjectRef, chunks: AsyncIterable[bytes], content_type: str) -> None:
@@ -50,6 +53,9 @@ class InstrumentedProvider:
         except ObjectNotFound:
             outcome = "not_found"
             raise
+        except CircuitOpen:
+            outcome = "short_circuit"  # never reached the provider
+            raise
         except ProviderTimeout:
             outcome = "timeout"
             raise
@@ -60,4 +66,4 @@ class InstrumentedProvider:
             outcome = "error"
             raise
         finally:
-            self._metrics.upstream_call(self.provider_id, outcome, started)
+            self._metrics.upstream_call(self.label, outcome, started)

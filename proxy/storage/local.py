@@ -87,10 +87,14 @@ class LocalProvider:
     async def close(self) -> None:
         """Nothing to release."""
 
+    def bucket_dir(self, bucket: str) -> Path:
+        """The folder that holds `bucket`'s objects (already checked to be one folder name)."""
+        return self.root / bucket
+
     def _resolve(self, ref: ObjectRef) -> Path:
         if ref.bucket in ("", ".", "..") or "/" in ref.bucket or "\0" in ref.bucket + ref.key:
             raise InvalidObjectPath("bucket must be one folder name")
-        bucket_dir = self.root / ref.bucket
+        bucket_dir = self.bucket_dir(ref.bucket)
         if Path(ref.key).is_absolute() or any(part in ("", ".", "..") for part in ref.key.split("/")):
             raise InvalidObjectPath("object key may not be absolute or contain empty, '.' or '..' segments")
         real_bucket = os.path.realpath(bucket_dir)
@@ -100,6 +104,26 @@ class LocalProvider:
         if not real_path.startswith(real_bucket + os.sep) or not os.path.isdir(real_bucket):
             raise ObjectNotFound()
         return Path(real_path)
+
+
+class FolderProvider(LocalProvider):
+    """One folder served as one bucket: an `fs` entry of the links file, whose name is the bucket.
+
+    The same containment checks apply, with the folder in place of the bucket's: nothing outside it
+    is reachable, through `..` or a symlink.
+    """
+
+    provider_id = "fs"
+
+    def __init__(self, folder: Path, storage_id: str) -> None:
+        super().__init__(folder)
+        self.storage_id = storage_id
+
+    def bucket_dir(self, bucket: str) -> Path:
+        """The folder itself, for its own storage id; no other bucket exists here."""
+        if bucket != self.storage_id:
+            raise ObjectNotFound()
+        return self.root
 
 
 def info_from_stat(path: Path, stat: os.stat_result) -> ObjectInfo:

@@ -6,7 +6,8 @@ proxy.storage.errors, and the original text (which can name URLs) goes only to t
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -20,6 +21,14 @@ T = TypeVar("T")
 STREAM_CHUNK = 1024 * 1024
 READINESS_PROBE_KEY = ".preview-proxy-readiness"
 READINESS_PROBE_BUCKET = "preview-proxy-readiness"
+# Backoff between attempts of a read: full jitter over an exponential ceiling (AWS's "Exponential
+# Backoff And Jitter"), so instances that failed together do not retry together.
+BACKOFF_FIRST = 0.1
+BACKOFF_CAP = 2.0
+# obstore 0.12 raises GenericError for every transport failure, a timeout included; only the
+# message tells them apart, where object_store's HttpErrorKind appears (checked 2026-11-22 against
+# obstore 0.12.1: connect and read timeouts both show `kind: Timeout`).
+TIMEOUT_MARKER = "kind: Timeout"
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
@@ -32,16 +41,34 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
 class ObstoreCalls:
     """Runs obstore calls for one provider with its timeout, turning failures into typed errors."""
 
-    def __init__(self, provider_id: str, timeout: float, secrets: tuple[str, ...]) -> None:
+    def __init__(self, provider_id: str, timeout: float, secrets: tuple[str, ...], retries: int = 0) -> None:
         self.provider_id = provider_id
         self.timeout = timeout
         self.secrets = secrets
+        self.retries = retries
 
     async def call(self, ref: ObjectRef, operation: str, awaitable: Awaitable[T]) -> T:
-        """Await one obstore call within the read timeout."""
+        """Await one obstore call within the read timeout (never retried: writes go here)."""
         with self.translated(ref, operation):
             async with asyncio.timeout(self.timeout):
                 return await awaitable
+
+    async def read(self, ref: ObjectRef, operation: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """A read up to its response headers, retried with backoff on failures and timeouts.
+
+        Only this phase is retried: once the headers are back, bytes may already be on their way to
+        a client, so a body that breaks off fails the response instead (obstore's own retries, which
+        would resume a body with a Range request, are switched off: see retry_config).
+        """
+        for attempt_number in range(self.retries + 1):
+            try:
+                return await self.call(ref, operation, attempt())
+            except (ProviderFailure, ProviderTimeout):
+                if attempt_number == self.retries:
+                    raise
+            ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** attempt_number)
+            await asyncio.sleep(random.uniform(0, ceiling))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def stream(self, ref: ObjectRef, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Re-yield a body stream; each chunk must arrive within the read timeout."""
@@ -65,20 +92,25 @@ class ObstoreCalls:
             # obstore 0.12 raises the builtin FileNotFoundError for a missing object, not its own class.
             raise ObjectNotFound() from None
         except (obstore_errors.PermissionDeniedError, obstore_errors.UnauthenticatedError, PermissionError) as error:
-            self._log(ref, operation, error)
+            self._log(ref, operation, error, " -- access denied: check the credentials and the bucket's policy")
             raise ProviderAccessDenied() from None
         except TimeoutError:
             log.warning("%s: %s of %s/%s timed out after %gs", self.provider_id, operation, ref.bucket,
                         ref.key, self.timeout)
             raise ProviderTimeout() from None
+        except obstore_errors.GenericError as error:
+            self._log(ref, operation, error)
+            if TIMEOUT_MARKER in str(error):
+                raise ProviderTimeout() from None
+            raise ProviderFailure() from None
         except (obstore_errors.BaseError, OSError) as error:
             self._log(ref, operation, error)
             raise ProviderFailure() from None
 
-    def _log(self, ref: ObjectRef, operation: str, error: BaseException) -> None:
+    def _log(self, ref: ObjectRef, operation: str, error: BaseException, hint: str = "") -> None:
         cause = redact(str(error), self.secrets).replace("\n", " ")[:500]
-        log.warning("%s: %s of %s/%s failed: %s: %s", self.provider_id, operation, ref.bucket, ref.key,
-                    type(error).__name__, cause)
+        log.warning("%s: %s of %s/%s failed: %s: %s%s", self.provider_id, operation, ref.bucket, ref.key,
+                    type(error).__name__, cause, hint)
 
 
 async def answers(provider: Any, bucket: str) -> None:

@@ -34,7 +34,7 @@ class ObstoreProvider:
     def __init__(self, config: StorageConfig) -> None:
         self.config = config
         self._stores: dict[str, ObjectStore] = {}
-        self._calls = ObstoreCalls(self.provider_id, config.read_timeout, config.secrets())
+        self._calls = ObstoreCalls(self.provider_id, config.read_timeout, config.secrets(), config.retries)
         # The last bucket the backend answered for with our credentials (an object, or "not found").
         # Readiness probes there: credentials scoped to some buckets are refused everywhere else.
         self.answered_bucket: str | None = None
@@ -86,7 +86,7 @@ class ObstoreProvider:
     async def _get_result(self, ref: ObjectRef, operation: str, options: GetOptions) -> GetResult:
         store = self.store(ref.bucket)  # outside the try: a name refused before any I/O answers nothing
         try:
-            result = await self._calls.call(ref, operation, obstore.get_async(store, ref.key, options=options))
+            result = await self._calls.read(ref, operation, lambda: obstore.get_async(store, ref.key, options=options))
         except (ObjectNotFound, obstore_errors.NotModifiedError):
             self.answered_bucket = ref.bucket
             raise
@@ -143,5 +143,10 @@ def client_options(config: StorageConfig) -> ClientConfig:
 
 
 def retry_config(config: StorageConfig) -> RetryConfig:
-    """obstore's own retries with backoff, bounded by count and by the read timeout."""
-    return {"max_retries": config.retries, "retry_timeout": timedelta(seconds=config.read_timeout)}
+    """No retries inside obstore: ObstoreCalls.read retries reads itself, and only before their headers.
+
+    obstore would also retry a body that breaks off, by asking for the rest with a Range request and
+    no If-Match (seen on the wire with obstore 0.12.1), which could splice two versions of an object
+    into one response; and it would retry writes, which STORAGE_RETRIES does not cover.
+    """
+    return {"max_retries": 0, "retry_timeout": timedelta(seconds=config.read_timeout)}

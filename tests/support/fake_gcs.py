@@ -34,7 +34,9 @@ PROJECT = "preview-proxy-test"
 class FakeGCS:
     """The server with an in-memory backend, over plain HTTP."""
 
-    def __init__(self) -> None:
+    def __init__(self, public_host: str | None = None) -> None:
+        """`public_host` is the host:port clients use (a proxy in front); default: the server's own."""
+        self._public_host = public_host
         # Its log goes to a file, not a pipe nobody drains (a full pipe would stall the server).
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server; closed by close()
         for _ in range(START_ATTEMPTS):
@@ -43,12 +45,14 @@ class FakeGCS:
         raise RuntimeError(f"fake-gcs-server did not start:\n{self._output()}")
 
     def _start(self, port: int) -> bool:
+        self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
         # -public-host must be this address: the XML-style paths obstore uses (/bucket/key) are
         # routed only for requests whose Host is the public host.
         self.process = subprocess.Popen(
             [str(BINARY), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port),
-             "-public-host", f"127.0.0.1:{port}", "-external-url", self.endpoint, "-log-level", "warn"],
+             "-public-host", self._public_host or f"127.0.0.1:{port}", "-external-url", self.endpoint,
+             "-log-level", "warn"],
             stdout=subprocess.DEVNULL, stderr=self._log)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and self.process.poll() is None:

@@ -1,4 +1,8 @@
-"""A small EC2 instance-metadata service (IMDSv2) on loopback that hands out one role's credentials."""
+"""A small EC2 instance-metadata service (IMDSv2) on loopback that hands out one role's credentials.
+
+`credentials` and `expires_in` may be changed while it runs: the next fetch gets the new ones, as
+with EC2's rotation.
+"""
 
 import datetime
 import json
@@ -14,6 +18,7 @@ class MetadataServer:
     def __init__(self, role: str, access_key: str, secret_key: str, token: str) -> None:
         self.role = role
         self.credentials = {"AccessKeyId": access_key, "SecretAccessKey": secret_key, "Token": token}
+        self.expires_in = datetime.timedelta(hours=6)
         self.paths: list[str] = []
         server = self
 
@@ -27,7 +32,7 @@ class MetadataServer:
                 if self.path == CREDENTIALS_PATH:
                     self._reply(200, server.role, "text/plain")
                 elif self.path == CREDENTIALS_PATH + server.role:
-                    expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=6)
+                    expires = datetime.datetime.now(datetime.UTC) + server.expires_in
                     body = {"Code": "Success", "Type": "AWS-HMAC", **server.credentials,
                             "Expiration": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
                     self._reply(200, json.dumps(body), "application/json")

@@ -34,6 +34,11 @@ class Faults:
     reset_after_bytes: int | None = None  # RST the connection once this many response bytes went out
     reset_connections: int = 0  # how many connections the reset applies to (then it stops)
     black_hole: bool = False  # accept, read, never answer
+    stall_after_bytes: int | None = None  # pass this many response bytes, then hold the connection silent
+    # Answer this many connections with `error_status` (and an S3-style XML error body) instead of
+    # forwarding them: a provider's 5xx or 403, seen by the client as the provider's own answer.
+    error_status: int | None = None
+    error_connections: int = 0
 
 
 @dataclass
@@ -99,6 +104,13 @@ class TcpProxy:
             while not self._closed.is_set() and client.recv(BUFFER):
                 pass
             return
+        with self._lock:
+            fail_this = self.faults.error_status is not None and self.faults.error_connections > 0
+            if fail_this:
+                self.faults.error_connections -= 1
+        if fail_this:
+            self._answer_with_error(client, self.faults.error_status or 500)
+            return
         try:
             upstream = socket.create_connection(self.upstream)
         except OSError:
@@ -111,6 +123,21 @@ class TcpProxy:
                 self.faults.reset_connections -= 1
         threading.Thread(target=self._pump_requests, args=(client, upstream), daemon=True).start()
         self._pump_responses(upstream, client, self.faults.reset_after_bytes if reset_this else None)
+
+    def _answer_with_error(self, client: socket.socket, status: int) -> None:
+        """Read one request head, record it, answer `status` and close."""
+        parser = _RequestHeadParser(self._record)
+        seen = len(self.requests)
+        try:
+            while len(self.requests) == seen and (data := client.recv(BUFFER)):
+                parser.feed(data)
+            code = {403: "AccessDenied", 500: "InternalError", 503: "SlowDown"}.get(status, "Error")
+            body = f"<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
+            client.sendall(f"HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\n"
+                           f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        except OSError:
+            pass
+        _close_quietly(client)
 
     def _pump_requests(self, client: socket.socket, upstream: socket.socket) -> None:
         parser = _RequestHeadParser(self._record)
@@ -130,6 +157,12 @@ class TcpProxy:
                 if first and self.faults.latency:
                     time.sleep(self.faults.latency)
                 first = False
+                stall = self.faults.stall_after_bytes
+                if stall is not None and sent + len(data) >= stall:
+                    client.sendall(data[: max(0, stall - sent)])
+                    self._count_down(max(0, stall - sent))
+                    self._closed.wait()  # silent, connection open, until the proxy closes
+                    break
                 if reset_after is not None and sent + len(data) >= reset_after:
                     client.sendall(data[: max(0, reset_after - sent)])
                     self._count_down(max(0, reset_after - sent))
@@ -189,6 +222,44 @@ class _RequestHeadParser:
                 self._lost = True
                 return
             self._skip = int(headers.get("content-length", "0") or 0)
+
+
+class UnansweredPort:
+    """A loopback port whose connections never complete: the listener's accept queue is kept full.
+
+    With the queue full, Linux drops further SYNs (tcp_abort_on_overflow is 0 by default), so a
+    client's connect() hangs until its own connect timeout: the one way to see that timeout on
+    loopback, with no other address involved.
+    """
+
+    def __init__(self, fill: int = 8) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port = self._listener.getsockname()[1]
+        self._fillers: list[socket.socket] = []
+        for _ in range(fill):  # more than the queue holds: the extra ones just time out here
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", self.port))
+            self._fillers.append(filler)
+
+    @property
+    def endpoint(self) -> str:
+        """http://127.0.0.1:<port>."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        """Close the fillers and the listener."""
+        for sock in (*self._fillers, self._listener):
+            _close_quietly(sock)
+
+    def __enter__(self) -> "UnansweredPort":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _reset(sock: socket.socket) -> None:

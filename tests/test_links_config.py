@@ -1,0 +1,189 @@
+"""The links file, checked at start-up: what each entry builds, and one-line errors naming entry and field.
+
+Unit level (no server): tests/test_links.py serves through the links against the real peers.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from cache.config import ConfigError
+from proxy.config import Config
+from proxy.storage.config import StorageConfig
+from proxy.storage.errors import ObjectNotFound
+from proxy.storage.links import LinkTable, parse_link_source
+from proxy.storage.links_config import LinksConfig, read_links
+from tests.conftest import REPO
+from tests.support.azurite import ACCOUNT_KEY, container_sas
+from tests.support.fake_gcs import write_service_account
+from tests.test_cli import cli_env, run_cli
+
+SECRET = "links-secret-do-not-print-5e1d"
+BASE = StorageConfig(provider="http", root=Path("/srv/data/storage"), connect_timeout=2.0, read_timeout=7.0,
+                     retries=1, metadata_endpoint="http://127.0.0.1:1")
+
+
+def load(tmp_path: Path, text: str) -> LinksConfig:
+    path = tmp_path / "remote_links.yml"
+    path.write_text(text)
+    return read_links(path, True, BASE)
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as excinfo:
+        load(tmp_path, text)
+    message = str(excinfo.value)
+    assert "\n" not in message and message.startswith("REMOTE_LINKS_PATH="), message
+    assert SECRET not in message and ACCOUNT_KEY not in message, message
+    return message
+
+
+def test_every_provider_of_the_design_example(tmp_path: Path) -> None:
+    credentials = tmp_path / "gcs.json"
+    fields = write_service_account(credentials)
+    (tmp_path / "datasets").mkdir()
+    config = load(tmp_path, f"""
+my-car-datasets: {{provider: minio, endpoint: "127.0.0.1:9000", access_key: AK, secret_key: {SECRET},
+                   region: eu-west-1, buckets: [cars_2020_20_10]}}
+my-role: {{provider: minio, endpoint: "http://127.0.0.1:9001", iam_role: reader, buckets: [roles]}}
+my-boats: {{provider: azure, endpoint: "http://127.0.0.1:10000/devstoreaccount1", access_key: devstoreaccount1,
+            secret_key: "{ACCOUNT_KEY}", buckets: [boats]}}
+my-planes: {{provider: google, credentials_path: {credentials}, buckets: [planes]}}
+local-datasets: {{provider: fs, path: {tmp_path / "datasets"}}}
+""")
+    entries = {entry.name: entry for entry in config.entries}
+    car = entries["my-car-datasets"]
+    assert (car.provider, car.buckets, car.storage.provider) == ("minio", ("cars_2020_20_10",), "minio")
+    assert (car.storage.endpoint, car.storage.region) == ("https://127.0.0.1:9000", "eu-west-1")
+    assert (car.storage.access_key, car.storage.secret_key) == ("AK", SECRET)
+    # Timeouts, retries and the metadata endpoint come from the STORAGE_* settings.
+    assert (car.storage.connect_timeout, car.storage.read_timeout, car.storage.retries) == (2.0, 7.0, 1)
+    role = entries["my-role"].storage
+    assert (role.iam_role, role.access_key, role.metadata_endpoint) == ("reader", None, "http://127.0.0.1:1")
+    assert entries["my-boats"].storage.provider == "azure"
+    planes = entries["my-planes"].storage
+    assert planes.endpoint == "https://storage.googleapis.com" and planes.credentials is not None
+    local = entries["local-datasets"]
+    assert (local.provider, local.buckets, local.storage.root) == ("fs", ("local-datasets",), tmp_path / "datasets")
+    # Secrets are known for redaction, and never printed by `config`.
+    assert SECRET in config.secrets() and fields["private_key"] in config.secrets()
+    assert SECRET not in str(config.masked()) and fields["private_key"] not in str(config.masked())
+
+
+@pytest.mark.parametrize(("entry", "field", "why"), [
+    ("{provider: dropbox, buckets: [a]}", "provider", "expected one of minio, azure, google, fs"),
+    ("{provider: minio, buckets: [a]}", "access_key", "unless iam_role"),
+    ("{provider: minio, access_key: AK, buckets: [abc]}", "secret_key", "required when the other"),
+    (f"{{provider: minio, secret_key: {SECRET}, buckets: [abc]}}", "access_key", "required when the other"),
+    (f"{{provider: minio, access_key: AK, secret_key: {SECRET}}}", "buckets", "non-empty list"),
+    (f"{{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: []}}", "buckets", "non-empty list"),
+    (f"{{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: ['a/b']}}", "buckets", "bucket name"),
+    (f"{{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: [a], path: /x}}", "path",
+     "not used by provider minio"),
+    (f"{{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: [a], bukets: [b]}}", "bukets",
+     "unknown field"),
+    ("{provider: minio, access_key: AK, secret_key: 12345, buckets: [a]}", "secret_key", "expected a string"),
+    (f"{{provider: minio, endpoint: 'ftp://h', access_key: AK, secret_key: {SECRET}, buckets: [a]}}",
+     "endpoint", "expected host"),
+    (f"{{provider: minio, endpoint: 'https://u:{SECRET}@h', access_key: AK, secret_key: x, buckets: [a]}}",
+     "endpoint", "no user:password@"),
+    (f"{{provider: azure, access_key: Bad_Account, secret_key: '{ACCOUNT_KEY}', buckets: [boats]}}",
+     "access_key", "storage account name"),
+    ("{provider: azure, access_key: devstoreaccount1, buckets: [boats]}", "secret_key", "required"),
+    (f"{{provider: azure, access_key: devstoreaccount1, secret_key: '{SECRET}!', buckets: [boats]}}",
+     "secret_key", "account key (base64) or a SAS token"),
+    (f"{{provider: azure, access_key: devstoreaccount1, secret_key: '{ACCOUNT_KEY}', buckets: [Boats]}}",
+     "buckets", "container name"),
+    ("{provider: google, buckets: [planes]}", "credentials_path", "required"),
+    ("{provider: google, credentials_path: /nonexistent/gcs.json, buckets: [planes]}", "credentials_path",
+     "No such file"),
+    ("{provider: fs, path: relative/dir}", "path", "absolute"),
+    ("{provider: fs, path: /nonexistent/dir}", "path", "is not a folder"),
+    ("{provider: fs, path: /tmp, buckets: [a]}", "buckets", "not used by provider fs"),
+    ("[provider, minio]", "provider", "expected a mapping"),
+], ids=lambda value: value if isinstance(value, str) and len(value) < 20 else None)
+def test_each_error_names_the_entry_and_the_field(tmp_path: Path, entry: str, field: str, why: str) -> None:
+    message = error_of(tmp_path, f"good: {{provider: fs, path: {tmp_path}}}\nbad-one: {entry}\n")
+    assert f"entry 'bad-one': field '{field}'" in message, message
+    assert why in message, message
+
+
+def test_a_credential_file_that_is_not_a_service_account_is_named_not_quoted(tmp_path: Path) -> None:
+    credentials = tmp_path / "gcs.json"
+    credentials.write_text(f'{{"private_key": "{SECRET}"}}')
+    message = error_of(tmp_path, f"planes: {{provider: google, credentials_path: {credentials}, buckets: [p1a]}}")
+    assert "entry 'planes': field 'credentials_path'" in message and "client_email" in message, message
+
+
+def test_a_bucket_listed_by_two_entries_of_one_provider_is_refused(tmp_path: Path) -> None:
+    message = error_of(tmp_path, f"""
+one: {{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: [shared]}}
+two: {{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: [other, shared]}}
+""")
+    assert "entry 'two': field 'buckets': 'shared' is already listed by entry 'one'" in message, message
+
+
+def test_an_entry_named_twice_is_refused_not_silently_replaced(tmp_path: Path) -> None:
+    message = error_of(tmp_path, f"""
+one: {{provider: fs, path: {tmp_path}}}
+one: {{provider: fs, path: /}}
+""")
+    assert "'one' appears twice" in message and "line 3" in message, message
+
+
+def test_a_yaml_syntax_error_gives_its_place_but_never_the_line(tmp_path: Path) -> None:
+    message = error_of(tmp_path, f"one: {{provider: minio, secret_key: {SECRET}: oops\n")
+    assert "not valid YAML at line 1" in message, message
+
+
+def test_the_default_file_may_be_absent_but_a_named_one_may_not(tmp_path: Path) -> None:
+    config = LinksConfig.from_env({}, tmp_path, BASE)
+    assert (config.path, config.entries) == (tmp_path / "remote_links.yml", ())
+    with pytest.raises(ConfigError, match=r"REMOTE_LINKS_PATH=.*: no such file"):
+        LinksConfig.from_env({"REMOTE_LINKS_PATH": str(tmp_path / "missing.yml")}, tmp_path, BASE)
+    (tmp_path / "empty.yml").write_text("# no links yet\n")
+    assert LinksConfig.from_env({"REMOTE_LINKS_PATH": str(tmp_path / "empty.yml")}, tmp_path, BASE).entries == ()
+
+
+def test_link_sources_resolve_only_to_listed_buckets(tmp_path: Path) -> None:
+    token = container_sas("boats")
+    table = LinkTable(load(tmp_path, f"""
+cars: {{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: [cars]}}
+boats: {{provider: azure, access_key: devstoreaccount1, secret_key: "?{token}", buckets: [boats]}}
+local: {{provider: fs, path: {tmp_path}}}
+"""))
+    for source, entry in [("s3://cars/a.jpg", "cars"), ("minio://cars/a.jpg", "cars"),
+                          ("azure://boats/dir/b.jpg", "boats"), ("fs://local/c.jpg", "local")]:
+        link = parse_link_source(source)
+        assert link is not None
+        assert table.find(link.scheme, link.ref.bucket).name == entry
+    assert parse_link_source("cars/a.jpg") is None  # a plain source of the main storage
+    for source in ["s3://boats/a.jpg", "gs://cars/a.jpg", "s3://unlisted/a.jpg", "fs://cars/a.jpg",
+                   "azure://cars/a.jpg"]:
+        link = parse_link_source(source)
+        assert link is not None
+        with pytest.raises(ObjectNotFound):
+            table.find(link.scheme, link.ref.bucket)
+    with pytest.raises(ObjectNotFound, match="unknown link scheme"):
+        parse_link_source("http://example.com/a.jpg")
+
+
+def test_config_command_lists_links_with_keys_masked_and_refuses_a_bad_file(tmp_path: Path) -> None:
+    links = tmp_path / "links.yml"
+    links.write_text(f"cars: {{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: [cars]}}\n")
+    env = cli_env(tmp_path, REMOTE_LINKS_PATH=str(links))
+    shown = run_cli(["config"], REPO, env)
+    assert shown.returncode == 0, shown.stderr
+    assert "link cars = minio" in shown.stdout and "secret_key=********" in shown.stdout
+    assert SECRET not in shown.stdout + shown.stderr
+    links.write_text(f"cars: {{provider: minio, access_key: AK, secret_kee: {SECRET}, buckets: [cars]}}\n")
+    refused = run_cli(["config"], REPO, env)
+    assert refused.returncode == 2
+    assert "entry 'cars': field 'secret_kee': unknown field" in refused.stderr
+    assert SECRET not in refused.stdout + refused.stderr
+
+
+def test_the_root_config_reads_the_links_file_from_data_path(tmp_path: Path) -> None:
+    (tmp_path / "remote_links.yml").write_text(f"here: {{provider: fs, path: {tmp_path}}}\n")
+    config = Config.from_env({"DATA_PATH": str(tmp_path)})
+    assert config.links is not None and [entry.name for entry in config.links.entries] == ["here"]
