@@ -67,6 +67,10 @@ def start_server(data_path: Path) -> Iterator[StartServer]:
     yield start
     for server in started:
         server.stop()
+    # Every server a test did not kill must shut down cleanly on SIGTERM: exit 0, within the time
+    # stop() allows, with no abort in the interpreter's teardown.
+    unclean = [(s.process.returncode, s.log_lines[-5:]) for s in started if not s.killed and s.process.returncode != 0]
+    assert not unclean, f"server(s) did not exit cleanly: {unclean}"
 
 
 @pytest.fixture(scope="session")

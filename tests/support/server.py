@@ -17,6 +17,7 @@ class ServerProcess:
 
     def __init__(self, env: Mapping[str, str], cwd: Path) -> None:
         self.log_lines: list[str] = []
+        self.killed = False
         self._listening = threading.Event()
         self.base_url = ""
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("STORAGE_", "CACHE_", "AWS_"))}
@@ -84,6 +85,7 @@ class ServerProcess:
 
     def kill(self) -> None:
         """SIGKILL at once: a crash, as far as the server can tell."""
+        self.killed = True
         self.process.kill()
         self.process.wait(5)
         self._reader.join(5)

@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from proxy.cli import exit_without_teardown
 from proxy.storage.config import StorageConfig
 from proxy.storage.provider import ObjectRef, ObjectStream
 from proxy.storage.registry import build_provider
@@ -55,3 +56,4 @@ async def _stream(bucket: str, key: str) -> dict[str, int | str]:
 
 if __name__ == "__main__":
     print(json.dumps(asyncio.run(_stream(sys.argv[1], sys.argv[2]))), flush=True)
+    exit_without_teardown(0)  # obstore's runtime can abort the interpreter's teardown (see there)
