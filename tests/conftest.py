@@ -11,6 +11,9 @@ from tests.support.fake_gcs import FakeGCS
 from tests.support.s3 import MotoS3
 from tests.support.server import ServerProcess
 
+# The previews HTTP tests' shared site and servers (module-scoped fixtures: site, server, signed_server).
+pytest_plugins = ["tests.support.previews_site"]
+
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / ".cache" / "corpus"
 
