@@ -42,9 +42,12 @@ class DetachedFlights(Generic[K, V]):
     (committing to a cache); the key is free again once the work has ended.
     """
 
-    def __init__(self, on_join: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, on_join: Callable[[], None] = lambda: None,
+                 stopped: Callable[[], Exception] = lambda: RuntimeError("the work was stopped before it finished"),
+                 ) -> None:
         self._flights: SingleFlight[K, asyncio.Future[V]] = SingleFlight(on_join)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = stopped
 
     def join_or_start(self, key: K, work: Callable[["asyncio.Future[V]"], Awaitable[None]]
                       ) -> tuple["asyncio.Future[V]", bool]:
@@ -71,7 +74,7 @@ class DetachedFlights(Generic[K, V]):
         finally:
             self._flights.release(key)
             if not pending.done():  # cancelled at shutdown: waiters get an error, not a cancellation
-                pending.set_exception(RuntimeError("the work was stopped before it finished"))
+                pending.set_exception(self._stopped())
 
     @property
     def busy(self) -> bool:

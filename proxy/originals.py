@@ -17,7 +17,7 @@ from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
 from cache.fill import Fill, FillFailed
 from cache.singleflight import DetachedFlights
-from proxy.errors import ProxyError, UpstreamFailed, UpstreamTimeout
+from proxy.errors import ProxyError, ShuttingDown, UpstreamFailed, UpstreamTimeout
 from proxy.metrics import Metrics
 from proxy.storage.errors import ProviderFailure
 from proxy.storage.local import LocalProvider
@@ -60,7 +60,7 @@ class Originals:
         self._metrics = metrics
         self._namespace = namespace
         self._fills: DetachedFlights[str, Fill | None] = DetachedFlights(
-            on_join=lambda: metrics.singleflight_joined(tier.name))
+            on_join=lambda: metrics.singleflight_joined(tier.name), stopped=ShuttingDown)
 
     async def locate(self, ref: ObjectRef, want_body: bool) -> Located:
         """Find the original. With `want_body`, a miss starts (or joins) the fill of the storage tier.

@@ -19,6 +19,7 @@ from previews.config import RenderConfig
 from previews.errors import SourceTooLarge
 from previews.options import ProcessingOptions
 from previews.render import Rendered, render_preview
+from proxy.errors import ShuttingDown
 from proxy.metrics import Metrics
 from proxy.originals import Located, Originals
 from proxy.preview_store import PreviewStore, StoredPreview
@@ -54,7 +55,7 @@ class Previews:
         self._source_info: TTLCache[str, ObjectInfo] | None = (
             TTLCache(SOURCE_INFO_ENTRIES, source_info_ttl) if source_info_ttl > 0 else None)
         self._renders: DetachedFlights[str, StoredPreview] = DetachedFlights(
-            on_join=lambda: metrics.singleflight_joined(store.tier.name))
+            on_join=lambda: metrics.singleflight_joined(store.tier.name), stopped=ShuttingDown)
 
     async def get(self, request: PreviewRequest) -> tuple[StoredPreview, str]:
         """The preview and its X-Cache status (HIT or MISS)."""

@@ -291,4 +291,12 @@ def test_detached_flights_close_fails_waiters_instead_of_cancelling_them() -> No
         with pytest.raises(RuntimeError, match="stopped"):
             await pending
 
+        # The owner names the error (the server passes its 503 ShuttingDown).
+        draining: DetachedFlights[str, int] = DetachedFlights(stopped=lambda: LookupError("draining"))
+        waiting, _ = draining.join_or_start("k", endless)
+        await asyncio.sleep(0)
+        await draining.close()
+        with pytest.raises(LookupError, match="draining"):
+            await waiting
+
     run(scenario())
