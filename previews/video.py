@@ -18,7 +18,6 @@ and `quiet_ffmpeg_log` re-asserts it here, so a corrupt file never writes to std
 
 import time
 from fractions import Fraction
-from typing import BinaryIO
 
 import av
 import av.logging
@@ -30,7 +29,7 @@ from PIL import Image
 
 from previews.errors import InvalidOption, PreviewError, RenderTimedOut, TooManyPixels, UnsupportedImage
 from previews.video_frame_index import frame_by_index
-from previews.video_io import GuardedFile
+from previews.video_io import GuardedFile, SeekableReader
 from previews.video_position import FramePosition
 from previews.video_seek import frame_at_time
 
@@ -47,7 +46,7 @@ def quiet_ffmpeg_log() -> None:
 quiet_ffmpeg_log()
 
 
-def extract_frame(file: BinaryIO, position: FramePosition, stream_index: int, deadline: float,
+def extract_frame(file: SeekableReader, position: FramePosition, stream_index: int, deadline: float,
                   max_pixels: int) -> Image.Image:
     """The frame of video stream `stream_index` at `position`, as an upright RGB image."""
     if stream_index < 0:

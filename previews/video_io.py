@@ -9,13 +9,25 @@ re-raises the recorded error (unchanged, so a provider's 502 or 504 stays one) o
 """
 
 import io
-from typing import BinaryIO
+from typing import Protocol
+
+
+class SeekableReader(Protocol):
+    """What extract_frame reads: an open binary file, a BytesIO, or proxy.range_file.ProviderRangeFile."""
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+    def seekable(self) -> bool: ...
 
 
 class GuardedFile:
     """A read-only view of `file` that records its first exception instead of raising it into FFmpeg."""
 
-    def __init__(self, file: BinaryIO) -> None:
+    def __init__(self, file: SeekableReader) -> None:
         self._file = file
         self.failure: BaseException | None = None
 
@@ -24,7 +36,7 @@ class GuardedFile:
         if self.failure is not None:
             return b""
         try:
-            return self._file.read(size)
+            return self._file.read(size) or b""  # None (a non-blocking file with nothing yet) can't happen here
         except Exception as error:
             self.failure = error
             return b""
@@ -35,6 +47,8 @@ class GuardedFile:
             return -1
         try:
             return self._file.seek(offset, whence)
+        except ValueError:
+            return -1  # a position the file refuses (before its start): FFmpeg's error to handle, not an I/O one
         except Exception as error:
             self.failure = error
             return -1
