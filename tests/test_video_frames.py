@@ -2,7 +2,9 @@
 
 The videos are made here with PyAV (tests/support/video.py): 3 s at 25 fps, a keyframe every 12
 frames, B-frames on (libx264's default), so most targets are not keyframes and every seek lands on
-a keyframe before the target.
+a keyframe before the target. The open-GOP video has B-frames decoded after a keyframe but shown
+before it, which a frame count must place before that keyframe. Matroska indexes keyframes only,
+so a frame index there goes by the frame rate.
 """
 
 import io
@@ -34,6 +36,8 @@ def videos() -> dict[str, bytes]:
     specs = {
         "moov-at-end": VideoSpec(frames=FRAMES, fps=FPS, gop=GOP),
         "faststart": VideoSpec(frames=FRAMES, fps=FPS, gop=GOP, faststart=True),
+        "open-gop": VideoSpec(frames=FRAMES, fps=FPS, gop=GOP, open_gop=True),
+        "matroska": VideoSpec(frames=FRAMES, fps=FPS, gop=GOP, container_format="matroska"),
         "two-streams": VideoSpec(frames=FRAMES, fps=FPS, gop=GOP, counter_offsets=(0, SECOND_STREAM_OFFSET)),
         "audio-first": VideoSpec(frames=FRAMES, fps=FPS, gop=GOP, audio_first=True),
         "vfr": VideoSpec(frames=len(VFR_TIMES_MS), gop=GOP, frame_times_ms=VFR_TIMES_MS),
@@ -73,7 +77,7 @@ def test_malformed_positions_are_400(text: str) -> None:
     assert "\n" not in raised.value.reason
 
 
-@pytest.mark.parametrize("layout", ["moov-at-end", "faststart"])
+@pytest.mark.parametrize("layout", ["moov-at-end", "faststart", "open-gop", "matroska"])
 @pytest.mark.parametrize("index", [0, 1, 5, 11, 12, 13, 23, 24, 37, 50, 61, 73, FRAMES - 1])
 def test_frame_index_gives_exactly_that_frame(videos: dict[str, bytes], layout: str, index: int) -> None:
     image = frame_of(videos[layout], f"{index}f")
@@ -82,7 +86,7 @@ def test_frame_index_gives_exactly_that_frame(videos: dict[str, bytes], layout: 
     assert read_counter(image) == index
 
 
-@pytest.mark.parametrize("layout", ["moov-at-end", "faststart"])
+@pytest.mark.parametrize("layout", ["moov-at-end", "faststart", "open-gop", "matroska"])
 @pytest.mark.parametrize(("seconds", "index"), [
     (0, 0), (0.04, 1), (0.039, 0), (0.5, 12), (0.47, 11), (1.3, 32), (1.999, 49), (2.0, 50), (2.96, 74), (3.0, 74),
 ])
@@ -90,7 +94,7 @@ def test_seconds_give_the_frame_on_screen(videos: dict[str, bytes], layout: str,
     assert read_counter(frame_of(videos[layout], f"{seconds}s")) == index
 
 
-@pytest.mark.parametrize("layout", ["moov-at-end", "faststart"])
+@pytest.mark.parametrize("layout", ["moov-at-end", "faststart", "matroska"])
 @pytest.mark.parametrize("percent", [0, 10, 33, 50, 66.6, 99, 100])
 def test_percent_of_the_duration(videos: dict[str, bytes], layout: str, percent: float) -> None:
     expected = min(int(percent / 100 * FRAMES), FRAMES - 1)  # the frame on screen at that instant

@@ -33,11 +33,13 @@ class VideoSpec:
     frame_times_ms: tuple[int, ...] | None = None  # a variable frame rate: each frame's display time
     audio_first: bool = False  # an AAC stream before the video streams
     noise: bool = False  # random noise in the bottom half: a big file that compresses badly
+    open_gop: bool = False  # B-frames after a keyframe that are shown before it ("leading pictures")
+    container_format: str = "mp4"  # or "matroska", whose index lists keyframes only
     crf: int = 20
 
 
 def make_video(spec: VideoSpec) -> bytes:
-    """The MP4's bytes (moov at the end, as PyAV writes it, unless `faststart`)."""
+    """The file's bytes (an MP4 has its moov at the end, as PyAV writes it, unless `faststart`)."""
     # A real file: faststart moves the moov by reading the file back, which needs a path FFmpeg can open.
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "video.mp4"
@@ -47,7 +49,7 @@ def make_video(spec: VideoSpec) -> bytes:
 
 def _write_video(path: Path, spec: VideoSpec) -> None:
     options = {"movflags": "faststart"} if spec.faststart else {}
-    with av.open(str(path), "w", format="mp4", options=options) as container:
+    with av.open(str(path), "w", format=spec.container_format, options=options) as container:
         audio = container.add_stream("aac", rate=8000) if spec.audio_first else None
         streams = [_add_video_stream(container, spec) for _ in spec.counter_offsets]
         for index in range(spec.frames):
@@ -96,6 +98,8 @@ def _add_video_stream(container: av.container.OutputContainer, spec: VideoSpec) 
     # A fixed GOP (no scene-cut keyframes), so most frames are not keyframes and seeks land before them.
     stream.codec_context.gop_size = spec.gop
     stream.options = {"crf": str(spec.crf), "sc_threshold": "0", "preset": "veryfast"}
+    if spec.open_gop:
+        stream.options = {**stream.options, "x264-params": "open-gop=1"}
     if spec.frame_times_ms:
         stream.time_base = VFR_TIME_BASE
         stream.codec_context.time_base = VFR_TIME_BASE
