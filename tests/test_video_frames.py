@@ -200,7 +200,7 @@ def test_frames_over_the_pixel_limit_are_422(videos: dict[str, bytes]) -> None:
     assert read_counter(frame_of(videos["moov-at-end"], "3f", max_pixels=64 * 48)) == 3
 
 
-def test_the_files_own_error_propagates_unchanged(videos: dict[str, bytes]) -> None:
+def test_the_files_own_error_propagates_unchanged(videos: dict[str, bytes], capfd: pytest.CaptureFixture[str]) -> None:
     """An error raised by the file (a provider failing mid-read) is not turned into a 415, nor printed."""
 
     class Failing(io.BytesIO):
@@ -214,6 +214,7 @@ def test_the_files_own_error_propagates_unchanged(videos: dict[str, bytes]) -> N
                       NO_PIXEL_LIMIT)
     # PyAV must hold no stashed exception for this thread: the next video decodes normally.
     assert read_counter(frame_of(videos["noisy-faststart"], "60f")) == 60
+    assert capfd.readouterr() == ("", "")  # no "PyAV library exception being dropped" traceback
 
 
 def test_errors_are_preview_errors(videos: dict[str, bytes]) -> None:
