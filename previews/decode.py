@@ -16,6 +16,9 @@ from previews.geometry import resize_scales
 from previews.job import Job, SourceFacts
 
 EXIF_ORIENTATION = 0x0112
+# Pillow's TIFF plugin reports the upright size and turns the pixels upright as it loads them
+# (ImageOps.exif_transpose in TiffImageFile.load_end): turning them again by the tag would undo it.
+UPRIGHT_ON_LOAD = frozenset({"TIFF"})
 
 
 def open_source(file: BinaryIO, max_pixels: int) -> tuple[Image.Image, SourceFacts]:
@@ -45,7 +48,7 @@ def _facts(image: Image.Image) -> SourceFacts:
         # one placed before them (already in info) is read, so nothing is decoded before the checks.
         png_without_exif = image.format == "PNG" and "exif" not in image.info
         exif = Image.Exif() if png_without_exif else image.getexif()
-        orientation = int(exif.get(EXIF_ORIENTATION, 1))
+        orientation = 1 if image.format in UPRIGHT_ON_LOAD else int(exif.get(EXIF_ORIENTATION, 1))
     except Exception:  # a broken EXIF block is no reason to refuse the pixels
         exif, orientation = Image.Exif(), 1
     return SourceFacts(
