@@ -35,14 +35,20 @@ def open_source(file: BinaryIO, max_pixels: int) -> tuple[Image.Image, SourceFac
         raise
     except Exception as error:  # Pillow's plugins raise many types for a damaged header
         raise UnsupportedImage(f"the source's header can't be read: {_describe(error)}") from None
+    check_resolution(image, max_pixels)
+    return image, read_facts(image)
+
+
+def check_resolution(image: Image.Image, max_pixels: int) -> None:
+    """Refuse the current frame if its declared size is over `max_pixels` (nothing is decoded)."""
     width, height = image.size
     if width * height > max_pixels:
         raise TooManyPixels(f"source is {width}x{height} ({width * height / 1e6:.1f} MP), over the limit of "
                             f"{max_pixels / 1e6:g} MP")
-    return image, _facts(image)
 
 
-def _facts(image: Image.Image) -> SourceFacts:
+def read_facts(image: Image.Image) -> SourceFacts:
+    """Format, size, orientation, ICC profile and EXIF of the current frame, read without decoding it."""
     try:
         # A PNG's getexif() decodes the whole image to look for an eXIf chunk after the pixels; only
         # one placed before them (already in info) is read, so nothing is decoded before the checks.
