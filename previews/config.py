@@ -41,7 +41,7 @@ class RenderConfig:
         return cls(
             max_src_resolution=int(megapixels * 1_000_000),
             max_src_file_size=_optional_size(env, "IMGPROXY_MAX_SRC_FILE_SIZE"),
-            quality=_quality(env),
+            quality=read_quality(env, "IMGPROXY_QUALITY", 80),
             format_quality=_read_format_quality(env.get("IMGPROXY_FORMAT_QUALITY", "webp=79,avif=63")),
             presets=presets,
             defaults=defaults,
@@ -81,10 +81,11 @@ def _read_format_quality(text: str) -> dict[str, int]:
     return qualities
 
 
-def _quality(env: Mapping[str, str]) -> int:
-    quality = read_count(env, "IMGPROXY_QUALITY", 80)
+def read_quality(env: Mapping[str, str], name: str, default: int) -> int:
+    """An encoder quality, 1..100."""
+    quality = read_count(env, name, default)
     if not 1 <= quality <= 100:
-        raise ConfigError(f"IMGPROXY_QUALITY={quality}: expected a whole number from 1 to 100")
+        raise ConfigError(f"{name}={quality}: expected a whole number from 1 to 100")
     return quality
 
 

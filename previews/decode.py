@@ -16,6 +16,9 @@ from previews.geometry import resize_scales
 from previews.job import Job, SourceFacts
 
 EXIF_ORIENTATION = 0x0112
+# Pillow's TIFF plugin reports the upright size and turns the pixels upright as it loads them
+# (ImageOps.exif_transpose in TiffImageFile.load_end): turning them again by the tag would undo it.
+UPRIGHT_ON_LOAD = frozenset({"TIFF"})
 
 
 def open_source(file: BinaryIO, max_pixels: int) -> tuple[Image.Image, SourceFacts]:
@@ -32,20 +35,26 @@ def open_source(file: BinaryIO, max_pixels: int) -> tuple[Image.Image, SourceFac
         raise
     except Exception as error:  # Pillow's plugins raise many types for a damaged header
         raise UnsupportedImage(f"the source's header can't be read: {_describe(error)}") from None
+    check_resolution(image, max_pixels)
+    return image, read_facts(image)
+
+
+def check_resolution(image: Image.Image, max_pixels: int) -> None:
+    """Refuse the current frame if its declared size is over `max_pixels` (nothing is decoded)."""
     width, height = image.size
     if width * height > max_pixels:
         raise TooManyPixels(f"source is {width}x{height} ({width * height / 1e6:.1f} MP), over the limit of "
                             f"{max_pixels / 1e6:g} MP")
-    return image, _facts(image)
 
 
-def _facts(image: Image.Image) -> SourceFacts:
+def read_facts(image: Image.Image) -> SourceFacts:
+    """Format, size, orientation, ICC profile and EXIF of the current frame, read without decoding it."""
     try:
         # A PNG's getexif() decodes the whole image to look for an eXIf chunk after the pixels; only
         # one placed before them (already in info) is read, so nothing is decoded before the checks.
         png_without_exif = image.format == "PNG" and "exif" not in image.info
         exif = Image.Exif() if png_without_exif else image.getexif()
-        orientation = int(exif.get(EXIF_ORIENTATION, 1))
+        orientation = 1 if image.format in UPRIGHT_ON_LOAD else int(exif.get(EXIF_ORIENTATION, 1))
     except Exception:  # a broken EXIF block is no reason to refuse the pixels
         exif, orientation = Image.Exif(), 1
     return SourceFacts(
