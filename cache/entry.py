@@ -13,6 +13,9 @@ class EntryMeta:
     etag: str
     last_modified: float
     content_type: str
+    # What a converted entry was made from (X-Converted-From); empty for originals and previews.
+    # Rows written before this field existed read back with the default.
+    origin_format: str = ""
 
     def to_json(self) -> str:
         """Serialise for the diskcache `value` column."""

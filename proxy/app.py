@@ -9,8 +9,10 @@ from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from proxy import health
-from proxy.app_keys import CONFIG, LINKS, METRICS, ORIGINALS, PREVIEWS, PROVIDER, RENDER_POOL, TIERS
+from proxy.app_keys import CONFIG, CONVERTER, LINKS, METRICS, ORIGINALS, PREVIEWS, PROVIDER, RENDER_POOL, TIERS
 from proxy.config import Config
+from proxy.converter import Converter
+from proxy.converter_handler import get_conversion
 from proxy.linked_originals import Link, LinkedOriginals
 from proxy.links_handler import get_link
 from proxy.metrics import Metrics
@@ -44,6 +46,7 @@ def build_app(config: Config) -> web.Application:
         tier.remove_leftovers()
     storage_tier = next(tier for tier in tiers if tier.name == "storage")
     previews_tier = next(tier for tier in tiers if tier.name == "previews")
+    converter_tier = next(tier for tier in tiers if tier.name == "image-converter")
     raw_provider = build_provider(config.storage)
     provider = _guarded(raw_provider, config.storage, metrics, raw_provider.provider_id)
     local = raw_provider if isinstance(raw_provider, LocalProvider) else None
@@ -68,6 +71,7 @@ def build_app(config: Config) -> web.Application:
     settings = config.previews
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics)
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max)
+    app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout)
     app[PREVIEWS] = Previews(originals, store, pool, settings.render, metrics, settings.timeout,
                              settings.source_info_ttl)
 
@@ -76,6 +80,7 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get("/metrics", health.metrics, name="metrics")
     app.router.add_get("/previews/{tail:.+}", get_preview, name="preview")
     app.router.add_get("/links/{tail:.+}", get_link, name="link")
+    app.router.add_get("/image-converter/{tail:.+}", get_conversion, name="image-converter")
     # Last: everything else is /<bucket>/<key>.
     app.router.add_get("/{bucket}/{key:.+}", get_original, name="original")
     app.cleanup_ctx.append(_lifecycle)
@@ -95,6 +100,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
     await app[PREVIEWS].close()
+    await app[CONVERTER].close()
     app[RENDER_POOL].close()
     await app[ORIGINALS].close()
     await app[LINKS].close()

@@ -4,6 +4,7 @@ from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from proxy.config import Config
+from proxy.converter import Converter
 from proxy.linked_originals import LinkedOriginals
 from proxy.metrics import Metrics
 from proxy.originals import Originals
@@ -19,3 +20,4 @@ ORIGINALS = web.AppKey("originals", Originals)
 PREVIEWS = web.AppKey("previews", Previews)
 RENDER_POOL = web.AppKey("render_pool", RenderPool)
 LINKS = web.AppKey("links", LinkedOriginals)
+CONVERTER = web.AppKey("converter", Converter)

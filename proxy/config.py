@@ -13,6 +13,7 @@ from dotenv import dotenv_values
 
 from cache.config import CacheConfig
 from cache.env_values import read_flag
+from previews.converter_config import ConverterConfig
 from proxy.previews_config import PreviewsConfig
 from proxy.storage.config import StorageConfig
 from proxy.storage.links_config import LinksConfig
@@ -42,6 +43,7 @@ class Config:
     cache: CacheConfig
     previews: PreviewsConfig = field(default_factory=PreviewsConfig)
     links: LinksConfig | None = None  # None: no links file is read (tests that build configs in code)
+    converter: ConverterConfig = field(default_factory=ConverterConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080) -> "Config":
@@ -56,7 +58,7 @@ class Config:
         )
         storage = StorageConfig.from_env(env, data_path)
         return cls(data_path, server, storage, CacheConfig.from_env(env, data_path), PreviewsConfig.from_env(env),
-                   LinksConfig.from_env(env, data_path, storage))
+                   LinksConfig.from_env(env, data_path, storage), ConverterConfig.from_env(env))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -69,6 +71,7 @@ class Config:
         }
         described.update(self.storage.masked())
         described.update(self.previews.describe())
+        described.update(self.converter.describe())
         if self.links is not None:
             described.update(self.links.masked())
         described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()

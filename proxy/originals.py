@@ -19,6 +19,7 @@ from cache.fill import Fill, FillFailed
 from cache.singleflight import DetachedFlights
 from proxy.errors import ProxyError, ShuttingDown, UpstreamFailed, UpstreamTimeout
 from proxy.metrics import Metrics
+from proxy.range_file import ProviderRangeFile
 from proxy.storage.errors import ProviderFailure
 from proxy.storage.local import LocalProvider
 from proxy.storage.provider import ByteSpan, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
@@ -170,6 +171,14 @@ class Originals:
         assert isinstance(stream, ObjectStream)
         async for chunk in stream.chunks:
             yield chunk
+
+    def open_ranges(self, ref: ObjectRef, info: ObjectInfo, timeout: float) -> BinaryIO:
+        """Version `info.etag` of the original as a seekable file read by byte ranges from the provider.
+
+        For a reader that seeks about a large original not worth fetching whole (FFmpeg after one
+        video frame). Read it from a worker thread: each range is fetched on this event loop.
+        """
+        return cast(BinaryIO, ProviderRangeFile(self._provider, ref, info, asyncio.get_running_loop(), timeout=timeout))
 
     def cache_key(self, ref: ObjectRef) -> str:
         """Storage-tier key: (provider namespace, bucket, key)."""

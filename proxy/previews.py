@@ -10,6 +10,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from cachetools import TTLCache
 
@@ -30,6 +31,22 @@ log = logging.getLogger(__name__)
 SOURCE_INFO_ENTRIES = 10_000
 
 
+class PreviewSource(Protocol):
+    """What the Previews service needs of a source (proxy.originals.Originals is one)."""
+
+    def cache_key(self, ref: ObjectRef) -> str:
+        """The source's identity in cache keys."""
+        ...
+
+    async def describe(self, ref: ObjectRef) -> ObjectInfo:
+        """Size, version (ETag) and times, without reading the bytes."""
+        ...
+
+    async def open_for_render(self, ref: ObjectRef) -> Located:
+        """The whole source as a readable file, for a worker thread."""
+        ...
+
+
 @dataclass(frozen=True)
 class PreviewRequest:
     """A checked preview request: the source, its identity in cache keys, and the final options."""
@@ -38,7 +55,8 @@ class PreviewRequest:
     source_id: str
     options: ProcessingOptions
     format_key: str  # the output format, or "auto" when the source's format decides
-    originals: Originals | None = None  # where the source is read: a link's, or (None) the main storage's
+    # Where the source is read: a link's Originals, a conversion, or (None) the main storage's Originals.
+    originals: PreviewSource | None = None
 
 
 class Previews:

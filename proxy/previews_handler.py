@@ -17,7 +17,7 @@ from previews.options import ProcessingOptions
 from previews.url import parse_preview_url
 from proxy.app_keys import CONFIG, PREVIEWS
 from proxy.errors import Forbidden
-from proxy.links_handler import source_originals
+from proxy.preview_sources import preview_source
 from proxy.previews import PreviewRequest
 from proxy.previews_config import PreviewsConfig
 from proxy.respond import respond
@@ -41,8 +41,9 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
         options = dataclasses.replace(options, format=url.extension)
     if options.expires and options.expires < time.time():  # 0 means "never", as in imgproxy
         raise Forbidden("the URL has expired")
-    # `<bucket>/<key>` of the main storage, or a link (`s3://bucket/key`, ...) through the links file.
-    originals, ref = source_originals(request.app, url.source)
+    # `<bucket>/<key>` of the main storage, a link (`s3://bucket/key`, ...) through the links file,
+    # or a conversion of either (`image-converter/convert/<bucket>/<key>`).
+    originals, ref = preview_source(request.app, url.source, query)
     options, negotiated = _negotiate_format(options, request.headers.get(hdrs.ACCEPT, ""), settings)
     source_id = originals.cache_key(ref) + (f"?{query}" if query else "")
     preview, cache_status = await request.app[PREVIEWS].get(
