@@ -39,6 +39,11 @@ def encode(image: Image.Image, job: Job) -> bytes:
         exif = job.source.exif
         exif[EXIF_ORIENTATION] = 1  # the pixels are upright now (a render owns its Exif object)
         params["exif"] = exif.tobytes()
+    # Pillow's writers copy a profile (PNG, JPEG, WebP) and a JPEG comment from image.info when no
+    # value is given, so stripping must say None explicitly.
+    params.setdefault("icc_profile", None)
+    if job.options.strip_metadata and output.name == "jpeg":
+        params["comment"] = None
     buffer = io.BytesIO()
     image.save(buffer, output.pillow_name, **params)
     return buffer.getvalue()

@@ -18,6 +18,7 @@ from previews.url import parse_preview_url
 from tests.support.images import (
     EXIF_MAKE,
     EXIF_ORIENTATION,
+    cmyk_profile,
     decoded,
     encoded,
     exif_block,
@@ -235,6 +236,20 @@ def test_metadata_is_stripped_by_default(sideways_with_exif, output):
     rendered = render(sideways_with_exif, f"f:{output}")
     assert MAKE.encode() not in rendered.data
     assert EXIF_MAKE not in decoded(rendered).getexif()
+
+
+def test_a_jpeg_comment_is_stripped_by_default_and_kept_with_sm0():
+    source = encoded(quadrants((120, 80)), "JPEG", comment=b"private note 8d3f")
+    assert b"private note 8d3f" not in render(source, "f:jpeg").data
+    assert b"private note 8d3f" in render(source, "sm:0/f:jpeg").data
+
+
+@pytest.mark.parametrize("output", ["png", "webp", "jpeg"])
+def test_a_profile_the_pixels_no_longer_have_is_not_written(output):
+    # A CMYK JPEG's profile describes ink, not the sRGB pixels the render makes from it.
+    cmyk_profile_bytes = cmyk_profile(lambda c, m, y, k: (255 - c, 255 - m, 255 - y))
+    source = encoded(Image.new("CMYK", (40, 30), (0, 200, 200, 0)), "JPEG", icc_profile=cmyk_profile_bytes)
+    assert "icc_profile" not in decoded(render(source, f"scp:0/f:{output}")).info
 
 
 @pytest.mark.parametrize("output", ["jpeg", "png", "webp"])
