@@ -122,7 +122,8 @@ def judge(results: Results) -> list[tuple[Target, str, bool | None]]:
             continue
         value = found[0]
         met = value >= target.bound if target.at_least else value < target.bound
-        verdicts.append((target, _ratio_text(found).replace("*", ""), met))
+        text = _ratio_text(found).replace("*", "") if target.peer else f"{value:.0f} MiB"
+        verdicts.append((target, text, met))
     return verdicts
 
 

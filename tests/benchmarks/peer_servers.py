@@ -87,6 +87,8 @@ CACHE_SERVERS = """
         }}
         location /originals/ {{
             proxy_pass http://origin/;
+            proxy_buffers 32 64k;
+            proxy_busy_buffers_size 256k;
             proxy_cache originals;
             proxy_cache_lock on;
             proxy_cache_lock_timeout 60s;

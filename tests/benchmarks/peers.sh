@@ -20,7 +20,7 @@ log() { printf 'peers.sh: %s\n' "$*" >&2; }
 install_apt_packages() {
   local missing=() pkg
   command -v nginx >/dev/null || missing+=(nginx-light)  # any Debian nginx will do
-  for pkg in libnginx-mod-http-image-filter wrk; do
+  for pkg in libnginx-mod-http-image-filter wrk curl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return
