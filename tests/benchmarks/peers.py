@@ -31,7 +31,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import uvloop
@@ -52,6 +51,15 @@ WRK_CONNECTIONS, WRK_WARMUP, COLD_CLIENTS, ZIPF_REQUESTS, ZIPF_CLIENTS = 64, 1.0
 HIT_WIDTH = 300
 WARMUP_KEY = "warmup.jpg"  # a copy of a photo under a key no workload asks for
 BIG_KEY = "big.bin"
+
+
+SETTINGS_NOTE = (
+    "Settings that differ from the peers' defaults, each to give them their best or the same output: nginx "
+    "`proxy_cache_lock_timeout 60s` (5 s would let slow renders under load run twice), `keepalive_requests "
+    "1000000` (wrk's connections stay open) and `proxy_buffers 32 64k` on the originals location; thumbor "
+    "`PROGRESSIVE_JPEG = False` (baseline JPEG, as the others write; it still encodes with `optimize`), its "
+    "renders on each process's IOLoop (`ENGINE_THREADPOOL_SIZE = 0`, its default). Access logs are off "
+    "everywhere; the origin is a separate nginx with one worker.")
 
 
 @dataclass(frozen=True)
@@ -242,8 +250,10 @@ def run(settings: Settings) -> list[str]:
         f"wrk for {settings.wrk_seconds:g} s. Figures are medians; ratios are preview-proxy / peer, of the medians "
         "in bold, then each repetition's.", "",
         *table(results, {"W4": {THUMBOR: "n/a (no originals route)"}}), "",
+        *(["**A --quick run** (one repetition, for development): not the figures to publish.", ""]
+          if settings.quick else []),
         "Targets (issue 6, on the medians):", *targets_text(results), "",
-        *(f"- {note}" for note in notes),
+        *(f"- {note}" for note in [*notes, SETTINGS_NOTE]),
     ]
 
 
@@ -276,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(report)
     if settings.update_readme:
-        replace_readme_section(README, [f"Measured {datetime.now(UTC):%Y-%m-%d}.", "", *body])
+        replace_readme_section(README, body)
     return 0
 
 
