@@ -8,10 +8,13 @@ import os
 import platform
 import resource
 import select
+import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator
+import urllib.request
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,9 +92,9 @@ def helper_process(code: str, *args: str) -> Iterator[tuple[int, str]]:
 
 
 @contextmanager
-def proxy_server(env: dict[str, str]) -> Iterator[ServerProcess]:
-    """A fresh preview-proxy process, stopped on the way out."""
-    server = ServerProcess({"ACCESS_LOG": "false", **env}, cwd=REPO)
+def proxy_server(env: dict[str, str], args: Sequence[str] = ()) -> Iterator[ServerProcess]:
+    """A fresh preview-proxy process (`serve` with extra `args`), stopped on the way out."""
+    server = ServerProcess({"ACCESS_LOG": "false", **env}, cwd=REPO, args=args)
     try:
         yield server
     finally:
@@ -107,6 +110,93 @@ def proc_value(path: str, name: str) -> str:
 def peak_rss(pid: int) -> str:
     """VmHWM of any process (ServerProcess.peak_rss_bytes reads the same line for the proxy)."""
     return f"{int(proc_value(f'/proc/{pid}/status', 'VmHWM').split()[0]) / 1024:.0f} MiB"
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its live descendants (workers forked by a master), from the PPid in /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(proc_value(f"/proc/{entry.name}/status", "PPid"))
+            except (OSError, StopIteration, ValueError):
+                continue  # gone meanwhile, or a kernel thread
+    tree, frontier = [pid], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        tree += children
+        frontier = children
+    return tree
+
+
+def tree_peak_rss_bytes(pid: int) -> int:
+    """VmHWM summed over a process and its descendants: what a master and its workers held at their peaks."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            total += int(proc_value(f"/proc/{member}/status", "VmHWM").split()[0]) * 1024
+        except (OSError, StopIteration):
+            continue  # exited meanwhile; a zombie has no VmHWM
+    return total
+
+
+def free_port() -> int:
+    """A port that was free a moment ago, for servers that can't be told to pick one (nginx, thumbor)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def process_group(argv: Sequence[str], ready_url: str, env: dict[str, str] | None = None,
+                  log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server in its own process group until `ready_url` answers; on the way out SIGTERM, then
+    SIGKILL, the whole group, as a master's forked workers may outlive it (thumbor's do)."""
+    output = log.open("ab") if log else subprocess.DEVNULL
+    process = subprocess.Popen(list(argv), cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        wait_until_serving(ready_url, process)
+        yield process
+    finally:
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            if not _signal_group(process, sig, grace):
+                break
+        if log:
+            output.close()  # type: ignore[union-attr]  # a file when `log` is given
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals, grace: float) -> bool:
+    """Send `sig` to the group and wait up to `grace` s for it to empty; True if some member is left."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        process.poll()  # reap the leader, or it stays a zombie in the group
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> None:
+    """Poll `url` until it answers 200, or fail if the process exits or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchmarkError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # refused, or an HTTP error status: not ready yet
+            pass
+        time.sleep(0.05)
+    raise BenchmarkError(f"{url} did not answer 200 within {timeout:g} s")
 
 
 def machine() -> str:

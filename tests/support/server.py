@@ -6,16 +6,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 START_TIMEOUT = 30.0
 
 
 class ServerProcess:
-    """`preview-proxy serve --port 0` with its own environment; learns the port from its first line."""
+    """`preview-proxy serve --port 0 [args]` with its own environment; learns the port from its first line."""
 
-    def __init__(self, env: Mapping[str, str], cwd: Path) -> None:
+    def __init__(self, env: Mapping[str, str], cwd: Path, args: Sequence[str] = ()) -> None:
         self.log_lines: list[str] = []
         self.killed = False
         self._listening = threading.Event()
@@ -24,7 +24,7 @@ class ServerProcess:
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "proxy.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "proxy.cli", "serve", "--host", "127.0.0.1", "--port", "0", *args],
             cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
