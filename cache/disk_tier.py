@@ -179,6 +179,10 @@ class DiskTier:
         """Close the SQLite connections."""
         self._cache.close()
 
+    def report_error(self, operation: str, error: BaseException) -> None:
+        """Count and log a cache I/O error of work done for this tier (a lock file, for one)."""
+        self._report(operation, error)
+
     def _report(self, operation: str, error: BaseException) -> None:
         log.warning("tier %s: %s failed, treated as a miss: %s", self.name, operation, error)
         self._observer.cache_error(self.name, operation, error)
