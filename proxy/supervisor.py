@@ -91,6 +91,7 @@ class Supervisor:
             self._config = replace(self._config, server=replace(self._config.server,
                                                                 port=reserved.getsockname()[1]))
             self._metrics_dir = Path(tempfile.mkdtemp(prefix="preview-proxy-metrics-"))
+            log.info("%d workers; their metrics files in %s", len(self._slots), self._metrics_dir)
             try:
                 prepare_tiers(self._config.cache.tiers())
                 for slot in self._slots:

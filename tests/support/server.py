@@ -30,7 +30,8 @@ class ServerProcess:
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "proxy.cli", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", str(workers)],
+            [sys.executable, "-m", "proxy.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+             "--workers", str(workers)],
             cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
