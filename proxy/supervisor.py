@@ -8,7 +8,8 @@ What it does, in order:
 2. It prepares the tiers once (cache.startup). No worker may remove leftover part files: it can't
    tell them from the fills that other workers are writing.
 3. It starts the workers with the `spawn` method (see proxy.worker). It gives them a fresh, empty
-   folder for prometheus-client's multiprocess files, and removes that folder when it stops.
+   folder for prometheus-client's multiprocess files (proxy.metrics_folder), and removes that
+   folder when it stops.
 4. It prints the "listening" line once every worker has said it is READY.
 5. It forwards signals. SIGTERM and SIGINT stop every worker gracefully (the exit status is 0 if
    all of them exit 0). SIGHUP reaches every worker (links reload).
@@ -22,11 +23,8 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import shutil
 import signal
-import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
@@ -38,7 +36,9 @@ from prometheus_client import multiprocess
 from cache.startup import prepare_tiers
 from proxy.config import Config
 from proxy.listen import announce, base_url, listening_socket
+from proxy.metrics_folder import fresh_metrics_folder, remove_metrics_folder
 from proxy.server import READY
+from proxy.signal_inbox import SignalInbox
 from proxy.worker import LOG_FORMAT, WorkerSpec, run_worker
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,10 @@ class Supervisor:
         except OSError as error:
             print(f"preview-proxy: can't listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
             return 1
-        with reserved, _SignalInbox() as inbox:
+        with reserved, SignalInbox() as inbox:
             self._config = replace(self._config, server=replace(self._config.server,
                                                                 port=reserved.getsockname()[1]))
-            self._metrics_dir = Path(tempfile.mkdtemp(prefix="preview-proxy-metrics-"))
+            self._metrics_dir = fresh_metrics_folder()
             log.info("%d workers; their metrics files in %s", len(self._slots), self._metrics_dir)
             try:
                 prepare_tiers(self._config.cache.tiers())
@@ -104,7 +104,7 @@ class Supervisor:
                         self._restart_due()
                 self._stop_all(inbox)
             finally:
-                shutil.rmtree(self._metrics_dir, ignore_errors=True)
+                remove_metrics_folder(self._metrics_dir)
         return 1 if self._failed else 0
 
     def _start(self, slot: _Slot) -> None:
@@ -118,7 +118,7 @@ class Supervisor:
         slot.reload_when_ready = self._reloads > 0  # it read the links file as it was at our start
         log.info("worker %d started (slot %d)", process.pid, slot.index)
 
-    def _wait_until_ready(self, inbox: "_SignalInbox") -> bool:
+    def _wait_until_ready(self, inbox: SignalInbox) -> bool:
         deadline = time.monotonic() + START_TIMEOUT
         while not all(slot.ready for slot in self._slots):
             if self._stopping or self._failed:
@@ -131,7 +131,7 @@ class Supervisor:
             self._turn(inbox, remaining)
         return True
 
-    def _turn(self, inbox: "_SignalInbox", timeout: float | None) -> None:
+    def _turn(self, inbox: SignalInbox, timeout: float | None) -> None:
         """Wait (at most `timeout` seconds) for a signal, a worker's message or a worker's exit, and handle it."""
         live = [slot for slot in self._slots if slot.process is not None]
         waitables: list[object] = [inbox.reader]
@@ -213,7 +213,7 @@ class Supervisor:
             if slot.restart_at is not None and slot.restart_at <= now and not self._stopping:
                 self._start(slot)
 
-    def _stop_all(self, inbox: "_SignalInbox") -> None:
+    def _stop_all(self, inbox: SignalInbox) -> None:
         """SIGTERM to every worker still running, then wait for them all (SIGKILL past STOP_TIMEOUT)."""
         self._stopping = True
         self._signal_all(signal.SIGTERM)
@@ -240,45 +240,3 @@ def _kill(process: BaseProcess, signum: int) -> None:
     if process.pid is not None:
         with contextlib.suppress(ProcessLookupError):  # already gone: its sentinel will say so
             os.kill(process.pid, signum)
-
-
-class _SignalInbox:
-    """The supervisor's signals, read in its loop rather than handled in a signal handler.
-
-    With a wakeup fd set, CPython's C-level handler writes each signal's number as one byte to it.
-    The Python-level handler does nothing. The loop waits on the socket together with the workers'
-    channels and sentinels, so a signal wakes it up like any other event.
-    """
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-    def __enter__(self) -> "_SignalInbox":
-        self.reader, self._writer = socket.socketpair()
-        self.reader.setblocking(False)
-        self._writer.setblocking(False)
-        self._previous_fd = signal.set_wakeup_fd(self._writer.fileno())
-        self._previous = {signum: signal.signal(signum, _noted) for signum in self.SIGNALS}
-        return self
-
-    def take(self) -> list[int]:
-        """The signals received since the last call, in order."""
-        received = b""
-        while True:
-            try:
-                chunk = self.reader.recv(4096)
-            except BlockingIOError:
-                return list(received)
-            if not chunk:
-                return list(received)
-            received += chunk
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-        signal.set_wakeup_fd(self._previous_fd)
-        self.reader.close()
-        self._writer.close()
-
-
-def _noted(signum: int, frame: object) -> None:
-    """The Python-level handler: the wakeup fd already carries the signal to the loop."""

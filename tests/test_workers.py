@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -72,6 +73,21 @@ def test_sigterm_stops_every_worker_with_status_0(start_server: StartServer) -> 
     assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
     assert len([line for line in server.log_lines if "exited with status 0" in line]) == 2
     assert not folder.exists(), "the supervisor removes its metrics folder"
+
+
+def test_a_metrics_folder_left_by_a_killed_supervisor_is_removed(start_server: StartServer) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True, timeout=30)
+    dead_pid = int(gone.stdout)  # that process has exited: no supervisor runs under this pid
+    left = Path(tempfile.gettempdir()) / f"preview-proxy-metrics-{dead_pid}-{uuid.uuid4().hex[:8]}"
+    left.mkdir()
+    (left / "counter_1.db").write_bytes(b"\0" * 64)
+
+    server = start_server(workers=2)
+    wait_for_workers(server, 2)
+
+    assert not left.exists()
+    assert metrics_folder(server).name.startswith(f"preview-proxy-metrics-{server.pid}-")
 
 
 def test_a_killed_worker_is_replaced_and_the_port_keeps_serving(start_server: StartServer) -> None:
