@@ -1,11 +1,13 @@
-"""Once per server, before any process serves: open each tier, and clear what dead processes left.
+"""Clearing what dead processes left in the tiers: once before serving, and after each worker that dies.
 
-With several worker processes on one set of tiers (proxy.supervisor), no worker may do this itself.
-A worker that starts late (or is restarted) would delete the part files of fills that other workers
-are writing right now. So the supervisor does it once, before it starts any worker; a single
-process does it before it builds its app.
+With several worker processes on one set of tiers (proxy.supervisor), no worker may clear
+leftovers itself. A worker that starts late (or is restarted) would delete the part files of fills
+that other workers are writing right now. So the supervisor does it once, before it starts any
+worker; a single process does it before it builds its app. While the server runs, the supervisor
+removes the part files of each worker that exits (their names start with the writer's pid).
 """
 
+import contextlib
 import logging
 import shutil
 
@@ -40,3 +42,20 @@ def prepare_tiers(configs: tuple[TierConfig, ...]) -> None:
             tier.close()
         # A lock file outlives its holder only when the holder crashed; nobody holds one now.
         shutil.rmtree(config.path / LOCKS_FOLDER, ignore_errors=True)
+
+
+def remove_parts_of(configs: tuple[TierConfig, ...], pid: int) -> int:
+    """Delete the part files that process `pid`, now dead, was writing. Blocks. Returns how many.
+
+    Nobody else reads them. Readers in other processes never tail a fill: they wait for the key's
+    lock (cache.key_lock), which the kernel released when the writer died.
+    """
+    removed = 0
+    for config in configs:
+        for part in (config.path / "partial").glob(f"{pid}-*.part"):
+            with contextlib.suppress(OSError):
+                part.unlink()
+                removed += 1
+    if removed:
+        log.info("removed %d unfinished part file(s) of worker %d", removed, pid)
+    return removed

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from prometheus_client import multiprocess
 
-from cache.startup import prepare_tiers
+from cache.startup import prepare_tiers, remove_parts_of
 from proxy.config import Config
 from proxy.listen import announce, base_url, listening_socket
 from proxy.metrics_folder import fresh_metrics_folder, remove_metrics_folder
@@ -179,12 +179,15 @@ class Supervisor:
     def _on_exit(self, slot: _Slot, process: BaseProcess) -> None:
         process.join()
         code, pid = process.exitcode, process.pid
+        assert pid is not None  # it was started
         process.close()
         if slot.channel is not None:
             slot.channel.close()
         slot.process, slot.channel = None, None
         # Its live gauges (renders in progress, queue depth, breaker state) stop counting.
         multiprocess.mark_process_dead(pid, str(self._metrics_dir))
+        if code != 0:  # a clean exit cancelled its fills, which removed their part files
+            remove_parts_of(self._config.cache.tiers(), pid)
         if self._stopping:
             # A worker still starting dies of SIGTERM before it can handle it: that is a clean stop too.
             clean = code == 0 or (not slot.ready and code == -signal.SIGTERM)

@@ -4,6 +4,8 @@ Two workers on one port, S3 on moto behind a counting, throttled TCP proxy: the 
 flight while every request arrives, and the requests are spread over both workers by the kernel.
 """
 
+import contextlib
+import http.client
 import os
 import threading
 from collections.abc import Iterator
@@ -104,3 +106,35 @@ def test_a_restarted_worker_leaves_another_workers_fill_alone(
     again = request(server.url(f"/{bucket}/slow/video.bin"))
     assert (again.headers["X-Cache"], again.body == body) == ("HIT", True)
     assert len(s3_proxy.gets("/slow/video.bin")) == 1
+
+
+def test_a_worker_killed_mid_fill_leaves_no_lock_and_no_part_file(
+        start_server: StartServer, moto: MotoS3, bucket: str, s3_proxy: TcpProxy, data_path: Path) -> None:
+    body = os.urandom(16 * MIB)
+    moto.put(bucket, "slow/crash.bin", body)
+    s3_proxy.faults.bytes_per_second = 2 * MIB
+    server = start_server(workers=2, **s3_env(s3_proxy.endpoint))
+    workers = wait_for_workers(server, 2)
+    partial = data_path / "cache" / "storage" / "partial"
+    path = f"/{bucket}/slow/crash.bin"
+    threading.Thread(target=_get_cut_short, args=(server.url(path),), daemon=True).start()
+    filler, part = poll(lambda: next(((pid, parts[0]) for pid in workers
+                                      if (parts := open_part_files(pid, partial))), None), "a fill in a worker")
+    assert part.name.startswith(f"{filler}-")
+
+    kill_worker(server, filler)
+
+    poll(lambda: not part.exists(), "the dead worker's part file removed by the supervisor")
+    s3_proxy.faults.bytes_per_second = 0
+    # The kernel released the dead leader's lock: the next request fills the tier at once (a stuck
+    # lock would make it wait, then stream from the provider without filling).
+    again = request(server.url(path), timeout=60)
+    assert (again.status, again.headers["X-Cache"], again.body == body) == (200, "MISS", True)
+    poll(lambda: metric(server, "preview_proxy_cache_entries", tier="storage") == 1, "the original committed")
+    assert len(s3_proxy.gets("/slow/crash.bin")) == 2
+
+
+def _get_cut_short(url: str) -> None:
+    """A GET whose worker is killed under it: the connection breaks, and that is expected."""
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        request(url, timeout=60)
