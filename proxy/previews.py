@@ -1,8 +1,9 @@
 """Previews: the previews tier in front of a render, which reads the original local-first.
 
 A hit costs a metadata lookup (kept in memory for a few seconds) and a store lookup (memory, then
-disk). A miss renders once per key however many requests want it, on the render pool, from the
-original on local disk or in the storage tier; the provider is asked only when neither has it.
+disk). A miss renders once per key however many requests want it, in however many worker processes
+(the render holds the key's tier lock, cache.key_lock), on the render pool, from the original on
+local disk or in the storage tier; the provider is asked only when neither has it.
 """
 
 import asyncio
