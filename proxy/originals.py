@@ -4,8 +4,7 @@
 range of it. On a miss exactly one fill per key runs, detached from the request that started it;
 every other request for the key in this process tails the same part file. Across worker processes,
 the fill holds the key's tier lock (cache.key_lock): another process waits for it, then serves the
-committed entry. A stale copy in the tier is served
-(X-Cache: STALE) only when the provider fails.
+committed entry. A stale copy in the tier is served (X-Cache: STALE) only when the provider fails.
 """
 
 import asyncio
