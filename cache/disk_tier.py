@@ -100,9 +100,13 @@ class DiskTier:
         return entry
 
     def new_part_path(self) -> Path:
-        """A fresh path for a fill to write to. Raises OSError if the tier's directory is unusable."""
+        """A fresh path for a fill to write to. Raises OSError if the tier's directory is unusable.
+
+        The name starts with the writer's pid, so that the part files of a worker process that died
+        can be found and removed (cache.startup.remove_parts_of).
+        """
         self._parts.mkdir(parents=True, exist_ok=True)
-        return self._parts / f"{uuid.uuid4().hex}.part"
+        return self._parts / f"{os.getpid()}-{uuid.uuid4().hex}.part"
 
     def commit(self, key: str, part: Path, meta: EntryMeta) -> bool:
         """Adopt a complete part file as the entry for `key`. On failure the part is deleted."""
@@ -178,6 +182,10 @@ class DiskTier:
     def close(self) -> None:
         """Close the SQLite connections."""
         self._cache.close()
+
+    def report_error(self, operation: str, error: BaseException) -> None:
+        """Count and log a cache I/O error of work done for this tier (a lock file, for one)."""
+        self._report(operation, error)
 
     def _report(self, operation: str, error: BaseException) -> None:
         log.warning("tier %s: %s failed, treated as a miss: %s", self.name, operation, error)

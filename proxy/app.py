@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
@@ -38,12 +39,15 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_CAP = 60.0
 
 
-def build_app(config: Config) -> web.Application:
-    """Every component, built once. Blocking set-up (opening caches) happens here, before serving."""
-    metrics = Metrics()
+def build_app(config: Config, metrics_dir: Path | None = None) -> web.Application:
+    """Every component, built once. Blocking set-up (opening caches) happens here, before serving.
+
+    Part files left by dead fills are not removed here: a worker process can't tell them from the
+    fills other workers are writing. cache.startup.prepare_tiers does it once, before serving.
+    `metrics_dir`: the multi-worker metrics folder (see proxy.metrics), or None for one process.
+    """
+    metrics = Metrics(metrics_dir)
     tiers = tuple(DiskTier(tier_config, metrics) for tier_config in config.cache.tiers())
-    for tier in tiers:
-        tier.remove_leftovers()
     storage_tier = next(tier for tier in tiers if tier.name == "storage")
     previews_tier = next(tier for tier in tiers if tier.name == "previews")
     converter_tier = next(tier for tier in tiers if tier.name == "image-converter")

@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser = commands.add_parser("serve", help="run the HTTP server")
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    serve_parser.add_argument("--workers", help="worker processes on the port (default: SERVER_WORKERS, "
+                                                "else the number of usable cores)")
     commands.add_parser("config", help="print the effective configuration, secrets masked")
     commands.add_parser("sample", help="place a sample image in the sample bucket of local storage")
     args = parser.parse_args(argv)
@@ -25,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = Config.from_env(read_environment(args.env_file), host=getattr(args, "host", "127.0.0.1"),
-                                 port=getattr(args, "port", 8080))
+                                 port=getattr(args, "port", 8080), workers=getattr(args, "workers", None))
     except ConfigError as error:
         print(f"preview-proxy: {error}", file=sys.stderr)
         return 2
@@ -42,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from proxy.server import serve
 
-    serve(config)
-    exit_without_teardown(0)
+    exit_without_teardown(serve(config))
     return 0  # not reached
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from cache.config import CacheConfig
+from cache.config import CacheConfig, ConfigError
 from cache.env_values import read_flag
 from previews.converter_config import ConverterConfig
 from proxy.previews_config import PreviewsConfig
@@ -31,6 +31,8 @@ class ServerConfig:
     originals_cache_control: str = DEFAULT_ORIGINALS_CACHE_CONTROL
     sendfile: bool = True
     access_log: bool = True
+    # Worker processes on one port (SO_REUSEPORT). 1 serves in the process itself, with no supervisor.
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,12 @@ class Config:
     converter: ConverterConfig = field(default_factory=ConverterConfig)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080) -> "Config":
-        """Parse and validate every setting; raise ConfigError (one line, names the variable)."""
+    def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080,
+                 workers: str | None = None) -> "Config":
+        """Parse and validate every setting; raise ConfigError (one line, names the variable).
+
+        `workers` is the --workers flag's text, if given; it wins over SERVER_WORKERS.
+        """
         data_path = Path(env.get("DATA_PATH") or "./data").absolute()
         server = ServerConfig(
             host=host,
@@ -55,6 +61,7 @@ class Config:
             originals_cache_control=env.get("ORIGINALS_CACHE_CONTROL") or DEFAULT_ORIGINALS_CACHE_CONTROL,
             sendfile=read_flag(env, "SENDFILE", default=True),
             access_log=read_flag(env, "ACCESS_LOG", default=True),
+            workers=read_workers(env, workers),
         )
         storage = StorageConfig.from_env(env, data_path)
         return cls(data_path, server, storage, CacheConfig.from_env(env, data_path), PreviewsConfig.from_env(env),
@@ -68,6 +75,7 @@ class Config:
             "ORIGINALS_CACHE_CONTROL": self.server.originals_cache_control,
             "SENDFILE": str(self.server.sendfile).lower(),
             "ACCESS_LOG": str(self.server.access_log).lower(),
+            "SERVER_WORKERS": str(self.server.workers),
         }
         described.update(self.storage.masked())
         described.update(self.previews.describe())
@@ -80,6 +88,17 @@ class Config:
                 f"{tier.path} size={tier.size_limit} bytes, inactive={tier.idle_seconds:g}s, "
                 f"kept stale={tier.stale_seconds:g}s")
         return described
+
+
+def read_workers(env: Mapping[str, str], flag: str | None) -> int:
+    """The number of worker processes: --workers, else SERVER_WORKERS, else the cores this process may use."""
+    name, text = ("--workers", flag) if flag is not None else ("SERVER_WORKERS", env.get("SERVER_WORKERS") or "")
+    text = text.strip()
+    if not text and flag is None:
+        return len(os.sched_getaffinity(0))  # not os.cpu_count(): a container or taskset may allow fewer
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{name}={text!r}: expected a whole number, 1 or more")
+    return int(text)
 
 
 def read_environment(env_file: Path | None) -> dict[str, str]:

@@ -36,5 +36,7 @@ async def metrics(request: web.Request) -> web.Response:
     for tier in request.app[TIERS]:
         size, entries = await asyncio.to_thread(tier.stats)
         registry.tier_stats(tier.name, size, entries)
-    return web.Response(body=registry.exposition(), content_type="text/plain", charset="utf-8",
+    # Off the loop: with several workers, the exposition reads every worker's metrics files.
+    body = await asyncio.to_thread(registry.exposition)
+    return web.Response(body=body, content_type="text/plain", charset="utf-8",
                         headers={"Cache-Control": "no-store"})

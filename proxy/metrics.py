@@ -1,17 +1,34 @@
-"""Every Prometheus family, declared once (prefix `preview_proxy_`). Code calls methods, not names."""
+"""Every Prometheus family, declared once (prefix `preview_proxy_`). Code calls methods, not names.
+
+With several worker processes, prometheus-client runs in its multiprocess mode. Each worker writes
+its values to files in one shared folder (PROMETHEUS_MULTIPROC_DIR, set before prometheus_client is
+imported: see proxy.worker). /metrics then sums every worker's files, whichever worker answers the
+scrape. Each gauge declares how its per-process values combine (`multiprocess_mode`). Outside that
+mode the argument is ignored.
+"""
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
 class Metrics:
-    """The families in shared/DESIGN.md that apply so far, in a registry of their own."""
+    """The families in shared/DESIGN.md that apply so far, in a registry of their own.
 
-    def __init__(self) -> None:
+    `multiprocess_dir`: the shared folder of a multi-worker server. /metrics then reports the sum
+    over all the workers, not this process alone.
+    """
+
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        if multiprocess_dir is not None and not getattr(values.ValueClass, "_multiprocess", False):
+            # Values already live in this process's memory: the sum would silently miss them.
+            raise RuntimeError("PROMETHEUS_MULTIPROC_DIR must be set before prometheus_client is imported")
+        self._multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         r = self.registry
         self._requests = Counter("preview_proxy_requests_total", "HTTP requests answered.",
@@ -21,10 +38,11 @@ class Metrics:
                                           buckets=LATENCY_BUCKETS, registry=r)
         self._cache_requests = Counter("preview_proxy_cache_requests_total", "Cache lookups by result.",
                                        ["tier", "result"], registry=r)
+        # Every worker measures the same shared tier before a scrape: the latest measure is the answer.
         self._cache_size = Gauge("preview_proxy_cache_size_bytes", "Bytes held by a tier.", ["tier"],
-                                 registry=r)
+                                 registry=r, multiprocess_mode="mostrecent")
         self._cache_entries = Gauge("preview_proxy_cache_entries", "Entries held by a tier.", ["tier"],
-                                    registry=r)
+                                    registry=r, multiprocess_mode="mostrecent")
         self._cache_evictions = Counter("preview_proxy_cache_evictions_total",
                                         "Entries removed by the size bound, idle expiry or replacement.",
                                         ["tier"], registry=r)
@@ -38,9 +56,10 @@ class Metrics:
                                            buckets=LATENCY_BUCKETS, registry=r)
         self._upstream_bytes = Counter("preview_proxy_upstream_bytes_total",
                                        "Body bytes received from providers.", ["provider"], registry=r)
+        # Each worker has its own breaker; the worst state among the living workers is shown.
         self._circuit_state = Gauge("preview_proxy_upstream_circuit_state",
                                     "A provider's circuit breaker: 0 closed, 1 open, 2 half-open (probing).",
-                                    ["provider"], registry=r)
+                                    ["provider"], registry=r, multiprocess_mode="livemax")
         self._circuit_opens = Counter("preview_proxy_upstream_circuit_opens_total",
                                       "Times a provider's circuit breaker opened.", ["provider"], registry=r)
         self._singleflight_waiters = Counter("preview_proxy_singleflight_waiters_total",
@@ -50,10 +69,11 @@ class Metrics:
         self._render_seconds = Histogram("preview_proxy_render_duration_seconds",
                                          "Time to decode, process and encode one image.", ["operation", "format"],
                                          buckets=LATENCY_BUCKETS, registry=r)
+        # Work now, over the living workers: a dead worker's last values must not linger.
         self._renders_running = Gauge("preview_proxy_renders_in_progress", "Renders running on worker threads.",
-                                      registry=r)
+                                      registry=r, multiprocess_mode="livesum")
         self._render_queue = Gauge("preview_proxy_render_queue_depth", "Renders waiting for a worker thread.",
-                                   registry=r)
+                                   registry=r, multiprocess_mode="livesum")
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
         """One answered request."""
@@ -109,5 +129,11 @@ class Metrics:
         self._renders_running.set(running)
 
     def exposition(self) -> bytes:
-        """The text format for /metrics."""
-        return generate_latest(self.registry)
+        """The text format for /metrics: this process's registry, or the sum over every worker."""
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        # A fresh registry per scrape, as prometheus-client's multiprocess docs do: the collector reads
+        # the folder's files when collected.
+        summed = CollectorRegistry()
+        MultiProcessCollector(summed, path=str(self._multiprocess_dir))
+        return generate_latest(summed)

@@ -2,11 +2,13 @@
 
 `locate` finds the representation (its metadata and a body source) and `body` streams any byte
 range of it. On a miss exactly one fill per key runs, detached from the request that started it;
-every other request for the key tails the same part file. A stale copy in the tier is served
-(X-Cache: STALE) only when the provider fails.
+every other request for the key in this process tails the same part file. Across worker processes,
+the fill holds the key's tier lock (cache.key_lock): another process waits for it, then serves the
+committed entry. A stale copy in the tier is served (X-Cache: STALE) only when the provider fails.
 """
 
 import asyncio
+import enum
 import logging
 import tempfile
 from collections.abc import AsyncIterator
@@ -16,6 +18,7 @@ from typing import BinaryIO, cast
 from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
 from cache.fill import Fill, FillFailed
+from cache.key_lock import LockTimeout, tier_lock
 from cache.singleflight import DetachedFlights
 from proxy.errors import ProxyError, ShuttingDown, UpstreamFailed, UpstreamTimeout
 from proxy.metrics import Metrics
@@ -30,8 +33,22 @@ log = logging.getLogger(__name__)
 # further ahead is fetched from the provider on its own, so a seek to the end of a 4 GB video does
 # not wait for 4 GB.
 TAIL_WINDOW = 4 * 1024 * 1024
+# How long a process waits for another process's fill of the same original. After that it streams
+# the original from the provider itself, without filling (nginx's proxy_cache_lock_timeout, and its
+# default). A waiting client gets no bytes until the fill is done, because the fill is in another process.
+FILL_LOCK_WAIT = 5.0
 # An original rendered without the tier (it can't take a fill) is held in memory up to this size.
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
+
+
+class FilledElsewhere(enum.Enum):
+    """A fill's outcome when another process committed the entry first: look it up in the tier."""
+
+    COMMITTED = "committed"
+
+
+# A Fill to tail, FilledElsewhere.COMMITTED, or None when the tier can't take a fill right now.
+FillOutcome = Fill | FilledElsewhere | None
 
 
 @dataclass
@@ -60,7 +77,7 @@ class Originals:
         self._tier = tier
         self._metrics = metrics
         self._namespace = namespace
-        self._fills: DetachedFlights[str, Fill | None] = DetachedFlights(
+        self._fills: DetachedFlights[str, FillOutcome] = DetachedFlights(
             on_join=lambda: metrics.singleflight_joined(tier.name), stopped=ShuttingDown)
 
     async def locate(self, ref: ObjectRef, want_body: bool) -> Located:
@@ -99,6 +116,12 @@ class Originals:
             self._metrics.cache_result(self._tier.name, "miss")
             return Located(info, "MISS")
         fill, started = await self._join_or_start_fill(ref, key)
+        if fill is FilledElsewhere.COMMITTED:
+            entry = await asyncio.to_thread(self._tier.lookup, key)
+            if entry is not None:
+                self._metrics.cache_result(self._tier.name, "hit")
+                return Located(_info(entry.meta), "HIT", file=entry.file)
+            fill = None  # evicted at once (a tier smaller than its traffic): stream from the provider
         # Like nginx with proxy_cache_lock: only the request that went to the provider is a miss;
         # those that joined its fill are served from the entry as it fills.
         status = "MISS" if started else "HIT"
@@ -184,13 +207,29 @@ class Originals:
         """Storage-tier key: (provider namespace, bucket, key)."""
         return f"{self._namespace}\n{ref.bucket}\n{ref.key}"
 
-    async def _join_or_start_fill(self, ref: ObjectRef, key: str) -> tuple[Fill | None, bool]:
+    async def _join_or_start_fill(self, ref: ObjectRef, key: str) -> tuple[FillOutcome, bool]:
         """The fill for `key` (None if the tier can't take one) and whether this call started it."""
         pending, started = self._fills.join_or_start(key, lambda future: self._fill(ref, key, future))
         # Shielded: a client that disconnects must not cancel the fill the others are tailing.
         return await asyncio.shield(pending), started
 
-    async def _fill(self, ref: ObjectRef, key: str, pending: asyncio.Future[Fill | None]) -> None:
+    async def _fill(self, ref: ObjectRef, key: str, pending: "asyncio.Future[FillOutcome]") -> None:
+        """The one fill of `key` among all the processes that share the tier (see cache.key_lock)."""
+        try:
+            async with tier_lock(self._tier, key, FILL_LOCK_WAIT) as waited:
+                if waited:
+                    self._metrics.singleflight_joined(self._tier.name)
+                # Look again under the lock: another process may have committed since our miss.
+                if await asyncio.to_thread(_has_fresh_entry, self._tier, key):
+                    pending.set_result(FilledElsewhere.COMMITTED)
+                    return
+                await self._fill_locked(ref, key, pending)
+        except LockTimeout:
+            log.info("another process is still filling %s/%s; streaming it from the provider", ref.bucket, ref.key)
+            if not pending.done():
+                pending.set_result(None)
+
+    async def _fill_locked(self, ref: ObjectRef, key: str, pending: "asyncio.Future[FillOutcome]") -> None:
         stream = await self._provider.get(ref)  # a failure here reaches every waiter
         try:
             assert isinstance(stream, ObjectStream)
@@ -220,6 +259,14 @@ class Originals:
     async def close(self) -> None:
         """Cancel fills still running (at shutdown)."""
         await self._fills.close()
+
+
+def _has_fresh_entry(tier: DiskTier, key: str) -> bool:
+    entry = tier.lookup(key)
+    if entry is None:
+        return False
+    entry.file.close()
+    return not entry.stale
 
 
 def _info(meta: EntryMeta) -> ObjectInfo:

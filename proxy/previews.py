@@ -1,8 +1,9 @@
 """Previews: the previews tier in front of a render, which reads the original local-first.
 
 A hit costs a metadata lookup (kept in memory for a few seconds) and a store lookup (memory, then
-disk). A miss renders once per key however many requests want it, on the render pool, from the
-original on local disk or in the storage tier; the provider is asked only when neither has it.
+disk). A miss renders once per key however many requests want it, in however many worker processes
+(the render holds the key's tier lock, cache.key_lock), on the render pool, from the original on
+local disk or in the storage tier; the provider is asked only when neither has it.
 """
 
 import asyncio
@@ -10,11 +11,12 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from cachetools import TTLCache
 
 from cache.entry import EntryMeta
+from cache.key_lock import LockTimeout, tier_lock
 from cache.singleflight import DetachedFlights
 from previews.config import RenderConfig
 from previews.errors import SourceTooLarge
@@ -72,7 +74,8 @@ class Previews:
         self._timeout = timeout
         self._source_info: TTLCache[str, ObjectInfo] | None = (
             TTLCache(SOURCE_INFO_ENTRIES, source_info_ttl) if source_info_ttl > 0 else None)
-        self._renders: DetachedFlights[str, StoredPreview] = DetachedFlights(
+        # (the preview, whether this process rendered it)
+        self._renders: DetachedFlights[str, tuple[StoredPreview, bool]] = DetachedFlights(
             on_join=lambda: metrics.singleflight_joined(store.tier.name), stopped=ShuttingDown)
 
     async def get(self, request: PreviewRequest) -> tuple[StoredPreview, str]:
@@ -91,14 +94,21 @@ class Previews:
         pending, started = self._renders.join_or_start(
             key, lambda future: self._render(request, key, info, deadline, future))
         # Joiners are served by the render in flight, as with nginx's proxy_cache_lock: only the
-        # request that started it counts as a miss.
-        self._metrics.cache_result(tier, "miss" if started else "hit")
+        # request that started it counts as a miss, and only if the render ran (it may find that
+        # another process stored the preview meanwhile).
+        if not started:
+            self._metrics.cache_result(tier, "hit")
+        rendered_here = started
         try:
             # Shielded: a client that goes away must not cancel a render that others wait for.
-            result = await asyncio.wait_for(asyncio.shield(pending), max(0.0, deadline - time.monotonic()))
+            result, rendered_here = await asyncio.wait_for(asyncio.shield(pending),
+                                                           max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             raise RenderTimeout() from None
-        return result, "MISS" if started else "HIT"
+        finally:
+            if started:
+                self._metrics.cache_result(tier, "miss" if rendered_here else "hit")
+        return result, "MISS" if started and rendered_here else "HIT"
 
     async def _describe_source(self, request: PreviewRequest) -> ObjectInfo:
         originals = request.originals or self._originals
@@ -114,7 +124,24 @@ class Previews:
         return info
 
     async def _render(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
-                      pending: "asyncio.Future[StoredPreview]") -> None:
+                      pending: "asyncio.Future[tuple[StoredPreview, bool]]") -> None:
+        """The one render of `key` among all the processes that share the previews tier (cache.key_lock)."""
+        tier = self._store.tier
+        try:
+            async with tier_lock(tier, key, max(0.0, deadline - time.monotonic())) as waited:
+                if waited:
+                    self._metrics.singleflight_joined(tier.name)
+                # Look again under the lock: another process may have stored it since our miss.
+                stored = await _in_memory(await self._store.lookup(key))
+                if stored is not None:
+                    pending.set_result((stored, False))
+                    return
+                await self._render_locked(request, key, info, deadline, pending)
+        except LockTimeout:
+            raise RenderTimeout("render timed out waiting for another process's render") from None
+
+    async def _render_locked(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
+                             pending: "asyncio.Future[tuple[StoredPreview, bool]]") -> None:
         try:
             located = await (request.originals or self._originals).open_for_render(request.ref)
             job = _RenderJob(located, request.options, self._config, deadline)
@@ -127,7 +154,7 @@ class Previews:
                     self._metrics.render_done("preview", job.output_format, job.seconds)
             meta = EntryMeta(len(rendered.data), _etag(key), info.last_modified, rendered.media_type)
             preview = StoredPreview(meta, data=rendered.data)
-            pending.set_result(preview)
+            pending.set_result((preview, True))
             if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
                 await self._store.store(key, meta, rendered.data)
         except Exception as error:
@@ -162,6 +189,22 @@ class _RenderJob:
         finally:
             self.seconds = time.monotonic() - self.started
             self._located.close()
+
+
+async def _in_memory(stored: StoredPreview | None) -> StoredPreview | None:
+    """A stored preview that every joiner can send (they can't share one open file), or None if unreadable."""
+    if stored is None or stored.file is None:
+        return stored
+    try:
+        data = await asyncio.to_thread(_read_and_close, stored.file)
+    except OSError:
+        return None  # an unreadable copy: render again rather than fail the request
+    return StoredPreview(stored.meta, data=data) if len(data) == stored.meta.size else None
+
+
+def _read_and_close(file: BinaryIO) -> bytes:
+    with file:
+        return file.read()
 
 
 def _etag(key: str) -> str:

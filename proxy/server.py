@@ -1,51 +1,81 @@
-"""Running the app on uvloop, on a real socket, and saying where it listens."""
+"""Running the app on uvloop, on a real socket, and saying where it listens.
+
+With one worker (SERVER_WORKERS=1) the app runs in this process, with no supervisor. With more,
+proxy.supervisor starts the workers, and each one runs `serve_worker`: the same app, on its own
+SO_REUSEPORT socket on the shared port, reporting to the supervisor rather than printing.
+"""
 
 import asyncio
 import logging
 import signal
-import socket
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 import uvloop
 from aiohttp import web
 
+from cache.startup import prepare_tiers
 from proxy.app import build_app
 from proxy.app_keys import LINKS
 from proxy.config import Config
-from proxy.sample import sample_url_path
+from proxy.listen import announce, base_url, listening_socket
 
 log = logging.getLogger(__name__)
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{X-Cache}o" "%{User-Agent}i"'
+READY = b"ready"  # what a worker tells the supervisor once it accepts connections
 
 
-def serve(config: Config) -> None:
-    """Serve until SIGINT or SIGTERM. Port 0 picks a free port; the chosen one is printed."""
-    uvloop.run(_serve(config))
+def serve(config: Config) -> int:
+    """Serve until SIGINT or SIGTERM; return the exit status. Port 0 picks a free port; the chosen one is printed."""
+    if config.server.workers > 1:
+        from proxy.supervisor import Supervisor
+
+        return Supervisor(config).run()
+    prepare_tiers(config.cache.tiers())
+    uvloop.run(_serve(config, supervisor=None, metrics_dir=None))
+    return 0
 
 
-async def _serve(config: Config) -> None:
-    app = build_app(config)
+def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path) -> None:
+    """One worker of a multi-worker server, until SIGTERM or until its supervisor is gone."""
+    uvloop.run(_serve(config, supervisor, metrics_dir))
+
+
+async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Path | None) -> None:
+    app = build_app(config, metrics_dir)
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if config.server.access_log
                            else None, access_log_format=ACCESS_LOG_FORMAT, handler_cancellation=True)
     await runner.setup()
-    sock = socket.socket(socket.AF_INET6 if ":" in config.server.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.server.host, config.server.port))
+    sock = listening_socket(config.server.host, config.server.port, reuse_port=supervisor is not None)
     site = web.SockSite(runner, sock, shutdown_timeout=10)
     await site.start()
-    host, port = sock.getsockname()[:2]
-    base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    # Tests and scripts read this line to learn the port; keep its shape.
-    print(f"preview-proxy listening on {base}", flush=True)
-    sample = sample_url_path(config)
-    if sample is not None:
-        print(f"try: {base}{sample}", flush=True)
-        print(f"and a preview: {base}/previews/q/ext:jpeg/resize:fill:300:0:0/q:70/plain{sample}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     # SIGHUP re-reads the links file (REMOTE_LINKS_PATH); requests in flight are not disturbed.
     loop.add_signal_handler(signal.SIGHUP, app[LINKS].reload_soon)
+    if supervisor is None:
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        announce(config, base_url(sock))
+    else:
+        # A worker leaves SIGINT to its supervisor (a terminal's Ctrl-C reaches the whole process group).
+        _watch_supervisor(loop, supervisor, stop)
+        supervisor.send_bytes(READY)
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()
+
+
+def _watch_supervisor(loop: asyncio.AbstractEventLoop, supervisor: Connection, stop: asyncio.Event) -> None:
+    """Stop when the supervisor is gone (even SIGKILLed): its end of the channel closes, ours reads EOF.
+
+    The supervisor never writes to the channel, so it becomes readable only then.
+    """
+    fd = supervisor.fileno()
+
+    def gone() -> None:
+        loop.remove_reader(fd)  # readable for good from now on: once is enough
+        log.warning("the supervisor is gone; stopping")
+        stop.set()
+
+    loop.add_reader(fd, gone)

@@ -59,11 +59,11 @@ def data_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def start_server(data_path: Path) -> Iterator[StartServer]:
-    """Start preview-proxy processes with extra env; all are stopped at teardown."""
+    """Start preview-proxy processes with extra env (and `workers`, 1 unless given); all are stopped at teardown."""
     started: list[ServerProcess] = []
 
-    def start(**env: str) -> ServerProcess:
-        server = ServerProcess({"DATA_PATH": str(data_path), **env}, cwd=REPO)
+    def start(workers: int = 1, **env: str) -> ServerProcess:
+        server = ServerProcess({"DATA_PATH": str(data_path), **env}, cwd=REPO, workers=workers)
         started.append(server)
         return server
 

@@ -1,6 +1,7 @@
 """Run preview-proxy as a real process on a loopback port, as users do."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,13 +10,19 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # several workers start at once on a 2-core machine
+WORKER_READY = re.compile(r"proxy\.supervisor: worker (\d+) ready")
 
 
 class ServerProcess:
-    """`preview-proxy serve --port 0 [args]` with its own environment; learns the port from its first line."""
+    """`preview-proxy serve --port 0 --workers N` with its own environment; learns the port from its log.
 
-    def __init__(self, env: Mapping[str, str], cwd: Path, args: Sequence[str] = ()) -> None:
+    With one worker (the default here, whatever the machine's cores) the server is one process; with
+    more, `pid` is the supervisor's and `worker_pids` names the workers. `args` go after the others
+    (so a later `--workers` wins).
+    """
+
+    def __init__(self, env: Mapping[str, str], cwd: Path, workers: int = 1, args: Sequence[str] = ()) -> None:
         self.log_lines: list[str] = []
         self.killed = False
         self._listening = threading.Event()
@@ -24,7 +31,8 @@ class ServerProcess:
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "proxy.cli", "serve", "--host", "127.0.0.1", "--port", "0", *args],
+            [sys.executable, "-m", "proxy.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+             "--workers", str(workers), *args],
             cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
@@ -48,8 +56,17 @@ class ServerProcess:
 
     @property
     def pid(self) -> int:
-        """The server's process id."""
+        """The server's process id (the supervisor's, with several workers)."""
         return self.process.pid
+
+    def worker_pids(self) -> list[int]:
+        """The workers the supervisor has reported ready so far, oldest first, dead ones included."""
+        return [int(match.group(1)) for line in list(self.log_lines)
+                if (match := WORKER_READY.search(line)) is not None]
+
+    def live_worker_pids(self) -> set[int]:
+        """Ready workers that still run as children of the supervisor."""
+        return {pid for pid in self.worker_pids() if _parent_of(pid) == self.pid}
 
     def peak_rss_bytes(self) -> int:
         """VmHWM: the highest resident set size the process has had."""
@@ -89,3 +106,14 @@ class ServerProcess:
         self.process.kill()
         self.process.wait(5)
         self._reader.join(5)
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent pid of a running process, from /proc (None if it has gone, or is a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) is in parentheses and may contain spaces: split after its last ")".
+    state, parent = stat.rsplit(")", 1)[1].split()[:2]
+    return None if state == "Z" else int(parent)
