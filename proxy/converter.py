@@ -21,12 +21,13 @@ from cachetools import TTLCache
 
 from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
+from cache.key_lock import LockTimeout, tier_lock
 from cache.singleflight import DetachedFlights
 from previews.config import RenderConfig
 from previews.conversion import Conversion, run_conversion
 from previews.convert import Converted, ConvertOptions
 from previews.converter_config import ConverterConfig
-from proxy.errors import ShuttingDown
+from proxy.errors import ServiceUnavailable, ShuttingDown
 from proxy.metrics import Metrics
 from proxy.originals import Located, Originals
 from proxy.render_pool import RenderPool, RenderTimeout
@@ -114,10 +115,33 @@ class Converter:
             result = await asyncio.wait_for(asyncio.shield(pending), max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             raise RenderTimeout("conversion timed out") from None
+        if result.meta is not None and result.data is None:  # another process made it: open the entry
+            entry = await asyncio.to_thread(self.tier.lookup, key)
+            if entry is None:
+                raise ServiceUnavailable("the conversion was evicted as it was made; try again")
+            return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file)
         return replace(result, cache_status="MISS" if started else "HIT")
 
     async def _convert(self, request: ConversionRequest, key: str, info: ObjectInfo, deadline: float,
                        pending: "asyncio.Future[ConversionResult]") -> None:
+        """The one conversion of `key` among all the processes that share the tier (cache.key_lock)."""
+        try:
+            async with tier_lock(self.tier, key, max(0.0, deadline - time.monotonic())) as waited:
+                if waited:
+                    self._metrics.singleflight_joined(TIER)
+                # Look again under the lock: another process may have stored it since our miss.
+                # Waiters open the entry each for themselves (they can't share one file).
+                entry = await asyncio.to_thread(self.tier.lookup, key)
+                if entry is not None:
+                    entry.file.close()
+                    pending.set_result(ConversionResult(entry.meta.origin_format, "HIT", entry.meta))
+                    return
+                await self._convert_locked(request, key, info, deadline, pending)
+        except LockTimeout:
+            raise RenderTimeout("conversion timed out waiting for another process's conversion") from None
+
+    async def _convert_locked(self, request: ConversionRequest, key: str, info: ObjectInfo, deadline: float,
+                              pending: "asyncio.Future[ConversionResult]") -> None:
         located = await self._open_source(request, info, deadline)
         job = _ConversionJob(located, request, self._render, self._options(request), deadline)
         try:

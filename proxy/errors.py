@@ -85,10 +85,16 @@ class UpstreamFailed(ProxyError):
     default_reason = "storage provider failed"
 
 
-class ShuttingDown(ProxyError):
-    """The server is draining."""
+class ServiceUnavailable(ProxyError):
+    """A passing condition keeps the request from being served; the client may retry."""
 
     status = 503
+    default_reason = "temporarily unavailable, try again"
+
+
+class ShuttingDown(ServiceUnavailable):
+    """The server is draining."""
+
     default_reason = "shutting down"
 
 

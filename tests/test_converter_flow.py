@@ -4,6 +4,7 @@ moto is the provider; a counting TCP proxy in front of it sees every request tha
 """
 
 import io
+import random
 import time
 from collections.abc import Iterator
 
@@ -12,10 +13,11 @@ from PIL import Image
 
 from tests.conftest import StartServer
 from tests.support.http import fetch
-from tests.support.previews_kit import assert_one_line, decoded, scrape, total
+from tests.support.previews_kit import assert_one_line, decoded, fetch_all, scrape, total
 from tests.support.s3 import MotoS3, s3_env
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.video import VideoSpec, make_video, read_counter
+from tests.support.workers import served_by, wait_for_workers
 
 RENDERS = "preview_proxy_render_duration_seconds_count"
 
@@ -85,3 +87,22 @@ def test_a_video_frame_past_its_time_limit_is_504_and_images_keep_theirs(
     # The limit is the video's own: an image conversion on the same server has IMGPROXY_TIMEOUT.
     s3_proxy.faults.bytes_per_second = 0
     assert fetch(server, f"/image-converter/convert/{bucket}/scans/small.tif")[0] == 200
+
+
+def test_a_cold_conversion_is_made_once_for_all_workers(
+        start_server: StartServer, moto: MotoS3, bucket: str, s3_proxy: TcpProxy) -> None:
+    out = io.BytesIO()
+    Image.frombytes("RGB", (400, 300), random.Random(7).randbytes(400 * 300 * 3)).save(out, "TIFF")
+    moto.put(bucket, "scans/shared.tif", out.getvalue(), "image/tiff")
+    s3_proxy.faults.bytes_per_second = 200_000  # the fetch takes a few seconds: every request finds it cold
+    server = start_server(workers=2, **s3_env(s3_proxy.endpoint))
+    workers = wait_for_workers(server, 2)
+    path = f"/image-converter/convert/{bucket}/scans/shared.tif"
+    answers = fetch_all(server, [path] * 12)
+    assert {a.status for a in answers} == {200}
+    assert len({a.body for a in answers}) == 1
+    assert set(served_by(server, path, 12)) == workers, "both workers must have served some"
+    samples = scrape(server)
+    assert total(samples, RENDERS, operation="convert") == 1, "one conversion for the whole server"
+    assert len(s3_proxy.gets("scans/shared.tif")) == 1
+    assert sorted(a.headers["X-Cache"] for a in answers).count("MISS") == 1
