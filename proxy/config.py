@@ -64,7 +64,8 @@ class Config:
             workers=read_workers(env, workers),
         )
         storage = StorageConfig.from_env(env, data_path)
-        return cls(data_path, server, storage, CacheConfig.from_env(env, data_path), PreviewsConfig.from_env(env),
+        previews = PreviewsConfig.from_env(env, processes=server.workers)
+        return cls(data_path, server, storage, CacheConfig.from_env(env, data_path), previews,
                    LinksConfig.from_env(env, data_path, storage), ConverterConfig.from_env(env))
 
     def describe(self) -> dict[str, str]:

@@ -33,9 +33,14 @@ class PreviewsConfig:
     source_info_ttl: float = 10.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "PreviewsConfig":
-        """Read and check every setting; ConfigError names the variable."""
-        workers = read_count(env, "IMGPROXY_WORKERS", cls.workers)
+    def from_env(cls, env: Mapping[str, str], processes: int = 1) -> "PreviewsConfig":
+        """Read and check every setting; ConfigError names the variable.
+
+        IMGPROXY_WORKERS counts render threads per process. Its default, imgproxy's two per core, is
+        for the whole server, so it is shared out among the `processes` serving (rounded up): more
+        threads than that on the same cores only queue behind each other and hold more images.
+        """
+        workers = read_count(env, "IMGPROXY_WORKERS", -(-cls.workers // max(1, processes)))
         if workers < 1:
             raise ConfigError("IMGPROXY_WORKERS=0: expected 1 or more")
         memory_text = (env.get("CACHE_PREVIEWS_MEMORY") or "").strip()

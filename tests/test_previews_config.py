@@ -62,6 +62,16 @@ def test_from_env_matches_the_dataclass_defaults() -> None:
     assert RenderConfig.from_env({}) == RenderConfig()
 
 
+@pytest.mark.parametrize("processes", [1, 2, 3, 64])
+def test_the_default_render_threads_are_shared_out_among_worker_processes(processes: int) -> None:
+    whole_server = PreviewsConfig.from_env({}).workers
+    each = PreviewsConfig.from_env({}, processes=processes).workers
+    assert each >= 1
+    assert (each - 1) * processes < whole_server <= each * processes  # rounded up, never zero
+    # A value the operator gives is per process, as imgproxy's is.
+    assert PreviewsConfig.from_env({"IMGPROXY_WORKERS": "5"}, processes=processes).workers == 5
+
+
 # --- each variable ------------------------------------------------------------------------------
 
 
