@@ -54,15 +54,26 @@ class Metrics:
                                       registry=r)
         self._render_queue = Gauge("preview_proxy_render_queue_depth", "Renders waiting for a worker thread.",
                                    registry=r)
+        # `.labels()` hashes and validates its arguments on every call; the per-request series are
+        # few (routes x statuses, tiers x results), so their children are kept once made.
+        self._request_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._cache_series: dict[tuple[str, str], Counter] = {}
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
         """One answered request."""
-        self._requests.labels(route, str(status)).inc()
-        self._request_seconds.labels(route).observe(seconds)
+        series = self._request_series.get((route, status))
+        if series is None:
+            series = (self._requests.labels(route, str(status)), self._request_seconds.labels(route))
+            self._request_series[(route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def cache_result(self, tier: str, result: str) -> None:
         """A lookup: hit, miss or stale."""
-        self._cache_requests.labels(tier, result).inc()
+        counter = self._cache_series.get((tier, result))
+        if counter is None:
+            counter = self._cache_series[(tier, result)] = self._cache_requests.labels(tier, result)
+        counter.inc()
 
     def cache_error(self, tier: str, operation: str, error: BaseException) -> None:
         """A cache I/O error served as a miss (TierObserver)."""
