@@ -9,8 +9,9 @@ from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from proxy import health
-from proxy.app_keys import CONFIG, LINKS, METRICS, ORIGINALS, PREVIEWS, PROVIDER, RENDER_POOL, TIERS
+from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS, ORIGINALS, PREVIEWS, PROVIDER, RENDER_POOL, TIERS
 from proxy.config import Config
+from proxy.hot_previews import HotPreviews
 from proxy.linked_originals import Link, LinkedOriginals
 from proxy.links_handler import get_link
 from proxy.metrics import Metrics
@@ -70,6 +71,8 @@ def build_app(config: Config) -> web.Application:
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max)
     app[PREVIEWS] = Previews(originals, store, pool, settings.render, metrics, settings.timeout,
                              settings.source_info_ttl)
+    # The hot map shares the memory budget of the store it reuses bodies from (0 turns both off).
+    app[HOT_PREVIEWS] = HotPreviews(settings.memory_bytes, settings.memory_entry_max, metrics, previews_tier.name)
 
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")

@@ -4,6 +4,7 @@ from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from proxy.config import Config
+from proxy.hot_previews import HotPreviews
 from proxy.linked_originals import LinkedOriginals
 from proxy.metrics import Metrics
 from proxy.originals import Originals
@@ -17,5 +18,6 @@ PROVIDER = web.AppKey("provider", StorageProvider)
 TIERS = web.AppKey("tiers", tuple[DiskTier, ...])
 ORIGINALS = web.AppKey("originals", Originals)
 PREVIEWS = web.AppKey("previews", Previews)
+HOT_PREVIEWS = web.AppKey("hot_previews", HotPreviews)
 RENDER_POOL = web.AppKey("render_pool", RenderPool)
 LINKS = web.AppKey("links", LinkedOriginals)

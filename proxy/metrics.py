@@ -43,6 +43,9 @@ class Metrics:
                                     ["provider"], registry=r)
         self._circuit_opens = Counter("preview_proxy_upstream_circuit_opens_total",
                                       "Times a provider's circuit breaker opened.", ["provider"], registry=r)
+        self._hot_answers = Counter("preview_proxy_hot_answers_total",
+                                    "Preview hits answered from the hot-previews map, without parsing the URL again.",
+                                    registry=r)
         self._singleflight_waiters = Counter("preview_proxy_singleflight_waiters_total",
                                              "Requests that joined a fill already in flight.", ["tier"],
                                              registry=r)
@@ -74,6 +77,10 @@ class Metrics:
         if counter is None:
             counter = self._cache_series[(tier, result)] = self._cache_requests.labels(tier, result)
         counter.inc()
+
+    def hot_answer(self) -> None:
+        """A preview hit answered from the hot-previews map (also counted as a previews-tier hit)."""
+        self._hot_answers.inc()
 
     def cache_error(self, tier: str, operation: str, error: BaseException) -> None:
         """A cache I/O error served as a miss (TierObserver)."""
