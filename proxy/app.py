@@ -20,7 +20,7 @@ from proxy.originals import Originals
 from proxy.originals_handler import get_original
 from proxy.preview_store import PreviewStore
 from proxy.previews import Previews
-from proxy.previews_handler import get_preview
+from proxy.previews_handler import PREVIEW_ROUTE, get_preview
 from proxy.render_pool import RenderPool
 from proxy.storage.breaker import BreakerProvider, CircuitBreaker
 from proxy.storage.config import StorageConfig
@@ -77,7 +77,7 @@ def build_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
     app.router.add_get("/metrics", health.metrics, name="metrics")
-    app.router.add_get("/previews/{tail:.+}", get_preview, name="preview")
+    app.router.add_get("/previews/{tail:.+}", get_preview, name=PREVIEW_ROUTE)
     app.router.add_get("/links/{tail:.+}", get_link, name="link")
     # Last: everything else is /<bucket>/<key>.
     app.router.add_get("/{bucket}/{key:.+}", get_original, name="original")

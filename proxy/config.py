@@ -30,6 +30,9 @@ class ServerConfig:
     originals_cache_control: str = DEFAULT_ORIGINALS_CACHE_CONTROL
     sendfile: bool = True
     access_log: bool = True
+    # Hot preview requests answered before aiohttp (proxy/hot_lane.py); only with the access log off,
+    # since the lane writes no access log line.
+    hot_lane: bool = True
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Config:
             originals_cache_control=env.get("ORIGINALS_CACHE_CONTROL") or DEFAULT_ORIGINALS_CACHE_CONTROL,
             sendfile=read_flag(env, "SENDFILE", default=True),
             access_log=read_flag(env, "ACCESS_LOG", default=True),
+            hot_lane=read_flag(env, "HOT_LANE", default=True),
         )
         storage = StorageConfig.from_env(env, data_path)
         return cls(data_path, server, storage, CacheConfig.from_env(env, data_path), PreviewsConfig.from_env(env),
@@ -66,6 +70,7 @@ class Config:
             "ORIGINALS_CACHE_CONTROL": self.server.originals_cache_control,
             "SENDFILE": str(self.server.sendfile).lower(),
             "ACCESS_LOG": str(self.server.access_log).lower(),
+            "HOT_LANE": str(self.server.hot_lane and not self.server.access_log).lower(),
         }
         described.update(self.storage.masked())
         described.update(self.previews.describe())

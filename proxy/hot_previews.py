@@ -52,6 +52,7 @@ class HotPreview:
     expires: int  # the URL's `exp:` in epoch seconds; 0 for never
     fresh_until: float  # time.monotonic() after which the source's version must be checked again
     links: LinksConfig  # the links file in force when the source was resolved
+    wire_head: bytes | None  # the status line and `headers` as aiohttp writes them, for the hot lane
 
     @classmethod
     def build(cls, info: ObjectInfo, route_headers: dict[str, str], body: bytes, expires: int,
@@ -61,7 +62,7 @@ class HotPreview:
         headers.update(route_headers)
         headers[hdrs.CONTENT_TYPE] = info.content_type
         headers[hdrs.CONTENT_LENGTH] = str(len(body))
-        return cls(info, route_headers, headers, body, expires, fresh_until, links)
+        return cls(info, route_headers, headers, body, expires, fresh_until, links, _wire_head(headers))
 
 
 class HotPreviews:
@@ -95,16 +96,28 @@ class HotPreviews:
             # a source resolved again under the new links file.
             del self._entries[key]
             return None
-        # Still a hit of the previews tier as far as its metrics go, answered the short way.
-        self._metrics.cache_result(self._tier, "hit")
-        self._metrics.hot_answer()
         return entry
+
+    def answered(self, by: str) -> None:
+        """Count an answer given from the map (`by` the handler or the hot lane): it is a previews-tier
+        hit as far as the tier's metrics go, answered the short way."""
+        self._metrics.cache_result(self._tier, "hit")
+        self._metrics.hot_answer(by)
 
     def keep(self, key: str, entry: HotPreview) -> None:
         """Remember `entry` for `key` if it is small enough and still worth keeping."""
         if self._entries is None or len(entry.body) > self._entry_max or time.monotonic() >= entry.fresh_until:
             return
         self._entries[key] = (entry, len(entry.body) + 2 * len(key) + ENTRY_OVERHEAD_BYTES)
+
+
+def _wire_head(headers: CIMultiDict[str]) -> bytes | None:
+    """`HTTP/1.1 200 OK` and the headers, one `name: value` line each, as aiohttp serialises them
+    (Date and Server follow, per request). None if a value could split a line: never sent raw."""
+    lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
+    if any("\r" in line[:-2] or "\n" in line[:-2] for line in lines):
+        return None
+    return ("HTTP/1.1 200 OK\r\n" + "".join(lines)).encode("utf-8")
 
 
 def hot_key(raw_path: str, accept_class: str) -> str:

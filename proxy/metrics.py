@@ -44,8 +44,8 @@ class Metrics:
         self._circuit_opens = Counter("preview_proxy_upstream_circuit_opens_total",
                                       "Times a provider's circuit breaker opened.", ["provider"], registry=r)
         self._hot_answers = Counter("preview_proxy_hot_answers_total",
-                                    "Preview hits answered from the hot-previews map, without parsing the URL again.",
-                                    registry=r)
+                                    "Preview hits answered from the hot-previews map, without parsing the URL "
+                                    "again, by the handler or by the hot lane (before aiohttp).", ["by"], registry=r)
         self._singleflight_waiters = Counter("preview_proxy_singleflight_waiters_total",
                                              "Requests that joined a fill already in flight.", ["tier"],
                                              registry=r)
@@ -61,6 +61,7 @@ class Metrics:
         # few (routes x statuses, tiers x results), so their children are kept once made.
         self._request_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
         self._cache_series: dict[tuple[str, str], Counter] = {}
+        self._hot_series: dict[str, Counter] = {}
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
         """One answered request."""
@@ -78,9 +79,12 @@ class Metrics:
             counter = self._cache_series[(tier, result)] = self._cache_requests.labels(tier, result)
         counter.inc()
 
-    def hot_answer(self) -> None:
-        """A preview hit answered from the hot-previews map (also counted as a previews-tier hit)."""
-        self._hot_answers.inc()
+    def hot_answer(self, by: str) -> None:
+        """A preview hit answered from the hot-previews map by "handler" or "lane" (also a previews-tier hit)."""
+        counter = self._hot_series.get(by)
+        if counter is None:
+            counter = self._hot_series[by] = self._hot_answers.labels(by)
+        counter.inc()
 
     def cache_error(self, tier: str, operation: str, error: BaseException) -> None:
         """A cache I/O error served as a miss (TierObserver)."""

@@ -27,6 +27,7 @@ from proxy.signature import verify
 from proxy.storage.provider import ObjectInfo
 
 PREFIX = "/previews"
+PREVIEW_ROUTE = "preview"  # the `route` label of this route's request metrics
 _EXTENSION_BY_MEDIA_TYPE = {f.media_type: f.name.replace("jpeg", "jpg") for f in FORMATS.values()}
 
 
@@ -40,6 +41,7 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     links = request.app[LINKS].config  # read before resolving: a reload meanwhile must not bless this answer
     entry = hot.find(key, links)
     if entry is not None:
+        hot.answered("handler")
         return await answer(request, entry)
     raw_path, _, query = request.raw_path.partition("?")
     url = parse_preview_url(raw_path[len(PREFIX):], query)

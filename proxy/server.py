@@ -9,11 +9,14 @@ import uvloop
 from aiohttp import web
 
 from proxy.app import build_app
-from proxy.app_keys import LINKS
+from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS
 from proxy.config import Config
+from proxy.hot_lane import HotLane
+from proxy.hot_lane_server import HotLaneSite
 from proxy.sample import sample_url_path
 
 log = logging.getLogger(__name__)
+SHUTDOWN_SECONDS = 10
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{X-Cache}o" "%{User-Agent}i"'
 
 
@@ -30,7 +33,7 @@ async def _serve(config: Config) -> None:
     sock = socket.socket(socket.AF_INET6 if ":" in config.server.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.server.host, config.server.port))
-    site = web.SockSite(runner, sock, shutdown_timeout=10)
+    site = _site(runner, sock, app)
     await site.start()
     host, port = sock.getsockname()[:2]
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
@@ -49,3 +52,14 @@ async def _serve(config: Config) -> None:
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()
+
+
+def _site(runner: web.AppRunner, sock: socket.socket, app: web.Application) -> web.SockSite:
+    """The listening site: with the hot lane in front of aiohttp when it is on (and can be: the lane
+    writes no access log line, and with no memory budget there is nothing hot)."""
+    config = app[CONFIG]
+    hot = app[HOT_PREVIEWS]
+    if config.server.hot_lane and not config.server.access_log and hot.enabled:
+        lane = HotLane(hot, app[LINKS], config.previews, app[METRICS])
+        return HotLaneSite(runner, sock, lane, shutdown_timeout=SHUTDOWN_SECONDS)
+    return web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_SECONDS)

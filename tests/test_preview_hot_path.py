@@ -4,6 +4,8 @@ without parsing it, and the answer keeps every HTTP semantic of the full path.
 Which path answered is read from /metrics (`preview_proxy_hot_answers_total`), so every test first shows
 the request it checks went the short way; the tests of expiry and of a changed original fail if that
 path ignored them (the source-info TTL is an hour there, or the original would never be seen again).
+The module's server runs twice: with the hot lane answering plain requests before aiohttp, and
+without it (HOT_LANE=0), where the handler answers them from the same map.
 """
 
 import shutil
@@ -36,11 +38,13 @@ WARM_UP_TRIES = 20
 Headers = list[tuple[str, str]]
 
 
-@pytest.fixture(scope="module")
-def hot_server(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+@pytest.fixture(scope="module", params=["1", "0"], ids=["lane", "handler"])
+def hot_server(site: Site, tmp_path_factory: pytest.TempPathFactory,
+               request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     """A server that trusts a source's version for an hour: only the URL's own rules end a hot answer."""
     cache = tmp_path_factory.mktemp("hot-cache")
-    with running_server(site.data_path, CACHE_PATH=str(cache), CACHE_SOURCE_INFO_TTL="1h", ACCESS_LOG="0") as server:
+    with running_server(site.data_path, CACHE_PATH=str(cache), CACHE_SOURCE_INFO_TTL="1h", ACCESS_LOG="0",
+                        HOT_LANE=request.param) as server:
         yield server
 
 
@@ -169,10 +173,11 @@ def test_an_expired_url_is_403_even_when_it_was_hot(hot_server: ServerProcess) -
     assert refused_at >= expires
 
 
-def test_a_different_accept_gets_its_own_format_not_the_hot_one(site: Site, tmp_path: Path) -> None:
+@pytest.mark.parametrize("lane", ["1", "0"], ids=["lane", "handler"])
+def test_a_different_accept_gets_its_own_format_not_the_hot_one(site: Site, tmp_path: Path, lane: str) -> None:
     path = f"/previews/q/rs:fit:170:170/plain/{BUCKET}/{KEY}"
     with running_server(site.data_path, CACHE_PATH=str(tmp_path / "cache"), IMGPROXY_AUTO_WEBP="true",
-                        CACHE_SOURCE_INFO_TTL="1h") as server:
+                        CACHE_SOURCE_INFO_TTL="1h", ACCESS_LOG="0", HOT_LANE=lane) as server:
         webp_fields, webp_body = warm(server, path, {"Accept": "image/webp,*/*"})
         status, jpeg_fields, jpeg_body, hot = answered_hot(server, path, {"Accept": "image/jpeg,*/*"})
         assert (status, hot) == (200, False)
