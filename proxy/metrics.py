@@ -5,6 +5,8 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from proxy.loop_metrics import LoopCollector, LoopCounter, LoopHistogram
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -14,13 +16,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self._requests = Counter("preview_proxy_requests_total", "HTTP requests answered.",
-                                 ["route", "status"], registry=r)
-        self._request_seconds = Histogram("preview_proxy_request_duration_seconds",
-                                          "Time from request to response end.", ["route"],
-                                          buckets=LATENCY_BUCKETS, registry=r)
-        self._cache_requests = Counter("preview_proxy_cache_requests_total", "Cache lookups by result.",
-                                       ["tier", "result"], registry=r)
+        # Touched on every request, always on the event loop: plain numbers, no locks (loop_metrics.py).
+        self._requests = LoopCounter("preview_proxy_requests_total", "HTTP requests answered.", ["route", "status"])
+        self._request_seconds = LoopHistogram("preview_proxy_request_duration_seconds",
+                                              "Time from request to response end.", ["route"], LATENCY_BUCKETS)
+        self._cache_requests = LoopCounter("preview_proxy_cache_requests_total", "Cache lookups by result.",
+                                           ["tier", "result"])
+        self._hot_answers = LoopCounter("preview_proxy_hot_answers_total",
+                                        "Preview hits answered from the hot-previews map, without parsing the URL "
+                                        "again, by the handler or by the hot lane (before aiohttp).", ["by"])
+        r.register(LoopCollector(self._requests, self._request_seconds, self._cache_requests, self._hot_answers))
         self._cache_size = Gauge("preview_proxy_cache_size_bytes", "Bytes held by a tier.", ["tier"],
                                  registry=r)
         self._cache_entries = Gauge("preview_proxy_cache_entries", "Entries held by a tier.", ["tier"],
@@ -43,9 +48,6 @@ class Metrics:
                                     ["provider"], registry=r)
         self._circuit_opens = Counter("preview_proxy_upstream_circuit_opens_total",
                                       "Times a provider's circuit breaker opened.", ["provider"], registry=r)
-        self._hot_answers = Counter("preview_proxy_hot_answers_total",
-                                    "Preview hits answered from the hot-previews map, without parsing the URL "
-                                    "again, by the handler or by the hot lane (before aiohttp).", ["by"], registry=r)
         self._singleflight_waiters = Counter("preview_proxy_singleflight_waiters_total",
                                              "Requests that joined a fill already in flight.", ["tier"],
                                              registry=r)
@@ -57,34 +59,19 @@ class Metrics:
                                       registry=r)
         self._render_queue = Gauge("preview_proxy_render_queue_depth", "Renders waiting for a worker thread.",
                                    registry=r)
-        # `.labels()` hashes and validates its arguments on every call; the per-request series are
-        # few (routes x statuses, tiers x results), so their children are kept once made.
-        self._request_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
-        self._cache_series: dict[tuple[str, str], Counter] = {}
-        self._hot_series: dict[str, Counter] = {}
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
-        """One answered request."""
-        series = self._request_series.get((route, status))
-        if series is None:
-            series = (self._requests.labels(route, str(status)), self._request_seconds.labels(route))
-            self._request_series[(route, status)] = series
-        series[0].inc()
-        series[1].observe(seconds)
+        """One answered request (on the event loop)."""
+        self._requests.inc((route, str(status)))
+        self._request_seconds.observe((route,), seconds)
 
     def cache_result(self, tier: str, result: str) -> None:
-        """A lookup: hit, miss or stale."""
-        counter = self._cache_series.get((tier, result))
-        if counter is None:
-            counter = self._cache_series[(tier, result)] = self._cache_requests.labels(tier, result)
-        counter.inc()
+        """A lookup: hit, miss or stale (on the event loop)."""
+        self._cache_requests.inc((tier, result))
 
     def hot_answer(self, by: str) -> None:
         """A preview hit answered from the hot-previews map by "handler" or "lane" (also a previews-tier hit)."""
-        counter = self._hot_series.get(by)
-        if counter is None:
-            counter = self._hot_series[by] = self._hot_answers.labels(by)
-        counter.inc()
+        self._hot_answers.inc((by,))
 
     def cache_error(self, tier: str, operation: str, error: BaseException) -> None:
         """A cache I/O error served as a miss (TierObserver)."""
