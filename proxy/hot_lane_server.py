@@ -8,6 +8,7 @@ answers while the socket's write buffer is over its mark), and closing at shutdo
 """
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 from typing import cast
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from proxy.hot_lane import MAX_HEAD_BYTES, HotLane
 
+log = logging.getLogger(__name__)
 # aiohttp's RequestHandler default (keepalive_timeout) for a connection with no request in progress.
 IDLE_SECONDS = 3630.0
 ProtocolFactory = Callable[[], asyncio.Protocol]
@@ -60,7 +62,11 @@ class HotLaneConnection(asyncio.Protocol):
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
                 break
-            answer = self._lane.answer(buffer[:end + 2])
+            try:
+                answer = self._lane.answer(buffer[:end + 2])
+            except Exception:  # a bug in the lane must cost speed, not the request
+                log.exception("hot lane failed on a request; aiohttp answers this connection")
+                answer = None
             if answer is None:
                 self._hand_over(buffer)
                 return
