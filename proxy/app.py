@@ -10,10 +10,22 @@ from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from proxy import health
-from proxy.app_keys import CONFIG, CONVERTER, LINKS, METRICS, ORIGINALS, PREVIEWS, PROVIDER, RENDER_POOL, TIERS
+from proxy.app_keys import (
+    CONFIG,
+    CONVERTER,
+    HOT_PREVIEWS,
+    LINKS,
+    METRICS,
+    ORIGINALS,
+    PREVIEWS,
+    PROVIDER,
+    RENDER_POOL,
+    TIERS,
+)
 from proxy.config import Config
 from proxy.converter import Converter
 from proxy.converter_handler import get_conversion
+from proxy.hot_previews import HotPreviews
 from proxy.linked_originals import Link, LinkedOriginals
 from proxy.links_handler import get_link
 from proxy.metrics import Metrics
@@ -22,7 +34,7 @@ from proxy.originals import Originals
 from proxy.originals_handler import get_original
 from proxy.preview_store import PreviewStore
 from proxy.previews import Previews
-from proxy.previews_handler import get_preview
+from proxy.previews_handler import PREVIEW_ROUTE, get_preview
 from proxy.render_pool import RenderPool
 from proxy.storage.breaker import BreakerProvider, CircuitBreaker
 from proxy.storage.config import StorageConfig
@@ -78,11 +90,13 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout)
     app[PREVIEWS] = Previews(originals, store, pool, settings.render, metrics, settings.timeout,
                              settings.source_info_ttl)
+    # The hot map shares the memory budget of the store it reuses bodies from (0 turns both off).
+    app[HOT_PREVIEWS] = HotPreviews(settings.memory_bytes, settings.memory_entry_max, metrics, previews_tier.name)
 
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
     app.router.add_get("/metrics", health.metrics, name="metrics")
-    app.router.add_get("/previews/{tail:.+}", get_preview, name="preview")
+    app.router.add_get("/previews/{tail:.+}", get_preview, name=PREVIEW_ROUTE)
     app.router.add_get("/links/{tail:.+}", get_link, name="link")
     app.router.add_get("/image-converter/{tail:.+}", get_conversion, name="image-converter")
     # Last: everything else is /<bucket>/<key>.

@@ -33,6 +33,9 @@ class ServerConfig:
     access_log: bool = True
     # Worker processes on one port (SO_REUSEPORT). 1 serves in the process itself, with no supervisor.
     workers: int = 1
+    # Hot preview requests answered before aiohttp (proxy/hot_lane.py); only with the access log off,
+    # since the lane writes no access log line.
+    hot_lane: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Config:
             sendfile=read_flag(env, "SENDFILE", default=True),
             access_log=read_flag(env, "ACCESS_LOG", default=True),
             workers=read_workers(env, workers),
+            hot_lane=read_flag(env, "HOT_LANE", default=True),
         )
         storage = StorageConfig.from_env(env, data_path)
         previews = PreviewsConfig.from_env(env, processes=server.workers)
@@ -77,6 +81,7 @@ class Config:
             "SENDFILE": str(self.server.sendfile).lower(),
             "ACCESS_LOG": str(self.server.access_log).lower(),
             "SERVER_WORKERS": str(self.server.workers),
+            "HOT_LANE": str(self.server.hot_lane and not self.server.access_log).lower(),
         }
         described.update(self.storage.masked())
         described.update(self.previews.describe())

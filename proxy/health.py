@@ -36,7 +36,9 @@ async def metrics(request: web.Request) -> web.Response:
     for tier in request.app[TIERS]:
         size, entries = await asyncio.to_thread(tier.stats)
         registry.tier_stats(tier.name, size, entries)
-    # Off the loop: with several workers, the exposition reads every worker's metrics files.
-    body = await asyncio.to_thread(registry.exposition)
+    # With several workers the exposition reads every worker's metrics files: off the loop. With one,
+    # it reads the loop's own lock-free per-request numbers (proxy.loop_metrics): on the loop, where
+    # nothing changes them meanwhile.
+    body = await asyncio.to_thread(registry.exposition) if registry.shared else registry.exposition()
     return web.Response(body=body, content_type="text/plain", charset="utf-8",
                         headers={"Cache-Control": "no-store"})

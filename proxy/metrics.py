@@ -14,6 +14,16 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from proxy.loop_metrics import (
+    LoopCollector,
+    LoopCounter,
+    LoopHistogram,
+    PerRequestCounter,
+    PerRequestHistogram,
+    SharedCounter,
+    SharedHistogram,
+)
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -31,13 +41,10 @@ class Metrics:
         self._multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         r = self.registry
-        self._requests = Counter("preview_proxy_requests_total", "HTTP requests answered.",
-                                 ["route", "status"], registry=r)
-        self._request_seconds = Histogram("preview_proxy_request_duration_seconds",
-                                          "Time from request to response end.", ["route"],
-                                          buckets=LATENCY_BUCKETS, registry=r)
-        self._cache_requests = Counter("preview_proxy_cache_requests_total", "Cache lookups by result.",
-                                       ["tier", "result"], registry=r)
+        # Touched on every request. One process: plain numbers on the event loop, no locks
+        # (loop_metrics.py). Several: prometheus_client's shared files, so every worker's counts are summed.
+        per_request = _shared_per_request(r) if multiprocess_dir is not None else _loop_per_request(r)
+        self._requests, self._request_seconds, self._cache_requests, self._hot_answers = per_request
         # Every worker measures the same shared tier before a scrape: the latest measure is the answer.
         self._cache_size = Gauge("preview_proxy_cache_size_bytes", "Bytes held by a tier.", ["tier"],
                                  registry=r, multiprocess_mode="mostrecent")
@@ -76,13 +83,17 @@ class Metrics:
                                    registry=r, multiprocess_mode="livesum")
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
-        """One answered request."""
-        self._requests.labels(route, str(status)).inc()
-        self._request_seconds.labels(route).observe(seconds)
+        """One answered request (on the event loop)."""
+        self._requests.inc((route, str(status)))
+        self._request_seconds.observe((route,), seconds)
 
     def cache_result(self, tier: str, result: str) -> None:
-        """A lookup: hit, miss or stale."""
-        self._cache_requests.labels(tier, result).inc()
+        """A lookup: hit, miss or stale (on the event loop)."""
+        self._cache_requests.inc((tier, result))
+
+    def hot_answer(self, by: str) -> None:
+        """A preview hit answered from the hot-previews map by "handler" or "lane" (also a previews-tier hit)."""
+        self._hot_answers.inc((by,))
 
     def cache_error(self, tier: str, operation: str, error: BaseException) -> None:
         """A cache I/O error served as a miss (TierObserver)."""
@@ -128,6 +139,11 @@ class Metrics:
         self._render_queue.set(waiting)
         self._renders_running.set(running)
 
+    @property
+    def shared(self) -> bool:
+        """True when the values live in the workers' shared files (reading them is file I/O)."""
+        return self._multiprocess_dir is not None
+
     def exposition(self) -> bytes:
         """The text format for /metrics: this process's registry, or the sum over every worker."""
         if self._multiprocess_dir is None:
@@ -137,3 +153,28 @@ class Metrics:
         summed = CollectorRegistry()
         MultiProcessCollector(summed, path=str(self._multiprocess_dir))
         return generate_latest(summed)
+
+
+PerRequest = tuple[PerRequestCounter, PerRequestHistogram, PerRequestCounter, PerRequestCounter]
+_REQUESTS = ("preview_proxy_requests_total", "HTTP requests answered.", ["route", "status"])
+_REQUEST_SECONDS = ("preview_proxy_request_duration_seconds", "Time from request to response end.", ["route"])
+_CACHE_REQUESTS = ("preview_proxy_cache_requests_total", "Cache lookups by result.", ["tier", "result"])
+_HOT_ANSWERS = ("preview_proxy_hot_answers_total",
+                "Preview hits answered from the hot-previews map, without parsing the URL again, by the handler "
+                "or by the hot lane (before aiohttp).", ["by"])
+
+
+def _loop_per_request(registry: CollectorRegistry) -> PerRequest:
+    """The per-request families as lock-free loop metrics (one process)."""
+    requests, cache_requests, hot_answers = (LoopCounter(*spec) for spec in (_REQUESTS, _CACHE_REQUESTS, _HOT_ANSWERS))
+    request_seconds = LoopHistogram(*_REQUEST_SECONDS, LATENCY_BUCKETS)
+    registry.register(LoopCollector(requests, request_seconds, cache_requests, hot_answers))
+    return requests, request_seconds, cache_requests, hot_answers
+
+
+def _shared_per_request(registry: CollectorRegistry) -> PerRequest:
+    """The per-request families in prometheus_client's multiprocess files (several workers)."""
+    requests, cache_requests, hot_answers = (
+        SharedCounter(Counter(*spec, registry=registry)) for spec in (_REQUESTS, _CACHE_REQUESTS, _HOT_ANSWERS))
+    request_seconds = SharedHistogram(Histogram(*_REQUEST_SECONDS, buckets=LATENCY_BUCKETS, registry=registry))
+    return requests, request_seconds, cache_requests, hot_answers

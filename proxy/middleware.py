@@ -11,6 +11,8 @@ from proxy.app_keys import METRICS
 from proxy.errors import ProxyError, RangeNotSatisfiable
 
 log = logging.getLogger(__name__)
+# nginx's code for "the client closed the connection before the answer was sent".
+CLIENT_CLOSED_REQUEST = 499
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -33,7 +35,13 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
             raise
         return error_response(error.status, error.reason, {"Allow": error.headers["Allow"]}
                               if "Allow" in error.headers else {})
-    except Exception:
+    except Exception as error:
+        if isinstance(error, ConnectionResetError) and _client_gone(request):
+            # The client left before its answer could be written (wrk and browsers do this when they
+            # stop): nothing is wrong here and nobody is left to answer. aiohttp's finish_response
+            # meets the closed transport again with this response and ignores it quietly.
+            status = CLIENT_CLOSED_REQUEST
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(500, "internal error", {})
     finally:
@@ -46,6 +54,11 @@ def error_response(status: int, reason: str, headers: dict[str, str]) -> web.Res
     response = web.Response(status=status, text=reason + "\n", headers=headers)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _error_headers(error: ProxyError | PreviewError) -> dict[str, str]:

@@ -61,6 +61,17 @@ class PreviewRequest:
     originals: PreviewSource | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FoundPreview:
+    """A preview, its X-Cache status (HIT or MISS), and until when (time.monotonic()) the version of
+    the source it was found under is trusted without asking the source again (CACHE_SOURCE_INFO_TTL)."""
+
+    preview: StoredPreview
+    cache_status: str
+    source_trusted_until: float
+    from_store: bool  # False for a render's result (also the HIT of a request that joined the render)
+
+
 class Previews:
     """Finds or renders previews. One per app, built by the composition root."""
 
@@ -72,16 +83,19 @@ class Previews:
         self._config = config
         self._metrics = metrics
         self._timeout = timeout
-        self._source_info: TTLCache[str, ObjectInfo] | None = (
+        self._source_info_ttl = source_info_ttl
+        # Each value carries when it goes (the TTLCache's own clock is time.monotonic too), so a hit
+        # can say how long the answer it gives rests on a trusted source version.
+        self._source_info: TTLCache[str, tuple[ObjectInfo, float]] | None = (
             TTLCache(SOURCE_INFO_ENTRIES, source_info_ttl) if source_info_ttl > 0 else None)
         # (the preview, whether this process rendered it)
         self._renders: DetachedFlights[str, tuple[StoredPreview, bool]] = DetachedFlights(
             on_join=lambda: metrics.singleflight_joined(store.tier.name), stopped=ShuttingDown)
 
-    async def get(self, request: PreviewRequest) -> tuple[StoredPreview, str]:
-        """The preview and its X-Cache status (HIT or MISS)."""
+    async def get(self, request: PreviewRequest) -> FoundPreview:
+        """The preview, its X-Cache status, and how long its source version is trusted."""
         deadline = time.monotonic() + self._timeout
-        info = await self._describe_source(request)
+        info, trusted_until = await self._describe_source(request)
         limit = self._config.max_src_file_size
         if limit and info.size > limit:
             raise SourceTooLarge(f"source is {info.size} bytes, over the limit of {limit}")
@@ -90,7 +104,7 @@ class Previews:
         stored = await self._store.lookup(key)
         if stored is not None:
             self._metrics.cache_result(tier, "hit")
-            return stored, "HIT"
+            return FoundPreview(stored, "HIT", trusted_until, from_store=True)
         pending, started = self._renders.join_or_start(
             key, lambda future: self._render(request, key, info, deadline, future))
         # Joiners are served by the render in flight, as with nginx's proxy_cache_lock: only the
@@ -108,20 +122,23 @@ class Previews:
         finally:
             if started:
                 self._metrics.cache_result(tier, "miss" if rendered_here else "hit")
-        return result, "MISS" if started and rendered_here else "HIT"
+        return FoundPreview(result, "MISS" if started and rendered_here else "HIT", trusted_until, from_store=False)
 
-    async def _describe_source(self, request: PreviewRequest) -> ObjectInfo:
+    async def _describe_source(self, request: PreviewRequest) -> tuple[ObjectInfo, float]:
+        """The source's info, and until when it is trusted (now, when the TTL is 0)."""
         originals = request.originals or self._originals
         # Keyed by the storage-tier key: a link's bucket may share its name with a bucket of the main storage.
         source = originals.cache_key(request.ref)
         if self._source_info is not None:
-            info = self._source_info.get(source)
-            if info is not None:
-                return info
+            found = self._source_info.get(source)
+            if found is not None:
+                return found
+        described_at = time.monotonic()
         info = await originals.describe(request.ref)
+        trusted_until = described_at + self._source_info_ttl
         if self._source_info is not None:
-            self._source_info[source] = info
-        return info
+            self._source_info[source] = (info, trusted_until)
+        return info, trusted_until
 
     async def _render(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
                       pending: "asyncio.Future[tuple[StoredPreview, bool]]") -> None:

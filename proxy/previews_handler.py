@@ -1,7 +1,8 @@
 """GET and HEAD `/previews/<signature>/<options...>/<source>`: imgproxy's URL syntax.
 
 Everything is checked before any I/O, in this order: the path's grammar, the signature, the options,
-the expiry and the source. Then the Previews service finds or renders the image.
+the expiry and the source. Then the Previews service finds or renders the image. A URL whose answer
+was found in memory before is answered from the hot-previews map without those steps (hot_previews.py).
 """
 
 import dataclasses
@@ -15,8 +16,9 @@ from previews.formats import FORMATS
 from previews.option_table import apply_options
 from previews.options import ProcessingOptions
 from previews.url import parse_preview_url
-from proxy.app_keys import CONFIG, PREVIEWS
+from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, PREVIEWS
 from proxy.errors import Forbidden
+from proxy.hot_previews import HotPreview, answer, hot_key
 from proxy.preview_sources import preview_source
 from proxy.previews import PreviewRequest
 from proxy.previews_config import PreviewsConfig
@@ -25,6 +27,7 @@ from proxy.signature import verify
 from proxy.storage.provider import ObjectInfo
 
 PREFIX = "/previews"
+PREVIEW_ROUTE = "preview"  # the `route` label of this route's request metrics
 _EXTENSION_BY_MEDIA_TYPE = {f.media_type: f.name.replace("jpeg", "jpg") for f in FORMATS.values()}
 
 
@@ -32,6 +35,14 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     """Serve a preview from the previews cache, rendering it on a miss."""
     config = request.app[CONFIG]
     settings = config.previews
+    accept = request.headers.get(hdrs.ACCEPT, "")
+    hot = request.app[HOT_PREVIEWS]
+    key = hot_key(request.raw_path, negotiated_format(accept, settings) or "")
+    links = request.app[LINKS].config  # read before resolving: a reload meanwhile must not bless this answer
+    entry = hot.find(key, links)
+    if entry is not None:
+        hot.answered("handler")
+        return await answer(request, entry)
     raw_path, _, query = request.raw_path.partition("?")
     url = parse_preview_url(raw_path[len(PREFIX):], query)
     # The query string belongs to the source (imgproxy URLs have none), so it is signed with the path.
@@ -44,19 +55,25 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     # `<bucket>/<key>` of the main storage, a link (`s3://bucket/key`, ...) through the links file,
     # or a conversion of either (`image-converter/convert/<bucket>/<key>`).
     originals, ref = preview_source(request.app, url.source, query)
-    options, negotiated = _negotiate_format(options, request.headers.get(hdrs.ACCEPT, ""), settings)
+    options, negotiated = _negotiate_format(options, accept, settings)
     source_id = originals.cache_key(ref) + (f"?{query}" if query else "")
-    preview, cache_status = await request.app[PREVIEWS].get(
+    found = await request.app[PREVIEWS].get(
         PreviewRequest(ref, source_id, options, options.format or "auto", originals))
+    preview = found.preview
     meta = preview.meta
     info = ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type)
     headers = {
         hdrs.CACHE_CONTROL: settings.cache_control,
         hdrs.CONTENT_DISPOSITION: _disposition(options, ref.key, meta.content_type),
-        "X-Cache": cache_status,
+        "X-Cache": found.cache_status,
     }
     if negotiated:
         headers[hdrs.VARY] = "Accept"
+    if found.from_store and preview.data is not None and hot.enabled:
+        # Only answers from the store are kept: a render's bytes may come from an original that
+        # changed while it ran, which the store refuses to keep too.
+        hot.keep(key, HotPreview.build(info, headers, preview.data, options.expires or 0,
+                                       found.source_trusted_until, links))
     try:
         return await respond(request, info, headers, data=preview.data, file=preview.file,
                              use_sendfile=config.server.sendfile)
@@ -70,11 +87,19 @@ def _negotiate_format(options: ProcessingOptions, accept: str,
     """With no format in the URL, IMGPROXY_AUTO_AVIF/WEBP pick one from Accept (and the answer varies)."""
     if options.format or not (settings.auto_avif or settings.auto_webp):
         return options, False
+    name = negotiated_format(accept, settings)
+    return (dataclasses.replace(options, format=name) if name else options), True
+
+
+def negotiated_format(accept: str, settings: PreviewsConfig) -> str | None:
+    """The format IMGPROXY_AUTO_AVIF/WEBP pick for this Accept header, or None (then the URL's or the source's)."""
+    if not (settings.auto_avif or settings.auto_webp):
+        return None
     accepted = accept.lower()
     for enabled, name in ((settings.auto_avif, "avif"), (settings.auto_webp, "webp")):
         if enabled and f"image/{name}" in accepted:
-            return dataclasses.replace(options, format=name), True
-    return options, True
+            return name
+    return None
 
 
 def _disposition(options: ProcessingOptions, key: str, media_type: str) -> str:

@@ -22,7 +22,7 @@ async def respond(request: web.Request, info: ObjectInfo, headers: Mapping[str, 
                   use_sendfile: bool = True) -> web.StreamResponse:
     """Answer with `info`'s representation; the body comes from exactly one of data, file or chunks."""
     decision = evaluate(request.headers, info)
-    response = web.StreamResponse(status=decision.outcome.value, headers=_validators(info))
+    response = web.StreamResponse(status=decision.outcome.value, headers=validators(info))
     response.headers.update(headers)
     if decision.outcome is Outcome.NOT_MODIFIED:
         return response
@@ -53,7 +53,7 @@ async def respond(request: web.Request, info: ObjectInfo, headers: Mapping[str, 
     return response
 
 
-def _validators(info: ObjectInfo) -> dict[str, str]:
+def validators(info: ObjectInfo) -> dict[str, str]:
     """Validators, sent with 200, 206 and 304 alike (RFC 9110 section 15.4.5)."""
     return {
         hdrs.ETAG: info.etag,

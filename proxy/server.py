@@ -8,6 +8,7 @@ SO_REUSEPORT socket on the shared port, reporting to the supervisor rather than 
 import asyncio
 import logging
 import signal
+import socket
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -16,11 +17,14 @@ from aiohttp import web
 
 from cache.startup import prepare_tiers
 from proxy.app import build_app
-from proxy.app_keys import LINKS
+from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS
 from proxy.config import Config
+from proxy.hot_lane import HotLane
+from proxy.hot_lane_server import HotLaneSite
 from proxy.listen import announce, base_url, listening_socket
 
 log = logging.getLogger(__name__)
+SHUTDOWN_SECONDS = 10
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{X-Cache}o" "%{User-Agent}i"'
 READY = b"ready"  # what a worker tells the supervisor once it accepts connections
 
@@ -47,7 +51,7 @@ async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Pat
                            else None, access_log_format=ACCESS_LOG_FORMAT, handler_cancellation=True)
     await runner.setup()
     sock = listening_socket(config.server.host, config.server.port, reuse_port=supervisor is not None)
-    site = web.SockSite(runner, sock, shutdown_timeout=10)
+    site = _site(runner, sock, app)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -79,3 +83,14 @@ def _watch_supervisor(loop: asyncio.AbstractEventLoop, supervisor: Connection, s
         stop.set()
 
     loop.add_reader(fd, gone)
+
+
+def _site(runner: web.AppRunner, sock: socket.socket, app: web.Application) -> web.SockSite:
+    """The listening site: with the hot lane in front of aiohttp when it is on (and can be: the lane
+    writes no access log line, and with no memory budget there is nothing hot)."""
+    config = app[CONFIG]
+    hot = app[HOT_PREVIEWS]
+    if config.server.hot_lane and not config.server.access_log and hot.enabled:
+        lane = HotLane(hot, app[LINKS], config.previews, app[METRICS])
+        return HotLaneSite(runner, sock, lane, shutdown_timeout=SHUTDOWN_SECONDS)
+    return web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_SECONDS)
