@@ -99,6 +99,11 @@ class Fill:
         return io.BufferedReader(_PositionedReader(self._reader, self.written))
 
     @property
+    def failed(self) -> bool:
+        """True once the writer has stopped short: the part file will never become an entry."""
+        return self._error is not None
+
+    @property
     def done(self) -> bool:
         """True once the writer has stopped, committed or not."""
         return self._finished or self._error is not None

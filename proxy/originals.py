@@ -122,6 +122,10 @@ class Originals:
                 self._metrics.cache_result(self._tier.name, "hit")
                 return Located(_info(entry.meta), "HIT", file=entry.file)
             fill = None  # evicted at once (a tier smaller than its traffic): stream from the provider
+        if not started and isinstance(fill, Fill) and fill.failed:
+            # Joined in the moment between a fill's failure and the end of its flight: that fill will
+            # never complete, so this request goes to the provider itself, uncached.
+            fill, started = None, True
         # Like nginx with proxy_cache_lock: only the request that went to the provider is a miss;
         # those that joined its fill are served from the entry as it fills.
         status = "MISS" if started else "HIT"

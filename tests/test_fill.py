@@ -136,7 +136,10 @@ def test_source_error_fails_readers(tmp_path: Path) -> None:
         got: list[list[bytes]] = [[], []]
         readers = [asyncio.create_task(collect_until_error(fill, chunks)) for chunks in got]
         writer = fill.run(source(DATA, fail_after=fail_after), renaming_commit(part, tmp_path / "e.val", commits))
+        assert not fill.failed
         outcomes = await asyncio.gather(writer, *readers, return_exceptions=True)
+        # What a request joining now must see, to go to the provider itself (proxy.originals).
+        assert fill.failed and fill.done
         late = await asyncio.gather(collect(fill, 0, 10), return_exceptions=True)
         return [*outcomes, *late, *(b"".join(chunks) for chunks in got)]
 
