@@ -28,6 +28,7 @@ from previews.conversion import Conversion, run_conversion
 from previews.convert import Converted, ConvertOptions
 from previews.converter_config import ConverterConfig
 from proxy.errors import ServiceUnavailable, ShuttingDown
+from proxy.file_jobs import run_file_job
 from proxy.metrics import Metrics
 from proxy.originals import Located, Originals
 from proxy.render_pool import RenderPool, RenderTimeout
@@ -143,14 +144,11 @@ class Converter:
     async def _convert_locked(self, request: ConversionRequest, key: str, info: ObjectInfo, deadline: float,
                               pending: "asyncio.Future[ConversionResult]") -> None:
         located = await self._open_source(request, info, deadline)
-        job = _ConversionJob(located, request, self._render, self._options(request), deadline)
-        try:
-            converted = await self._pool.run(job, deadline)
-        finally:
-            if job.started is None:
-                located.close()
-            elif job.seconds is not None:
-                self._metrics.render_done(request.conversion.operation, job.output_format, job.seconds)
+        conversion, options, render = request.conversion, self._options(request), self._render
+        converted = await run_file_job(
+            self._pool, self._metrics, conversion.operation, located,
+            lambda file: run_conversion(file, conversion, options, render, deadline),
+            deadline, "auto", _output_format)
         if converted.data is None:
             self._pass_through[key] = converted.source_format
             pending.set_result(ConversionResult(converted.source_format, "MISS"))
@@ -180,31 +178,9 @@ class Converter:
         await self._flights.close()
 
 
-class _ConversionJob:
-    """The blocking conversion, run on a worker thread; it owns (and closes) the source once started."""
-
-    def __init__(self, located: Located, request: ConversionRequest, render: RenderConfig,
-                 options: ConvertOptions, deadline: float) -> None:
-        self.started: float | None = None
-        self.seconds: float | None = None
-        self.output_format = "auto"
-        self._located = located
-        self._conversion = request.conversion
-        self._render = render
-        self._options = options
-        self._deadline = deadline
-
-    def __call__(self) -> Converted:
-        self.started = time.monotonic()
-        try:
-            assert self._located.file is not None
-            converted = run_conversion(self._located.file, self._conversion, self._options, self._render,
-                                       self._deadline)
-            self.output_format = converted.media_type.rpartition("/")[2] if converted.data else "none"
-            return converted
-        finally:
-            self.seconds = time.monotonic() - self.started
-            self._located.close()
+def _output_format(converted: Converted) -> str:
+    """The render metric's format label: the output's, or "none" for a pass-through."""
+    return converted.media_type.rpartition("/")[2] if converted.data is not None else "none"
 
 
 def conversion_etag(identity: str, source_etag: str) -> str:

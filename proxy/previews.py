@@ -21,8 +21,9 @@ from cache.singleflight import DetachedFlights
 from previews.config import RenderConfig
 from previews.errors import SourceTooLarge
 from previews.options import ProcessingOptions
-from previews.render import Rendered, render_preview
+from previews.render import render_preview
 from proxy.errors import ShuttingDown
+from proxy.file_jobs import run_file_job
 from proxy.metrics import Metrics
 from proxy.originals import Located, Originals
 from proxy.preview_store import PreviewStore, StoredPreview
@@ -161,14 +162,11 @@ class Previews:
                              pending: "asyncio.Future[tuple[StoredPreview, bool]]") -> None:
         try:
             located = await (request.originals or self._originals).open_for_render(request.ref)
-            job = _RenderJob(located, request.options, self._config, deadline)
-            try:
-                rendered = await self._pool.run(job, deadline)
-            finally:
-                if job.started is None:
-                    located.close()
-                elif job.seconds is not None:
-                    self._metrics.render_done("preview", job.output_format, job.seconds)
+            options, config = request.options, self._config
+            rendered = await run_file_job(
+                self._pool, self._metrics, "preview", located,
+                lambda file: render_preview(file, options, config, deadline),
+                deadline, options.format or "auto", lambda rendered: rendered.format)
             meta = EntryMeta(len(rendered.data), _etag(key), info.last_modified, rendered.media_type)
             preview = StoredPreview(meta, data=rendered.data)
             pending.set_result((preview, True))
@@ -182,30 +180,6 @@ class Previews:
     async def close(self) -> None:
         """Cancel renders still waiting (at shutdown)."""
         await self._renders.close()
-
-
-class _RenderJob:
-    """The blocking render, run on a worker thread; it owns (and closes) the original's file once started."""
-
-    def __init__(self, located: Located, options: ProcessingOptions, config: RenderConfig, deadline: float) -> None:
-        self.started: float | None = None
-        self.seconds: float | None = None
-        self.output_format = options.format or "auto"
-        self._located = located
-        self._options = options
-        self._config = config
-        self._deadline = deadline
-
-    def __call__(self) -> Rendered:
-        self.started = time.monotonic()
-        try:
-            assert self._located.file is not None
-            rendered = render_preview(self._located.file, self._options, self._config, self._deadline)
-            self.output_format = rendered.format
-            return rendered
-        finally:
-            self.seconds = time.monotonic() - self.started
-            self._located.close()
 
 
 async def _in_memory(stored: StoredPreview | None) -> StoredPreview | None:
