@@ -10,6 +10,7 @@ from tests.support.azurite import Azurite
 from tests.support.fake_gcs import FakeGCS
 from tests.support.s3 import MotoS3
 from tests.support.server import ServerProcess
+from tests.support.tcp_proxy import TcpProxy
 
 # The previews HTTP tests' shared site and servers (module-scoped fixtures: site, server, signed_server).
 pytest_plugins = ["tests.support.previews_site"]
@@ -42,6 +43,13 @@ def fake_gcs() -> Iterator[FakeGCS]:
     server = FakeGCS()
     yield server
     server.close()
+
+
+@pytest.fixture
+def s3_proxy(moto: MotoS3) -> Iterator[TcpProxy]:
+    """A counting, fault-injecting TCP proxy in front of the session's moto (tests point the server at it)."""
+    with TcpProxy(("127.0.0.1", moto.port)) as proxy:
+        yield proxy
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ moto is the provider; a counting TCP proxy in front of it sees every request tha
 import io
 import random
 import time
-from collections.abc import Iterator
 
-import pytest
 from PIL import Image
 
 from tests.conftest import StartServer
@@ -20,13 +18,6 @@ from tests.support.video import VideoSpec, make_video, read_counter
 from tests.support.workers import served_by, wait_for_workers
 
 RENDERS = "preview_proxy_render_duration_seconds_count"
-
-
-@pytest.fixture
-def s3_proxy(moto: MotoS3) -> Iterator[TcpProxy]:
-    """A counting proxy in front of the session's moto."""
-    with TcpProxy(("127.0.0.1", moto.port)) as proxy:
-        yield proxy
 
 
 def test_three_preview_sizes_of_one_tiff_make_one_fetch_and_one_conversion(

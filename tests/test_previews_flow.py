@@ -8,10 +8,7 @@ import http.client
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import StartServer
 from tests.support.http import fetch
@@ -35,13 +32,6 @@ from tests.support.tcp_proxy import TcpProxy
 
 RENDERS = "preview_proxy_render_duration_seconds_count"
 KIB = 1024
-
-
-@pytest.fixture
-def s3_proxy(moto: MotoS3) -> Iterator[TcpProxy]:
-    """A counting, fault-injecting proxy in front of the session's moto."""
-    with TcpProxy(("127.0.0.1", moto.port)) as proxy:
-        yield proxy
 
 
 def test_a_new_size_renders_from_the_storage_cache_after_s3_is_gone(

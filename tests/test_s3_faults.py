@@ -15,18 +15,10 @@ import pytest
 
 from tests.conftest import REPO, StartServer
 from tests.support.http import metric_value, request
-from tests.support.s3 import MotoS3, s3_env
+from tests.support.s3 import s3_env
 from tests.support.server import ServerProcess
-from tests.support.tcp_proxy import TcpProxy
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def s3_proxy(moto: MotoS3):
-    """A fault-injecting proxy in front of moto."""
-    with TcpProxy(("127.0.0.1", moto.port)) as proxy:
-        yield proxy
 
 
 def test_origin_reset_mid_body_aborts_the_client_and_caches_nothing(

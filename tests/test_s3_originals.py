@@ -8,21 +8,12 @@ import os
 import time
 
 import aiohttp
-import pytest
 
 from tests.conftest import StartServer
 from tests.support.http import metric_value, request
-from tests.support.s3 import MotoS3, s3_env
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.s3 import s3_env
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def s3_proxy(moto: MotoS3):
-    """A counting proxy in front of moto; the server talks to moto only through it."""
-    with TcpProxy(("127.0.0.1", moto.port)) as proxy:
-        yield proxy
 
 
 def test_miss_then_hit_with_the_providers_validators(moto, bucket, s3_proxy, start_server: StartServer):

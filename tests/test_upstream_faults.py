@@ -27,13 +27,6 @@ from tests.test_s3_faults import _files, _read_until_closed
 MIB = 1024 * 1024
 
 
-@pytest.fixture
-def s3_proxy(moto: MotoS3) -> Iterator[TcpProxy]:
-    """A fault-injecting proxy in front of moto."""
-    with TcpProxy(("127.0.0.1", moto.port)) as proxy:
-        yield proxy
-
-
 def _timed(server: ServerProcess, path: str) -> tuple[int, bytes, float]:
     started = time.monotonic()
     reply = request(server.url(path), timeout=60)

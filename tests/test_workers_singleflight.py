@@ -8,10 +8,7 @@ import contextlib
 import http.client
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import StartServer
 from tests.support.http import request
@@ -24,13 +21,6 @@ KIB = 1024
 MIB = 1024 * KIB
 RENDERS = "preview_proxy_render_duration_seconds_count"
 CONCURRENT = 16
-
-
-@pytest.fixture
-def s3_proxy(moto: MotoS3) -> Iterator[TcpProxy]:
-    """A counting, fault-injecting proxy in front of the session's moto."""
-    with TcpProxy(("127.0.0.1", moto.port)) as proxy:
-        yield proxy
 
 
 def test_a_cold_original_is_fetched_once_for_all_workers(
