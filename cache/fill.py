@@ -1,10 +1,11 @@
 """An entry being written: one writer appends to a part file while any number of readers tail it.
 
-The writer (`run`) pulls chunks from the origin and writes them off the event loop. Readers share one
-read-only descriptor and `pread` from it (the descriptor survives the rename at commit), so memory
-stays constant however big the object is and however many clients wait. The part file becomes an
-entry only through `commit`, after its length checks out; a fill that fails wakes every reader with
-the error and leaves nothing behind.
+The writer (`run`) pulls chunks from the origin and writes them off the event loop. Readers learn
+which spans are written (`regions`) and send them from one shared read-only descriptor, by
+sendfile(2) or pread (the descriptor survives the rename at commit), so memory stays constant
+however big the object is and however many clients wait. The part file becomes an entry only through
+`commit`, after its length checks out; a fill that fails wakes every reader with the error and
+leaves nothing behind.
 """
 
 import asyncio
@@ -15,8 +16,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cache.entry import EntryMeta
-
-READ_CHUNK = 256 * 1024
 
 
 class FillFailed(Exception):
@@ -66,8 +65,13 @@ class Fill:
         self._notify()
         return committed
 
-    async def read(self, start: int, end: int) -> AsyncIterator[bytes]:
-        """Yield bytes [start, end) as the writer produces them; raise FillFailed if it dies first."""
+    async def spans(self, start: int, end: int) -> AsyncIterator[tuple[int, int]]:
+        """Yield (offset, stop) spans covering [start, end) as soon as the writer has written them.
+
+        Each span is all that is written past the previous one, so a reader that keeps up gets one per
+        chunk of the origin and one that lags gets fewer, larger ones. Read each through `reader_fd`
+        (sendfile(2) or pread) before asking for the next. Raises FillFailed if the writer dies first.
+        """
         position = start
         while position < end:
             wake = self._wake
@@ -76,10 +80,14 @@ class Fill:
             if self.written <= position:
                 await wake.wait()
                 continue
-            size = min(READ_CHUNK, self.written - position, end - position)
-            chunk = await asyncio.to_thread(os.pread, self._reader.fd, size, position)
-            position += len(chunk)
-            yield chunk
+            stop = min(self.written, end)
+            yield position, stop
+            position = stop
+
+    @property
+    def reader_fd(self) -> int:
+        """The shared read-only descriptor of the part file; it stays open as long as this Fill lives."""
+        return self._reader.fd
 
     async def finished(self) -> None:
         """Wait until every byte is written; raise FillFailed if the writer died first."""

@@ -20,6 +20,7 @@ from cache.entry import EntryMeta
 from cache.fill import Fill, FillFailed
 from cache.key_lock import LockTimeout, tier_lock
 from cache.singleflight import DetachedFlights
+from proxy.body import FileSpans
 from proxy.errors import ProxyError, ShuttingDown, UpstreamFailed, UpstreamTimeout
 from proxy.metrics import Metrics
 from proxy.range_file import ProviderRangeFile
@@ -181,15 +182,20 @@ class Originals:
         located.file = cast(BinaryIO, spool)
         return located
 
-    async def body(self, ref: ObjectRef, located: Located, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes [start, end) of a located original that has no file to send directly."""
-        if end <= start:
-            return  # an empty object: obstore rejects a zero-length range
+    def body(self, ref: ObjectRef, located: Located, start: int, end: int) -> AsyncIterator[bytes] | FileSpans:
+        """Bytes [start, end) of a located original that has no file to send directly.
+
+        Spans of the fill's part file as they are written (sendfile(2) sends them without a copy), or,
+        for a range far ahead of the fill, chunks from the provider.
+        """
         fill = located.fill
         if fill is not None and (start <= fill.written + TAIL_WINDOW or fill.done):
-            async for chunk in fill.read(start, end):
-                yield chunk
-            return
+            return FileSpans(fill.reader_fd, fill.spans(start, end))
+        return self._provider_chunks(ref, start, end)
+
+    async def _provider_chunks(self, ref: ObjectRef, start: int, end: int) -> AsyncIterator[bytes]:
+        if end <= start:
+            return  # an empty object: obstore rejects a zero-length range
         stream = await self._provider.get(ref, ByteSpan(start, end))
         assert isinstance(stream, ObjectStream)
         async for chunk in stream.chunks:

@@ -13,10 +13,12 @@ from typing import Any, TypeVar
 import pytest
 
 from cache.entry import EntryMeta
-from cache.fill import READ_CHUNK, Fill, FillFailed
+from cache.fill import Fill, FillFailed
 from cache.singleflight import DetachedFlights, SingleFlight
 
 TIMEOUT = 10.0
+# Readers take what is written span by span, in reads of READ_CHUNK bytes, as proxy.body does.
+READ_CHUNK = 256 * 1024
 # Several read chunks and a ragged tail, so readers cross chunk boundaries while the writer works.
 DATA = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range((3 * READ_CHUNK + 777) // 32 + 1))
 DATA = DATA[: 3 * READ_CHUNK + 777]
@@ -52,12 +54,23 @@ def renaming_commit(part: Path, final: Path, calls: list[Path]) -> Callable[[], 
     return commit
 
 
+async def read(fill: Fill, start: int, end: int) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of the fill, read span by span from its shared descriptor."""
+    async for offset, stop in fill.spans(start, end):
+        assert start <= offset < stop <= end
+        while offset < stop:
+            chunk = await asyncio.to_thread(os.pread, fill.reader_fd, min(READ_CHUNK, stop - offset), offset)
+            assert chunk, "a span the fill reported written must be readable"
+            offset += len(chunk)
+            yield chunk
+
+
 async def collect(fill: Fill, start: int, end: int) -> bytes:
-    return b"".join([chunk async for chunk in fill.read(start, end)])
+    return b"".join([chunk async for chunk in read(fill, start, end)])
 
 
 async def collect_until_error(fill: Fill, got: list[bytes]) -> None:
-    async for chunk in fill.read(0, fill.meta.size):
+    async for chunk in read(fill, 0, fill.meta.size):
         got.append(chunk)
 
 
