@@ -43,9 +43,12 @@ class Fill:
 
     async def run(self, chunks: AsyncIterator[bytes], commit: Callable[[], Awaitable[bool]]) -> bool:
         """Write every chunk, check the length, then commit. Returns whether the entry was committed."""
+        writing: asyncio.Future[None] | None = None
         try:
             async for chunk in chunks:
-                await asyncio.to_thread(_write_all, self._write_fd, chunk)
+                writing = asyncio.ensure_future(asyncio.to_thread(_write_all, self._write_fd, chunk))
+                # Shielded: cancelling the run must not orphan the write, which goes on in its thread.
+                await asyncio.shield(writing)
                 self.written += len(chunk)
                 self._notify()
             if self.written != self.meta.size:
@@ -59,6 +62,10 @@ class Fill:
                 self._fail(error)
             raise
         finally:
+            if writing is not None and not writing.done():
+                # Cancelled mid-write: close only once the thread is done with the descriptor, or a
+                # file opened meanwhile could get its number and this chunk.
+                await asyncio.wait([writing])
             os.close(self._write_fd)
         committed = await commit()
         self._finished = True
