@@ -118,6 +118,11 @@ class Fill:
         """True once the writer has stopped, committed or not."""
         return self._finished or self._error is not None
 
+    @property
+    def failed(self) -> bool:
+        """True once the writer has died before its last byte: every reader gets FillFailed."""
+        return self._error is not None
+
     def _notify(self) -> None:
         self._wake.set()
         self._wake = asyncio.Event()

@@ -123,6 +123,10 @@ class Originals:
                 self._metrics.cache_result(self._tier.name, "hit")
                 return Located(_info(entry.meta), "HIT", file=entry.file)
             fill = None  # evicted at once (a tier smaller than its traffic): stream from the provider
+        elif fill is not None and fill.failed:
+            # Joined a fill that failed a moment ago, before its key was free again (a client retrying
+            # at once after its aborted response): that one can only fail again, so go to the provider.
+            fill, started = None, True
         # Like nginx with proxy_cache_lock: only the request that went to the provider is a miss;
         # those that joined its fill are served from the entry as it fills.
         status = "MISS" if started else "HIT"
