@@ -42,15 +42,19 @@ class Fill:
         return await asyncio.to_thread(cls, part, meta)
 
     async def run(self, chunks: AsyncIterator[bytes], commit: Callable[[], Awaitable[bool]]) -> bool:
-        """Write every chunk, check the length, then commit. Returns whether the entry was committed."""
+        """Write every chunk, check the length, then commit. Returns whether the entry was committed.
+
+        A chunk is written in a thread while the next one arrives from the origin (one write in
+        flight, so at most two chunks are held); readers hear of it once it is written.
+        """
         writing: asyncio.Future[None] | None = None
+        in_flight = 0
         try:
             async for chunk in chunks:
+                await self._written(writing, in_flight)
                 writing = asyncio.ensure_future(asyncio.to_thread(_write_all, self._write_fd, chunk))
-                # Shielded: cancelling the run must not orphan the write, which goes on in its thread.
-                await asyncio.shield(writing)
-                self.written += len(chunk)
-                self._notify()
+                in_flight = len(chunk)
+            await self._written(writing, in_flight)
             if self.written != self.meta.size:
                 raise FillFailed(f"origin sent {self.written} of {self.meta.size} bytes")
         except BaseException as error:
@@ -62,15 +66,26 @@ class Fill:
                 self._fail(error)
             raise
         finally:
-            if writing is not None and not writing.done():
-                # Cancelled mid-write: close only once the thread is done with the descriptor, or a
-                # file opened meanwhile could get its number and this chunk.
+            if writing is not None:
+                # Failed or cancelled mid-write: close only once the thread is done with the
+                # descriptor, or a file opened meanwhile could get its number and this chunk.
                 await asyncio.wait([writing])
+                if not writing.cancelled():
+                    writing.exception()  # seen: the run's own error is the one that counts
             os.close(self._write_fd)
         committed = await commit()
         self._finished = True
         self._notify()
         return committed
+
+    async def _written(self, writing: "asyncio.Future[None] | None", size: int) -> None:
+        """Wait for the write in flight, if any, then tell the readers its `size` bytes are there."""
+        if writing is None:
+            return
+        # Shielded: cancelling the run must not orphan the write, which goes on in its thread.
+        await asyncio.shield(writing)
+        self.written += size
+        self._notify()
 
     async def spans(self, start: int, end: int) -> AsyncIterator[tuple[int, int]]:
         """Yield (offset, stop) spans covering [start, end) as soon as the writer has written them.
