@@ -1,7 +1,7 @@
 """An entry being written: one writer appends to a part file while any number of readers tail it.
 
 The writer (`run`) pulls chunks from the origin and writes them off the event loop. Readers learn
-which spans are written (`regions`) and send them from one shared read-only descriptor, by
+which spans are written (`spans`) and send them from one shared read-only descriptor, by
 sendfile(2) or pread (the descriptor survives the rename at commit), so memory stays constant
 however big the object is and however many clients wait. The part file becomes an entry only through
 `commit`, after its length checks out; a fill that fails wakes every reader with the error and

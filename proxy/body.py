@@ -127,7 +127,7 @@ async def send_chunks(response: web.StreamResponse, chunks: AsyncIterator[bytes]
 
 def _check_length(sent: int, expected: int) -> None:
     if sent != expected:
-        raise ConnectionAbortedError(f"origin sent {sent} of {expected} bytes")
+        raise ConnectionAbortedError(f"the body source gave {sent} of {expected} bytes")
 
 
 def abort(request: web.Request, reason: BaseException) -> None:
