@@ -1,10 +1,11 @@
 """An entry being written: one writer appends to a part file while any number of readers tail it.
 
-The writer (`run`) pulls chunks from the origin and writes them off the event loop. Readers share one
-read-only descriptor and `pread` from it (the descriptor survives the rename at commit), so memory
-stays constant however big the object is and however many clients wait. The part file becomes an
-entry only through `commit`, after its length checks out; a fill that fails wakes every reader with
-the error and leaves nothing behind.
+The writer (`run`) pulls chunks from the origin and writes them off the event loop. Readers learn
+which spans are written (`spans`) and send them from one shared read-only descriptor, by
+sendfile(2) or pread (the descriptor survives the rename at commit), so memory stays constant
+however big the object is and however many clients wait. The part file becomes an entry only through
+`commit`, after its length checks out; a fill that fails wakes every reader with the error and
+leaves nothing behind.
 """
 
 import asyncio
@@ -15,8 +16,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cache.entry import EntryMeta
-
-READ_CHUNK = 256 * 1024
 
 
 class FillFailed(Exception):
@@ -43,12 +42,19 @@ class Fill:
         return await asyncio.to_thread(cls, part, meta)
 
     async def run(self, chunks: AsyncIterator[bytes], commit: Callable[[], Awaitable[bool]]) -> bool:
-        """Write every chunk, check the length, then commit. Returns whether the entry was committed."""
+        """Write every chunk, check the length, then commit. Returns whether the entry was committed.
+
+        A chunk is written in a thread while the next one arrives from the origin (one write in
+        flight, so at most two chunks are held); readers hear of it once it is written.
+        """
+        writing: asyncio.Future[None] | None = None
+        in_flight = 0
         try:
             async for chunk in chunks:
-                await asyncio.to_thread(_write_all, self._write_fd, chunk)
-                self.written += len(chunk)
-                self._notify()
+                await self._written(writing, in_flight)
+                writing = asyncio.ensure_future(asyncio.to_thread(_write_all, self._write_fd, chunk))
+                in_flight = len(chunk)
+            await self._written(writing, in_flight)
             if self.written != self.meta.size:
                 raise FillFailed(f"origin sent {self.written} of {self.meta.size} bytes")
         except BaseException as error:
@@ -60,14 +66,34 @@ class Fill:
                 self._fail(error)
             raise
         finally:
+            if writing is not None:
+                # Failed or cancelled mid-write: close only once the thread is done with the
+                # descriptor, or a file opened meanwhile could get its number and this chunk.
+                await asyncio.wait([writing])
+                if not writing.cancelled():
+                    writing.exception()  # seen: the run's own error is the one that counts
             os.close(self._write_fd)
         committed = await commit()
         self._finished = True
         self._notify()
         return committed
 
-    async def read(self, start: int, end: int) -> AsyncIterator[bytes]:
-        """Yield bytes [start, end) as the writer produces them; raise FillFailed if it dies first."""
+    async def _written(self, writing: "asyncio.Future[None] | None", size: int) -> None:
+        """Wait for the write in flight, if any, then tell the readers its `size` bytes are there."""
+        if writing is None:
+            return
+        # Shielded: cancelling the run must not orphan the write, which goes on in its thread.
+        await asyncio.shield(writing)
+        self.written += size
+        self._notify()
+
+    async def spans(self, start: int, end: int) -> AsyncIterator[tuple[int, int]]:
+        """Yield (offset, stop) spans covering [start, end) as soon as the writer has written them.
+
+        Each span is all that is written past the previous one, so a reader that keeps up gets one per
+        chunk of the origin and one that lags gets fewer, larger ones. Read each through `reader_fd`
+        (sendfile(2) or pread) before asking for the next. Raises FillFailed if the writer dies first.
+        """
         position = start
         while position < end:
             wake = self._wake
@@ -76,10 +102,14 @@ class Fill:
             if self.written <= position:
                 await wake.wait()
                 continue
-            size = min(READ_CHUNK, self.written - position, end - position)
-            chunk = await asyncio.to_thread(os.pread, self._reader.fd, size, position)
-            position += len(chunk)
-            yield chunk
+            stop = min(self.written, end)
+            yield position, stop
+            position = stop
+
+    @property
+    def reader_fd(self) -> int:
+        """The shared read-only descriptor of the part file; it stays open as long as this Fill lives."""
+        return self._reader.fd
 
     async def finished(self) -> None:
         """Wait until every byte is written; raise FillFailed if the writer died first."""
@@ -99,14 +129,14 @@ class Fill:
         return io.BufferedReader(_PositionedReader(self._reader, self.written))
 
     @property
-    def failed(self) -> bool:
-        """True once the writer has stopped short: the part file will never become an entry."""
-        return self._error is not None
-
-    @property
     def done(self) -> bool:
         """True once the writer has stopped, committed or not."""
         return self._finished or self._error is not None
+
+    @property
+    def failed(self) -> bool:
+        """True once the writer has died before its last byte: every reader gets FillFailed."""
+        return self._error is not None
 
     def _notify(self) -> None:
         self._wake.set()

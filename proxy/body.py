@@ -1,9 +1,10 @@
-"""Writing a body after the headers: a file by sendfile(2) (or chunks read off the loop), or a stream."""
+"""Writing a body after the headers: file spans by sendfile(2) (or read off the loop), or a stream."""
 
 import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from aiohttp import web
@@ -12,59 +13,102 @@ log = logging.getLogger(__name__)
 FALLBACK_CHUNK = 256 * 1024
 
 
+@dataclass
+class FileSpans:
+    """A body read from a file descriptor, span by span: each (offset, stop) is readable once yielded.
+
+    For a file still being written (a fill), the spans arrive as the writer gets ahead; `spans` must
+    keep whatever owns `fd` alive until it is exhausted.
+    """
+
+    fd: int
+    spans: AsyncIterator[tuple[int, int]]
+
+
 async def send_file(request: web.Request, response: web.StreamResponse, file: BinaryIO, start: int,
                     end: int, use_sendfile: bool) -> None:
     """Send bytes [start, end) of an open file on a prepared response."""
-    if end <= start:
+    if end > start:
+        await send_spans(request, response, FileSpans(file.fileno(), _one_span(start, end)), end - start, use_sendfile)
+
+
+async def send_spans(request: web.Request, response: web.StreamResponse, body: FileSpans, expected: int,
+                     use_sendfile: bool) -> None:
+    """Send a file's spans on a prepared response; spans that add up to other than `expected` are a failure."""
+    socket_fd = _raw_socket(request) if use_sendfile else None
+    if socket_fd is None:
+        sent = 0
+        async for offset, stop in body.spans:
+            await _send_read(response, body.fd, offset, stop)
+            sent += stop - offset
+        _check_length(sent, expected)
         return
+    # One dup for the whole body: a fill's body comes in many spans (see _sendfile for why a dup).
+    fd = os.dup(socket_fd)
+    try:
+        sent = 0
+        async for offset, stop in body.spans:
+            await _sendfile(fd, body.fd, offset, stop - offset)
+            sent += stop - offset
+    finally:
+        os.close(fd)
+    _check_length(sent, expected)
+    # aiohttp didn't see these bytes; count them so the access log shows the real size.
+    writer = await response.prepare(request)  # already prepared: just returns its writer
+    if writer is not None:
+        writer.output_size += sent
+
+
+def _raw_socket(request: web.Request) -> int | None:
+    """The connection's socket descriptor if raw sendfile may write to it now, else None.
+
+    Raw sendfile may only start once everything aiohttp wrote (the headers) has left the transport,
+    or the bytes would overtake them. That is the usual case right after prepare().
+    """
     transport = request.transport
-    # Raw sendfile may only start once everything aiohttp wrote (the headers) has left the transport,
-    # or the bytes would overtake them. That is the usual case right after prepare().
-    if use_sendfile and transport is not None and transport.get_write_buffer_size() == 0:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            await _sendfile(sock.fileno(), file, start, end - start)
-            # aiohttp didn't see these bytes; count them so the access log shows the real size.
-            writer = await response.prepare(request)  # already prepared: just returns its writer
-            if writer is not None:
-                writer.output_size += end - start
-            return
-    position = start
-    while position < end:
-        chunk = await asyncio.to_thread(os.pread, file.fileno(), min(FALLBACK_CHUNK, end - position), position)
+    if transport is None or transport.get_write_buffer_size() != 0:
+        return None
+    sock = transport.get_extra_info("socket")
+    return None if sock is None else int(sock.fileno())
+
+
+async def _one_span(start: int, end: int) -> AsyncIterator[tuple[int, int]]:
+    yield start, end
+
+
+async def _send_read(response: web.StreamResponse, fd: int, offset: int, stop: int) -> None:
+    """The fallback without sendfile: read [offset, stop) off the loop and write it through aiohttp."""
+    while offset < stop:
+        chunk = await asyncio.to_thread(os.pread, fd, min(FALLBACK_CHUNK, stop - offset), offset)
         if not chunk:
             raise ConnectionAbortedError("file shrank while it was being sent")
-        position += len(chunk)
+        offset += len(chunk)
         await response.write(chunk)
 
 
-async def _sendfile(socket_fd: int, file: BinaryIO, offset: int, count: int) -> None:
+async def _sendfile(socket_fd: int, file_fd: int, offset: int, count: int) -> None:
     """Zero-copy file-to-socket copy that works on uvloop, which has no loop.sendfile().
 
-    uvloop refuses a writability watcher on a descriptor its transport owns, so we watch a dup() of
-    the socket instead; both name the same non-blocking socket, so sendfile(2) on the dup writes to
+    uvloop refuses a writability watcher on a descriptor its transport owns, so `socket_fd` must be a
+    dup() of the socket; both name the same non-blocking socket, so sendfile(2) on the dup writes to
     the connection and EAGAIN means "wait until it drains".
     """
     loop = asyncio.get_running_loop()
-    fd = os.dup(socket_fd)
-    try:
-        while count > 0:
+    while count > 0:
+        try:
+            sent = os.sendfile(socket_fd, file_fd, offset, count)
+        except BlockingIOError:
+            writable = loop.create_future()
+            loop.add_writer(socket_fd, _resolve, writable)
             try:
-                sent = os.sendfile(fd, file.fileno(), offset, count)
-            except BlockingIOError:
-                writable = loop.create_future()
-                loop.add_writer(fd, _resolve, writable)
-                try:
-                    await writable
-                finally:
-                    loop.remove_writer(fd)
-                continue
-            if sent == 0:
-                raise ConnectionAbortedError("file shrank while it was being sent")
-            offset += sent
-            count -= sent
-    finally:
-        os.close(fd)
+                await writable
+            finally:
+                loop.remove_writer(socket_fd)
+            continue
+        if sent == 0:
+            raise ConnectionAbortedError("file shrank while it was being sent")
+        offset += sent
+        count -= sent
 
 
 def _resolve(future: "asyncio.Future[None]") -> None:
@@ -78,8 +122,12 @@ async def send_chunks(response: web.StreamResponse, chunks: AsyncIterator[bytes]
     async for chunk in chunks:
         sent += len(chunk)
         await response.write(chunk)
+    _check_length(sent, expected)
+
+
+def _check_length(sent: int, expected: int) -> None:
     if sent != expected:
-        raise ConnectionAbortedError(f"origin sent {sent} of {expected} bytes")
+        raise ConnectionAbortedError(f"the body source gave {sent} of {expected} bytes")
 
 
 def abort(request: web.Request, reason: BaseException) -> None:

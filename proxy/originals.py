@@ -20,6 +20,7 @@ from cache.entry import EntryMeta
 from cache.fill import Fill, FillFailed
 from cache.key_lock import LockTimeout, tier_lock
 from cache.singleflight import DetachedFlights
+from proxy.body import FileSpans
 from proxy.errors import ProxyError, ShuttingDown, UpstreamFailed, UpstreamTimeout
 from proxy.metrics import Metrics
 from proxy.range_file import ProviderRangeFile
@@ -122,9 +123,9 @@ class Originals:
                 self._metrics.cache_result(self._tier.name, "hit")
                 return Located(_info(entry.meta), "HIT", file=entry.file)
             fill = None  # evicted at once (a tier smaller than its traffic): stream from the provider
-        if not started and isinstance(fill, Fill) and fill.failed:
-            # Joined in the moment between a fill's failure and the end of its flight: that fill will
-            # never complete, so this request goes to the provider itself, uncached.
+        elif fill is not None and fill.failed:
+            # Joined a fill that failed a moment ago, before its key was free again (a client retrying
+            # at once after its aborted response): that one can only fail again, so go to the provider.
             fill, started = None, True
         # Like nginx with proxy_cache_lock: only the request that went to the provider is a miss;
         # those that joined its fill are served from the entry as it fills.
@@ -185,15 +186,20 @@ class Originals:
         located.file = cast(BinaryIO, spool)
         return located
 
-    async def body(self, ref: ObjectRef, located: Located, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes [start, end) of a located original that has no file to send directly."""
-        if end <= start:
-            return  # an empty object: obstore rejects a zero-length range
+    def body(self, ref: ObjectRef, located: Located, start: int, end: int) -> AsyncIterator[bytes] | FileSpans:
+        """Bytes [start, end) of a located original that has no file to send directly.
+
+        Spans of the fill's part file as they are written (sendfile(2) sends them without a copy), or,
+        for a range far ahead of the fill, chunks from the provider.
+        """
         fill = located.fill
         if fill is not None and (start <= fill.written + TAIL_WINDOW or fill.done):
-            async for chunk in fill.read(start, end):
-                yield chunk
-            return
+            return FileSpans(fill.reader_fd, fill.spans(start, end))
+        return self._provider_chunks(ref, start, end)
+
+    async def _provider_chunks(self, ref: ObjectRef, start: int, end: int) -> AsyncIterator[bytes]:
+        if end <= start:
+            return  # an empty object: obstore rejects a zero-length range
         stream = await self._provider.get(ref, ByteSpan(start, end))
         assert isinstance(stream, ObjectStream)
         async for chunk in stream.chunks:

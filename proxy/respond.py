@@ -10,11 +10,12 @@ from typing import BinaryIO
 
 from aiohttp import hdrs, web
 
-from proxy.body import abort, send_chunks, send_file
+from proxy.body import FileSpans, abort, send_chunks, send_file, send_spans
 from proxy.conditional import Outcome, evaluate
 from proxy.storage.provider import ObjectInfo
 
-ChunkSource = Callable[[int, int], AsyncIterator[bytes]]
+# Bytes [start, end) of a body that isn't one open file: chunks, or spans of a file still being written.
+ChunkSource = Callable[[int, int], AsyncIterator[bytes] | FileSpans]
 
 
 async def respond(request: web.Request, info: ObjectInfo, headers: Mapping[str, str], *,
@@ -43,7 +44,11 @@ async def respond(request: web.Request, info: ObjectInfo, headers: Mapping[str, 
         if file is not None:
             await send_file(request, response, file, start, end, use_sendfile)
         elif chunks is not None:
-            await send_chunks(response, chunks(start, end), end - start)
+            body = chunks(start, end)
+            if isinstance(body, FileSpans):
+                await send_spans(request, response, body, end - start, use_sendfile)
+            else:
+                await send_chunks(response, body, end - start)
     except Exception as error:
         # The headers are gone, so no error response is possible any more (the origin broke off,
         # the client left, or the fill failed): cut the connection instead.

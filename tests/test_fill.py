@@ -6,17 +6,21 @@ Each test drives its own event loop with asyncio.run and bounds every wait with 
 import asyncio
 import hashlib
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
+import cache.fill
 from cache.entry import EntryMeta
-from cache.fill import READ_CHUNK, Fill, FillFailed
+from cache.fill import Fill, FillFailed
 from cache.singleflight import DetachedFlights, SingleFlight
 
 TIMEOUT = 10.0
+# Readers take what is written span by span, in reads of READ_CHUNK bytes, as proxy.body does.
+READ_CHUNK = 256 * 1024
 # Several read chunks and a ragged tail, so readers cross chunk boundaries while the writer works.
 DATA = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range((3 * READ_CHUNK + 777) // 32 + 1))
 DATA = DATA[: 3 * READ_CHUNK + 777]
@@ -52,12 +56,23 @@ def renaming_commit(part: Path, final: Path, calls: list[Path]) -> Callable[[], 
     return commit
 
 
+async def read(fill: Fill, start: int, end: int) -> AsyncIterator[bytes]:
+    """Bytes [start, end) of the fill, read span by span from its shared descriptor."""
+    async for offset, stop in fill.spans(start, end):
+        assert start <= offset < stop <= end
+        while offset < stop:
+            chunk = await asyncio.to_thread(os.pread, fill.reader_fd, min(READ_CHUNK, stop - offset), offset)
+            assert chunk, "a span the fill reported written must be readable"
+            offset += len(chunk)
+            yield chunk
+
+
 async def collect(fill: Fill, start: int, end: int) -> bytes:
-    return b"".join([chunk async for chunk in fill.read(start, end)])
+    return b"".join([chunk async for chunk in read(fill, start, end)])
 
 
 async def collect_until_error(fill: Fill, got: list[bytes]) -> None:
-    async for chunk in fill.read(0, fill.meta.size):
+    async for chunk in read(fill, 0, fill.meta.size):
         got.append(chunk)
 
 
@@ -184,6 +199,45 @@ def test_long_source_fails_without_commit(tmp_path: Path) -> None:
 
     assert isinstance(run(scenario()), FillFailed)
     assert commits == []
+    assert not part.exists()
+
+
+def test_a_cancelled_run_closes_its_descriptor_only_after_the_write_in_flight(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    part = tmp_path / "e.part"
+    started, release = threading.Event(), threading.Event()
+    write_errors: list[OSError] = []
+    real_write_all = cache.fill._write_all
+
+    def slow_write_all(fd: int, data: bytes) -> None:
+        """The fault: a write that stalls (a disk under pressure) until the test lets it go."""
+        started.set()
+        release.wait(TIMEOUT)
+        try:
+            real_write_all(fd, data)
+        except OSError as error:
+            write_errors.append(error)
+
+    monkeypatch.setattr(cache.fill, "_write_all", slow_write_all)
+
+    async def scenario() -> tuple[bool, bool]:
+        fill = await Fill.open(part, meta_for(DATA))
+        runner = asyncio.create_task(fill.run(source(DATA), renaming_commit(part, tmp_path / "e.val", [])))
+        await asyncio.to_thread(started.wait, TIMEOUT)
+        runner.cancel()
+        # The cancelled run must wait for the stalled write instead of closing the descriptor under it:
+        # a window to see it not finish (the old code finished at once), then the write goes on.
+        done, _ = await asyncio.wait([runner], timeout=0.2)
+        finished_before_release = bool(done)
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+        return finished_before_release, runner.cancelled()
+
+    finished_before_release, cancelled = run(scenario())
+    assert finished_before_release is False
+    assert cancelled is True
+    assert write_errors == []
     assert not part.exists()
 
 

@@ -21,14 +21,15 @@ from tests.support.server import ServerProcess
 MIB = 1024 * 1024
 
 
+@pytest.mark.parametrize("sendfile", ["true", "false"], ids=["sendfile", "no-sendfile"])
 def test_origin_reset_mid_body_aborts_the_client_and_caches_nothing(
-        moto, bucket, s3_proxy, data_path: Path, start_server: StartServer):
+        moto, bucket, s3_proxy, data_path: Path, start_server: StartServer, sendfile: str):
     body = os.urandom(4 * MIB)
     moto.put(bucket, "cut.jpg", body)
     # Every connection is cut after 1 MiB of response (bodies are not retried anyway: see test_upstream_faults).
     s3_proxy.faults.reset_after_bytes = MIB
     s3_proxy.faults.reset_connections = 1000
-    server = start_server(**s3_env(s3_proxy.endpoint, STORAGE_RETRIES="1"))
+    server = start_server(**s3_env(s3_proxy.endpoint, STORAGE_RETRIES="1"), SENDFILE=sendfile)
 
     received, complete = _read_until_closed(server.url(f"/{bucket}/cut.jpg"))
 

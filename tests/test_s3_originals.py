@@ -8,12 +8,19 @@ import os
 import time
 
 import aiohttp
+import pytest
 
 from tests.conftest import StartServer
 from tests.support.http import metric_value, request
 from tests.support.s3 import s3_env
 
 MIB = 1024 * 1024
+
+
+@pytest.fixture(params=["true", "false"], ids=["sendfile", "no-sendfile"])
+def sendfile(request: pytest.FixtureRequest) -> str:
+    """SENDFILE on and off: a body tailing a fill goes out by sendfile(2), or is read and written."""
+    return str(request.param)
 
 
 def test_miss_then_hit_with_the_providers_validators(moto, bucket, s3_proxy, start_server: StartServer):
@@ -39,10 +46,11 @@ def test_miss_then_hit_with_the_providers_validators(moto, bucket, s3_proxy, sta
     assert hit_range.headers["Content-Range"] == f"bytes {len(body) - 100}-{len(body) - 1}/{len(body)}"
 
 
-def test_64_concurrent_cold_gets_make_one_provider_get(moto, bucket, s3_proxy, start_server: StartServer):
+def test_64_concurrent_cold_gets_make_one_provider_get(moto, bucket, s3_proxy, sendfile: str,
+                                                      start_server: StartServer):
     body = os.urandom(3 * MIB)
     moto.put(bucket, "hot.jpg", body, "image/jpeg")
-    server = start_server(**s3_env(s3_proxy.endpoint))
+    server = start_server(**s3_env(s3_proxy.endpoint), SENDFILE=sendfile)
 
     async def fetch_all() -> list[tuple[int, bytes]]:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
@@ -98,16 +106,40 @@ def test_range_on_a_miss_does_not_wait_for_the_whole_object(moto, bucket, s3_pro
     assert ranged, "the tail should come from a ranged provider GET"
 
 
-def test_range_near_the_start_of_a_miss_tails_the_fill(moto, bucket, s3_proxy, start_server: StartServer):
+def test_range_near_the_start_of_a_miss_tails_the_fill(moto, bucket, s3_proxy, sendfile: str,
+                                                       start_server: StartServer):
     body = os.urandom(6 * MIB)
     moto.put(bucket, "clip.mp4", body, "video/mp4")
-    server = start_server(**s3_env(s3_proxy.endpoint))
+    server = start_server(**s3_env(s3_proxy.endpoint), SENDFILE=sendfile)
 
     reply = request(server.url(f"/{bucket}/clip.mp4"), headers={"Range": "bytes=0-"})
 
     assert (reply.status, reply.body) == (206, body)
     assert len(s3_proxy.gets("/clip.mp4")) == 1
     assert request(server.url(f"/{bucket}/clip.mp4")).headers["X-Cache"] == "HIT"
+
+
+def test_a_cold_client_gets_bytes_while_the_fill_runs_and_all_of_them(moto, bucket, s3_proxy, sendfile: str,
+                                                                      start_server: StartServer):
+    size = 8 * MIB
+    body = os.urandom(size)
+    moto.put(bucket, "stream.bin", body)
+    # 8 MiB/s: the fetch takes ~1 s, so bytes that waited for it would show in the count.
+    s3_proxy.faults.bytes_per_second = 8 * MIB
+    server = start_server(**s3_env(s3_proxy.endpoint), SENDFILE=sendfile)
+
+    async def stream() -> tuple[int, bytes, int]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session, \
+                session.get(server.url(f"/{bucket}/stream.bin")) as response:
+            first = await response.content.readany()
+            fetched_at_first_bytes = s3_proxy.bytes_down
+            return response.status, first + await response.read(), fetched_at_first_bytes
+
+    status, received, fetched_at_first_bytes = asyncio.run(stream())
+
+    assert (status, len(received), received == body) == (200, size, True)
+    assert fetched_at_first_bytes < size // 2, "the client must get bytes while the fetch runs"
+    assert request(server.url(f"/{bucket}/stream.bin")).headers["X-Cache"] == "HIT"
 
 
 def test_eviction_keeps_the_tier_under_its_size_bound(moto, bucket, s3_proxy, start_server: StartServer):
