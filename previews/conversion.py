@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl
 from previews.config import RenderConfig
 from previews.convert import Converted, ConvertOptions, convert_image, encode_for_browser
 from previews.errors import InvalidSource
-from previews.video import extract_frame
 from previews.video_position import FramePosition, parse_frame_position
 
 SOURCE_PREFIX = "image-converter/"
@@ -74,6 +73,10 @@ def run_conversion(file: BinaryIO, conversion: Conversion, options: ConvertOptio
     if conversion.position is None:
         return convert_image(file, ConvertOptions(conversion.index, options.allow_webp, options.quality),
                              config, deadline)
+    # PyAV (FFmpeg's libraries) is loaded by the first video frame, not by every process that starts:
+    # it adds about 24 MiB to each one.
+    from previews.video import extract_frame
+
     frame = extract_frame(file, conversion.position, conversion.index, deadline, config.max_src_resolution)
     data, media_type = encode_for_browser(frame, lossless_source=False, options=options)
     return Converted(data, media_type, "video", frame.width, frame.height)

@@ -22,11 +22,11 @@ from proxy.config import Config
 from proxy.hot_lane import HotLane
 from proxy.hot_lane_server import HotLaneSite
 from proxy.listen import announce, base_url, listening_socket
+from proxy.worker import READY
 
 log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 10
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{X-Cache}o" "%{User-Agent}i"'
-READY = b"ready"  # what a worker tells the supervisor once it accepts connections
 
 
 def serve(config: Config) -> int:

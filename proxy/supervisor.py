@@ -37,9 +37,8 @@ from cache.startup import prepare_tiers, remove_parts_of
 from proxy.config import Config
 from proxy.listen import announce, base_url, listening_socket
 from proxy.metrics_folder import fresh_metrics_folder, remove_metrics_folder
-from proxy.server import READY
 from proxy.signal_inbox import SignalInbox
-from proxy.worker import LOG_FORMAT, WorkerSpec, run_worker
+from proxy.worker import LOG_FORMAT, READY, WorkerSpec, run_worker
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,10 @@ from pathlib import Path
 
 from proxy.config import Config
 
+# What a worker tells the supervisor once it accepts connections. Here, not in proxy.server, so the
+# supervisor need not import the app (and its image and video libraries) just to read it.
+READY = b"ready"
+
 # The pid tells which worker wrote a line; the supervisor's lines carry its own.
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"

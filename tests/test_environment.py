@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
@@ -38,3 +39,12 @@ def test_pillow_simd_was_built_with_avx2_here():
                              timeout=120, check=True).stdout
     # AVX2 code works on 256-bit ymm registers; an SSE-only build has none.
     assert listing.count("%ymm") > 1000
+
+
+def test_processes_load_pyav_and_the_app_only_when_they_need_them():
+    # Each worker process pays for what it imports (PyAV alone is about 24 MiB of resident memory), and
+    # the supervisor runs no app at all; W4 of the peers benchmark sums every process's peak RSS.
+    probe = ("import sys, proxy.app, proxy.supervisor; "
+             "print(sorted(m for m in ('av', 'proxy.server') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
