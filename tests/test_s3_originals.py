@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import StartServer
 from tests.support.http import metric_value, request
+from tests.support.previews_kit import metric, poll
 from tests.support.s3 import s3_env
 
 MIB = 1024 * 1024
@@ -155,6 +156,8 @@ def test_eviction_keeps_the_tier_under_its_size_bound(moto, bucket, s3_proxy, st
     assert request(server.url(f"/{bucket}/a.bin")).headers["X-Cache"] == "HIT"
 
     assert request(server.url(f"/{bucket}/d.bin")).headers["X-Cache"] == "MISS"
+    # The client may have all of d before its fill commits (and evicts): wait for the commit.
+    poll(lambda: metric(server, "preview_proxy_cache_evictions_total", tier="storage") >= 1, "d's commit evicting")
 
     assert request(server.url(f"/{bucket}/a.bin")).headers["X-Cache"] == "HIT"
     evicted = request(server.url(f"/{bucket}/b.bin"))
