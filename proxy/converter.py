@@ -110,13 +110,20 @@ class Converter:
             return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file)
         pending, started = self._flights.join_or_start(
             key, lambda future: self._convert(request, key, info, deadline, future))
-        # As for previews: joiners are served by the conversion in flight; only its starter missed.
-        self._metrics.cache_result(TIER, "miss" if started else "hit")
+        # As for previews: joiners are served by the conversion in flight; only its starter missed,
+        # and only if it converted (another process may have stored it meanwhile).
+        if not started:
+            self._metrics.cache_result(TIER, "hit")
+        made_elsewhere = False
         try:
             result = await asyncio.wait_for(asyncio.shield(pending), max(0.0, deadline - time.monotonic()))
+            made_elsewhere = result.meta is not None and result.data is None
         except TimeoutError:
             raise RenderTimeout("conversion timed out") from None
-        if result.meta is not None and result.data is None:  # another process made it: open the entry
+        finally:
+            if started:
+                self._metrics.cache_result(TIER, "hit" if made_elsewhere else "miss")
+        if made_elsewhere:  # another process made it: open the entry
             entry = await asyncio.to_thread(self.tier.lookup, key)
             if entry is None:
                 raise ServiceUnavailable("the conversion was evicted as it was made; try again")

@@ -97,3 +97,4 @@ def test_a_cold_conversion_is_made_once_for_all_workers(
     assert total(samples, RENDERS, operation="convert") == 1, "one conversion for the whole server"
     assert len(s3_proxy.gets("scans/shared.tif")) == 1
     assert sorted(a.headers["X-Cache"] for a in answers).count("MISS") == 1
+    assert total(samples, "preview_proxy_cache_requests_total", tier="image-converter", result="miss") == 1
