@@ -19,6 +19,16 @@ REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / ".cache" / "corpus"
 
 StartServer = Callable[..., ServerProcess]
+FUZZ_SEED = 20261203  # fixed, so a failure in CI reproduces; --fuzz-seed picks another
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Options of tests/reliability/ (here, in the root conftest, so pytest honours them from anywhere)."""
+    group = parser.getgroup("reliability")
+    group.addoption("--fuzz-cases", type=int, default=2000,
+                    help="generated URLs per run of tests/reliability/test_fuzz_urls.py (default 2000)")
+    group.addoption("--fuzz-seed", type=int, default=FUZZ_SEED,
+                    help=f"hypothesis seed of the URL fuzzing (default {FUZZ_SEED})")
 
 
 @pytest.fixture(scope="session")
