@@ -8,6 +8,8 @@ from pathlib import Path
 
 from cache.config import ConfigError
 from proxy.config import Config, read_environment
+from proxy.log_redaction import install_redaction, register_config_secrets
+from proxy.secret_registry import SECRETS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()
     try:
         config = Config.from_env(read_environment(args.env_file), host=getattr(args, "host", "127.0.0.1"),
                                  port=getattr(args, "port", 8080), workers=getattr(args, "workers", None))
     except ConfigError as error:
-        print(f"preview-proxy: {error}", file=sys.stderr)
+        # Messages name settings, never values; the secrets read before the error are masked anyway.
+        print(f"preview-proxy: {SECRETS.redact(str(error))}", file=sys.stderr)
         return 2
+    register_config_secrets(config)
 
     if args.command == "config":
         for name, value in config.describe().items():

@@ -9,6 +9,7 @@ from aiohttp import web
 from previews.errors import PreviewError
 from proxy.app_keys import METRICS
 from proxy.errors import ProxyError, RangeNotSatisfiable
+from proxy.secret_registry import SECRETS
 
 log = logging.getLogger(__name__)
 # nginx's code for "the client closed the connection before the answer was sent".
@@ -50,8 +51,8 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
 
 
 def error_response(status: int, reason: str, headers: dict[str, str]) -> web.Response:
-    """A plain-text, one-line error body."""
-    response = web.Response(status=status, text=reason + "\n", headers=headers)
+    """A plain-text, one-line error body, with every known secret masked (a reason may quote input)."""
+    response = web.Response(status=status, text=SECRETS.redact(reason) + "\n", headers=headers)
     response.headers["Cache-Control"] = "no-store"
     return response
 

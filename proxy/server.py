@@ -22,6 +22,8 @@ from proxy.config import Config
 from proxy.hot_lane import HotLane
 from proxy.hot_lane_server import HotLaneSite
 from proxy.listen import announce, base_url, listening_socket
+from proxy.log_floods import install_flood_filters
+from proxy.log_redaction import install_redaction, register_config_secrets
 from proxy.worker import READY
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,10 @@ def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path) -> N
 
 
 async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Path | None) -> None:
+    # Here, after the process configured its logging (a worker does so before it imports this module).
+    register_config_secrets(config)
+    install_redaction()
+    install_flood_filters()
     app = build_app(config, metrics_dir)
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if config.server.access_log
                            else None, access_log_format=ACCESS_LOG_FORMAT, handler_cancellation=True)

@@ -3,12 +3,16 @@
 Unit level (no server): tests/test_links.py serves through the links against the real peers.
 """
 
+import base64
+import re
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 
 from cache.config import ConfigError
 from proxy.config import Config
+from proxy.secret_registry import MASK, SECRETS
 from proxy.storage.config import StorageConfig
 from proxy.storage.errors import ObjectNotFound
 from proxy.storage.links import LinkTable, parse_link_source
@@ -80,8 +84,6 @@ local-datasets: {{provider: fs, path: {tmp_path / "datasets"}}}
     (f"{{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: ['a/b']}}", "buckets", "bucket name"),
     (f"{{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: [a], path: /x}}", "path",
      "not used by provider minio"),
-    (f"{{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: [a], bukets: [b]}}", "bukets",
-     "unknown field"),
     ("{provider: minio, access_key: AK, secret_key: 12345, buckets: [a]}", "secret_key", "expected a string"),
     (f"{{provider: minio, endpoint: 'ftp://h', access_key: AK, secret_key: {SECRET}, buckets: [a]}}",
      "endpoint", "expected host"),
@@ -106,6 +108,47 @@ def test_each_error_names_the_entry_and_the_field(tmp_path: Path, entry: str, fi
     message = error_of(tmp_path, f"good: {{provider: fs, path: {tmp_path}}}\nbad-one: {entry}\n")
     assert f"entry 'bad-one': field '{field}'" in message, message
     assert why in message, message
+
+
+# A SAS token pasted without `secret_key:` (YAML reads it as a field name with no value), a secret
+# given as an entry's name, and a typo: the text of an unknown name is never printed.
+SAS_AS_FIELD = "sv=2022-11-02&ss=b&srt=co&sp=r&se=2030-01-01T00:00:00Z&sig=pastedSig9%2Bxy%2Fz%3D"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (f"bad2: {{provider: azure, access_key: devstoreaccount1, {SAS_AS_FIELD}, buckets: [boats]}}\n",
+     "entry 'bad2': field #3 (its text not shown): unknown field"),
+    (f"good: {{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: [a], bukets: [b]}}\n",
+     "entry 'good': field #5 (its text not shown; did you mean 'buckets'?): unknown field"),
+    (f"'{SAS_AS_FIELD}': {{provider: fs, path: /tmp}}\n", "entry #1 (its name is not shown): field 'name'"),
+    (f"dup: {{provider: fs, path: /tmp, {SAS_AS_FIELD}: 1, {SAS_AS_FIELD}: 2}}\n",
+     "a name appears twice in one mapping"),
+], ids=["sas-as-field", "typo", "sas-as-entry-name", "sas-twice"])
+def test_an_unknown_name_is_given_by_its_place_never_its_text(tmp_path: Path, text: str, expected: str) -> None:
+    message = error_of(tmp_path, text)
+    assert expected in message, message
+    for piece in (SAS_AS_FIELD, "pastedSig9", "bukets"):
+        assert piece not in message, message
+
+
+def test_reading_the_file_registers_its_secrets_in_every_wire_form(tmp_path: Path) -> None:
+    token = container_sas("boats").replace("sig=", "sig=b2Zm%2Bc2Vj%2Fcm%3D")  # a sig with +, / and =
+    config = load(tmp_path, f"""
+minio-one: {{provider: minio, endpoint: "127.0.0.1:9000", access_key: AK, secret_key: "{SECRET} x+y", buckets: [a]}}
+azure-key: {{provider: azure, access_key: devstoreaccount1, secret_key: "{ACCOUNT_KEY}", buckets: [boats]}}
+azure-sas: {{provider: azure, access_key: devstoreaccount1, secret_key: "?{token}", buckets: [boats2]}}
+""")
+    assert len(config.entries) == 3
+    signature = token.split("sig=", 1)[1].split("&", 1)[0]
+    raw_key = base64.b64decode(ACCOUNT_KEY)
+    lowercase_hex = re.sub("%[0-9A-F]{2}", lambda escape: escape.group().lower(), signature)
+    forms = [f"{SECRET}+x%2By", f"{SECRET}%20x+y", signature, lowercase_hex, unquote(signature),
+             ACCOUNT_KEY.rstrip("="), base64.urlsafe_b64encode(raw_key).decode(),
+             base64.urlsafe_b64encode(raw_key).decode().rstrip("="), quote(ACCOUNT_KEY, safe=""),
+             quote(ACCOUNT_KEY, safe="").replace("%2F", "%2f"), raw_key.hex().upper()]
+    for form in forms:
+        line = f"GET /x.jpg?a=1&q={form}&z=2 failed"
+        assert SECRETS.redact(line) == f"GET /x.jpg?a=1&q={MASK}&z=2 failed", form
 
 
 def test_a_credential_file_that_is_not_a_service_account_is_named_not_quoted(tmp_path: Path) -> None:
@@ -179,7 +222,8 @@ def test_config_command_lists_links_with_keys_masked_and_refuses_a_bad_file(tmp_
     links.write_text(f"cars: {{provider: minio, access_key: AK, secret_kee: {SECRET}, buckets: [cars]}}\n")
     refused = run_cli(["config"], REPO, env)
     assert refused.returncode == 2
-    assert "entry 'cars': field 'secret_kee': unknown field" in refused.stderr
+    assert "entry 'cars': field #3 (its text not shown; did you mean 'secret_key'?): unknown field" in refused.stderr
+    assert "secret_kee:" not in refused.stderr
     assert SECRET not in refused.stdout + refused.stderr
 
 

@@ -4,8 +4,14 @@ Read at start-up (an error stops it) and again on SIGHUP (an error keeps the fil
 error is one line naming the file, the entry and the field, and never quotes a secret:
 
     REMOTE_LINKS_PATH='/data/remote_links.yml': entry 'my-boats': field 'secret_key': expected ...
+
+Nor does it quote a name the file should not hold: a SAS token pasted without its `secret_key:`
+is read by YAML as a field name, so an unknown field is given by its position, never its text.
+Each file read adds its secrets to the process's registry (proxy.secret_registry) before anything
+can log them.
 """
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +20,9 @@ from typing import Any
 import yaml
 
 from cache.config import ConfigError
+from proxy.secret_registry import SECRETS
 from proxy.storage.config import StorageConfig, mask
-from proxy.storage.link_entry import LinkEntry, LinkFieldError, parse_entry
+from proxy.storage.link_entry import FIELDS, NAME, LinkEntry, LinkFieldError, parse_entry
 
 # A links file is a handful of entries; anything this big is not one (and is not read into memory).
 MAX_FILE_BYTES = 1024 * 1024
@@ -67,18 +74,39 @@ def read_links(path: Path, required: bool, base: StorageConfig) -> LinksConfig:
         raise ConfigError(f"{label}: expected a mapping of names to entries")
     entries: list[LinkEntry] = []
     owner: dict[tuple[str, str], str] = {}  # (provider kind, bucket) -> entry name
-    for name, raw in document.items():
+    for number, (name, raw) in enumerate(document.items(), start=1):
         try:
             entry = parse_entry(name, raw, base)
         except LinkFieldError as error:
-            raise ConfigError(f"{label}: entry {str(name)[:80]!r}: field {error.field!r}: {error}") from None
+            raise ConfigError(f"{label}: {_entry_label(name, number)}: {_field_label(error.field, raw)}: "
+                              f"{error}") from None
         for bucket in entry.buckets:
             other = owner.setdefault((entry.provider, bucket), entry.name)
             if other != entry.name:
                 raise ConfigError(f"{label}: entry {entry.name!r}: field 'buckets': {bucket!r} is already "
                                   f"listed by entry {other!r}; a link must name one provider")
         entries.append(entry)
-    return LinksConfig(path, required, tuple(entries))
+    config = LinksConfig(path, required, tuple(entries))
+    SECRETS.add(*config.secrets())
+    return config
+
+
+def _entry_label(name: Any, number: int) -> str:
+    """`entry 'name'`; a name that is not a valid one (it may be a pasted secret) by its place only."""
+    if isinstance(name, str) and NAME.fullmatch(name):
+        return f"entry {name!r}"
+    return f"entry #{number} (its name is not shown)"
+
+
+def _field_label(field: str, raw: Any) -> str:
+    """`field 'name'` for the fields a links file has; any other by its place in the entry, not its text."""
+    if field in FIELDS or field == "name":
+        return f"field {field!r}"
+    names = [str(key) for key in raw] if isinstance(raw, Mapping) else []
+    place = f" #{names.index(field) + 1}" if field in names else ""
+    # A typo gets the field it resembles, which says what was meant without repeating what was written.
+    close = difflib.get_close_matches(field, FIELDS, n=1, cutoff=0.75)
+    return f"field{place} (its text not shown{f'; did you mean {close[0]!r}?' if close else ''})"
 
 
 def _load(path: Path, required: bool, label: str) -> Any:
@@ -107,12 +135,22 @@ def _load(path: Path, required: bool, label: str) -> Any:
 class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses a name given twice (YAML would keep the last one silently)."""
 
+    _root: yaml.Node | None = None
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._root = node
+        return super().construct_document(node)
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str) and key in seen:
+                # The place says which; the text is shown only for an entry's name or a field's (any
+                # other text may be a pasted secret).
+                shown = key in FIELDS or (node is self._root and NAME.fullmatch(key))
+                what = repr(key) if shown else "a name"
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"{key[:80]!r} appears twice in one mapping", key_node.start_mark)
+                    None, None, f"{what} appears twice in one mapping", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)

@@ -1,7 +1,9 @@
 """What every obstore-backed provider shares: typed errors, timeouts, and streaming with a deadline.
 
 obstore raises its own exception classes; here they become the provider errors of
-proxy.storage.errors, and the original text (which can name URLs) goes only to the log, redacted.
+proxy.storage.errors, and the original text (which can name URLs, and quote an upstream's error
+body that echoes the signed request) goes only to the log: whole, once per failed call, and masked
+by the log filter (proxy.log_redaction), which knows this provider's secrets from its constructor.
 """
 
 import asyncio
@@ -13,6 +15,7 @@ from typing import Any, TypeVar
 
 import obstore.exceptions as obstore_errors
 
+from proxy.secret_registry import SECRETS
 from proxy.storage.errors import ObjectNotFound, ProviderAccessDenied, ProviderFailure, ProviderTimeout
 from proxy.storage.provider import ObjectInfo, ObjectRef, quote_etag
 
@@ -31,25 +34,23 @@ BACKOFF_CAP = 2.0
 TIMEOUT_MARKER = "kind: Timeout"
 
 
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """Replace every secret in `text`, so a provider's error message can be logged."""
-    for secret in secrets:
-        text = text.replace(secret, "********")
-    return text
-
-
 class ObstoreCalls:
     """Runs obstore calls for one provider with its timeout, turning failures into typed errors."""
 
     def __init__(self, provider_id: str, timeout: float, secrets: tuple[str, ...], retries: int = 0) -> None:
+        # Every provider's secrets are known to the log filter from the moment it exists, whichever
+        # process built it and whenever (a links reload builds new ones).
+        SECRETS.add(*secrets)
         self.provider_id = provider_id
         self.timeout = timeout
-        self.secrets = secrets
         self.retries = retries
 
-    async def call(self, ref: ObjectRef, operation: str, awaitable: Awaitable[T]) -> T:
-        """Await one obstore call within the read timeout (never retried: writes go here)."""
-        with self.translated(ref, operation):
+    async def call(self, ref: ObjectRef, operation: str, awaitable: Awaitable[T], quiet: bool = False) -> T:
+        """Await one obstore call within the read timeout (never retried: writes go here).
+
+        `quiet`: don't log a failure (an attempt that will be retried; the last one logs).
+        """
+        with self.translated(ref, operation, quiet):
             async with asyncio.timeout(self.timeout):
                 return await awaitable
 
@@ -62,7 +63,7 @@ class ObstoreCalls:
         """
         for attempt_number in range(self.retries + 1):
             try:
-                return await self.call(ref, operation, attempt())
+                return await self.call(ref, operation, attempt(), quiet=attempt_number < self.retries)
             except (ProviderFailure, ProviderTimeout):
                 if attempt_number == self.retries:
                     raise
@@ -82,8 +83,8 @@ class ObstoreCalls:
                 yield bytes(chunk)
 
     @contextmanager
-    def translated(self, ref: ObjectRef, operation: str) -> Iterator[None]:
-        """Map obstore and timeout errors to provider errors, logging the redacted cause once."""
+    def translated(self, ref: ObjectRef, operation: str, quiet: bool = False) -> Iterator[None]:
+        """Map obstore and timeout errors to provider errors, logging the whole cause unless `quiet`."""
         try:
             yield
         except obstore_errors.NotModifiedError:
@@ -95,20 +96,24 @@ class ObstoreCalls:
             self._log(ref, operation, error, " -- access denied: check the credentials and the bucket's policy")
             raise ProviderAccessDenied() from None
         except TimeoutError:
-            log.warning("%s: %s of %s/%s timed out after %gs", self.provider_id, operation, ref.bucket,
-                        ref.key, self.timeout)
+            if not quiet:
+                log.warning("%s: %s of %s/%s timed out after %gs", self.provider_id, operation, ref.bucket,
+                            ref.key, self.timeout)
             raise ProviderTimeout() from None
         except obstore_errors.GenericError as error:
-            self._log(ref, operation, error)
+            if not quiet:
+                self._log(ref, operation, error)
             if TIMEOUT_MARKER in str(error):
                 raise ProviderTimeout() from None
             raise ProviderFailure() from None
         except (obstore_errors.BaseError, OSError) as error:
-            self._log(ref, operation, error)
+            if not quiet:
+                self._log(ref, operation, error)
             raise ProviderFailure() from None
 
     def _log(self, ref: ObjectRef, operation: str, error: BaseException, hint: str = "") -> None:
-        cause = redact(str(error), self.secrets).replace("\n", " ")[:500]
+        # The whole cause on one line: obstore's text ends with the upstream's answer, the useful part.
+        cause = " ".join(str(error).split())
         log.warning("%s: %s of %s/%s failed: %s: %s%s", self.provider_id, operation, ref.bucket, ref.key,
                     type(error).__name__, cause, hint)
 
