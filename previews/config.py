@@ -11,6 +11,9 @@ from previews.option_table import FORMAT_ALIASES, OptionList, apply_options
 from previews.options import ProcessingOptions
 
 DEFAULT_MAX_SRC_RESOLUTION = 50_000_000
+# Longest side of any image a render makes from the resize on (imgproxy's IMGPROXY_MAX_RESULT_DIMENSION,
+# whose default there is no limit): 8192 covers a 2x display of the widest screens.
+DEFAULT_MAX_RESULT_DIMENSION = 8192
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,10 @@ class RenderConfig:
 
     max_src_resolution: int = DEFAULT_MAX_SRC_RESOLUTION
     max_src_file_size: int = 0  # 0: no limit (imgproxy's default)
+    max_result_dimension: int = DEFAULT_MAX_RESULT_DIMENSION  # 0: no limit
+    # Pixels of any image made from the resize on; by default the source limit, so a result is never
+    # allowed more pixels than the largest source.
+    max_result_resolution: int = DEFAULT_MAX_SRC_RESOLUTION
     quality: int = 80
     format_quality: Mapping[str, int] = field(default_factory=lambda: {"webp": 79, "avif": 63})
     presets: Mapping[str, OptionList] = field(default_factory=dict)
@@ -38,9 +45,12 @@ class RenderConfig:
         except InvalidOption as error:
             raise ConfigError(f"IMGPROXY_PRESETS: the default preset is invalid: {error.reason}") from None
         megapixels = read_number(env, "IMGPROXY_MAX_SRC_RESOLUTION", DEFAULT_MAX_SRC_RESOLUTION / 1e6, 0.001, 1e5)
+        result_megapixels = read_number(env, "IMGPROXY_MAX_RESULT_RESOLUTION", megapixels, 0.001, 1e5)
         return cls(
             max_src_resolution=int(megapixels * 1_000_000),
             max_src_file_size=_optional_size(env, "IMGPROXY_MAX_SRC_FILE_SIZE"),
+            max_result_dimension=read_count(env, "IMGPROXY_MAX_RESULT_DIMENSION", DEFAULT_MAX_RESULT_DIMENSION),
+            max_result_resolution=int(result_megapixels * 1_000_000),
             quality=read_quality(env, "IMGPROXY_QUALITY", 80),
             format_quality=_read_format_quality(env.get("IMGPROXY_FORMAT_QUALITY", "webp=79,avif=63")),
             presets=presets,

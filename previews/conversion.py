@@ -12,11 +12,11 @@ previews.video. Parsing does no I/O; `run_conversion` is the blocking work, for 
 """
 
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 from urllib.parse import parse_qsl
 
 from previews.config import RenderConfig
-from previews.convert import Converted, ConvertOptions, convert_image, encode_for_browser
+from previews.convert import Converted, ConvertOptions, encode_for_browser, prepare_conversion
 from previews.errors import InvalidSource
 from previews.video_position import FramePosition, parse_frame_position
 
@@ -24,6 +24,10 @@ SOURCE_PREFIX = "image-converter/"
 # Query parameters each operation takes; anything else is a typo worth a 400, not a silent default.
 PARAMETERS = {"convert": "page", "videoframe": "videoStreamIndex"}
 MAX_INDEX = 100_000
+# Bytes a video frame's pixel may take while it is extracted: FFmpeg's reference frames (about 1.5
+# bytes a pixel each in 8-bit 4:2:0, up to 4 of them for H.264's common profiles), the RGB frame,
+# Pillow's copy and its upright copy (4 bytes each), and the encoder's (previews.pixel_memory).
+VIDEO_BYTES_PER_PIXEL = 6 + 4 + 4 + 4 + 8
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,67 @@ def _index(operation: str, query: str) -> int:
     return index
 
 
+class PreparedJob(Protocol):
+    """A conversion ready to run: its memory estimate, the blocking work, and what to release after."""
+
+    @property
+    def peak_bytes(self) -> int:
+        """The most memory the work is estimated to hold at once."""
+        ...
+
+    def run(self) -> Converted:
+        """The blocking work."""
+        ...
+
+    def close(self) -> None:
+        """Release what the preparation opened."""
+        ...
+
+
+def prepare_conversion_job(file: BinaryIO, conversion: Conversion, options: ConvertOptions, config: RenderConfig,
+                           deadline: float) -> PreparedJob:
+    """Blocking, headers only: a conversion ready to run once its memory is admitted."""
+    if conversion.position is None:
+        return prepare_conversion(file, ConvertOptions(conversion.index, options.allow_webp, options.quality),
+                                  config, deadline)
+    # PyAV (FFmpeg's libraries) is loaded by the first video frame, not by every process that starts:
+    # it adds about 24 MiB to each one.
+    from previews.video import frame_size
+
+    width, height = frame_size(file, conversion.index, config.max_src_resolution)
+    return PreparedVideoFrame(file, conversion, options, config, deadline, width * height * VIDEO_BYTES_PER_PIXEL)
+
+
 def run_conversion(file: BinaryIO, conversion: Conversion, options: ConvertOptions, config: RenderConfig,
                    deadline: float) -> Converted:
     """Blocking: the converted image, or `data=None` when the source is already browser-ready."""
-    if conversion.position is None:
-        return convert_image(file, ConvertOptions(conversion.index, options.allow_webp, options.quality),
-                             config, deadline)
-    # PyAV (FFmpeg's libraries) is loaded by the first video frame, not by every process that starts:
-    # it adds about 24 MiB to each one.
-    from previews.video import extract_frame
+    prepared = prepare_conversion_job(file, conversion, options, config, deadline)
+    try:
+        return prepared.run()
+    finally:
+        prepared.close()
 
-    frame = extract_frame(file, conversion.position, conversion.index, deadline, config.max_src_resolution)
-    data, media_type = encode_for_browser(frame, lossless_source=False, options=options)
-    return Converted(data, media_type, "video", frame.width, frame.height)
+
+@dataclass(frozen=True)
+class PreparedVideoFrame:
+    """A video frame to extract, whose size the container's header declared."""
+
+    file: BinaryIO
+    conversion: Conversion
+    options: ConvertOptions
+    config: RenderConfig
+    deadline: float
+    peak_bytes: int
+
+    def run(self) -> Converted:
+        """The frame, encoded for browsers."""
+        from previews.video import extract_frame
+
+        assert self.conversion.position is not None
+        frame = extract_frame(self.file, self.conversion.position, self.conversion.index, self.deadline,
+                              self.config.max_src_resolution)
+        data, media_type = encode_for_browser(frame, lossless_source=False, options=self.options)
+        return Converted(data, media_type, "video", frame.width, frame.height)
+
+    def close(self) -> None:
+        """Nothing is open before `run`."""

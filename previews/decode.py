@@ -14,6 +14,7 @@ from previews.errors import PreviewError, TooManyPixels, UnsupportedImage
 from previews.formats import INPUT_FORMATS
 from previews.geometry import resize_scales
 from previews.job import Job, SourceFacts
+from previews.pixel_memory import DECODER_BYTES_PER_PIXEL, progressive_jpeg_bytes
 
 EXIF_ORIENTATION = 0x0112
 # Pillow's TIFF plugin reports the upright size and turns the pixels upright as it loads them
@@ -80,6 +81,14 @@ def shrink_on_load(image: Image.Image, job: Job) -> None:
     if scale >= 0.5:
         return
     image.draft(image.mode, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+
+
+def decoder_bytes(image: Image.Image, facts: SourceFacts) -> int:
+    """What the decoder allocates beside the image it fills, at the size it will decode (after draft)."""
+    own = DECODER_BYTES_PER_PIXEL.get(image.format or "", 0) * image.width * image.height
+    if image.format in ("JPEG", "MPO") and image.info.get("progressive"):
+        own += progressive_jpeg_bytes((facts.width, facts.height), len(image.getbands()))
+    return own
 
 
 def load_pixels(image: Image.Image) -> Image.Image:

@@ -52,6 +52,16 @@ class TooManyPixels(PreviewError):
     default_reason = "source resolution is too large"
 
 
+class ResultTooLarge(PreviewError):
+    """The request would make an image over IMGPROXY_MAX_RESULT_DIMENSION or IMGPROXY_MAX_RESULT_RESOLUTION.
+
+    Raised from the options and the source's header, before any decode: the request is refused, not the image.
+    """
+
+    status = 422
+    default_reason = "the requested result is too large"
+
+
 class RenderTimedOut(PreviewError):
     """The render passed its deadline; checked between pipeline steps."""
 

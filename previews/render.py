@@ -1,16 +1,25 @@
-"""Render one preview: open, check, decode, run the steps in order, encode. Blocking; run it in a pool."""
+"""Render one preview: open, check, plan, decode, run the steps in order, encode. Blocking; run it in a pool.
+
+It comes in two halves so that a caller can admit the render by its memory between them:
+`prepare_render` reads the header, checks the limits and plans the canvases (nothing is decoded),
+and `PreparedRender.run` does the pixel work.
+"""
 
 import time
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from PIL import Image
+
 from previews.config import RenderConfig
-from previews.decode import load_pixels, open_source, shrink_on_load
+from previews.decode import decoder_bytes, load_pixels, open_source, shrink_on_load
 from previews.encode import encode
 from previews.formats import choose_format
 from previews.job import Job
 from previews.options import ProcessingOptions
 from previews.pipeline import STEPS
+from previews.render_plan import RenderPlan, plan_render
+from previews.result_bounds import check_result_bounds
 from previews.stages import Stages
 
 
@@ -25,23 +34,64 @@ class Rendered:
     height: int
 
 
-def render_preview(file: BinaryIO, options: ProcessingOptions, config: RenderConfig,
-                   deadline: float) -> Rendered:
-    """The preview `options` ask for, of the image in `file`. Raises PreviewError subclasses only."""
+@dataclass(frozen=True)
+class PreparedRender:
+    """A source whose header is read and checked, and whose render is planned; nothing decoded yet."""
+
+    image: Image.Image
+    job: Job
+    plan: RenderPlan
+
+    @property
+    def peak_bytes(self) -> int:
+        """The most memory the render is estimated to hold at once."""
+        return self.plan.peak_bytes
+
+    def run(self) -> Rendered:
+        """Decode, run the steps, encode. Raises PreviewError subclasses only."""
+        job = self.job
+        with Stages("processed", job.deadline) as stages:
+            stages.enter("decode")
+            picture = stages.run(load_pixels(self.image), STEPS, job)
+            stages.enter("encode")
+            data = encode(picture, job)
+        return Rendered(data, job.output.media_type, job.output.name, picture.width, picture.height)
+
+    def close(self) -> None:
+        """Release the source (and its pixels, if decoded)."""
+        self.image.close()
+
+
+def prepare_render(file: BinaryIO, options: ProcessingOptions, config: RenderConfig,
+                   deadline: float) -> PreparedRender:
+    """Open the image in `file`, check the source and result limits, and plan the render.
+
+    Raises TooManyPixels or ResultTooLarge (422) from the header and the options, before any decode.
+    """
     image, facts = open_source(file, config.max_src_resolution)
     try:
         with Stages("processed", deadline) as stages:
             has_alpha = "A" in image.mode or "transparency" in image.info
             output = choose_format(options.format, facts.format, has_alpha)
             job = Job(options, facts, output, config.quality_for(output.name, options.quality), deadline)
-            shrink_on_load(image, job)
-            stages.enter("decode")
-            picture = stages.run(load_pixels(image), STEPS, job)
-            stages.enter("encode")
-            data = encode(picture, job)
-    finally:
+            shrink_on_load(image, job)  # sets the decoder's scale; image.size is now what it decodes
+            stages.enter("plan")
+            plan = plan_render(job, image.size, image.mode, decoder_bytes(image, facts))
+            check_result_bounds(plan, config)
+    except BaseException:
         image.close()
-    return Rendered(data, output.media_type, output.name, picture.width, picture.height)
+        raise
+    return PreparedRender(image, job, plan)
+
+
+def render_preview(file: BinaryIO, options: ProcessingOptions, config: RenderConfig,
+                   deadline: float) -> Rendered:
+    """The preview `options` ask for, of the image in `file`. Raises PreviewError subclasses only."""
+    prepared = prepare_render(file, options, config, deadline)
+    try:
+        return prepared.run()
+    finally:
+        prepared.close()
 
 
 def deadline_after(seconds: float) -> float:

@@ -64,6 +64,30 @@ def extract_frame(file: SeekableReader, position: FramePosition, stream_index: i
     return image
 
 
+def frame_size(file: SeekableReader, stream_index: int, max_pixels: int) -> tuple[int, int]:
+    """The frame size that video stream `stream_index` declares, read from the container's header.
+
+    Raises as extract_frame does; the file is left at its start for the extraction that follows.
+    """
+    if stream_index < 0:
+        raise InvalidOption(f"videoStreamIndex={stream_index}: expected 0 or more")
+    guarded = GuardedFile(file)
+    try:
+        with av.open(guarded, mode="r", metadata_errors="replace") as container:
+            stream = _video_stream(container, stream_index)
+            width, height = stream.codec_context.width, stream.codec_context.height
+    except PreviewError:
+        guarded.raise_failure()
+        raise
+    except Exception as error:  # as in extract_frame
+        guarded.raise_failure()
+        raise UnsupportedImage(f"the video can't be decoded: {_describe(error)}") from None
+    guarded.raise_failure()
+    _check_pixels(width, height, max_pixels)
+    file.seek(0)
+    return width, height
+
+
 def _extract(file: GuardedFile, position: FramePosition, stream_index: int, deadline: float,
              max_pixels: int) -> Image.Image:
     with av.open(file, mode="r", metadata_errors="replace") as container:

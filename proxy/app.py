@@ -35,6 +35,7 @@ from proxy.originals_handler import get_original
 from proxy.preview_store import PreviewStore
 from proxy.previews import Previews
 from proxy.previews_handler import PREVIEW_ROUTE, get_preview
+from proxy.render_memory import RenderMemory
 from proxy.render_pool import RenderPool
 from proxy.storage.breaker import BreakerProvider, CircuitBreaker
 from proxy.storage.config import StorageConfig
@@ -85,7 +86,8 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     links_config = config.links or LinksConfig(config.data_path / "remote_links.yml", required=False)
     app[LINKS] = LinkedOriginals(links_config, config.storage, build_link)
     settings = config.previews
-    app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics)
+    app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics,
+                                         RenderMemory(settings.memory_limit))
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max)
     app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout)
     app[PREVIEWS] = Previews(originals, store, pool, settings.render, metrics, settings.timeout,

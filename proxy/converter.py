@@ -24,7 +24,7 @@ from cache.entry import EntryMeta
 from cache.key_lock import LockTimeout, tier_lock
 from cache.singleflight import DetachedFlights
 from previews.config import RenderConfig
-from previews.conversion import Conversion, run_conversion
+from previews.conversion import Conversion, prepare_conversion_job
 from previews.convert import Converted, ConvertOptions
 from previews.converter_config import ConverterConfig
 from proxy.errors import ServiceUnavailable, ShuttingDown
@@ -154,7 +154,7 @@ class Converter:
         conversion, options, render = request.conversion, self._options(request), self._render
         converted = await run_file_job(
             self._pool, self._metrics, conversion.operation, located,
-            lambda file: run_conversion(file, conversion, options, render, deadline),
+            lambda file: prepare_conversion_job(file, conversion, options, render, deadline),
             deadline, "auto", _output_format)
         if converted.data is None:
             self._pass_through[key] = converted.source_format

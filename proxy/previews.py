@@ -21,7 +21,7 @@ from cache.singleflight import DetachedFlights
 from previews.config import RenderConfig
 from previews.errors import SourceTooLarge
 from previews.options import ProcessingOptions
-from previews.render import render_preview
+from previews.render import prepare_render
 from proxy.errors import ShuttingDown
 from proxy.file_jobs import run_file_job
 from proxy.metrics import Metrics
@@ -165,7 +165,7 @@ class Previews:
             options, config = request.options, self._config
             rendered = await run_file_job(
                 self._pool, self._metrics, "preview", located,
-                lambda file: render_preview(file, options, config, deadline),
+                lambda file: prepare_render(file, options, config, deadline),
                 deadline, options.format or "auto", lambda rendered: rendered.format)
             meta = EntryMeta(len(rendered.data), _etag(key), info.last_modified, rendered.media_type)
             preview = StoredPreview(meta, data=rendered.data)

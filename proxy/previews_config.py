@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from cache.env_values import read_count, read_flag, read_number
 from cache.units import ConfigError, read_duration, read_size
 from previews.config import RenderConfig
+from proxy.render_memory import default_memory_limit
 from proxy.signature import SignatureConfig
 
 DEFAULT_PREVIEWS_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -31,6 +32,8 @@ class PreviewsConfig:
     memory_bytes: int = 64 * 1024 * 1024
     memory_entry_max: int = 256 * 1024
     source_info_ttl: float = 10.0
+    # Bytes the renders and conversions of one process may hold at once, by their estimates.
+    memory_limit: int = field(default_factory=lambda: default_memory_limit(1))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], processes: int = 1) -> "PreviewsConfig":
@@ -44,6 +47,7 @@ class PreviewsConfig:
         if workers < 1:
             raise ConfigError("IMGPROXY_WORKERS=0: expected 1 or more")
         memory_text = (env.get("CACHE_PREVIEWS_MEMORY") or "").strip()
+        limit_text = (env.get("RENDER_MEMORY_LIMIT") or "").strip()
         ttl_text = (env.get("CACHE_SOURCE_INFO_TTL") or "").strip()
         return cls(
             render=RenderConfig.from_env(env),
@@ -55,6 +59,8 @@ class PreviewsConfig:
             auto_avif=read_flag(env, "IMGPROXY_AUTO_AVIF", default=False),
             cache_control=env.get("PREVIEWS_CACHE_CONTROL") or DEFAULT_PREVIEWS_CACHE_CONTROL,
             memory_bytes=0 if memory_text == "0" else read_size(env, "CACHE_PREVIEWS_MEMORY", "64m"),
+            memory_limit=(read_size(env, "RENDER_MEMORY_LIMIT", limit_text) if limit_text
+                          else default_memory_limit(processes)),
             source_info_ttl=0.0 if ttl_text in ("0", "0s") else read_duration(env, "CACHE_SOURCE_INFO_TTL", "10s"),
         )
 
@@ -67,6 +73,9 @@ class PreviewsConfig:
             "IMGPROXY_TIMEOUT": f"{self.timeout:g}s",
             "IMGPROXY_MAX_SRC_RESOLUTION": f"{self.render.max_src_resolution / 1e6:g} MP",
             "IMGPROXY_MAX_SRC_FILE_SIZE": str(self.render.max_src_file_size or "unlimited"),
+            "IMGPROXY_MAX_RESULT_DIMENSION": str(self.render.max_result_dimension or "unlimited"),
+            "IMGPROXY_MAX_RESULT_RESOLUTION": f"{self.render.max_result_resolution / 1e6:g} MP",
+            "RENDER_MEMORY_LIMIT": str(self.memory_limit),
             "IMGPROXY_AUTO_WEBP": str(self.auto_webp).lower(),
             "IMGPROXY_AUTO_AVIF": str(self.auto_avif).lower(),
             "IMGPROXY_PRESETS": ", ".join(self.render.presets) or "(none)",

@@ -1,8 +1,9 @@
-"""CPU work behind two bounds: a fixed number of worker threads and a bounded queue in front of them.
+"""CPU work behind three bounds: a fixed number of worker threads, a bounded queue in front of them,
+and a budget of memory (proxy.render_memory) that a job's estimated peak must fit in before it starts.
 
 A request that finds the queue full gets 429 at once; one that waits past its deadline gets 504. A
 render that overruns is not killed (threads can't be), but the pipeline checks the same deadline
-between steps and stops, and its thread counts as busy until then, so the bound holds.
+between steps and stops, and its thread (and its memory) counts as busy until then, so the bounds hold.
 """
 
 import asyncio
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from proxy.errors import TooManyRequests, UpstreamTimeout
+from proxy.render_memory import RenderMemory
 
 T = TypeVar("T")
 
@@ -32,7 +34,9 @@ class RenderTimeout(UpstreamTimeout):
 class RenderPool:
     """Runs blocking functions on `workers` threads with at most `queue_size` callers waiting (0: no bound)."""
 
-    def __init__(self, workers: int, queue_size: int, observer: RenderObserver) -> None:
+    def __init__(self, workers: int, queue_size: int, observer: RenderObserver,
+                 memory: RenderMemory | None = None) -> None:
+        self.memory = memory  # None: jobs are not admitted by memory
         self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="render")
         self._slots = asyncio.Semaphore(workers)
         self._queue_size = queue_size
@@ -40,14 +44,25 @@ class RenderPool:
         self._waiting = 0
         self._running = 0
 
-    async def run(self, work: Callable[[], T], deadline: float) -> T:
-        """`work()` on a worker thread; TooManyRequests if the queue is full, RenderTimeout past `deadline`."""
+    async def run(self, work: Callable[[], T], deadline: float, memory: int = 0) -> T:
+        """`work()` on a worker thread, once `memory` bytes (its estimated peak) are reserved.
+
+        TooManyRequests if the queue is full, RenderTimeout past `deadline`, and render_memory's
+        refusals for the memory.
+        """
         if self._queue_size and self._waiting >= self._queue_size:
             raise TooManyRequests("render queue is full, try again shortly")
+        reserved = memory if self.memory is not None else 0
         self._waiting += 1
         self._report()
         try:
-            await asyncio.wait_for(self._slots.acquire(), _remaining(deadline))
+            if reserved and self.memory is not None:
+                await self.memory.reserve(reserved, deadline)
+            try:
+                await asyncio.wait_for(self._slots.acquire(), _remaining(deadline))
+            except BaseException:
+                self._release_memory(reserved)
+                raise
         except TimeoutError:
             raise RenderTimeout("render timed out waiting for a worker") from None
         finally:
@@ -56,8 +71,10 @@ class RenderPool:
         self._report()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, work)
-        # The slot is freed when the thread is, not when a caller stops waiting for it.
+        # The slot and the memory are freed when the thread is, not when a caller stops waiting for it.
         future.add_done_callback(self._free_slot)
+        if reserved:
+            future.add_done_callback(lambda _: self._release_memory(reserved))
         try:
             return await asyncio.wait_for(asyncio.shield(future), _remaining(deadline))
         except TimeoutError:
@@ -68,6 +85,10 @@ class RenderPool:
         self._running -= 1
         self._slots.release()
         self._report()
+
+    def _release_memory(self, reserved: int) -> None:
+        if reserved and self.memory is not None:
+            self.memory.release(reserved)
 
     def _report(self) -> None:
         self._observer.render_queue(self._waiting, self._running)

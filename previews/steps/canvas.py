@@ -8,36 +8,61 @@ from previews.job import Job
 WHITE = (255, 255, 255)
 
 
-def extend(image: Image.Image, job: Job) -> Image.Image:
-    """`extend`: place a smaller result on a canvas the size of the requested box, by gravity."""
+def extended_size(size: tuple[int, int], job: Job) -> tuple[int, int] | None:
+    """The canvas `extend` puts an image of `size` on, or None when it leaves the image as it is."""
     options = job.options
     box_w, box_h = result_size(options)
-    if not options.extend or not box_w or not box_h or (box_w <= image.width and box_h <= image.height):
+    if not options.extend or not box_w or not box_h or (box_w <= size[0] and box_h <= size[1]):
+        return None
+    return max(box_w, size[0]), max(box_h, size[1])
+
+
+def extend(image: Image.Image, job: Job) -> Image.Image:
+    """`extend`: place a smaller result on a canvas the size of the requested box, by gravity."""
+    outer = extended_size(image.size, job)
+    if outer is None:
         return image
-    outer = (max(box_w, image.width), max(box_h, image.height))
-    left, top = position(outer, image.size, options.extend_gravity, options.dpr)
+    left, top = position(outer, image.size, job.options.extend_gravity, job.options.dpr)
     return _place(image, outer, (left, top), job)
+
+
+def padding_pixels(job: Job) -> tuple[int, int, int, int]:
+    """`padding` in output pixels (scaled by dpr): top, right, bottom, left."""
+    padding, dpr = job.options.padding, job.options.dpr
+    if padding is None:
+        return 0, 0, 0, 0
+    top, right, bottom, left = (round(side * dpr) for side in
+                                (padding.top, padding.right, padding.bottom, padding.left))
+    return top, right, bottom, left
+
+
+def padded_size(size: tuple[int, int], job: Job) -> tuple[int, int] | None:
+    """The canvas `pad` puts an image of `size` on, or None without padding."""
+    top, right, bottom, left = padding_pixels(job)
+    if not any((top, right, bottom, left)):
+        return None
+    return size[0] + left + right, size[1] + top + bottom
 
 
 def pad(image: Image.Image, job: Job) -> Image.Image:
     """`padding`: add space around the result, scaled by dpr."""
-    padding = job.options.padding
-    if padding is None:
+    outer = padded_size(image.size, job)
+    if outer is None:
         return image
-    dpr = job.options.dpr
-    top, right, bottom, left = (round(side * dpr) for side in
-                                (padding.top, padding.right, padding.bottom, padding.left))
-    if not any((top, right, bottom, left)):
-        return image
-    outer = (image.width + left + right, image.height + top + bottom)
+    top, _, _, left = padding_pixels(job)
     return _place(image, outer, (left, top), job)
+
+
+def needs_flatten(mode: str, job: Job) -> bool:
+    """Whether `flatten` lays an image of `mode` on a new background canvas."""
+    if "A" not in mode:
+        return False
+    return not (job.output.keeps_alpha and job.options.background is None)
 
 
 def flatten(image: Image.Image, job: Job) -> Image.Image:
     """Lay transparency on the background: always for formats without alpha, or when `bg` is set."""
-    if "A" not in image.mode:
-        return image
-    if job.output.keeps_alpha and job.options.background is None:
+    if not needs_flatten(image.mode, job):
         return image
     background = Image.new("RGB", image.size, job.options.background or WHITE)
     background.paste(image, mask=image.getchannel("A"))

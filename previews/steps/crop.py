@@ -8,6 +8,14 @@ from previews.options import Gravity, GravityType, ResizingType
 from previews.smart import most_detailed_position
 
 
+def source_crop_size(loaded: tuple[int, int], job: Job) -> tuple[int, int]:
+    """What `crop` keeps of the upright image as decoded (`loaded`: shrink-on-load may have made it smaller)."""
+    loaded_scale = loaded[0] / job.upright_size()[0]
+    region_w, region_h = job.region_size()
+    return (min(loaded[0], max(1, round(region_w * loaded_scale))),
+            min(loaded[1], max(1, round(region_h * loaded_scale))))
+
+
 def crop_source(image: Image.Image, job: Job) -> Image.Image:
     """`crop:w:h:gravity`: keep part of the (upright) source before it is resized."""
     crop = job.options.crop
@@ -15,20 +23,22 @@ def crop_source(image: Image.Image, job: Job) -> Image.Image:
         return image
     # Crop sizes and offsets are source pixels; shrink-on-load may have decoded fewer.
     loaded_scale = image.width / job.upright_size()[0]
-    region_w, region_h = job.region_size()
-    inner = (min(image.width, max(1, round(region_w * loaded_scale))),
-             min(image.height, max(1, round(region_h * loaded_scale))))
+    inner = source_crop_size(image.size, job)
     return cut(image, inner, crop.gravity or job.options.gravity, offset_scale=loaded_scale)
 
 
-def crop_to_result(image: Image.Image, job: Job) -> Image.Image:
-    """Cut the requested box out by gravity; only a covering resize (fill, fill-down, auto) exceeds it."""
+def result_crop_size(resized: tuple[int, int], job: Job) -> tuple[int, int]:
+    """The requested box within the `resized` image: smaller only after a covering resize (fill, fill-down, auto)."""
     options = job.options
     box = result_size(options)
     if options.resizing_type is ResizingType.FILL_DOWN:
-        box = fill_down_box(box, image.size)
-    inner = (min(box[0] or image.width, image.width), min(box[1] or image.height, image.height))
-    return cut(image, inner, options.gravity, offset_scale=options.dpr)
+        box = fill_down_box(box, resized)
+    return min(box[0] or resized[0], resized[0]), min(box[1] or resized[1], resized[1])
+
+
+def crop_to_result(image: Image.Image, job: Job) -> Image.Image:
+    """Cut the requested box out by gravity."""
+    return cut(image, result_crop_size(image.size, job), job.options.gravity, offset_scale=job.options.dpr)
 
 
 def cut(image: Image.Image, inner: tuple[int, int], gravity: Gravity, offset_scale: float) -> Image.Image:

@@ -19,8 +19,8 @@ _UPRIGHT = {
 _CLOCKWISE = {90: T.ROTATE_270, 180: T.ROTATE_180, 270: T.ROTATE_90}
 
 
-def orient(image: Image.Image, job: Job) -> Image.Image:
-    """Make the image upright, then apply the requested rotation and flips."""
+def transpositions(job: Job) -> list[Image.Transpose]:
+    """The moves that make the image upright, then apply the requested rotation and flips; each is a copy."""
     options = job.options
     moves: list[Image.Transpose] = []
     if options.auto_rotate:
@@ -31,6 +31,11 @@ def orient(image: Image.Image, job: Job) -> Image.Image:
         moves.append(T.FLIP_LEFT_RIGHT)
     if options.flip_vertical:
         moves.append(T.FLIP_TOP_BOTTOM)
-    for move in moves:
+    return moves
+
+
+def orient(image: Image.Image, job: Job) -> Image.Image:
+    """Make the image upright, then apply the requested rotation and flips."""
+    for move in transpositions(job):
         image = image.transpose(move)
     return image

@@ -11,11 +11,16 @@ from previews.job import Job
 REDUCING_GAP = 3.0
 
 
+def resize_target(job: Job) -> tuple[int, int]:
+    """The size `resize` makes, from the full-resolution region whatever shrink-on-load decoded."""
+    width, height = job.region_size()
+    x_scale, y_scale = resize_scales(width, height, job.options)
+    return scale_round(width, x_scale), scale_round(height, y_scale)
+
+
 def resize(image: Image.Image, job: Job) -> Image.Image:
     """Resize to the requested size; the crop to the box (for fill) comes after."""
-    width, height = job.region_size()  # full resolution, whatever shrink-on-load decoded
-    x_scale, y_scale = resize_scales(width, height, job.options)
-    target = (scale_round(width, x_scale), scale_round(height, y_scale))
+    target = resize_target(job)
     if target == image.size:
         return image
     return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)

@@ -1,0 +1,45 @@
+"""How many bytes images take in memory while a render or a conversion holds them: data for estimates.
+
+Pillow keeps one band in 1 byte (2 for 16-bit grey) and any image of 2 to 4 bands in 4 bytes a
+pixel (its Storage.c pads RGB and LA to 32 bits); measured with Image.new on pillow-simd 12.1. The
+codec tables are what a decoder or encoder allocates beside Pillow's buffer, per pixel it handles.
+"""
+
+from collections.abc import Mapping
+
+_ONE_BYTE = frozenset({"1", "L", "P"})
+_TWO_BYTES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+
+# Beside the decoded image, per decoded pixel. WebP (libwebp's RGBA canvas) and AVIF (libavif's YUV
+# planes and RGB buffer) decode into their own memory first; OpenJPEG holds 32-bit integers per
+# component (up to 4). A progressive JPEG's coefficients are counted apart (progressive_jpeg_bytes).
+DECODER_BYTES_PER_PIXEL: Mapping[str, int] = {"WEBP": 4, "AVIF": 8, "JPEG2000": 16}
+
+# Beside the final image, per output pixel: the encoder's working copy (libwebp's ARGB and YUV
+# pictures, libavif's YUV planes, a palette or RGB copy for GIF and BMP) and the encoded bytes,
+# which a BytesIO may hold twice as it grows.
+ENCODER_BYTES_PER_PIXEL: Mapping[str, int] = {
+    "jpeg": 2, "webp": 8, "avif": 10, "png": 5, "gif": 3, "tiff": 5, "bmp": 8,
+}
+DEFAULT_CODEC_BYTES_PER_PIXEL = 8  # any codec not in a table
+
+
+def bytes_per_pixel(mode: str) -> int:
+    """What one pixel of a Pillow image in `mode` takes."""
+    if mode in _ONE_BYTE:
+        return 1
+    if mode in _TWO_BYTES:
+        return 2
+    return 4
+
+
+def image_bytes(size: tuple[int, int], mode: str) -> int:
+    """Bytes of a `size` image in `mode`."""
+    return size[0] * size[1] * bytes_per_pixel(mode)
+
+
+def progressive_jpeg_bytes(source_size: tuple[int, int], bands: int) -> int:
+    """libjpeg keeps a progressive JPEG's coefficients, at the source's full resolution whatever the
+    DCT scaling, until the last scan: a 50 MP 4:2:0 one held 54 MiB beside its 1/8 decode. Counted
+    at a byte a pixel per band, which covers that with room for other subsamplings."""
+    return source_size[0] * source_size[1] * bands
