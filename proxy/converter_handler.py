@@ -14,6 +14,7 @@ from proxy.app_keys import CONFIG, CONVERTER
 from proxy.converter import ConversionRequest
 from proxy.links_handler import source_originals
 from proxy.originals_handler import serve_original
+from proxy.request_target import path_and_query
 from proxy.respond import respond
 from proxy.storage.provider import ObjectInfo
 
@@ -23,7 +24,7 @@ PREFIX = "/image-converter/"
 async def get_conversion(request: web.Request) -> web.StreamResponse:
     """Serve a conversion from the converter tier, converting on a miss; pass browser-ready sources through."""
     config = request.app[CONFIG]
-    raw_path, _, query = request.raw_path.partition("?")
+    raw_path, _, query = path_and_query(request).partition("?")
     conversion, source = parse_conversion(unquote(raw_path[len(PREFIX):]), query)
     originals, ref = source_originals(request.app, source)
     settings = config.converter

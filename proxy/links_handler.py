@@ -12,6 +12,7 @@ from proxy.app_keys import LINKS, ORIGINALS
 from proxy.object_path import parse_object_path, parse_source_ref
 from proxy.originals import Originals
 from proxy.originals_handler import get_original, serve_original
+from proxy.request_target import path_and_query
 from proxy.storage.links import SCHEMES, LinkRef, parse_link_source
 from proxy.storage.provider import ObjectRef
 
@@ -20,7 +21,7 @@ PREFIX = "/links/"
 
 async def get_link(request: web.Request) -> web.StreamResponse:
     """Serve a linked original (or a range of it), or fall through to `/links/<key>` of the main storage."""
-    path = request.raw_path.split("?", 1)[0]
+    path = path_and_query(request).split("?", 1)[0]
     scheme, _, rest = path[len(PREFIX):].partition("/")
     if scheme not in SCHEMES:
         return await get_original(request)

@@ -1,7 +1,8 @@
 """`/<bucket>/<key>` from the *raw* request path, checked before any I/O.
 
-The raw path is split on `/` first and each segment decoded after, so `%2F` can't smuggle a
-separator in and `%2e%2e` can't pass as a harmless name.
+The raw path (the target's path and query as sent, request_target.path_and_query, so an absolute-form
+target reads as its origin-form twin) is split on `/` first and each segment decoded after, so `%2F`
+can't smuggle a separator in and `%2e%2e` can't pass as a harmless name.
 """
 
 import re

@@ -7,13 +7,14 @@ from aiohttp import hdrs, web
 from proxy.app_keys import CONFIG, ORIGINALS
 from proxy.object_path import parse_object_path
 from proxy.originals import Originals
+from proxy.request_target import path_and_query
 from proxy.respond import respond
 from proxy.storage.provider import ObjectRef
 
 
 async def get_original(request: web.Request) -> web.StreamResponse:
     """Serve an original (or a range of it) from local disk, the storage cache or the provider."""
-    ref = parse_object_path(request.raw_path)
+    ref = parse_object_path(path_and_query(request))
     return await serve_original(request, request.app[ORIGINALS], ref)
 
 

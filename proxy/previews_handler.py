@@ -22,6 +22,7 @@ from proxy.hot_previews import HotPreview, answer, hot_key
 from proxy.preview_sources import preview_source
 from proxy.previews import PreviewRequest
 from proxy.previews_config import PreviewsConfig
+from proxy.request_target import path_and_query
 from proxy.respond import respond
 from proxy.signature import verify
 from proxy.storage.provider import ObjectInfo
@@ -37,13 +38,14 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     settings = config.previews
     accept = request.headers.get(hdrs.ACCEPT, "")
     hot = request.app[HOT_PREVIEWS]
-    key = hot_key(request.raw_path, negotiated_format(accept, settings) or "")
+    target = path_and_query(request)  # absolute-form targets are served (and kept) as their path and query
+    key = hot_key(target, negotiated_format(accept, settings) or "")
     links = request.app[LINKS].config  # read before resolving: a reload meanwhile must not bless this answer
     entry = hot.find(key, links)
     if entry is not None:
         hot.answered("handler")
         return await answer(request, entry)
-    raw_path, _, query = request.raw_path.partition("?")
+    raw_path, _, query = target.partition("?")
     url = parse_preview_url(raw_path[len(PREFIX):], query)
     # The query string belongs to the source (imgproxy URLs have none), so it is signed with the path.
     verify(settings.signature, url.signature, url.signed_path + (f"?{query}" if query else ""))
