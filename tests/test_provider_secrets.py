@@ -10,8 +10,15 @@ themselves, not from StorageConfig.secrets(), so a piece that code forgot is sti
 import base64
 import json
 import os
+import re
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
 import pytest
 
@@ -106,3 +113,166 @@ def test_credentials_never_appear_in_logs_bodies_metrics_or_config(
 
 def _storage(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k.startswith("STORAGE_")}
+
+
+# An upstream that quotes the request it got (Azure and S3 error bodies do, and so do proxies in
+# front of them): whatever the provider signed its request with comes back inside obstore's error
+# text. The test's own upstream also quotes the secret in every form it could take on the wire, as a
+# careless gateway might, so each form has its chance to reach the log.
+SAS_SIGNATURE = "pLus+Slash/" + base64.b64encode(os.urandom(31)).decode()  # with +, / and a trailing =
+END_OF_BODY = f"end-of-upstream-body-{uuid.uuid4().hex}"
+
+
+def wire_forms(secret: str) -> list[str]:
+    """The forms a secret can take in text, made here independently of the product's code."""
+    encoded = quote(secret, safe="")
+    forms = [secret, encoded, lower_escapes(encoded),
+             unquote(secret), unquote_plus(secret), quote_plus(secret), secret.replace("+", " ")]
+    try:
+        raw = base64.b64decode(secret, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) >= 16:  # a base64 key: its other alphabet and paddings, and the hex of its bytes
+        for text in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+            forms += [text, text.rstrip("="), quote(text, safe=""), lower_escapes(quote(text, safe=""))]
+        forms += [raw.hex(), raw.hex().upper()]
+    return list(dict.fromkeys(forms))
+
+
+def lower_escapes(text: str) -> str:
+    """`%2F` as `%2f`: the hex digits of percent-escapes in lowercase, as some encoders write them."""
+    return re.sub("%[0-9A-F]{2}", lambda escape: escape.group().lower(), text)
+
+
+class EchoingUpstream:
+    """A loopback HTTP server that refuses every request (403, or 500 for keys with `five`) with a
+    body quoting the request line, then `quoted`, then END_OF_BODY; it counts the requests per path."""
+
+    def __init__(self, quoted: list[str]) -> None:
+        self.requests: dict[str, int] = {}
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:
+                self._answer(b"")
+
+            def do_GET(self) -> None:
+                body = "\n".join([f"<Error><Message>Request was: {self.requestline}</Message>",
+                                  *quoted, END_OF_BODY, "</Error>"])
+                self._answer(body.encode())
+
+            def _answer(self, body: bytes) -> None:
+                path = urlsplit(self.path).path
+                upstream.requests[path] = upstream.requests.get(path, 0) + 1
+                self.send_response(500 if "five" in path else 403)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def echoing() -> Iterator[Callable[[list[str]], EchoingUpstream]]:
+    started: list[EchoingUpstream] = []
+
+    def start(quoted: list[str]) -> EchoingUpstream:
+        started.append(EchoingUpstream(quoted))
+        return started[-1]
+
+    yield start
+    for upstream in started:
+        upstream.close()
+
+
+def sas_token(signature: str) -> str:
+    return f"sp=r&sv=2022-11-02&se=2030-01-01T00%3A00%3A00Z&sr=c&sig={quote(signature, safe='')}"
+
+
+def secret_env(name: str) -> tuple[dict[str, str], str]:
+    """STORAGE_* for provider `name` (but its endpoint), and the secret in it that must not leak."""
+    if name == "azure-sas":
+        return {"STORAGE_PROVIDER": "azure", "STORAGE_ACCESS_KEY": "acct",
+                "STORAGE_SECRET_KEY": "?" + sas_token(SAS_SIGNATURE)}, SAS_SIGNATURE
+    if name == "azure-key":
+        key = base64.b64encode(b"+/" + os.urandom(62)).decode()  # 64 bytes, as Azure's, with + and /
+        return {"STORAGE_PROVIDER": "azure", "STORAGE_ACCESS_KEY": "acct", "STORAGE_SECRET_KEY": key}, key
+    secret = "s3 secret+with/odd=chars~" + uuid.uuid4().hex
+    return {"STORAGE_PROVIDER": "minio", "STORAGE_ACCESS_KEY": "AKIDEXAMPLE", "STORAGE_SECRET_KEY": secret}, secret
+
+
+@pytest.mark.parametrize("name", ["azure-sas", "azure-key", "s3"])
+def test_an_upstream_that_echoes_the_request_gets_no_secret_into_logs_bodies_or_metrics(
+        name: str, start_server: StartServer, echoing: Callable[[list[str]], EchoingUpstream]) -> None:
+    env, secret = secret_env(name)
+    forms = wire_forms(secret)
+    upstream = echoing(forms)
+    prefix = "/acct" if name.startswith("azure") else ""  # Azurite-style endpoints name the account
+    server = start_server(**env, STORAGE_ENDPOINT=upstream.endpoint + prefix, STORAGE_RETRIES="2",
+                          STORAGE_BREAKER_FAILURES="0")
+
+    bodies = []
+    for key in ("denied.jpg", "five.jpg"):
+        status, _, body = fetch(server, f"/cont/{key}")
+        assert status in (403, 502), (key, status, body)
+        bodies.append(body.decode("latin-1"))
+    bodies.append(fetch(server, "/metrics")[2].decode())
+    server.wait_for_log("five.jpg failed:")
+    server.stop()
+    log = server.log_text()
+
+    # The failures reached the log with the upstream's whole body (no cut), once per request though
+    # the 500 was tried three times, and with every secret masked.
+    assert upstream.requests.get(f"{prefix}/cont/five.jpg") == 3, upstream.requests
+    failures = [line for line in log.splitlines() if " failed: " in line]
+    assert [line for line in failures if "five.jpg" in line] == [failures[-1]], failures
+    assert all(END_OF_BODY in line and "Request was: GET /" in line and "********" in line for line in failures)
+    leaks = [(where, form) for where, text in [("log", log), *(("body/metrics", b) for b in bodies)]
+             for form in forms if form in text]
+    assert leaks == [], f"{name}: secret forms leaked: {leaks}"
+
+
+def test_secrets_of_a_links_file_reloaded_on_sighup_are_masked_in_every_worker(
+        tmp_path: Path, start_server: StartServer, echoing: Callable[[list[str]], EchoingUpstream]) -> None:
+    upstream = echoing(wire_forms(SAS_SIGNATURE))
+    links = tmp_path / "remote_links.yml"
+    (tmp_path / "datasets").mkdir()
+    links.write_text(f"local: {{provider: fs, path: {tmp_path / 'datasets'}}}\n")
+    server = start_server(workers=2, REMOTE_LINKS_PATH=str(links), STORAGE_RETRIES="0", STORAGE_BREAKER_FAILURES="0")
+
+    links.write_text(links.read_text() + f"boats: {{provider: azure, endpoint: '{upstream.endpoint}/acct', "
+                     f"access_key: acct, secret_key: '?{sas_token(SAS_SIGNATURE)}', buckets: [cont]}}\n")
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while sum("reloaded: 2 entries" in line for line in list(server.log_lines)) < 2:
+        assert time.monotonic() < deadline, "both workers must reload the file"
+        time.sleep(0.05)
+    # The kernel spreads connections over the workers: ask until both have failed (bounded).
+    bodies: list[str] = []
+    while len(bodies) < 40 and len(failing_workers(server.log_lines)) < 2:
+        bodies.append(fetch(server, f"/links/azure/cont/key{len(bodies)}.jpg")[2].decode("latin-1"))
+        server.wait_for_log(f"key{len(bodies) - 1}.jpg failed:")
+    server.stop()
+    log = server.log_text()
+
+    assert len(failing_workers(log.splitlines())) == 2, "both workers must have met the upstream"
+    assert all("********" in line for line in log.splitlines() if " failed: " in line)
+    leaks = [form for form in wire_forms(SAS_SIGNATURE) for text in (log, *bodies) if form in text]
+    assert leaks == [], f"secret forms leaked: {leaks}"
+
+
+def failing_workers(lines: list[str]) -> set[str]:
+    """The pids (`[1234]` in a worker's lines) that logged a provider failure."""
+    return {line.split("[", 1)[1].split("]", 1)[0] for line in list(lines) if " failed: " in line and "[" in line}
