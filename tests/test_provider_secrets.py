@@ -5,10 +5,17 @@ ranges, not-found, readiness) and once with credentials the server refuses or ca
 error text reaches the log). Every secret piece is then looked for in the server's whole log, every
 response body, /metrics, and `preview-proxy config`. The pieces are listed here from the secrets
 themselves, not from StorageConfig.secrets(), so a piece that code forgot is still looked for.
+
+Then an upstream of the test's own that echoes the signed request and quotes the secret in every
+wire form (percent-encoded in either case, `+` for a space, base64 in either alphabet, with or
+without padding): the log filter must mask all of them, in one worker or two, and for a links file
+reloaded on SIGHUP. The forms are made here, independently of proxy.secret_forms.
 """
 
 import base64
+import io
 import json
+import logging
 import os
 import re
 import signal
@@ -22,6 +29,10 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
 import pytest
 
+from proxy.config import Config
+from proxy.log_redaction import RedactingFilter, register_config_secrets
+from proxy.middleware import error_response
+from proxy.secret_registry import MASK, SECRETS, SecretRegistry
 from tests.conftest import StartServer
 from tests.support.backends import Backend, make_backend
 from tests.support.http import fetch
@@ -276,3 +287,67 @@ def test_secrets_of_a_links_file_reloaded_on_sighup_are_masked_in_every_worker(
 def failing_workers(lines: list[str]) -> set[str]:
     """The pids (`[1234]` in a worker's lines) that logged a provider failure."""
     return {line.split("[", 1)[1].split("]", 1)[0] for line in list(lines) if " failed: " in line and "[" in line}
+
+
+KINDS = {
+    "sas signature": SAS_SIGNATURE,
+    "azure account key": base64.b64encode(b"+/?" + os.urandom(61)).decode(),
+    "s3 secret with a space": "s3 secret+with/odd=chars~" + uuid.uuid4().hex,
+    "links secret": "links-secret-do-not-print-" + uuid.uuid4().hex[:8],
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_wire_form_of_a_secret_is_masked_and_the_text_around_it_kept(kind: str) -> None:
+    secret = KINDS[kind]
+    registry = SecretRegistry([secret])
+    for form in wire_forms(secret):
+        line = f"GET /acct/cont/x.jpg?sp=r&sig={form}&se=2030 HTTP/1.1"
+        assert registry.redact(line) == f"GET /acct/cont/x.jpg?sp=r&sig={MASK}&se=2030 HTTP/1.1", form
+
+
+def test_signature_keys_and_salts_are_masked_in_hex_of_either_case_and_base64() -> None:
+    key, salt = os.urandom(32), os.urandom(16)
+    config = Config.from_env({"DATA_PATH": "/srv/none", "IMGPROXY_KEY": key.hex().upper(), "IMGPROXY_SALT": salt.hex()})
+    registry = SecretRegistry()
+    register_config_secrets(config, registry)
+    for raw in (key, salt):
+        for form in (raw.hex(), raw.hex().upper(), base64.urlsafe_b64encode(raw).decode().rstrip("="),
+                     quote(base64.b64encode(raw).decode(), safe="")):
+            assert registry.redact(f"key={form};") == f"key={MASK};", form
+    # The test vector's key is the bytes of `secret`: the word itself is not masked, only encodings.
+    registry.add_keys(bytes.fromhex("736563726574"))
+    assert registry.redact("the secret_key field, 736563726574") == f"the secret_key field, {MASK}"
+
+
+def test_with_no_secret_nothing_is_scanned() -> None:
+    registry = SecretRegistry()
+    line = "GET /x?sig=anything HTTP/1.1"
+    assert registry.empty and registry.redact(line) is line
+    registry.add("ab")  # too short to look for: it would mask every "ab" in the log
+    assert registry.empty
+
+
+def test_the_log_filter_masks_messages_arguments_and_tracebacks() -> None:
+    secret = KINDS["azure account key"]
+    registry = SecretRegistry([secret])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(registry))
+    logger = logging.getLogger(f"test.redaction.{uuid.uuid4().hex}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    urlsafe = base64.urlsafe_b64encode(base64.b64decode(secret)).decode().rstrip("=")
+    try:
+        raise ValueError(f"upstream said: bad key {quote(secret, safe='')}")
+    except ValueError:
+        logger.exception("failed with %s and %r", secret, {"key": urlsafe})
+    text = stream.getvalue()
+    assert "Traceback" in text and "upstream said: bad key" in text and text.count(MASK) == 3, text
+    assert not [form for form in wire_forms(secret) if form in text]
+
+
+def test_error_bodies_are_masked() -> None:
+    SECRETS.add(KINDS["links secret"])
+    response = error_response(400, f"bad option {quote(KINDS['links secret'])}", {})
+    assert response.text == f"bad option {MASK}\n"
