@@ -14,9 +14,10 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 from PIL import Image
@@ -24,6 +25,7 @@ from yarl import URL
 
 from tests.support.s3 import MotoS3
 
+T = TypeVar("T")
 PREVIEW_BOX = 192
 TIERS = ("storage", "previews", "image-converter")
 
@@ -179,7 +181,7 @@ def part_files(cache_root: Path) -> list[Path]:
                   for path in (cache_root / tier / "partial").iterdir())
 
 
-def wait_until(condition, what: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 30.0) -> T:
     """Poll `condition` (bounded in time and count) until it returns something truthy; return that."""
     deadline = time.monotonic() + timeout
     for _ in range(100_000):

@@ -67,8 +67,8 @@ def test_sigkill_of_a_worker_mid_fill_leaves_only_whole_entries(
     wave = Wave(server.base_url, objects.all_paths()).start()
     _wait_for_fills_in_flight(wave, data_path)
     # The victim is a worker writing a part file now: its fill dies with it.
-    victim = wait_until(lambda: next((pid for pid in sorted(server.live_worker_pids())
-                                      if open_part_files(pid, partial)), None), "a worker mid-fill")
+    victim = wait_until(lambda: [pid for pid in sorted(server.live_worker_pids())
+                                 if open_part_files(pid, partial)], "a worker mid-fill")[0]
     os.kill(victim, signal.SIGKILL)
     server.wait_for_log(f"worker {victim} exited unexpectedly", timeout=15)
     outcomes = wave.join()
