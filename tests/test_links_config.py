@@ -110,8 +110,8 @@ def test_each_error_names_the_entry_and_the_field(tmp_path: Path, entry: str, fi
     assert why in message, message
 
 
-# A SAS token pasted without `secret_key:` (YAML reads it as a field name with no value), a secret
-# given as an entry's name, and a typo: the text of an unknown name is never printed.
+# A SAS token pasted without `secret_key:` (YAML reads it as a field name with no value), as an
+# entry's name or as a bucket, and a typo: the text of what is not a known name is never printed.
 SAS_AS_FIELD = "sv=2022-11-02&ss=b&srt=co&sp=r&se=2030-01-01T00:00:00Z&sig=pastedSig9%2Bxy%2Fz%3D"
 
 
@@ -123,7 +123,9 @@ SAS_AS_FIELD = "sv=2022-11-02&ss=b&srt=co&sp=r&se=2030-01-01T00:00:00Z&sig=paste
     (f"'{SAS_AS_FIELD}': {{provider: fs, path: /tmp}}\n", "entry #1 (its name is not shown): field 'name'"),
     (f"dup: {{provider: fs, path: /tmp, {SAS_AS_FIELD}: 1, {SAS_AS_FIELD}: 2}}\n",
      "a name appears twice in one mapping"),
-], ids=["sas-as-field", "typo", "sas-as-entry-name", "sas-twice"])
+    (f"bad3: {{provider: minio, access_key: AK, secret_key: {SECRET}, buckets: [ok, '{SAS_AS_FIELD}']}}\n",
+     "entry 'bad3': field 'buckets': item #2: expected a bucket name"),
+], ids=["sas-as-field", "typo", "sas-as-entry-name", "sas-twice", "sas-as-bucket"])
 def test_an_unknown_name_is_given_by_its_place_never_its_text(tmp_path: Path, text: str, expected: str) -> None:
     message = error_of(tmp_path, text)
     assert expected in message, message

@@ -137,9 +137,10 @@ def _buckets(raw: Mapping[str, Any], pattern: re.Pattern[str], what: str) -> tup
     buckets = raw.get("buckets")
     if not isinstance(buckets, list) or not buckets:
         raise LinkFieldError("buckets", "expected a non-empty list of bucket names")
-    for bucket in buckets:
+    for number, bucket in enumerate(buckets, start=1):
         if not isinstance(bucket, str) or not pattern.fullmatch(bucket):
-            raise LinkFieldError("buckets", f"{str(bucket)[:80]!r}: expected {what}")
+            # By its place: what is not a bucket name may be a secret pasted into the wrong field.
+            raise LinkFieldError("buckets", f"item #{number}: expected {what}")
     return tuple(dict.fromkeys(buckets))
 
 
