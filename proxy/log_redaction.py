@@ -25,7 +25,12 @@ class RedactingFilter(logging.Filter):
         registry = self.registry
         if registry.empty:
             return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            # A call whose arguments don't fit its format: logging would print both raw to stderr.
+            message = record.msg = f"{record.msg} (arguments that did not fit: {record.args!r})"
+            record.args = ()
         redacted = registry.redact(message)
         if redacted != message:
             record.msg, record.args = redacted, ()

@@ -342,8 +342,10 @@ def test_the_log_filter_masks_messages_arguments_and_tracebacks() -> None:
         raise ValueError(f"upstream said: bad key {quote(secret, safe='')}")
     except ValueError:
         logger.exception("failed with %s and %r", secret, {"key": urlsafe})
+    logger.warning("arguments that don't fit: %s %s", secret)  # logging would print them raw to stderr
     text = stream.getvalue()
-    assert "Traceback" in text and "upstream said: bad key" in text and text.count(MASK) == 3, text
+    assert "Traceback" in text and "upstream said: bad key" in text and text.count(MASK) == 4, text
+    assert "arguments that don't fit" in text
     assert not [form for form in wire_forms(secret) if form in text]
 
 
