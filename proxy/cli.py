@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "config":
         for name, value in config.describe().items():
-            print(f"{name} = {value}")
+            print(f"{name} = {SECRETS.redact(value)}")  # masked already; this catches a value that slipped
         return 0
     if args.command == "sample":
         from proxy.sample import place_sample, sample_url_path

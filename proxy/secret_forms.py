@@ -40,7 +40,7 @@ def _form(pattern: str, plain: str) -> Form:
 
 
 def text_forms(secret: str) -> set[Form]:
-    """Patterns for a text secret: as given, percent-decoded (`+` kept, or read as a space), and each
+    """The forms of a text secret: as given, percent-decoded (`+` kept, or read as a space), and each
     of those percent-encoded in any mix of upper- and lowercase hex; for a base64 key also its other
     alphabets and paddings, and the hex of the bytes it encodes."""
     given = secret.strip()
@@ -55,7 +55,7 @@ def text_forms(secret: str) -> set[Form]:
 
 
 def key_forms(key: bytes) -> set[Form]:
-    """Patterns for a binary key (IMGPROXY_KEY, an account key's bytes): hex in any case, and base64,
+    """The forms of a binary key (IMGPROXY_KEY, an account key's bytes): hex in any case, and base64,
     standard or url-safe, padded or not, percent-encoded or not. The raw bytes themselves are not
     looked for: they are rarely printable, and a printable key (`secret`) is also an ordinary word."""
     forms = set()
