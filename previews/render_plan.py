@@ -13,6 +13,8 @@ from previews.options import GravityType
 from previews.pixel_memory import (
     DEFAULT_CODEC_BYTES_PER_PIXEL,
     ENCODER_BYTES_PER_PIXEL,
+    ESTIMATE_MARGIN,
+    JOB_OVERHEAD_BYTES,
     bytes_per_pixel,
     image_bytes,
 )
@@ -43,7 +45,7 @@ class Canvas:
 
 @dataclass
 class RenderPlan:
-    """The canvases in order (the last is the result) and the most bytes held at any moment."""
+    """The canvases in order (the last is the result) and the most bytes held at any moment (with a margin)."""
 
     decoded_bytes: int  # the decoded source and its decoder's own buffers, held to the end
     canvases: list[Canvas] = field(default_factory=list)
@@ -57,6 +59,12 @@ class RenderPlan:
         self._current = made
         self.canvases.append(Canvas(stage, *size))
 
+    def encode(self, size: tuple[int, int], bytes_per_pixel: int) -> None:
+        """The encoder's working memory on the final image (the result), then the margin on the peak."""
+        peak = max(self.peak_bytes, self.decoded_bytes + self._current + size[0] * size[1] * bytes_per_pixel)
+        self.peak_bytes = int(peak * ESTIMATE_MARGIN) + JOB_OVERHEAD_BYTES
+        self.canvases.append(Canvas("result", *size))
+
     def result_canvases(self) -> list[Canvas]:
         """The canvases the result bounds apply to."""
         return [canvas for canvas in self.canvases if canvas.stage in RESULT_STAGES]
@@ -65,7 +73,8 @@ class RenderPlan:
 def plan_render(job: Job, loaded: tuple[int, int], mode: str, decoder_bytes: int) -> RenderPlan:
     """The plan of the pipeline (previews.pipeline.STEPS, then the encoder) for a source decoded at
     `loaded` in `mode`, whose decoder needs `decoder_bytes` of its own."""
-    plan = RenderPlan(image_bytes(loaded, mode) + decoder_bytes, peak_bytes=image_bytes(loaded, mode) + decoder_bytes)
+    decoded = image_bytes(loaded, mode) + decoder_bytes
+    plan = RenderPlan(decoded, peak_bytes=decoded)
     size = loaded
     for move in transpositions(job):
         size = (size[1], size[0]) if move.name in _TURNS else size
@@ -95,9 +104,7 @@ def plan_render(job: Job, loaded: tuple[int, int], mode: str, decoder_bytes: int
         mode = "RGB"
         plan.allocate("flatten", size, mode, scratch=image_bytes(size, "L"))
     encoder = ENCODER_BYTES_PER_PIXEL.get(job.output.name, DEFAULT_CODEC_BYTES_PER_PIXEL)
-    plan.peak_bytes = max(plan.peak_bytes,
-                          plan.decoded_bytes + plan._current + size[0] * size[1] * encoder)
-    plan.canvases.append(Canvas("result", *size))
+    plan.encode(size, encoder)
     return plan
 
 

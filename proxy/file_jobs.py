@@ -53,7 +53,7 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
     job = _FileJob(located, prepare, output_format, format_of)
     try:
         prepared = await pool.run(job.prepare, deadline)
-        return await pool.run(job.run, deadline, memory=prepared.peak_bytes)
+        return await pool.run(job.run, deadline, memory=prepared.peak_bytes, admitted=True)
     finally:
         job.caller_done()
         if job.seconds:

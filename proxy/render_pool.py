@@ -44,13 +44,14 @@ class RenderPool:
         self._waiting = 0
         self._running = 0
 
-    async def run(self, work: Callable[[], T], deadline: float, memory: int = 0) -> T:
+    async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: bool = False) -> T:
         """`work()` on a worker thread, once `memory` bytes (its estimated peak) are reserved.
 
         TooManyRequests if the queue is full, RenderTimeout past `deadline`, and render_memory's
-        refusals for the memory.
+        refusals for the memory. `admitted`: the second trip of a job the queue already took
+        (proxy.file_jobs), which the queue's bound doesn't turn away.
         """
-        if self._queue_size and self._waiting >= self._queue_size:
+        if not admitted and self._queue_size and self._waiting >= self._queue_size:
             raise TooManyRequests("render queue is full, try again shortly")
         reserved = memory if self.memory is not None else 0
         self._waiting += 1
