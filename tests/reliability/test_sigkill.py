@@ -99,6 +99,8 @@ def test_sigkill_of_the_supervisor_takes_its_workers_and_leaves_only_whole_entri
     _wait_for_fills_in_flight(wave, data_path)
     server.kill()
     lingering = _wait_until_gone(children, timeout=15)
+    for pid in lingering:  # ours: don't leave them running on the machine, whatever the verdict
+        os.kill(pid, signal.SIGKILL)
     outcomes = wave.join()
 
     assert lingering == set(), f"processes of the killed supervisor still run: {lingering}"
