@@ -5,6 +5,7 @@ Every path is resolved and checked to stay inside its bucket folder, after symli
 """
 
 import asyncio
+import errno
 import mimetypes
 import os
 from collections.abc import AsyncIterable, AsyncIterator
@@ -30,8 +31,8 @@ class LocalProvider:
         path = self._resolve(ref)
         try:
             file = open(path, "rb")  # noqa: SIM115 - ownership passes to the caller
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
-            raise ObjectNotFound() from None
+        except OSError as error:
+            raise _not_found_or(error) from None
         stat = os.fstat(file.fileno())
         return file, info_from_stat(path, stat)
 
@@ -40,8 +41,8 @@ class LocalProvider:
         path = self._resolve(ref)
         try:
             stat = path.stat()
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            raise ObjectNotFound() from None
+        except OSError as error:
+            raise _not_found_or(error) from None
         if not path.is_file():
             raise ObjectNotFound()
         return info_from_stat(path, stat)
@@ -124,6 +125,19 @@ class FolderProvider(LocalProvider):
         if bucket != self.storage_id:
             raise ObjectNotFound()
         return self.root
+
+
+def _not_found_or(error: OSError) -> Exception:
+    """ObjectNotFound for a name no file can have here; any other OSError (EIO, ...) unchanged.
+
+    A key segment longer than NAME_MAX (ENAMETOOLONG) or a symlink loop (ELOOP) names no object:
+    that is a 404, not the 500 an escaped OSError would give.
+    """
+    if isinstance(error, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
+        return ObjectNotFound()
+    if error.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+        return ObjectNotFound()
+    return error
 
 
 def info_from_stat(path: Path, stat: os.stat_result) -> ObjectInfo:
