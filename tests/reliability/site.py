@@ -68,6 +68,7 @@ def build_site(root: Path, moto: MotoS3, s3_proxy: TcpProxy) -> Site:
                          ("to-root", root), ("to-data-secret", Path("..") / ".." / "secret-in-data.txt"),
                          ("to-linked", linked)):
         (bucket / name).symlink_to(target, target_is_directory=target.is_dir())
+    (bucket / "loop").symlink_to("loop")  # resolving it fails with ELOOP
     (linked / "img.jpg").write_bytes(image)
     (linked / "escape.jpg").symlink_to(root / "secret.jpg")
     (linked / "up").symlink_to(root, target_is_directory=True)
