@@ -1,6 +1,13 @@
 """The hot lane on a socket: a connection is answered by the lane while every request on it is hot,
 and belongs to aiohttp from its first other request on.
 
+What arrives is planned as a whole (HotLane.plan): the lane answers the requests received so far only
+if it reads all of them, and what follows them, as aiohttp would; otherwise aiohttp gets all of it,
+as aiohttp alone would have (it drops the requests of a read whose end it refuses, and refuses some
+heads before they are complete). The lane answers the planned requests in order until one is not hot,
+and hands that one and the rest over. Bytes are handed over in the pieces they arrived in, since
+aiohttp's error messages quote the read they were found in; a client's EOF hands over what is pending.
+
 Handing over is one-way: aiohttp's handler then owns the parser, the pipeline order and keep-alive,
 and nothing here may answer ahead of it. Until then, this protocol does what aiohttp's would for an
 idle keep-alive connection: TCP_NODELAY and SO_KEEPALIVE, an idle timeout, back-pressure (no more
@@ -15,7 +22,7 @@ from typing import cast
 
 from aiohttp import web
 
-from proxy.hot_lane import MAX_HEAD_BYTES, HotLane
+from proxy.hot_lane import HotLane, Planned
 
 log = logging.getLogger(__name__)
 # aiohttp's RequestHandler default (keepalive_timeout) for a connection with no request in progress.
@@ -33,7 +40,10 @@ class HotLaneConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._handler: asyncio.Protocol | None = None
-        self._buffer = b""
+        self._pending: list[bytes] = []  # received and not answered, in the pieces it arrived in
+        self._plan: list[Planned] | None = None  # what the lane may answer of the pending bytes
+        self._planned = 0  # how many requests of the plan are answered
+        self._answered_to = 0  # where the last answered one ends, in the bytes planned
         self._writing_paused = False
         self._reading_paused_here = False
         self._last_seen = 0.0
@@ -55,32 +65,52 @@ class HotLaneConnection(asyncio.Protocol):
         if self._handler is not None:
             self._handler.data_received(data)
             return
-        assert self._transport is not None
         self._last_seen = self._loop.time()
-        buffer = self._buffer + data if self._buffer else data
-        while not self._writing_paused:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                break
+        self._pending.append(data)
+        self._plan = None  # what arrived changes what the lane may answer: read it all again
+        self._answer_pending()
+
+    def _answer_pending(self) -> None:
+        """Answer the complete heads received, in order, while the socket takes more; hand the
+        connection over as soon as the lane may not answer what comes next."""
+        assert self._transport is not None
+        if self._writing_paused or not any(self._pending):
+            return
+        if self._plan is None:
+            buffer = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
             try:
-                answer = self._lane.answer(buffer[:end + 2])
+                plan = self._lane.plan(buffer)
             except Exception:  # a bug in the lane must cost speed, not the request
+                log.exception("hot lane failed on a request; aiohttp answers this connection")
+                plan = None
+            if plan is None:
+                self._hand_over()
+                return
+            self._plan, self._planned, self._answered_to = plan, 0, 0
+        plan, index, answered_to = self._plan, self._planned, self._answered_to
+        while index < len(plan) and not self._writing_paused:
+            end, key, is_get = plan[index]
+            try:
+                answer = self._lane.answer(key, is_get)
+            except Exception:
                 log.exception("hot lane failed on a request; aiohttp answers this connection")
                 answer = None
             if answer is None:
-                self._hand_over(buffer)
-                return
+                break
             self._transport.write(answer)
-            buffer = buffer[end + 4:]
-        if len(buffer) > MAX_HEAD_BYTES and b"\r\n\r\n" not in buffer:
-            self._hand_over(buffer)  # a head the lane would not answer anyway: aiohttp reads on
-            return
-        self._buffer = buffer
+            answered_to = end
+            index += 1
+        _drop_prefix(self._pending, answered_to - self._answered_to)
+        self._planned, self._answered_to = index, answered_to
+        if index == len(plan):
+            self._plan = None  # what is left is part of a head: planned again with the rest of it
+        elif not self._writing_paused:
+            self._hand_over()  # a head that is not hot
 
-    def _hand_over(self, unanswered: bytes) -> None:
-        """From now on aiohttp answers this connection, starting with `unanswered`."""
+    def _hand_over(self) -> None:
+        """From now on aiohttp answers this connection, starting with what the lane has not answered."""
         assert self._transport is not None
-        self._buffer = b""
+        unanswered, self._pending, self._plan = self._pending, [], None
         self._open.discard(self)  # aiohttp's server tracks (and shuts down) its handlers itself
         if self._idle_timer is not None:
             self._idle_timer.cancel()
@@ -92,9 +122,15 @@ class HotLaneConnection(asyncio.Protocol):
             # aiohttp waits for the socket to drain when it writes; it does not expect reading paused.
             self._reading_paused_here = False
             self._transport.resume_reading()
-        handler.data_received(unanswered)
+        # In the pieces they arrived in, as aiohttp would have read them: its error messages quote
+        # the read they were found in.
+        for data in unanswered:
+            if data:
+                handler.data_received(data)
 
     def eof_received(self) -> bool | None:
+        if self._handler is None and any(self._pending):
+            self._hand_over()  # aiohttp decides what a request cut short gets
         if self._handler is not None:
             return self._handler.eof_received()
         return None  # the transport closes once what was written is sent
@@ -124,7 +160,7 @@ class HotLaneConnection(asyncio.Protocol):
         if self._reading_paused_here and self._transport is not None:
             self._reading_paused_here = False
             self._transport.resume_reading()
-        self.data_received(b"")  # answer what arrived while paused
+        self._answer_pending()  # answer what arrived while paused
 
     def close(self) -> None:
         """Close a connection the lane still owns (at shutdown; it has no answer half-written)."""
@@ -164,3 +200,13 @@ class HotLaneSite(web.SockSite):
         await super().stop()
         for connection in list(self._lane_connections):
             connection.close()
+
+
+def _drop_prefix(chunks: list[bytes], count: int) -> None:
+    """Remove the first `count` bytes of `chunks` (in place)."""
+    while count and chunks:
+        if len(chunks[0]) <= count:
+            count -= len(chunks.pop(0))
+        else:
+            chunks[0] = chunks[0][count:]
+            count = 0

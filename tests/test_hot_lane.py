@@ -143,7 +143,9 @@ def test_pipelined_requests_are_answered_in_order_on_one_connection(server: Serv
     connection.send(head(hot_path) + head("/healthz") + head(hot_path))
     answers = [connection.response() for _ in range(3)]
     assert [answer[2] for answer in answers] == [first[2], b"ok\n", first[2]]
-    assert lane_count(server) == before + 4  # only the first: after /healthz, aiohttp answers
+    # None of them: a read that holds a request the lane does not read (/healthz) goes to aiohttp whole,
+    # as the lane can't tell a request aiohttp answers from one it refuses (and then drops the whole read).
+    assert lane_count(server) == before + 3
 
 
 def test_browser_headers_stay_on_the_lane(server: ServerProcess, hot_path: str) -> None:
