@@ -4,6 +4,10 @@ An entry idle past the idle period is *stale*; it stays on disk for the tier's s
 served only when the provider fails (stale-if-error), then goes. Stale entries are the least
 recently touched, so the size bound evicts them first.
 
+The bound covers the tier's whole folder: entries, and the SQLite database with its write-ahead
+log and index (cache.db_files). diskcache's size limit is what the database files leave of the bound;
+the tier measures them before each commit and on each sweep, and moves the limit when they grow.
+
 Every public method blocks (SQLite, open(), rename()) and is meant to run in an executor. Each one
 catches cache I/O errors and reports them to the observer, so a broken cache behaves as a miss and
 never fails a request.
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import diskcache
 
+from cache import db_files
 from cache.config import TierConfig
 from cache.entry import CachedEntry, EntryMeta
 from cache.entry_disk import LEAST_RECENTLY_TOUCHED, EntryDisk, FinishedFile
@@ -46,6 +51,7 @@ class DiskTier:
         self._touch_after = min(config.idle_seconds * TOUCH_FRACTION, TOUCH_CAP_SECONDS)
         # How long a row lives in diskcache after its last touch: fresh, then kept stale.
         self._lifetime = config.idle_seconds + config.stale_seconds
+        self._reserved = 0  # bytes of the bound kept for the database files; set by _open
         try:
             self._cache = self._open()
         except sqlite3.DatabaseError as error:
@@ -60,16 +66,25 @@ class DiskTier:
 
     def _open(self) -> diskcache.Cache:
         self.config.path.mkdir(parents=True, exist_ok=True)
+        bound = self.config.size_limit
+        self._reserved = db_files.reserve(db_files.measure(self.config.path), bound)
         return diskcache.Cache(
             str(self.config.path),
             disk=EntryDisk,
-            size_limit=self.config.size_limit,
+            # For the entries only: the policy's SQL (cache.entry_disk) compares their sum with it.
+            size_limit=bound - self._reserved,
             eviction_policy=LEAST_RECENTLY_TOUCHED,
             statistics=False,
             # The policy's SQL picks exactly the entries needed to get back under the bound; this
             # only caps one transaction's work (a huge commit may push out many small entries).
             cull_limit=1000,
+            **db_files.sqlite_settings(bound),
         )
+
+    @property
+    def entries_limit(self) -> int:
+        """Bytes of the bound left for entries: the bound less what the database files take or may take."""
+        return self.config.size_limit - self._reserved
 
     def lookup(self, key: str) -> CachedEntry | None:
         """Return the entry for `key` as an open file, or None on a miss or a cache error.
@@ -110,8 +125,9 @@ class DiskTier:
 
     def commit(self, key: str, part: Path, meta: EntryMeta) -> bool:
         """Adopt a complete part file as the entry for `key`. On failure the part is deleted."""
-        if meta.size > self.config.size_limit:
-            # Larger than the whole tier: storing it would only evict everything else, then itself.
+        self._fit_database_files()
+        if meta.size > self.entries_limit:
+            # Larger than the entries' share of the tier: storing it would only evict everything else, then itself.
             self.discard(part)
             return False
         finished = FinishedFile(part, meta)
@@ -157,16 +173,23 @@ class DiskTier:
         return count
 
     def cull_expired(self) -> None:
-        """Remove entries idle past their expiry and stale grace (diskcache culls only on writes otherwise)."""
+        """Remove entries idle past their expiry and stale grace, and any over the entries' share of the bound.
+
+        diskcache culls only on writes otherwise. The share shrinks when the database files grow, which
+        hits do too (they refresh idle clocks).
+        """
+        self._fit_database_files()
         try:
-            self._cache.expire()
+            self._cache.cull()
         except CACHE_ERRORS as error:
-            self._report("expire", error)
+            self._report("cull", error)
 
     def stats(self) -> tuple[int, int]:
-        """(bytes stored, entry count), for the size and entries gauges."""
+        """(bytes on disk, entry count), for the size and entries gauges: entries and database files."""
         try:
-            return int(self._cache.volume()), len(self._cache)
+            # diskcache keeps the entries' running total in its Settings table; reset(name) reads it.
+            entries_bytes = int(self._cache.reset("size"))
+            return entries_bytes + db_files.measure(self.config.path).total, len(self._cache)
         except CACHE_ERRORS as error:
             self._report("stats", error)
             return 0, 0
@@ -182,6 +205,25 @@ class DiskTier:
     def close(self) -> None:
         """Close the SQLite connections."""
         self._cache.close()
+
+    def _fit_database_files(self) -> None:
+        """Measure the database files; truncate a log past its cap; move diskcache's limit if the reserve moved.
+
+        Several processes share the tier and its Settings table: each one measures the same files, so
+        they write the same limit, and only when the reserve has moved by a whole step.
+        """
+        bound = self.config.size_limit
+        try:
+            files = db_files.measure(self.config.path)
+            if db_files.wal_overgrown(files, bound):
+                db_files.truncate_wal(self.config.path)
+                files = db_files.measure(self.config.path)
+            reserved = db_files.reserve(files, bound)
+            if reserved != self._reserved:
+                self._cache.reset("size_limit", bound - reserved)
+                self._reserved = reserved
+        except CACHE_ERRORS as error:
+            self._report("measure database files", error)
 
     def report_error(self, operation: str, error: BaseException) -> None:
         """Count and log a cache I/O error of work done for this tier (a lock file, for one)."""

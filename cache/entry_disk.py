@@ -17,17 +17,17 @@ from cache.entry import CachedEntry, EntryMeta
 
 LEAST_RECENTLY_TOUCHED = "least-recently-touched"
 
-# The oldest entries (by expire_time, i.e. by last touch) whose removal brings the volume back under
+# The oldest entries (by expire_time, i.e. by last touch) whose removal brings the entries back under
 # the size limit, and no more: diskcache's own policies delete `cull_limit` rows at once whatever
 # their size, which with large entries empties the tier (grantjenks/python-diskcache#284).
 # An entry is a victim while the bytes freed by the entries older than it are short of the excess.
-# Volume counts the database file too, as diskcache's Cache.volume() does.
+# The size limit is the entries' share of the bound: the tier has already taken out what the database,
+# its log and its index take (cache.db_files), measured on disk, which the page count alone is not.
 _LRU_VICTIMS = (
     "SELECT {fields} FROM Cache WHERE rowid IN ("
     " SELECT rowid FROM ("
     "  SELECT rowid, SUM(size) OVER (ORDER BY expire_time, rowid) - size AS freed_before FROM Cache)"
     " WHERE freed_before < (SELECT SUM(size) FROM Cache)"
-    "  + (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())"
     "  - (SELECT value FROM Settings WHERE key = 'size_limit'))"
     " ORDER BY expire_time LIMIT ?"
 )
@@ -55,6 +55,23 @@ class FinishedFile:
     adopted_as: str | None = None
 
 
+# Another process that evicts the last entry of a subfolder removes the folder (diskcache's
+# Disk.remove), possibly between our makedirs() and rename(). diskcache's own writes retry 10 times.
+RENAME_ATTEMPTS = 10
+
+
+def _rename_into(source: Path, target: str) -> None:
+    """Move `source` to `target`, creating target's folder, again if a concurrent eviction removed it."""
+    for attempt in range(1, RENAME_ATTEMPTS + 1):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        try:
+            os.rename(source, target)
+            return
+        except FileNotFoundError:
+            if attempt == RENAME_ATTEMPTS or not source.exists():
+                raise
+
+
 class EntryDisk(diskcache.Disk):
     """A diskcache Disk that adopts finished part files and returns hits as open files."""
 
@@ -67,8 +84,7 @@ class EntryDisk(diskcache.Disk):
         if not isinstance(value, FinishedFile):
             return super().store(value, read, key=key)
         filename, full_path = self.filename(key, value)
-        os.makedirs(os.path.dirname(full_path), exist_ok=True)
-        os.rename(value.path, full_path)
+        _rename_into(value.path, full_path)
         value.adopted_as = full_path
         return value.meta.size, diskcache.core.MODE_BINARY, filename, value.meta.to_json()
 

@@ -147,13 +147,18 @@ def test_entry_larger_than_tier_not_stored(open_tier: OpenTier) -> None:
     assert read(tier, "small") == payload("small", ENTRY // 4)
 
 
-def empty_volume(open_tier: OpenTier) -> int:
-    """What an empty tier's SQLite file alone counts against size_limit."""
-    return open_tier("probe").stats()[0]
+def room_for(open_tier: OpenTier, entries_bytes: int) -> int:
+    """A bound that leaves `entries_bytes` for entries, after what an empty tier keeps for its database files.
+
+    Measured on an empty probe tier of that bound: every tier of a few MiB reserves the same (the log's
+    cap is at its minimum there).
+    """
+    probe = open_tier("probe", size_limit=entries_bytes)
+    return probe.config.size_limit - probe.entries_limit + entries_bytes
 
 
 def test_over_limit_evicts_and_stays_bounded(open_tier: OpenTier, observer: RecordingObserver) -> None:
-    limit = empty_volume(open_tier) + ENTRY * 7 // 2
+    limit = room_for(open_tier, ENTRY * 7 // 2)
     tier = open_tier(size_limit=limit)
     for key in "abcd":
         put(tier, key, payload(key))
@@ -165,7 +170,7 @@ def test_over_limit_evicts_and_stays_bounded(open_tier: OpenTier, observer: Reco
 
 def test_lru_evicts_least_recently_read(open_tier: OpenTier, observer: RecordingObserver) -> None:
     idle = 4.8  # a hit refreshes the idle clock once it is 0.3 s old; nothing expires within the test
-    tier = open_tier(size_limit=empty_volume(open_tier) + ENTRY * 7 // 2, idle=idle)
+    tier = open_tier(size_limit=room_for(open_tier, ENTRY * 7 // 2), idle=idle)
     put(tier, "a", payload("a"))
     committed_a = time.time()
     put(tier, "b", payload("b"))
@@ -327,7 +332,7 @@ def test_an_entry_idle_past_expiry_is_stale_until_its_grace_ends(tmp_path: Path,
 
 def test_stale_entries_still_count_against_the_size_bound_and_go_first(
         tmp_path: Path, observer: RecordingObserver, open_tier: OpenTier) -> None:
-    limit = empty_volume(open_tier) + ENTRY * 7 // 2
+    limit = room_for(open_tier, ENTRY * 7 // 2)
     tier = DiskTier(TierConfig("storage", tmp_path / "bounded", limit, 1.0, stale_seconds=3600.0), observer)
     try:
         put(tier, "old", payload("old"))
@@ -341,3 +346,78 @@ def test_stale_entries_still_count_against_the_size_bound_and_go_first(
         assert [read(tier, key) for key in ("b", "c", "d")] == [payload(key) for key in ("b", "c", "d")]
     finally:
         tier.close()
+
+
+SMALL_TIER = 2 * 1024 * 1024
+DB_FILES = ("cache.db", "cache.db-wal", "cache.db-shm")
+
+
+def files_on_disk(folder: Path) -> dict[str, int]:
+    """Bytes of every file under a tier's folder: the entries together, and each SQLite file."""
+    sizes = {name: 0 for name in (*DB_FILES, "entries")}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            sizes[name if name in DB_FILES else "entries"] += os.stat(os.path.join(root, name)).st_size
+    return sizes
+
+
+def preview_sized(index: int) -> bytes:
+    """3 to 40 KB, as previews are: many small commits, so many SQLite writes per byte stored."""
+    return payload(f"preview-{index}", 3_000 + (index * 7_919) % 37_000)
+
+
+def test_the_database_files_count_against_the_bound(open_tier: OpenTier, observer: RecordingObserver) -> None:
+    tier = open_tier("previews", size_limit=SMALL_TIER)
+    largest: dict[str, int] = dict.fromkeys(DB_FILES, 0)
+    written = 0
+    for index in range(450):
+        data = preview_sized(index)
+        put(tier, f"p{index}", data)
+        written += len(data)
+        if index % 3 == 0:
+            assert read(tier, f"p{index // 2}") in (None, preview_sized(index // 2))
+
+        on_disk = files_on_disk(tier.config.path)
+        # Nothing is tolerated: entries, database, log and index together stay within the bound,
+        # and the size the tier reports (the cache_size_bytes gauge) is all of them.
+        assert sum(on_disk.values()) <= SMALL_TIER, (index, on_disk)
+        assert tier.stats()[0] == sum(on_disk.values()), (index, on_disk)
+        largest = {name: max(largest[name], on_disk[name]) for name in DB_FILES}
+
+    assert written > 4 * SMALL_TIER, "the test must write well past the bound"
+    assert observer.evictions > 0 and observer.errors == []
+    # The log grew (several commits' pages between checkpoints) and stayed a small share of the bound
+    # (SQLite alone lets it reach about 4 MiB, twice this whole tier).
+    assert 5 * 4096 < largest["cache.db-wal"] <= SMALL_TIER // 8, largest
+    assert largest["cache.db-shm"] > 0
+
+
+def test_a_log_kept_from_starting_over_is_reserved_then_truncated(
+        open_tier: OpenTier, observer: RecordingObserver) -> None:
+    tier = open_tier("previews", size_limit=SMALL_TIER)
+    for index in range(40):
+        put(tier, f"before-{index}", preview_sized(index))
+    limit_before = tier.entries_limit
+    # Another process's reader that stays in one read transaction: no checkpoint can get past its
+    # snapshot, so the log grows with every commit and nobody can truncate it.
+    reader = sqlite3.connect(tier.config.path / "cache.db", isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM Cache").fetchall()
+        for index in range(40):
+            put(tier, f"during-{index}", preview_sized(index))
+            on_disk = files_on_disk(tier.config.path)
+            assert sum(on_disk.values()) <= SMALL_TIER, (index, on_disk)
+        pinned = files_on_disk(tier.config.path)["cache.db-wal"]
+        assert pinned > SMALL_TIER // 8, "the log must have outgrown its cap while the reader held it"
+        assert tier.entries_limit < limit_before - pinned // 2, "an overgrown log takes room from the entries"
+    finally:
+        reader.close()
+
+    put(tier, "after", preview_sized(0))
+
+    on_disk = files_on_disk(tier.config.path)
+    assert on_disk["cache.db-wal"] < pinned // 4, "the first commit after the reader left truncates the log"
+    assert tier.entries_limit == limit_before
+    assert sum(on_disk.values()) <= SMALL_TIER
+    assert observer.errors == []
