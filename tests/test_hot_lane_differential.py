@@ -6,7 +6,8 @@ Both servers share one cache folder, so the stored preview (ETag, Last-Modified,
 on both, and each is warmed until it answers the preview from memory: the lane on one, the handler on
 the other. What is left to differ is parsing and connection handling, which is what the cases poke at:
 pipelining, CL/TE, Host missing or twice, duplicate singleton headers, obs-fold, bare LF, HTTP/1.0,
-absolute-form targets, long heads, lowercase methods, Proxy-Connection, garbage after a request.
+absolute-form targets, long heads, lowercase methods, Proxy-Connection, garbage after a request,
+heads arriving in pieces. Everything runs twice: with aiohttp's C parser (llhttp) and its Python one.
 
 How a case is read: everything the server sends until it closes or sends nothing for QUIET_SECONDS;
 then, if it is still open, one more request (a probe for /healthz) and the same again. The probe is
@@ -42,21 +43,24 @@ class Pair:
     without_lane: ServerProcess
     with_lane: ServerProcess
     path: str  # a preview both answer from memory, for the Accept class of no format and for webp
+    parser: str  # aiohttp's: "llhttp" or "python"
 
 
-@pytest.fixture(scope="module")
-def pair(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+@pytest.fixture(scope="module", params=["llhttp", "python"], ids=["c-parser", "python-parser"])
+def pair(site: Site, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Pair]:
     """Two servers on one cache folder, the preview warmed on both (first where the lane is off, so
-    the other finds the very same stored answer)."""
+    the other finds the very same stored answer). aiohttp parses with llhttp (its C extension, the
+    default) or, with AIOHTTP_NO_EXTENSIONS, with http_parser.py: the lane must match either."""
     cache = str(tmp_path_factory.mktemp("differential-cache"))
-    settings = {"CACHE_PATH": cache, "ACCESS_LOG": "0", "CACHE_SOURCE_INFO_TTL": "1h", "IMGPROXY_AUTO_WEBP": "1"}
+    settings = {"CACHE_PATH": cache, "ACCESS_LOG": "0", "CACHE_SOURCE_INFO_TTL": "1h", "IMGPROXY_AUTO_WEBP": "1",
+                "AIOHTTP_NO_EXTENSIONS": "1" if request.param == "python" else ""}
     path = f"/previews/q/{buster()}/rs:fit:120:120/plain/{BUCKET}/{KEY}"
     with running_server(site.data_path, HOT_LANE="0", **settings) as without_lane, \
             running_server(site.data_path, HOT_LANE="1", **settings) as with_lane:
         for server, by in ((without_lane, "handler"), (with_lane, "lane")):
             for accept in ("image/jpeg", WEBP):
                 warm(server, path, accept, by)
-        yield Pair(without_lane, with_lane, path)
+        yield Pair(without_lane, with_lane, path, request.param)
 
 
 def warm(server: ServerProcess, path: str, accept: str, by: str) -> None:
@@ -287,7 +291,7 @@ def compare(pair: Pair, name: str) -> str | None:
 def test_the_lane_answers_every_case_as_aiohttp_does(pair: Pair) -> None:
     assert len(CASES) >= 70
     lane_before = metric(pair.with_lane, HOT, by="lane")
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         differences = [found for found in pool.map(lambda name: compare(pair, name), CASES) if found]
 
     assert not differences, "\n".join(differences)
@@ -327,3 +331,12 @@ def test_a_head_split_across_segments_is_answered_once_complete(pair: Pair) -> N
         received, closed = read_until_quiet(sock, time.monotonic() + CASE_SECONDS)
     assert received.startswith(b"HTTP/1.1 200 OK\r\n") and not closed
     assert metric(pair.with_lane, HOT, by="lane") == before + 1
+
+
+def test_each_run_uses_the_parser_it_names(pair: Pair) -> None:
+    """llhttp closes after `Proxy-Connection: close` (it reads it as Connection); http_parser.py ignores
+    it. Without the lane either way, and the lane hands it over, so it matches either parser."""
+    data = pieces(CASES["proxy-connection-close"], pair.path)
+    closed = exchange(pair.without_lane, data)[1]
+    assert closed == (pair.parser == "llhttp")
+    assert exchange(pair.with_lane, data)[1] == closed
