@@ -7,6 +7,10 @@ as aiohttp alone would have (it drops the requests of a read whose end it refuse
 heads before they are complete). The lane answers the planned requests in order until one is not hot,
 and hands that one and the rest over. Bytes are handed over in the pieces they arrived in, since
 aiohttp's error messages quote the read they were found in; a client's EOF hands over what is pending.
+One difference is left on purpose: a client that half-closes (shutdown(SHUT_WR)) right after sending
+hot requests gets the lane's answers, which are written before the EOF is read, while aiohttp alone
+closes on that EOF before its handler writes and sends nothing; mimicking that would mean delaying
+every answer to drop it.
 
 Handing over is one-way: aiohttp's handler then owns the parser, the pipeline order and keep-alive,
 and nothing here may answer ahead of it. Until then, this protocol does what aiohttp's would for an
