@@ -6,17 +6,26 @@ from aiohttp import web
 
 from proxy.app_keys import METRICS, PROVIDER, TIERS
 from proxy.errors import ProxyError
+from proxy.readiness import WorkersListening
 
 READINESS_TIMEOUT = 3.0
+# Set in each worker of a multi-worker server (proxy.server); absent in a single process.
+WORKERS_LISTENING = web.AppKey("workers_listening", WorkersListening)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is up and its event loop turns."""
+    """The process is up and its event loop turns, and every worker listens (see proxy.readiness)."""
+    starting = _still_starting(request.app)
+    if starting is not None:
+        return starting
     return web.Response(text="ok\n")
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """The caches are open and the storage provider answers."""
+    """Every worker listens, the caches are open and the storage provider answers."""
+    starting = _still_starting(request.app)
+    if starting is not None:
+        return starting
     for tier in request.app[TIERS]:
         if not await asyncio.to_thread(tier.is_open):
             return web.Response(status=503, text=f"cache tier {tier.name} is not usable\n")
@@ -28,6 +37,14 @@ async def readyz(request: web.Request) -> web.Response:
     except ProxyError as error:
         return web.Response(status=503, text=f"storage provider is not ready: {error.reason}\n")
     return web.Response(text="ready\n")
+
+
+def _still_starting(app: web.Application) -> web.Response | None:
+    """503 while the supervisor has not yet seen every worker listen; None once it has (or with one process)."""
+    listening = app.get(WORKERS_LISTENING)
+    if listening is None or listening.complete():
+        return None
+    return web.Response(status=503, text=listening.describe() + "\n", headers={"Retry-After": "1"})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -2,7 +2,8 @@
 
 With one worker (SERVER_WORKERS=1) the app runs in this process, with no supervisor. With more,
 proxy.supervisor starts the workers, and each one runs `serve_worker`: the same app, on its own
-SO_REUSEPORT socket on the shared port, reporting to the supervisor rather than printing.
+SO_REUSEPORT socket on the shared port, reporting to the supervisor rather than printing, and
+answering /healthz 503 until the supervisor has seen every worker listen (proxy.readiness).
 """
 
 import asyncio
@@ -19,11 +20,13 @@ from cache.startup import prepare_tiers
 from proxy.app import build_app
 from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS
 from proxy.config import Config
+from proxy.health import WORKERS_LISTENING
 from proxy.hot_lane import HotLane
 from proxy.hot_lane_server import HotLaneSite
 from proxy.listen import announce, base_url, listening_socket
 from proxy.log_floods import install_flood_filters
 from proxy.log_redaction import install_redaction, register_config_secrets
+from proxy.readiness import WorkersListening
 from proxy.worker import READY
 
 log = logging.getLogger(__name__)
@@ -38,21 +41,24 @@ def serve(config: Config) -> int:
 
         return Supervisor(config).run()
     prepare_tiers(config.cache.tiers())
-    uvloop.run(_serve(config, supervisor=None, metrics_dir=None))
+    uvloop.run(_serve(config, supervisor=None, metrics_dir=None, listening=None))
     return 0
 
 
-def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path) -> None:
+def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path, listening: WorkersListening) -> None:
     """One worker of a multi-worker server, until SIGTERM or until its supervisor is gone."""
-    uvloop.run(_serve(config, supervisor, metrics_dir))
+    uvloop.run(_serve(config, supervisor, metrics_dir, listening))
 
 
-async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Path | None) -> None:
+async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Path | None,
+                 listening: WorkersListening | None) -> None:
     # Here, after the process configured its logging (a worker does so before it imports this module).
     register_config_secrets(config)
     install_redaction()
     install_flood_filters()
     app = build_app(config, metrics_dir)
+    if listening is not None:
+        app[WORKERS_LISTENING] = listening
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if config.server.access_log
                            else None, access_log_format=ACCESS_LOG_FORMAT, handler_cancellation=True)
     await runner.setup()

@@ -10,7 +10,9 @@ What it does, in order:
 3. It starts the workers with the `spawn` method (see proxy.worker). It gives them a fresh, empty
    folder for prometheus-client's multiprocess files (proxy.metrics_folder), and removes that
    folder when it stops.
-4. It prints the "listening" line once every worker has said it is READY.
+4. It counts the workers that have said READY (each one listens by then) in memory it shares with
+   them (proxy.readiness): until all have, their /healthz answers 503. Then it prints the
+   "listening" line. The count is for start-up only: a restarted worker doesn't lower it.
 5. It forwards signals. SIGTERM and SIGINT stop every worker gracefully (the exit status is 0 if
    all of them exit 0). SIGHUP reaches every worker (links reload).
 6. It replaces a worker that dies unexpectedly. The pause before the restart doubles with each
@@ -37,6 +39,7 @@ from cache.startup import prepare_tiers, remove_parts_of
 from proxy.config import Config
 from proxy.listen import announce, base_url, listening_socket
 from proxy.metrics_folder import fresh_metrics_folder, remove_metrics_folder
+from proxy.readiness import WorkersListening
 from proxy.signal_inbox import SignalInbox
 from proxy.worker import LOG_FORMAT, READY, WorkerSpec, run_worker
 
@@ -71,6 +74,7 @@ class Supervisor:
         self._config = config
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(index) for index in range(config.server.workers)]
+        self._listening = WorkersListening(len(self._slots), self._context)
         self._metrics_dir = Path()
         self._stopping = False
         self._serving = False  # every worker was ready once, and the port was announced
@@ -108,8 +112,8 @@ class Supervisor:
 
     def _start(self, slot: _Slot) -> None:
         ours, theirs = self._context.Pipe(duplex=True)
-        process = self._context.Process(target=run_worker, args=(WorkerSpec(self._config, self._metrics_dir, theirs),),
-                                        name=f"preview-proxy-worker-{slot.index}")
+        spec = WorkerSpec(self._config, self._metrics_dir, theirs, self._listening)
+        process = self._context.Process(target=run_worker, args=(spec,), name=f"preview-proxy-worker-{slot.index}")
         process.start()
         theirs.close()  # the worker holds its end; ours reads EOF once the worker is gone
         slot.process, slot.channel, slot.started = process, ours, time.monotonic()
@@ -169,6 +173,8 @@ class Supervisor:
         if message == READY and slot.process is not None:
             slot.ready = True
             log.info("worker %d ready (slot %d)", slot.process.pid, slot.index)
+            if not self._serving:
+                self._listening.set_count(sum(each.ready for each in self._slots))
             if slot.reload_when_ready:
                 slot.reload_when_ready = False
                 _kill(slot.process, signal.SIGHUP)

@@ -14,6 +14,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from proxy.config import Config
+from proxy.readiness import WorkersListening
 
 # What a worker tells the supervisor once it accepts connections. Here, not in proxy.server, so the
 # supervisor need not import the app (and its image and video libraries) just to read it.
@@ -33,6 +34,7 @@ class WorkerSpec:
     config: Config  # the supervisor's, with the port it chose: every worker serves the same settings
     metrics_dir: Path
     channel: Connection  # the worker says READY on it; its EOF means the supervisor is gone
+    listening: WorkersListening  # how many workers listen, as the supervisor counts them (for /healthz)
 
 
 def run_worker(spec: WorkerSpec) -> None:
@@ -48,7 +50,7 @@ def run_worker(spec: WorkerSpec) -> None:
     from proxy.server import serve_worker
 
     try:
-        serve_worker(spec.config, spec.channel, spec.metrics_dir)
+        serve_worker(spec.config, spec.channel, spec.metrics_dir, spec.listening)
     except Exception:
         log.exception("worker failed")
         exit_without_teardown(1)
