@@ -15,13 +15,14 @@ def test_a_short_soak_runs_clean_and_reports_every_process_and_tier(tmp_path: Pa
          "--sample-every", "1", "--json", str(summary_file)],
         cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
 
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     summary = json.loads(summary_file.read_text())
-    assert summary["passed"] and summary["errors"] == {}
+    report = result.stdout[-3000:]
+    assert summary["passed"] and summary["errors"] == {}, report
     assert set(summary["requests"]) == {"hit", "cold-preview", "original", "range"}
     roles = [process["role"] for process in summary["processes"]]
-    assert roles.count("supervisor") == 1 and roles.count("worker") == 2, roles
-    assert all(process["samples"] >= 2 and process["rss_peak_mib"] > 0 for process in summary["processes"])
+    assert roles.count("supervisor") == 1 and roles.count("worker") == 2, report
+    assert all(process["samples"] >= 2 and process["rss_peak_mib"] > 0 for process in summary["processes"]), report
     assert set(summary["tiers"]) == {"storage", "previews", "image-converter"}
     assert all(tier["bound"] for tier in summary["tiers"].values())
     assert summary["tiers"]["storage"]["bytes"] > 0 and summary["tiers"]["previews"]["bytes"] > 0
