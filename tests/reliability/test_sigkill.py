@@ -5,6 +5,7 @@ preview of each through the server (S3 throttled at a TCP proxy, so fills are pr
 part files are growing), kills a process, and then:
 - every complete 200 the wave got is the object put into moto (sha256) or a whole preview;
 - every tier's cache.db passes `PRAGMA integrity_check` right after the kill, and after a clean stop;
+- a killed supervisor's processes (workers, multiprocessing's helper) are all gone within 15 s;
 - a server restarted on the same DATA_PATH starts with no part files and serves every entry
   whole, the surviving entries as hits.
 """
@@ -25,6 +26,7 @@ from tests.reliability.cold_fills import (
     wait_until,
     wrong_answers,
 )
+from tests.reliability.soak_probes import descendants
 from tests.support.s3 import MotoS3, s3_env
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
@@ -95,7 +97,7 @@ def test_sigkill_of_the_supervisor_takes_its_workers_and_leaves_only_whole_entri
     s3_proxy.faults.bytes_per_second = THROTTLE
     server = start_server(workers=2, **env)
     workers = wait_for_workers(server, 2)
-    children = _descendants(server.pid)
+    children = set(descendants(server.pid))
     assert workers <= children
 
     wave = Wave(server.base_url, objects.all_paths()).start()
@@ -173,24 +175,6 @@ def _restart_and_check_every_entry(start_server: StartServer, env: dict[str, str
     assert server.process.returncode == 0, server.log_lines[-25:]
     _assert_sound_databases(data_path)
     return server
-
-
-def _descendants(root: int) -> set[int]:
-    """Every process below `root`, from /proc (children, their children, ...)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def _wait_until_gone(pids: set[int], timeout: float) -> set[int]:
