@@ -38,6 +38,7 @@ from prometheus_client import multiprocess
 from cache.startup import prepare_tiers, remove_parts_of
 from proxy.config import Config
 from proxy.listen import announce, base_url, listening_socket
+from proxy.log_redaction import install_redaction
 from proxy.metrics_folder import fresh_metrics_folder, remove_metrics_folder
 from proxy.readiness import WorkersListening
 from proxy.signal_inbox import SignalInbox
@@ -84,6 +85,7 @@ class Supervisor:
     def run(self) -> int:
         """Serve through the workers; return 0 after a clean stop, 1 otherwise."""
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
+        install_redaction()  # basicConfig(force=True) replaced the handler cli.main had filtered
         host, port = self._config.server.host, self._config.server.port
         try:
             reserved = listening_socket(host, port, reuse_port=True)
