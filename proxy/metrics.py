@@ -81,6 +81,10 @@ class Metrics:
                                       registry=r, multiprocess_mode="livesum")
         self._render_queue = Gauge("preview_proxy_render_queue_depth", "Renders waiting for a worker thread.",
                                    registry=r, multiprocess_mode="livesum")
+        self._render_memory = Gauge("preview_proxy_render_memory_bytes",
+                                    "Estimated peak bytes of renders: reserved by those running, asked for by those "
+                                    "waiting for room under RENDER_MEMORY_LIMIT.", ["state"],
+                                    registry=r, multiprocess_mode="livesum")
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
         """One answered request (on the event loop)."""
@@ -138,6 +142,11 @@ class Metrics:
         """The render pool's queue depth and busy workers (RenderObserver)."""
         self._render_queue.set(waiting)
         self._renders_running.set(running)
+
+    def render_memory(self, reserved: int, waiting: int) -> None:
+        """The render memory budget's use (RenderObserver)."""
+        self._render_memory.labels("reserved").set(reserved)
+        self._render_memory.labels("waiting").set(waiting)
 
     @property
     def shared(self) -> bool:

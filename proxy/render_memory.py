@@ -80,6 +80,11 @@ class RenderMemory:
                 raise RenderMemoryTimeout() from None
             raise
 
+    @property
+    def waiting(self) -> int:
+        """Bytes asked for by the renders waiting for room."""
+        return self._waiting_bytes
+
     def release(self, size: int) -> None:
         """Give back what a finished render reserved, and start those waiting that now fit."""
         self.in_use -= size

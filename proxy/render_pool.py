@@ -24,6 +24,9 @@ class RenderObserver(Protocol):
     def render_queue(self, waiting: int, running: int) -> None:
         """Current queue depth and renders in progress."""
 
+    def render_memory(self, reserved: int, waiting: int) -> None:
+        """Bytes reserved by the renders running, and asked for by those waiting for memory."""
+
 
 class RenderTimeout(UpstreamTimeout):
     """The render did not finish before the request's deadline."""
@@ -90,9 +93,12 @@ class RenderPool:
     def _release_memory(self, reserved: int) -> None:
         if reserved and self.memory is not None:
             self.memory.release(reserved)
+            self._report()
 
     def _report(self) -> None:
         self._observer.render_queue(self._waiting, self._running)
+        if self.memory is not None:
+            self._observer.render_memory(self.memory.in_use, self.memory.waiting)
 
     def close(self) -> None:
         """Stop taking work; threads finish what they run."""

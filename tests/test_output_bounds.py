@@ -254,8 +254,14 @@ def test_a_wait_past_the_deadline_gives_its_place_back() -> None:
 
 
 class _Gauges:
+    def __init__(self) -> None:
+        self.memory: list[tuple[int, int]] = []
+
     def render_queue(self, waiting: int, running: int) -> None:
         pass
+
+    def render_memory(self, reserved: int, waiting: int) -> None:
+        self.memory.append((reserved, waiting))
 
 
 def test_the_pool_runs_no_more_at_once_than_the_memory_allows() -> None:
@@ -273,8 +279,10 @@ def test_the_pool_runs_no_more_at_once_than_the_memory_allows() -> None:
         with lock:
             active -= 1
 
+    gauges = _Gauges()
+
     async def scenario() -> None:
-        pool = RenderPool(workers=4, queue_size=0, observer=_Gauges(), memory=RenderMemory(100))
+        pool = RenderPool(workers=4, queue_size=0, observer=gauges, memory=RenderMemory(100))
         try:
             deadline = time.monotonic() + 10
             # Each needs 40 of 100: two at a time, though four threads are free. At most 100 may
@@ -288,6 +296,10 @@ def test_the_pool_runs_no_more_at_once_than_the_memory_allows() -> None:
         assert pool.memory is not None and pool.memory.in_use == 0
     asyncio.run(scenario())
     assert most == 2
+    # The gauges saw two renders' worth reserved, two more waiting, and all of it given back.
+    assert max(reserved for reserved, _ in gauges.memory) == 80
+    assert max(waiting for _, waiting in gauges.memory) == 80
+    assert gauges.memory[-1] == (0, 0)
 
 
 # --- settings -----------------------------------------------------------------------------------------

@@ -170,8 +170,14 @@ def test_signature_variables_reach_previews_config() -> None:
 
 
 class _Gauges:
+    def __init__(self) -> None:
+        self.memory: list[tuple[int, int]] = []
+
     def render_queue(self, waiting: int, running: int) -> None:
         pass
+
+    def render_memory(self, reserved: int, waiting: int) -> None:
+        self.memory.append((reserved, waiting))
 
 
 def test_queue_size_zero_means_unlimited() -> None:

@@ -15,14 +15,8 @@ from PIL import Image
 
 from tests.conftest import StartServer
 from tests.support.previews_kit import assert_log_clean, assert_one_line, decoded, fetch_all, place
+from tests.test_output_bounds import ATTACKS  # the five URLs that once took the machine's memory
 
-ATTACKS = [
-    "rs:fill:16384:16384/el:1/dpr:2",
-    "rs:fit:16384:16384/el:1/ex:1",
-    "pd:4096:4096:4096:4096/dpr:8",
-    "rs:fill:16384:16384/el:1/dpr:8",
-    "rs:fit:100:100/ex:1/s:16384:16384/dpr:8",
-]
 LARGE = (8640, 5760)  # 49.8 MP, under the default IMGPROXY_MAX_SRC_RESOLUTION of 50 MP
 CROWD = 32
 ANSWER_WITHIN = 3.0
