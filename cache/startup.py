@@ -1,6 +1,6 @@
 """Clearing what dead processes left in the tiers: once before serving, and after each worker that dies.
 
-With several worker processes on one set of tiers (proxy.supervisor), no worker may clear
+With several worker processes on one set of tiers (proxy.runtime.supervisor), no worker may clear
 leftovers itself. A worker that starts late (or is restarted) would delete the part files of fills
 that other workers are writing right now. So the supervisor does it once, before it starts any
 worker; a single process does it before it builds its app. While the server runs, the supervisor

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from cache.env_values import read_count, read_flag, read_number
 from cache.units import ConfigError, read_size
 from previews.errors import InvalidOption
-from previews.formats import FORMATS
-from previews.option_table import FORMAT_ALIASES, OptionList, apply_options
-from previews.options import ProcessingOptions
+from previews.grammar.option_table import FORMAT_ALIASES, OptionList, apply_options
+from previews.grammar.options import ProcessingOptions
+from previews.imaging.formats import FORMATS
 
 DEFAULT_MAX_SRC_RESOLUTION = 50_000_000
 # Longest side of any image a render makes from the resize on (imgproxy's IMGPROXY_MAX_RESULT_DIMENSION,

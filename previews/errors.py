@@ -1,6 +1,6 @@
 """Errors of image work. Each carries the HTTP status it means and a one-line public reason.
 
-previews/ knows nothing of HTTP; the status is data here, and proxy.middleware renders it, as it does
+previews/ knows nothing of HTTP; the status is data here, and proxy.http.middleware renders it, as it does
 for proxy.errors.ProxyError.
 """
 

@@ -12,15 +12,15 @@ from typing import BinaryIO
 from PIL import Image
 
 from previews.config import RenderConfig
-from previews.decode import decoder_bytes, load_pixels, open_source, shrink_on_load
-from previews.encode import encode
-from previews.formats import choose_format
-from previews.job import Job
-from previews.options import ProcessingOptions
-from previews.pipeline import STEPS
-from previews.render_plan import RenderPlan, plan_render
-from previews.result_bounds import check_result_bounds
-from previews.stages import Stages
+from previews.grammar.options import ProcessingOptions
+from previews.imaging.decode import decoder_bytes, load_pixels, open_source, shrink_on_load
+from previews.imaging.encode import encode
+from previews.imaging.formats import choose_format
+from previews.imaging.job import Job
+from previews.imaging.pipeline import STEPS
+from previews.imaging.stages import Stages
+from previews.limits.render_plan import RenderPlan, plan_render
+from previews.limits.result_bounds import check_result_bounds
 
 
 @dataclass(frozen=True)

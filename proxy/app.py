@@ -9,7 +9,6 @@ from pathlib import Path
 from aiohttp import web
 
 from cache.disk_tier import DiskTier
-from proxy import health
 from proxy.app_keys import (
     CONFIG,
     CONVERTER,
@@ -23,28 +22,29 @@ from proxy.app_keys import (
     TIERS,
 )
 from proxy.config import Config
-from proxy.converter import Converter
-from proxy.converter_handler import get_conversion
-from proxy.hot_previews import HotPreviews
-from proxy.linked_originals import Link, LinkedOriginals
-from proxy.links_handler import get_link
-from proxy.metrics import Metrics
-from proxy.middleware import errors_and_metrics
-from proxy.originals import Originals
-from proxy.originals_handler import get_original
-from proxy.preview_store import PreviewStore
-from proxy.previews import Previews
-from proxy.previews_handler import PREVIEW_ROUTE, get_preview
-from proxy.render_memory import RenderMemory
-from proxy.render_pool import RenderPool
+from proxy.hot.previews import HotPreviews
+from proxy.http.middleware import errors_and_metrics
+from proxy.metrics.registry import Metrics
+from proxy.render.memory import RenderMemory
+from proxy.render.pool import RenderPool
+from proxy.routes import health
+from proxy.routes.conversions import get_conversion
+from proxy.routes.links import get_link
+from proxy.routes.originals import get_original
+from proxy.routes.previews import PREVIEW_ROUTE, get_preview
 from proxy.storage.breaker import BreakerProvider, CircuitBreaker
 from proxy.storage.config import StorageConfig
 from proxy.storage.instrumented import InstrumentedProvider
-from proxy.storage.link_entry import LinkEntry
-from proxy.storage.links_config import LinksConfig
+from proxy.storage.links.config import LinksConfig
+from proxy.storage.links.entry import LinkEntry
 from proxy.storage.local import FolderProvider, LocalProvider
 from proxy.storage.provider import StorageProvider
 from proxy.storage.registry import build_provider
+from proxy.tiers.conversions import Converter
+from proxy.tiers.linked_originals import Link, LinkedOriginals
+from proxy.tiers.originals import Originals
+from proxy.tiers.preview_store import PreviewStore
+from proxy.tiers.previews import Previews
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
 
     Part files left by dead fills are not removed here: a worker process can't tell them from the
     fills other workers are writing. cache.startup.prepare_tiers does it once, before serving.
-    `metrics_dir`: the multi-worker metrics folder (see proxy.metrics), or None for one process.
+    `metrics_dir`: the multi-worker metrics folder (see proxy.metrics.registry), or None for one process.
     """
     metrics = Metrics(metrics_dir)
     tiers = tuple(DiskTier(tier_config, metrics) for tier_config in config.cache.tiers())

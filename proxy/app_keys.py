@@ -4,14 +4,14 @@ from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from proxy.config import Config
-from proxy.converter import Converter
-from proxy.hot_previews import HotPreviews
-from proxy.linked_originals import LinkedOriginals
-from proxy.metrics import Metrics
-from proxy.originals import Originals
-from proxy.previews import Previews
-from proxy.render_pool import RenderPool
+from proxy.hot.previews import HotPreviews
+from proxy.metrics.registry import Metrics
+from proxy.render.pool import RenderPool
 from proxy.storage.provider import StorageProvider
+from proxy.tiers.conversions import Converter
+from proxy.tiers.linked_originals import LinkedOriginals
+from proxy.tiers.originals import Originals
+from proxy.tiers.previews import Previews
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)

@@ -13,10 +13,10 @@ from dotenv import dotenv_values
 
 from cache.config import CacheConfig, ConfigError
 from cache.env_values import read_flag
-from previews.converter_config import ConverterConfig
+from previews.conversions.config import ConverterConfig
 from proxy.previews_config import PreviewsConfig
 from proxy.storage.config import StorageConfig
-from proxy.storage.links_config import LinksConfig
+from proxy.storage.links.config import LinksConfig
 
 DEFAULT_ORIGINALS_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
@@ -33,7 +33,7 @@ class ServerConfig:
     access_log: bool = True
     # Worker processes on one port (SO_REUSEPORT). 1 serves in the process itself, with no supervisor.
     workers: int = 1
-    # Hot preview requests answered before aiohttp (proxy/hot_lane.py); only with the access log off,
+    # Hot preview requests answered before aiohttp (proxy/hot/lane.py); only with the access log off,
     # since the lane writes no access log line.
     hot_lane: bool = True
 

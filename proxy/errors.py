@@ -1,6 +1,6 @@
 """The one error hierarchy. Each error carries its HTTP status and a one-line public reason.
 
-The status is fixed where the error is raised; `proxy.middleware` is the only place that renders
+The status is fixed where the error is raised; `proxy.http.middleware` is the only place that renders
 errors into responses. Messages are shown to clients, so they never carry secrets or tracebacks.
 """
 

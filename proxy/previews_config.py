@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from cache.env_values import read_count, read_flag, read_number
 from cache.units import ConfigError, read_duration, read_size
 from previews.config import RenderConfig
-from proxy.render_memory import default_memory_limit
-from proxy.signature import SignatureConfig
+from proxy.http.signature import SignatureConfig
+from proxy.render.memory import default_memory_limit
 
 DEFAULT_PREVIEWS_CACHE_CONTROL = "public, max-age=31536000, immutable"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.storage.azure import AzureProvider
+from proxy.storage.cloud.azure import AzureProvider
 from proxy.storage.errors import ObjectNotFound, ProviderAccessDenied, ProviderFailure
 from proxy.storage.provider import ByteSpan, ObjectInfo, ObjectRef, ObjectStream
 from tests.support.azurite import ACCOUNT

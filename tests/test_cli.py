@@ -31,8 +31,8 @@ def cli_env(data_path: Path, **extra: str) -> dict[str, str]:
 
 
 def run_cli(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """`python -m proxy.cli <args>`, bounded by `timeout` (TimeoutExpired fails the test)."""
-    return subprocess.run([sys.executable, "-m", "proxy.cli", *args], cwd=cwd, env=env, capture_output=True,
+    """`python -m proxy.runtime.cli <args>`, bounded by `timeout` (TimeoutExpired fails the test)."""
+    return subprocess.run([sys.executable, "-m", "proxy.runtime.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout, check=False)
 
 

@@ -12,10 +12,10 @@ import pytest
 
 from cache.config import ConfigError
 from proxy.config import Config
-from proxy.secret_registry import redact
-from proxy.storage.azure import azure_settings
+from proxy.secrets.registry import redact
+from proxy.storage.cloud.azure import azure_settings
+from proxy.storage.cloud.gcs import gcs_settings
 from proxy.storage.config import StorageConfig
-from proxy.storage.gcs import gcs_settings
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY, container_sas
 from tests.support.fake_gcs import write_service_account
 from tests.test_cli import cli_env, run_cli

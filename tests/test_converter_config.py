@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from cache.units import ConfigError
-from previews.converter_config import ConverterConfig
+from previews.conversions.config import ConverterConfig
 
 
 def test_defaults() -> None:

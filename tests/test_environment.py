@@ -44,7 +44,7 @@ def test_pillow_simd_was_built_with_avx2_here():
 def test_processes_load_pyav_and_the_app_only_when_they_need_them():
     # Each worker process pays for what it imports (PyAV alone is about 24 MiB of resident memory), and
     # the supervisor runs no app at all; W4 of the peers benchmark sums every process's peak RSS.
-    probe = ("import sys, proxy.app, proxy.supervisor; "
-             "print(sorted(m for m in ('av', 'proxy.server') if m in sys.modules))")
+    probe = ("import sys, proxy.app, proxy.runtime.supervisor; "
+             "print(sorted(m for m in ('av', 'proxy.runtime.server') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]", loaded.stderr

@@ -19,7 +19,7 @@ from cache.fill import Fill, FillFailed
 from cache.singleflight import DetachedFlights, SingleFlight
 
 TIMEOUT = 10.0
-# Readers take what is written span by span, in reads of READ_CHUNK bytes, as proxy.body does.
+# Readers take what is written span by span, in reads of READ_CHUNK bytes, as proxy.http.body does.
 READ_CHUNK = 256 * 1024
 # Several read chunks and a ragged tail, so readers cross chunk boundaries while the writer works.
 DATA = b"".join(hashlib.sha256(str(i).encode()).digest() for i in range((3 * READ_CHUNK + 777) // 32 + 1))
@@ -153,7 +153,7 @@ def test_source_error_fails_readers(tmp_path: Path) -> None:
         writer = fill.run(source(DATA, fail_after=fail_after), renaming_commit(part, tmp_path / "e.val", commits))
         assert not fill.failed
         outcomes = await asyncio.gather(writer, *readers, return_exceptions=True)
-        # What a request joining now must see, to go to the provider itself (proxy.originals).
+        # What a request joining now must see, to go to the provider itself (proxy.tiers.originals).
         assert fill.failed and fill.done
         late = await asyncio.gather(collect(fill, 0, 10), return_exceptions=True)
         return [*outcomes, *late, *(b"".join(chunks) for chunks in got)]

@@ -1,4 +1,4 @@
-"""Output sizes and positions, after imgproxy's documented resize semantics (previews.geometry, then a real render).
+"""Output sizes and positions, after imgproxy's resize semantics (previews.imaging.geometry, then a real render).
 
 Reference: https://docs.imgproxy.net/usage/processing (resizing type, width, height, min-width, zoom, dpr,
 enlarge, extend, gravity, crop, padding) and the arithmetic imgproxy does for them (processing/prepare.go
@@ -18,9 +18,9 @@ import pytest
 from PIL import Image, ImageChops
 
 from previews.config import RenderConfig
-from previews.geometry import crop_box_size, fill_down_box, position, resize_scales, result_size
-from previews.option_table import apply_options
-from previews.options import Gravity, GravityType, ProcessingOptions
+from previews.grammar.option_table import apply_options
+from previews.grammar.options import Gravity, GravityType, ProcessingOptions
+from previews.imaging.geometry import crop_box_size, fill_down_box, position, resize_scales, result_size
 from previews.render import deadline_after, render_preview
 
 SOURCES = {"L": (1600, 1200), "P": (900, 1600)}

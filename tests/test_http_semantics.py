@@ -7,9 +7,9 @@ from email.utils import formatdate
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.conditional import Decision, Outcome, PreconditionFailed, evaluate
 from proxy.errors import RangeNotSatisfiable
-from proxy.ranges import parse_range, resolve_range
+from proxy.http.conditional import Decision, Outcome, PreconditionFailed, evaluate
+from proxy.http.ranges import parse_range, resolve_range
 from proxy.storage.provider import ByteSpan, ObjectInfo
 
 MODIFIED = 1_700_000_000  # whole seconds, as HTTP dates carry

@@ -12,11 +12,11 @@ import pytest
 
 from cache.config import ConfigError
 from proxy.config import Config
-from proxy.secret_registry import MASK, SECRETS
+from proxy.secrets.registry import MASK, SECRETS
 from proxy.storage.config import StorageConfig
 from proxy.storage.errors import ObjectNotFound
-from proxy.storage.links import LinkTable, parse_link_source
-from proxy.storage.links_config import LinksConfig, read_links
+from proxy.storage.links.config import LinksConfig, read_links
+from proxy.storage.links.sources import LinkTable, parse_link_source
 from tests.conftest import REPO
 from tests.support.azurite import ACCOUNT_KEY, container_sas
 from tests.support.fake_gcs import write_service_account

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from proxy.log_floods import WARNINGS_PER_SECOND
+from proxy.runtime.log_floods import WARNINGS_PER_SECOND
 from tests.conftest import StartServer
 from tests.support.http import request
 

@@ -6,8 +6,8 @@ import random
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.loop_metrics import LoopCollector, LoopCounter, LoopHistogram
-from proxy.metrics import LATENCY_BUCKETS
+from proxy.metrics.event_loop import LoopCollector, LoopCounter, LoopHistogram
+from proxy.metrics.registry import LATENCY_BUCKETS
 
 Sample = tuple[str, tuple[tuple[str, str], ...], float]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.object_path import MAX_KEY_BYTES, parse_object_path
+from proxy.http.object_path import MAX_KEY_BYTES, parse_object_path
 from proxy.storage.errors import InvalidObjectPath, ObjectNotFound
 from proxy.storage.local import LocalProvider
 from proxy.storage.provider import ObjectRef

@@ -5,7 +5,7 @@ Each option has its own bound, but together they multiply: these requests each a
 with a 422 from the options and the header alone, proved by a header whose pixel data doesn't
 exist (a decode would fail with 415). The plan of canvases is checked against the geometry cases'
 hand-worked sizes, so bounds and pipeline can't drift; the memory estimate against the peak memory
-of real renders in a fresh interpreter; the budget (proxy.render_memory) by its own rules.
+of real renders in a fresh interpreter; the budget (proxy.render.memory) by its own rules.
 """
 
 import asyncio
@@ -26,8 +26,8 @@ from previews.errors import ResultTooLarge, UnsupportedImage
 from previews.render import PreparedRender, deadline_after, prepare_render
 from proxy.errors import TooManyRequests
 from proxy.previews_config import PreviewsConfig
-from proxy.render_memory import RenderMemory, RenderMemoryExceeded, RenderMemoryTimeout, default_memory_limit
-from proxy.render_pool import RenderPool
+from proxy.render.memory import RenderMemory, RenderMemoryExceeded, RenderMemoryTimeout, default_memory_limit
+from proxy.render.pool import RenderPool
 from tests.support.images import encoded, options, png_file, render
 from tests.test_geometry import CASES, SOURCES, Case, gradient_jpeg
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from previews.option_table import apply_options
-from previews.options import Crop, Gravity, Padding, ProcessingOptions
+from previews.grammar.option_table import apply_options
+from previews.grammar.options import Crop, Gravity, Padding, ProcessingOptions
 from tests.test_preview_options import BASE, PRESETS, G, R, apply, b64, parse
 
 HEADER_ONLY = {"expires", "filename", "return_attachment"}

@@ -1,4 +1,4 @@
-"""Processing options by imgproxy's names and aliases (previews.option_table), presets and canonical().
+"""Processing options by imgproxy's names and aliases (previews.grammar.option_table), presets and canonical().
 
 Reference: https://docs.imgproxy.net/usage/processing#processing-options. Each option is `name:arg:arg`;
 in the meta-options (`resize`, `size`) an empty argument keeps the current value; later options
@@ -13,9 +13,9 @@ import pytest
 
 from previews.config import RenderConfig
 from previews.errors import InvalidOption
-from previews.option_table import OptionList, apply_options
-from previews.options import Crop, Gravity, GravityType, Padding, ProcessingOptions, ResizingType
-from previews.url import parse_preview_url
+from previews.grammar.option_table import OptionList, apply_options
+from previews.grammar.options import Crop, Gravity, GravityType, Padding, ProcessingOptions, ResizingType
+from previews.grammar.url import parse_preview_url
 
 BASE = ProcessingOptions()
 G = GravityType

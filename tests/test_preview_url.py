@@ -1,4 +1,4 @@
-"""The imgproxy path grammar (previews.url): signature, options, then a plain or base64url source.
+"""The imgproxy path grammar (previews.grammar.url): signature, options, then a plain or base64url source.
 
 Reference: https://docs.imgproxy.net/usage/processing#source-url. A plain source is percent-escaped and
 may end in `@<ext>`; an encoded source is URL-safe base64 (padding optional), split by `/` anywhere,
@@ -10,10 +10,10 @@ import base64
 import pytest
 
 from previews.errors import InvalidOption, InvalidSource, PreviewError
-from previews.option_table import apply_options
-from previews.options import ProcessingOptions, ResizingType
-from previews.url import MAX_SOURCE_BYTES, PreviewUrl, parse_preview_url
-from proxy.object_path import parse_source_ref
+from previews.grammar.option_table import apply_options
+from previews.grammar.options import ProcessingOptions, ResizingType
+from previews.grammar.url import MAX_SOURCE_BYTES, PreviewUrl, parse_preview_url
+from proxy.http.object_path import parse_source_ref
 from proxy.storage.provider import ObjectRef
 
 BUCKET = "h5un6l2bnaz1vj8a9qgms4-public"

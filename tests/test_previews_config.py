@@ -16,9 +16,9 @@ import pytest
 
 from cache.units import ConfigError, parse_duration, parse_size
 from previews.config import RenderConfig
-from previews.options import Gravity, GravityType, ProcessingOptions, ResizingType
+from previews.grammar.options import Gravity, GravityType, ProcessingOptions, ResizingType
 from proxy.previews_config import PreviewsConfig
-from proxy.render_pool import RenderPool
+from proxy.render.pool import RenderPool
 
 
 def previews(**env: str) -> PreviewsConfig:
@@ -241,7 +241,7 @@ SALT_HEX = "e1b7c3d9a5f20468bd13ce57f9a2046c"
 def run_config(cwd: Path, data_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STORAGE_", "CACHE_", "AWS_", "IMGPROXY_"))}
     env.update(DATA_PATH=str(data_path), PYTHONUNBUFFERED="1", **extra)
-    return subprocess.run([sys.executable, "-m", "proxy.cli", "config"], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "config"], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=30, check=False)
 
 

@@ -9,7 +9,7 @@ themselves, not from StorageConfig.secrets(), so a piece that code forgot is sti
 Then an upstream of the test's own that echoes the signed request and quotes the secret in every
 wire form (percent-encoded in either case, `+` for a space, base64 in either alphabet, with or
 without padding): the log filter must mask all of them, in one worker or two, and for a links file
-reloaded on SIGHUP. The forms are made here, independently of proxy.secret_forms.
+reloaded on SIGHUP. The forms are made here, independently of proxy.secrets.forms.
 """
 
 import base64
@@ -30,9 +30,9 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 import pytest
 
 from proxy.config import Config
-from proxy.log_redaction import RedactingFilter, register_config_secrets
-from proxy.middleware import error_response
-from proxy.secret_registry import MASK, SECRETS, SecretRegistry
+from proxy.http.middleware import error_response
+from proxy.runtime.log_redaction import RedactingFilter, register_config_secrets
+from proxy.secrets.registry import MASK, SECRETS, SecretRegistry
 from tests.conftest import StartServer
 from tests.support.backends import Backend, make_backend
 from tests.support.http import fetch

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from proxy.storage.cloud.obstore_provider import MULTIPART_THRESHOLD
 from proxy.storage.errors import ObjectNotFound, ProviderAccessDenied
-from proxy.storage.obstore_provider import MULTIPART_THRESHOLD
 from proxy.storage.provider import ByteSpan, NotModified, ObjectRef, ObjectStream, StorageProvider
 from tests.conftest import REPO
 from tests.support.backends import BACKENDS, Backend, make_backend

@@ -1,4 +1,4 @@
-"""A multi-worker server says it is ready (/healthz 200) only once every worker listens (proxy.readiness).
+"""A multi-worker server says it is ready (/healthz 200) only once every worker listens (proxy.runtime.readiness).
 
 Real processes on loopback. Which sockets listen is read from the kernel (/proc/net/tcp and each
 worker's /proc/<pid>/fd); which worker answered, from the access log.
@@ -115,7 +115,8 @@ def test_healthz_answers_200_only_once_every_worker_listens(data_path: Path) -> 
     try:
         # The fault: one worker is stopped (SIGSTOP) as soon as it is spawned, long before it can listen
         # (it has Pillow, aiohttp and obstore to import first), so the other one surely listens alone.
-        supervisor = poll(lambda: processes_with((b"proxy.cli", f"--port\0{port}\0".encode())), "the supervisor")
+        supervisor = poll(lambda: processes_with((b"proxy.runtime.cli", f"--port\0{port}\0".encode())),
+                          "the supervisor")
         spawned = poll(lambda: processes_with((b"spawn_main",), parent=min(supervisor)), "a worker")
         held = min(spawned)
         os.kill(held, signal.SIGSTOP)

@@ -14,7 +14,7 @@ import pillow_avif  # noqa: F401 - lets the test decode AVIF answers (see the mo
 import pytest
 from PIL import Image, ImageOps
 
-from previews.url import parse_preview_url
+from previews.grammar.url import parse_preview_url
 from tests.support.images import (
     EXIF_MAKE,
     EXIF_ORIENTATION,

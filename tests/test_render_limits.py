@@ -214,7 +214,7 @@ def test_pillows_broken_files_are_unsupported_images(pillow_images, name):
     assert_one_line_reason(caught.value)
 
 
-# One file per input format the previews read (previews.formats.INPUT_FORMATS), all valid.
+# One file per input format the previews read (previews.imaging.formats.INPUT_FORMATS), all valid.
 SUPPORTED_SAMPLES = [
     "hopper.jpg", "hopper.png", "hopper.gif", "hopper.webp", "hopper.tif", "hopper.bmp", "hopper.ppm",
     "hopper.psd", "hopper.ico", "test-card-lossless.jp2", "rgb32rle.tga", "sugarshack.mpo", "avif/hopper.avif",

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image, ImageChops, ImageOps
 
 from previews.config import RenderConfig
-from previews.decode import open_source, shrink_on_load
-from previews.formats import FORMATS
-from previews.job import Job
+from previews.imaging.decode import open_source, shrink_on_load
+from previews.imaging.formats import FORMATS
+from previews.imaging.job import Job
 from previews.render import deadline_after
 from tests.support.images import decoded, encoded, named_photo, options, render, upright_photo
 from tests.support.perceptual import colour_distance, edge_energy, mean_abs_diff, mean_colour

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from previews.errors import InvalidOption, PreviewError, RenderTimedOut, TooManyPixels, UnsupportedImage
-from previews.video import extract_frame
-from previews.video_position import FramePosition, parse_frame_position
+from previews.video.frame import extract_frame
+from previews.video.position import FramePosition, parse_frame_position
 from tests.support.video import VideoSpec, make_video, read_counter
 
 FPS = 25

@@ -118,7 +118,7 @@ def test_sighup_reaches_every_worker(start_server: StartServer) -> None:
     server.process.send_signal(signal.SIGHUP)
 
     reloaded = poll(lambda: (pids := {pid for pid in workers
-                                      if any(f"[{pid}] proxy.linked_originals: links file" in line
+                                      if any(f"[{pid}] proxy.tiers.linked_originals: links file" in line
                                              and "reloaded" in line for line in list(server.log_lines))})
                     == workers and pids, "a links reload in every worker")
     assert reloaded == workers
@@ -146,7 +146,7 @@ def test_bad_worker_counts_stop_serve_with_one_line(tmp_path: Path) -> None:
     for args, extra in ((["--workers", "0"], {}), (["--workers", "two"], {}), ([], {"SERVER_WORKERS": "-1"})):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("STORAGE_", "CACHE_", "SERVER_"))}
         env.update(DATA_PATH=str(tmp_path), **extra)
-        result = subprocess.run([sys.executable, "-m", "proxy.cli", "serve", "--port", "0", *args], cwd=REPO,
+        result = subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "serve", "--port", "0", *args], cwd=REPO,
                                 env=env, capture_output=True, text=True, timeout=30, check=False)
         assert result.returncode == 2, (args, extra, result.stderr)
         assert result.stderr.count("\n") == 1 and "expected a whole number, 1 or more" in result.stderr

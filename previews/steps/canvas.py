@@ -2,8 +2,8 @@
 
 from PIL import Image
 
-from previews.geometry import position, result_size
-from previews.job import Job
+from previews.imaging.geometry import position, result_size
+from previews.imaging.job import Job
 
 WHITE = (255, 255, 255)
 

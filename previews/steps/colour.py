@@ -6,7 +6,7 @@ from typing import cast
 
 from PIL import Image, ImageCms
 
-from previews.job import Job
+from previews.imaging.job import Job
 
 # Modes later steps take as they are.
 _READY = {"RGB", "RGBA", "L"}

@@ -2,10 +2,10 @@
 
 from PIL import Image
 
-from previews.geometry import fill_down_box, position, result_size
-from previews.job import Job
-from previews.options import Gravity, GravityType, ResizingType
-from previews.smart import most_detailed_position
+from previews.grammar.options import Gravity, GravityType, ResizingType
+from previews.imaging.geometry import fill_down_box, position, result_size
+from previews.imaging.job import Job
+from previews.steps.smart import most_detailed_position
 
 
 def source_crop_size(loaded: tuple[int, int], job: Job) -> tuple[int, int]:

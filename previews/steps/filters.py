@@ -2,7 +2,7 @@
 
 from PIL import Image, ImageFilter
 
-from previews.job import Job
+from previews.imaging.job import Job
 
 
 def blur_and_sharpen(image: Image.Image, job: Job) -> Image.Image:

@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from previews.job import Job
+from previews.imaging.job import Job
 
 T = Image.Transpose
 # EXIF orientation to the transposition that makes the image upright (EXIF 2.32, tag 0x0112).

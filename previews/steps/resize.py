@@ -2,8 +2,8 @@
 
 from PIL import Image
 
-from previews.geometry import resize_scales, scale_round
-from previews.job import Job
+from previews.imaging.geometry import resize_scales, scale_round
+from previews.imaging.job import Job
 
 # Pillow first reduces by a whole factor with a box filter while the image stays this many times
 # larger than the target, then resamples; at 3 the result can't be told from a full Lanczos pass

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from cache.config import ConfigError
 from cache.env_values import read_count, read_flag
 from cache.units import read_duration
-from proxy.storage.credentials import (
+from proxy.storage.cloud.credentials import (
     azure_secret_pieces,
     check_azure,
     check_service_account,

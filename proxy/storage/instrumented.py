@@ -4,7 +4,7 @@ import time
 from collections.abc import AsyncIterable
 from typing import Any
 
-from proxy.metrics import Metrics
+from proxy.metrics.registry import Metrics
 from proxy.storage.breaker import CircuitOpen
 from proxy.storage.errors import ObjectNotFound, ProviderAccessDenied, ProviderTimeout
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, StorageProvider

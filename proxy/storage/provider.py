@@ -7,7 +7,7 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """A checked bucket and key (see proxy.object_path for the checks)."""
+    """A checked bucket and key (see proxy.http.object_path for the checks)."""
 
     bucket: str
     key: str

@@ -2,12 +2,12 @@
 
 from collections.abc import Callable
 
-from proxy.storage.azure import AzureProvider
+from proxy.storage.cloud.azure import AzureProvider
+from proxy.storage.cloud.gcs import GCSProvider
+from proxy.storage.cloud.s3 import S3Provider
 from proxy.storage.config import StorageConfig
-from proxy.storage.gcs import GCSProvider
 from proxy.storage.local import LocalProvider
 from proxy.storage.provider import StorageProvider
-from proxy.storage.s3 import S3Provider
 
 PROVIDER_FACTORIES: dict[str, Callable[[StorageConfig], StorageProvider]] = {
     "http": lambda config: LocalProvider(config.root),

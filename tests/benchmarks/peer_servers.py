@@ -212,7 +212,7 @@ def thumbor(storage: Path, directory: Path) -> Iterator[Peer]:
 @functools.cache
 def preview_proxy_workers() -> int | None:
     """The --workers value to pass (one per core) if this checkout's `serve` has the option, else None."""
-    help_text = subprocess.run([sys.executable, "-m", "proxy.cli", "serve", "--help"], cwd=REPO,
+    help_text = subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "serve", "--help"], cwd=REPO,
                                capture_output=True, text=True, check=True).stdout
     return CORES if "--workers" in help_text else None
 

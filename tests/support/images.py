@@ -15,8 +15,8 @@ from pathlib import Path
 from PIL import Image, ImageCms, ImageOps
 
 from previews.config import RenderConfig
-from previews.option_table import apply_options
-from previews.options import ProcessingOptions
+from previews.grammar.option_table import apply_options
+from previews.grammar.options import ProcessingOptions
 from previews.render import Rendered, deadline_after, render_preview
 from tests.support.perceptual import colour_distance, mean_colour
 

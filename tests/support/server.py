@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 START_TIMEOUT = 60.0  # several workers start at once on a 2-core machine
-WORKER_READY = re.compile(r"proxy\.supervisor: worker (\d+) ready")
+WORKER_READY = re.compile(r"proxy\.runtime\.supervisor: worker (\d+) ready")
 
 
 class ServerProcess:
@@ -31,7 +31,7 @@ class ServerProcess:
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "proxy.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+            [sys.executable, "-m", "proxy.runtime.cli", "serve", "--host", "127.0.0.1", "--port", "0",
              "--workers", str(workers), *args],
             cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read_output, daemon=True)

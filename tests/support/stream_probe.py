@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from proxy.cli import exit_without_teardown
+from proxy.runtime.cli import exit_without_teardown
 from proxy.storage.config import StorageConfig
 from proxy.storage.provider import ObjectRef, ObjectStream
 from proxy.storage.registry import build_provider

@@ -1,0 +1,105 @@
+"""Open a source, check its limits from the header alone, then decode it (shrunk on load if it can be).
+
+Everything here runs before a single pixel is decoded, except `load_pixels`: a decompression bomb
+is refused by its declared resolution, not after it has filled the memory.
+"""
+
+import math
+import warnings
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+
+from previews.errors import PreviewError, TooManyPixels, UnsupportedImage
+from previews.imaging.formats import INPUT_FORMATS
+from previews.imaging.geometry import resize_scales
+from previews.imaging.job import Job, SourceFacts
+from previews.limits.pixel_memory import DECODER_BYTES_PER_PIXEL, progressive_jpeg_bytes
+
+EXIF_ORIENTATION = 0x0112
+# Pillow's TIFF plugin reports the upright size and turns the pixels upright as it loads them
+# (ImageOps.exif_transpose in TiffImageFile.load_end): turning them again by the tag would undo it.
+UPRIGHT_ON_LOAD = frozenset({"TIFF"})
+
+
+def open_source(file: BinaryIO, max_pixels: int) -> tuple[Image.Image, SourceFacts]:
+    """Identify the image and read its header; refuse it if it has too many pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(file, formats=INPUT_FORMATS)
+    except Image.DecompressionBombError as error:
+        raise TooManyPixels(f"source resolution is too large: {error}") from None
+    except UnidentifiedImageError:
+        raise UnsupportedImage("the source is not an image in a supported format") from None
+    except PreviewError:
+        raise
+    except Exception as error:  # Pillow's plugins raise many types for a damaged header
+        raise UnsupportedImage(f"the source's header can't be read: {_describe(error)}") from None
+    check_resolution(image, max_pixels)
+    return image, read_facts(image)
+
+
+def check_resolution(image: Image.Image, max_pixels: int) -> None:
+    """Refuse the current frame if its declared size is over `max_pixels` (nothing is decoded)."""
+    width, height = image.size
+    if width * height > max_pixels:
+        raise TooManyPixels(f"source is {width}x{height} ({width * height / 1e6:.1f} MP), over the limit of "
+                            f"{max_pixels / 1e6:g} MP")
+
+
+def read_facts(image: Image.Image) -> SourceFacts:
+    """Format, size, orientation, ICC profile and EXIF of the current frame, read without decoding it."""
+    try:
+        # A PNG's getexif() decodes the whole image to look for an eXIf chunk after the pixels; only
+        # one placed before them (already in info) is read, so nothing is decoded before the checks.
+        png_without_exif = image.format == "PNG" and "exif" not in image.info
+        exif = Image.Exif() if png_without_exif else image.getexif()
+        orientation = 1 if image.format in UPRIGHT_ON_LOAD else int(exif.get(EXIF_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block is no reason to refuse the pixels
+        exif, orientation = Image.Exif(), 1
+    return SourceFacts(
+        format=image.format or "",
+        width=image.width,
+        height=image.height,
+        orientation=orientation if 1 <= orientation <= 8 else 1,
+        icc_profile=image.info.get("icc_profile") or None,
+        exif=exif if len(exif) else None,
+    )
+
+
+def shrink_on_load(image: Image.Image, job: Job) -> None:
+    """Let the JPEG decoder scale by 1/2, 1/4 or 1/8 (DCT scaling) when the result is that much smaller.
+
+    Pillow's draft() picks the strongest reduction that still leaves at least the requested size, so
+    the resize that follows only ever shrinks.
+    """
+    if image.format not in ("JPEG", "MPO"):
+        return
+    width, height = image.size
+    scale = max(resize_scales(*job.region_size(), job.options))
+    if scale >= 0.5:
+        return
+    image.draft(image.mode, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+
+
+def decoder_bytes(image: Image.Image, facts: SourceFacts) -> int:
+    """What the decoder allocates beside the image it fills, at the size it will decode (after draft)."""
+    own = DECODER_BYTES_PER_PIXEL.get(image.format or "", 0) * image.width * image.height
+    if image.format in ("JPEG", "MPO") and image.info.get("progressive"):
+        own += progressive_jpeg_bytes((facts.width, facts.height), len(image.getbands()))
+    return own
+
+
+def load_pixels(image: Image.Image) -> Image.Image:
+    """Decode the first frame; a damaged or truncated file is an UnsupportedImage."""
+    try:
+        image.load()  # the first frame: Image.open leaves every format there (PSD counts layers from 1)
+    except Exception as error:
+        raise UnsupportedImage(f"the source can't be decoded: {_describe(error)}") from None
+    return image
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

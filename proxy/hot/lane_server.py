@@ -1,0 +1,216 @@
+"""The hot lane on a socket: a connection is answered by the lane while every request on it is hot,
+and belongs to aiohttp from its first other request on.
+
+What arrives is planned as a whole (HotLane.plan): the lane answers the requests received so far only
+if it reads all of them, and what follows them, as aiohttp would; otherwise aiohttp gets all of it,
+as aiohttp alone would have (it drops the requests of a read whose end it refuses, and refuses some
+heads before they are complete). The lane answers the planned requests in order until one is not hot,
+and hands that one and the rest over. Bytes are handed over in the pieces they arrived in, since
+aiohttp's error messages quote the read they were found in; a client's EOF hands over what is pending.
+One difference is left on purpose: a client that half-closes (shutdown(SHUT_WR)) right after sending
+hot requests gets the lane's answers, which are written before the EOF is read, while aiohttp alone
+closes on that EOF before its handler writes and sends nothing; mimicking that would mean delaying
+every answer to drop it.
+
+Handing over is one-way: aiohttp's handler then owns the parser, the pipeline order and keep-alive,
+and nothing here may answer ahead of it. Until then, this protocol does what aiohttp's would for an
+idle keep-alive connection: TCP_NODELAY and SO_KEEPALIVE, an idle timeout, back-pressure (no more
+answers while the socket's write buffer is over its mark), and closing at shutdown.
+"""
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import cast
+
+from aiohttp import web
+
+from proxy.hot.lane import HotLane, Planned
+
+log = logging.getLogger(__name__)
+# aiohttp's RequestHandler default (keepalive_timeout) for a connection with no request in progress.
+IDLE_SECONDS = 3630.0
+ProtocolFactory = Callable[[], asyncio.Protocol]
+
+
+class HotLaneConnection(asyncio.Protocol):
+    """One client connection: hot answers first, aiohttp's handler (made on demand) afterwards."""
+
+    def __init__(self, lane: HotLane, make_handler: ProtocolFactory, open_connections: set["HotLaneConnection"]):
+        self._lane = lane
+        self._make_handler = make_handler
+        self._open = open_connections
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._handler: asyncio.Protocol | None = None
+        self._pending: list[bytes] = []  # received and not answered, in the pieces it arrived in
+        self._plan: list[Planned] | None = None  # what the lane may answer of the pending bytes
+        self._planned = 0  # how many requests of the plan are answered
+        self._answered_to = 0  # where the last answered one ends, in the bytes planned
+        self._writing_paused = False
+        self._reading_paused_here = False
+        self._last_seen = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self._transport = transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # As aiohttp does: an answer is one small write that must not wait for an ACK (Nagle).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self._open.add(self)
+        self._last_seen = self._loop.time()
+        self._idle_timer = self._loop.call_at(self._last_seen + IDLE_SECONDS, self._close_if_idle)
+
+    def data_received(self, data: bytes) -> None:
+        if self._handler is not None:
+            self._handler.data_received(data)
+            return
+        self._last_seen = self._loop.time()
+        self._pending.append(data)
+        self._plan = None  # what arrived changes what the lane may answer: read it all again
+        self._answer_pending()
+
+    def _answer_pending(self) -> None:
+        """Answer the complete heads received, in order, while the socket takes more; hand the
+        connection over as soon as the lane may not answer what comes next."""
+        assert self._transport is not None
+        if self._writing_paused or not any(self._pending):
+            return
+        if self._plan is None:
+            buffer = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            try:
+                plan = self._lane.plan(buffer)
+            except Exception:  # a bug in the lane must cost speed, not the request
+                log.exception("hot lane failed on a request; aiohttp answers this connection")
+                plan = None
+            if plan is None:
+                self._hand_over()
+                return
+            self._plan, self._planned, self._answered_to = plan, 0, 0
+        plan, index, answered_to = self._plan, self._planned, self._answered_to
+        while index < len(plan) and not self._writing_paused:
+            end, key, is_get = plan[index]
+            try:
+                answer = self._lane.answer(key, is_get)
+            except Exception:
+                log.exception("hot lane failed on a request; aiohttp answers this connection")
+                answer = None
+            if answer is None:
+                break
+            self._transport.write(answer)
+            answered_to = end
+            index += 1
+        _drop_prefix(self._pending, answered_to - self._answered_to)
+        self._planned, self._answered_to = index, answered_to
+        if index == len(plan):
+            self._plan = None  # what is left is part of a head: planned again with the rest of it
+        elif not self._writing_paused:
+            self._hand_over()  # a head that is not hot
+
+    def _hand_over(self) -> None:
+        """From now on aiohttp answers this connection, starting with what the lane has not answered."""
+        assert self._transport is not None
+        unanswered, self._pending, self._plan = self._pending, [], None
+        self._open.discard(self)  # aiohttp's server tracks (and shuts down) its handlers itself
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        handler = self._handler = self._make_handler()
+        handler.connection_made(self._transport)
+        if self._writing_paused:
+            handler.pause_writing()
+        if self._reading_paused_here:
+            # aiohttp waits for the socket to drain when it writes; it does not expect reading paused.
+            self._reading_paused_here = False
+            self._transport.resume_reading()
+        # In the pieces they arrived in, as aiohttp would have read them: its error messages quote
+        # the read they were found in.
+        for data in unanswered:
+            if data:
+                handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._handler is None and any(self._pending):
+            self._hand_over()  # aiohttp decides what a request cut short gets
+        if self._handler is not None:
+            return self._handler.eof_received()
+        return None  # the transport closes once what was written is sent
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._open.discard(self)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        if self._handler is not None:
+            self._handler.connection_lost(exc)
+        self._transport = None
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        if self._handler is not None:
+            self._handler.pause_writing()
+        elif self._transport is not None:
+            # A client that sends requests but reads no answers: stop reading until it does.
+            self._reading_paused_here = True
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._handler is not None:
+            self._handler.resume_writing()
+            return
+        if self._reading_paused_here and self._transport is not None:
+            self._reading_paused_here = False
+            self._transport.resume_reading()
+        self._answer_pending()  # answer what arrived while paused
+
+    def close(self) -> None:
+        """Close a connection the lane still owns (at shutdown; it has no answer half-written)."""
+        if self._handler is None and self._transport is not None:
+            self._transport.close()
+
+    def _close_if_idle(self) -> None:
+        self._idle_timer = None
+        if self._handler is not None or self._transport is None:
+            return
+        due = self._last_seen + IDLE_SECONDS
+        if self._loop.time() >= due:
+            self._transport.close()
+        else:
+            self._idle_timer = self._loop.call_at(due, self._close_if_idle)
+
+
+class HotLaneSite(web.SockSite):
+    """A SockSite whose connections go through the hot lane before aiohttp's handler."""
+
+    def __init__(self, runner: web.BaseRunner, sock: socket.socket, lane: HotLane, shutdown_timeout: float) -> None:
+        super().__init__(runner, sock, shutdown_timeout=shutdown_timeout)
+        self._lane = lane
+        self._lane_connections: set[HotLaneConnection] = set()
+
+    async def start(self) -> None:
+        # SockSite.start would hand the socket to aiohttp's protocol factory directly; this is the
+        # same with the lane in front. BaseSite.start registers the site with its runner.
+        await web.BaseSite.start(self)
+        make_handler = self._runner.server
+        assert make_handler is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: HotLaneConnection(self._lane, make_handler, self._lane_connections),
+            sock=self._sock, backlog=self._backlog)
+
+    async def stop(self) -> None:
+        await super().stop()
+        for connection in list(self._lane_connections):
+            connection.close()
+
+
+def _drop_prefix(chunks: list[bytes], count: int) -> None:
+    """Remove the first `count` bytes of `chunks` (in place)."""
+    while count and chunks:
+        if len(chunks[0]) <= count:
+            count -= len(chunks.pop(0))
+        else:
+            chunks[0] = chunks[0][count:]
+            count = 0

@@ -1,0 +1,136 @@
+"""Hot previews: finished answers to preview URLs that are asked again and again, keyed by the raw URL.
+
+A gallery reloads the same thumbnails by the same URLs. On the full path every such hit parses the
+URL, checks its signature, applies the options, resolves the source and builds the cache key before
+the memory lookup finds the bytes: most of the handler's time for a 5 KB answer. The raw path and
+query name that answer exactly (the signature is part of them, so an identical raw URL has already
+passed its check), together with the Accept class when format negotiation is on. An answer kept here
+is reused only while what the full path would decide still holds:
+
+- the URL's expiry (`exp:`), checked on every use;
+- the source version the answer was found under: it is trusted only as long as the source-info cache
+  (CACHE_SOURCE_INFO_TTL) would trust it; after that the full path runs, sees a changed original,
+  and keeps the new answer;
+- the links file it was resolved under: a reload (SIGHUP) may have dropped the source's bucket, so
+  an answer kept under another links file is not given again.
+
+Only answers whose bytes came from the previews store (an X-Cache HIT) and are small enough for its
+memory are kept, and the body is the store's own bytes object: an entry costs its headers and key on
+top of what the store already holds. The map has its own LRU bound (CACHE_PREVIEWS_MEMORY's budget):
+when the store evicts a body first, the map may keep it a little longer, never past that bound.
+Use from the event loop only.
+"""
+
+import time
+from dataclasses import dataclass
+
+from aiohttp import hdrs, web
+from cachetools import LRUCache
+from multidict import CIMultiDict
+
+from proxy.http.respond import respond, validators
+from proxy.metrics.registry import Metrics
+from proxy.storage.links.config import LinksConfig
+from proxy.storage.provider import ObjectInfo
+
+# What an entry weighs beyond its body and key: its headers and the objects around them.
+ENTRY_OVERHEAD_BYTES = 1024
+# Request headers that make the answer depend on more than the URL. Requests with any of them go
+# through `respond`, which evaluates them in RFC 9110's order (section 13.2.2) as the full path does.
+CONDITIONAL_HEADERS = (hdrs.IF_MATCH, hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE, hdrs.IF_UNMODIFIED_SINCE,
+                       hdrs.RANGE, hdrs.IF_RANGE)
+
+
+@dataclass(frozen=True, slots=True)
+class HotPreview:
+    """One finished 200 answer to a preview URL, and how long it may be given again."""
+
+    info: ObjectInfo  # size, ETag, Last-Modified, type: what conditional requests and ranges need
+    route_headers: dict[str, str]  # what the handler adds to the validators (Cache-Control, X-Cache, ...)
+    headers: CIMultiDict[str]  # every header of the 200 but Date and Server, in the full path's order
+    body: bytes
+    expires: int  # the URL's `exp:` in epoch seconds; 0 for never
+    fresh_until: float  # time.monotonic() after which the source's version must be checked again
+    links: LinksConfig  # the links file in force when the source was resolved
+    wire_head: bytes | None  # the status line and `headers` as aiohttp writes them, for the hot lane
+
+    @classmethod
+    def build(cls, info: ObjectInfo, route_headers: dict[str, str], body: bytes, expires: int,
+              fresh_until: float, links: LinksConfig) -> "HotPreview":
+        """An entry whose headers are those `respond` sends with a 200 of `body`."""
+        headers = CIMultiDict(validators(info))
+        headers.update(route_headers)
+        headers[hdrs.CONTENT_TYPE] = info.content_type
+        headers[hdrs.CONTENT_LENGTH] = str(len(body))
+        return cls(info, route_headers, headers, body, expires, fresh_until, links, _wire_head(headers))
+
+
+class HotPreviews:
+    """Raw URL (and Accept class) -> HotPreview, bounded by bytes. Disabled with a budget of 0."""
+
+    def __init__(self, budget_bytes: int, entry_max: int, metrics: Metrics, tier: str) -> None:
+        self._entry_max = entry_max
+        self._metrics = metrics
+        self._tier = tier
+        # Values are (entry, weight): the weight counts the key too, which may be kilobytes long.
+        self._entries: LRUCache[str, tuple[HotPreview, int]] | None = (
+            LRUCache(maxsize=budget_bytes, getsizeof=lambda item: item[1]) if budget_bytes else None)
+
+    @property
+    def enabled(self) -> bool:
+        """False when CACHE_PREVIEWS_MEMORY is 0: nothing is kept and every request takes the full path."""
+        return self._entries is not None
+
+    def find(self, key: str, links: LinksConfig) -> HotPreview | None:
+        """The answer kept for `key`, unless its URL expired, its source must be checked again, or
+        `links` (the links file in force) is not the one it was resolved under."""
+        if self._entries is None:
+            return None
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        entry = found[0]
+        if (time.monotonic() >= entry.fresh_until or entry.links is not links
+                or (entry.expires and entry.expires < time.time())):
+            # The full path decides now: a 403 for an expired URL, a fresh look at the source, or
+            # a source resolved again under the new links file.
+            del self._entries[key]
+            return None
+        return entry
+
+    def answered(self, by: str) -> None:
+        """Count an answer given from the map (`by` the handler or the hot lane): it is a previews-tier
+        hit as far as the tier's metrics go, answered the short way."""
+        self._metrics.cache_result(self._tier, "hit")
+        self._metrics.hot_answer(by)
+
+    def keep(self, key: str, entry: HotPreview) -> None:
+        """Remember `entry` for `key` if it is small enough and still worth keeping."""
+        if self._entries is None or len(entry.body) > self._entry_max or time.monotonic() >= entry.fresh_until:
+            return
+        self._entries[key] = (entry, len(entry.body) + 2 * len(key) + ENTRY_OVERHEAD_BYTES)
+
+
+def _wire_head(headers: CIMultiDict[str]) -> bytes | None:
+    """`HTTP/1.1 200 OK` and the headers, one `name: value` line each, as aiohttp serialises them
+    (Date and Server follow, per request). None if a value could split a line: never sent raw."""
+    lines = [f"{name}: {value}\r\n" for name, value in headers.items()]
+    if any("\r" in line[:-2] or "\n" in line[:-2] for line in lines):
+        return None
+    return ("HTTP/1.1 200 OK\r\n" + "".join(lines)).encode("utf-8")
+
+
+def hot_key(raw_path: str, accept_class: str) -> str:
+    """The key of a request: its raw path and query, and the format its Accept header negotiates."""
+    return f"{raw_path}\n{accept_class}" if accept_class else raw_path
+
+
+async def answer(request: web.Request, entry: HotPreview) -> web.StreamResponse:
+    """Send a kept answer: prebuilt for a plain GET or HEAD, through `respond` for conditional requests."""
+    request_headers = request.headers
+    for name in CONDITIONAL_HEADERS:
+        if name in request_headers:
+            return await respond(request, entry.info, entry.route_headers, data=entry.body)
+    # A Response with its whole body goes out in one write, headers and body together; for HEAD,
+    # aiohttp keeps the Content-Length and leaves the body out.
+    return web.Response(body=entry.body, headers=entry.headers)

@@ -1,0 +1,67 @@
+"""Sending one representation with full HTTP caching semantics: 200, 206, 304, 412 and 416.
+
+Both routes end here: originals (a file, or chunks from a fill or the provider) and previews (bytes in
+memory, or a file from the disk tier).
+"""
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from email.utils import formatdate
+from typing import BinaryIO
+
+from aiohttp import hdrs, web
+
+from proxy.http.body import FileSpans, abort, send_chunks, send_file, send_spans
+from proxy.http.conditional import Outcome, evaluate
+from proxy.storage.provider import ObjectInfo
+
+# Bytes [start, end) of a body that isn't one open file: chunks, or spans of a file still being written.
+ChunkSource = Callable[[int, int], AsyncIterator[bytes] | FileSpans]
+
+
+async def respond(request: web.Request, info: ObjectInfo, headers: Mapping[str, str], *,
+                  data: bytes | None = None, file: BinaryIO | None = None, chunks: ChunkSource | None = None,
+                  use_sendfile: bool = True) -> web.StreamResponse:
+    """Answer with `info`'s representation; the body comes from exactly one of data, file or chunks."""
+    decision = evaluate(request.headers, info)
+    response = web.StreamResponse(status=decision.outcome.value, headers=validators(info))
+    response.headers.update(headers)
+    if decision.outcome is Outcome.NOT_MODIFIED:
+        return response
+    start, end = decision.start, decision.end
+    response.headers[hdrs.CONTENT_TYPE] = info.content_type
+    response.content_length = end - start
+    if decision.outcome is Outcome.PARTIAL:
+        response.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end - 1}/{info.size}"
+    if data is not None and request.method == hdrs.METH_GET:
+        await response.prepare(request)
+        await response.write(data[start:end])
+        await response.write_eof()
+        return response
+    await response.prepare(request)
+    if request.method != hdrs.METH_GET:
+        return response
+    try:
+        if file is not None:
+            await send_file(request, response, file, start, end, use_sendfile)
+        elif chunks is not None:
+            body = chunks(start, end)
+            if isinstance(body, FileSpans):
+                await send_spans(request, response, body, end - start, use_sendfile)
+            else:
+                await send_chunks(response, body, end - start)
+    except Exception as error:
+        # The headers are gone, so no error response is possible any more (the origin broke off,
+        # the client left, or the fill failed): cut the connection instead.
+        abort(request, error)
+        return response
+    await response.write_eof()
+    return response
+
+
+def validators(info: ObjectInfo) -> dict[str, str]:
+    """Validators, sent with 200, 206 and 304 alike (RFC 9110 section 15.4.5)."""
+    return {
+        hdrs.ETAG: info.etag,
+        hdrs.LAST_MODIFIED: formatdate(info.last_modified, usegmt=True),
+        hdrs.ACCEPT_RANGES: "bytes",
+    }

@@ -1,0 +1,131 @@
+"""Blocking work on an original's open file, run on the render pool, timed for the render metrics.
+
+Previews and conversions both hand a worker thread the file of an original (local disk, a tier
+entry, a fill's reader or ranges from the provider), in two trips: the first reads the header and
+estimates the work's peak memory (nothing is decoded), the second runs once the pool has admitted
+that estimate (proxy.render.memory). Between them no thread is held, so renders that wait for
+memory don't keep small ones from the workers.
+
+A trip that a thread has started owns the file (and the prepared work) and closes them however it
+ends if nothing follows; whatever no thread holds when the caller is done (queue full, no memory,
+deadline passed in the queue) is closed by the caller.
+"""
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, Generic, Protocol, TypeVar
+
+from proxy.metrics.registry import Metrics
+from proxy.render.pool import RenderPool
+from proxy.tiers.originals import Located
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Prepared(Protocol[T_co]):
+    """Work whose header is read: its estimated peak memory, the pixel work, and what to release."""
+
+    @property
+    def peak_bytes(self) -> int:
+        """The most memory `run` is estimated to hold at once."""
+        ...
+
+    def run(self) -> T_co:
+        """The blocking work."""
+        ...
+
+    def close(self) -> None:
+        """Release what the preparation opened."""
+        ...
+
+
+async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, located: Located,
+                       prepare: Callable[[BinaryIO], Prepared[T]], deadline: float, output_format: str,
+                       format_of: Callable[[T], str]) -> T:
+    """`prepare(file).run()` on the pool, admitted by its estimate; the time goes to
+    render_duration_seconds{operation, format}.
+
+    `output_format` labels a job that fails; `format_of` names the format of one that succeeds.
+    """
+    job = _FileJob(located, prepare, output_format, format_of)
+    try:
+        prepared = await pool.run(job.prepare, deadline)
+        return await pool.run(job.run, deadline, memory=prepared.peak_bytes, admitted=True)
+    finally:
+        job.caller_done()
+        if job.seconds:
+            metrics.render_done(operation, job.output_format, job.seconds)
+
+
+class _FileJob(Generic[T]):
+    """The two blocking trips, and who closes the file and the prepared work."""
+
+    def __init__(self, located: Located, prepare: Callable[[BinaryIO], Prepared[T]], output_format: str,
+                 format_of: Callable[[T], str]) -> None:
+        self.seconds = 0.0
+        self.output_format = output_format
+        self._located = located
+        self._prepare = prepare
+        self._format_of = format_of
+        self._prepared: Prepared[T] | None = None
+        self._lock = threading.Lock()
+        self._in_thread = False  # a trip is running: it closes what it holds if the caller has gone
+        self._caller_done = False
+        self._closed = False
+
+    def prepare(self) -> Prepared[T]:
+        """First trip: open and plan. On failure, or if the caller has gone meanwhile, close at once."""
+        with self._trip():
+            assert self._located.file is not None
+            self._prepared = self._prepare(self._located.file)
+            return self._prepared
+
+    def run(self) -> T:
+        """Second trip: the work, after which everything is closed."""
+        try:
+            with self._trip():
+                assert self._prepared is not None
+                result = self._prepared.run()
+                self.output_format = self._format_of(result)
+                return result
+        finally:
+            self._close()
+
+    def caller_done(self) -> None:
+        """The caller stops waiting: close now unless a thread holds the job (it closes when done)."""
+        with self._lock:
+            self._caller_done = True
+            if self._in_thread:
+                return
+        self._close()
+
+    @contextlib.contextmanager
+    def _trip(self) -> Iterator[None]:
+        """One trip on a worker thread: timed, and marked as holding the job while it runs."""
+        started = time.monotonic()
+        with self._lock:
+            self._in_thread = True
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            self.seconds += time.monotonic() - started
+            with self._lock:
+                self._in_thread = False
+                close = failed or self._caller_done
+            if close:
+                self._close()
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._prepared is not None:
+            self._prepared.close()
+        self._located.close()
+

@@ -1,0 +1,99 @@
+"""A budget of bytes for the renders of one process: a render starts only when its estimated peak fits.
+
+Worker threads alone don't bound memory: one render of a 50 MP source holds hundreds of megabytes,
+and a few at once can drive the process out of memory. Each render's peak is estimated from the
+header before any decode (previews.limits.render_plan); here it waits, first come first served, until
+the renders running leave room for it. A render whose estimate alone is over the budget is refused
+(422); when a whole budget's worth of renders is already waiting, the next is turned away (429).
+"""
+
+import asyncio
+import collections
+import os
+import time
+from dataclasses import dataclass, field
+
+from proxy.errors import TooManyRequests, Unprocessable, UpstreamTimeout
+
+MIB = 1024 * 1024
+# A share of the machine's memory for each worker process's renders: the rest is the interpreter,
+# the in-memory caches, the page cache that serves hits, and other processes.
+MACHINE_SHARE = 4
+
+
+class RenderMemoryExceeded(Unprocessable):
+    """One render's estimated peak is over RENDER_MEMORY_LIMIT: it could never run."""
+
+    default_reason = "the render needs more memory than RENDER_MEMORY_LIMIT allows"
+
+
+class RenderMemoryTimeout(UpstreamTimeout):
+    """The deadline passed while the render waited for memory."""
+
+    default_reason = "render timed out waiting for memory"
+
+
+def default_memory_limit(processes: int) -> int:
+    """Physical memory / 4, shared among the worker processes."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(64 * MIB, physical // MACHINE_SHARE // max(1, processes))
+
+
+@dataclass(eq=False)
+class _Waiter:
+    size: int
+    granted: "asyncio.Future[None]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class RenderMemory:
+    """Reserve an estimate before the work starts; release it when the work's thread is done."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._waiting_bytes = 0
+
+    async def reserve(self, size: int, deadline: float) -> None:
+        """Wait until `size` bytes fit, in arrival order; see the module's docstring for the refusals."""
+        if size > self.limit:
+            raise RenderMemoryExceeded(f"the render needs an estimated {size / MIB:.0f} MiB, over "
+                                       f"RENDER_MEMORY_LIMIT={self.limit / MIB:.0f} MiB")
+        if not self._waiters and self.in_use + size <= self.limit:
+            self.in_use += size
+            return
+        if self._waiting_bytes + size > self.limit:
+            raise TooManyRequests("too many large renders waiting for memory, try again shortly")
+        waiter = _Waiter(size)
+        self._waiters.append(waiter)
+        self._waiting_bytes += size
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter.granted), max(0.0, deadline - time.monotonic()))
+        except BaseException as error:
+            if waiter.granted.done():
+                self.release(size)  # granted as the wait ended: give it back
+            else:
+                self._waiters.remove(waiter)
+                self._waiting_bytes -= size
+                self._grant()  # those behind it may fit now
+            if isinstance(error, TimeoutError):
+                raise RenderMemoryTimeout() from None
+            raise
+
+    @property
+    def waiting(self) -> int:
+        """Bytes asked for by the renders waiting for room."""
+        return self._waiting_bytes
+
+    def release(self, size: int) -> None:
+        """Give back what a finished render reserved, and start those waiting that now fit."""
+        self.in_use -= size
+        self._grant()
+
+    def _grant(self) -> None:
+        # Strictly in order: a large render at the head is not overtaken for ever by small ones.
+        while self._waiters and self.in_use + self._waiters[0].size <= self.limit:
+            waiter = self._waiters.popleft()
+            self._waiting_bytes -= waiter.size
+            self.in_use += waiter.size
+            waiter.granted.set_result(None)

@@ -1,0 +1,44 @@
+"""GET and HEAD `/image-converter/<operation>/<source>`: a browser-ready image of an original.
+
+`convert/<bucket>/<key>?page=N` converts a TIFF, JPEG 2000, 16-bit PNG, PSD, BMP or ICO;
+`videoframe/<pos>/<bucket>/<key>?videoStreamIndex=N` takes one frame of a video. A source a browser
+already shows (JPEG, PNG, WebP, GIF) is served untouched. `X-Converted-From` names the source's format.
+"""
+
+from urllib.parse import unquote
+
+from aiohttp import hdrs, web
+
+from previews.conversions.conversion import parse_conversion
+from proxy.app_keys import CONFIG, CONVERTER
+from proxy.http.request_target import path_and_query
+from proxy.http.respond import respond
+from proxy.routes.links import source_originals
+from proxy.routes.originals import serve_original
+from proxy.storage.provider import ObjectInfo
+from proxy.tiers.conversions import ConversionRequest
+
+PREFIX = "/image-converter/"
+
+
+async def get_conversion(request: web.Request) -> web.StreamResponse:
+    """Serve a conversion from the converter tier, converting on a miss; pass browser-ready sources through."""
+    config = request.app[CONFIG]
+    raw_path, _, query = path_and_query(request).partition("?")
+    conversion, source = parse_conversion(unquote(raw_path[len(PREFIX):]), query)
+    originals, ref = source_originals(request.app, source)
+    settings = config.converter
+    allow_webp = settings.auto_webp and "image/webp" in request.headers.get(hdrs.ACCEPT, "").lower()
+    result = await request.app[CONVERTER].get(ConversionRequest(conversion, ref, originals, allow_webp))
+    headers = {hdrs.CACHE_CONTROL: config.server.originals_cache_control, "X-Converted-From": result.converted_from}
+    if settings.auto_webp:
+        headers[hdrs.VARY] = "Accept"
+    if result.meta is None:
+        return await serve_original(request, originals, ref, headers)
+    meta = result.meta
+    headers["X-Cache"] = result.cache_status
+    try:
+        return await respond(request, ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type),
+                             headers, data=result.data, file=result.file, use_sendfile=config.server.sendfile)
+    finally:
+        result.close()

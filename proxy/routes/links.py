@@ -1,0 +1,38 @@
+"""GET and HEAD `/links/<scheme>/<bucket>/<key>`, and which Originals a preview's source reads from.
+
+`/links/s3/photos/a.jpg` is the original `s3://photos/a.jpg`, served like `/<bucket>/<key>` (storage
+tier, single fill, ranges, 304) from the provider of the links-file entry that lists `photos`.
+A second segment that is not a link scheme keeps the plain meaning: the bucket `links` of the main
+storage, so `/links/<key>` still reaches it unless the key starts with a scheme name.
+"""
+
+from aiohttp import web
+
+from proxy.app_keys import LINKS, ORIGINALS
+from proxy.http.object_path import parse_object_path, parse_source_ref
+from proxy.http.request_target import path_and_query
+from proxy.routes.originals import get_original, serve_original
+from proxy.storage.links.sources import SCHEMES, LinkRef, parse_link_source
+from proxy.storage.provider import ObjectRef
+from proxy.tiers.originals import Originals
+
+PREFIX = "/links/"
+
+
+async def get_link(request: web.Request) -> web.StreamResponse:
+    """Serve a linked original (or a range of it), or fall through to `/links/<key>` of the main storage."""
+    path = path_and_query(request).split("?", 1)[0]
+    scheme, _, rest = path[len(PREFIX):].partition("/")
+    if scheme not in SCHEMES:
+        return await get_original(request)
+    ref = parse_object_path("/" + rest)
+    originals = request.app[LINKS].resolve(LinkRef(scheme, ref))
+    return await serve_original(request, originals, ref)
+
+
+def source_originals(app: web.Application, source: str) -> tuple[Originals, ObjectRef]:
+    """A preview source: a link (`s3://bucket/key`, ...) resolved through the links file, or `<bucket>/<key>`."""
+    link = parse_link_source(source)
+    if link is None:
+        return app[ORIGINALS], parse_source_ref(source)
+    return app[LINKS].resolve(link), link.ref

@@ -1,0 +1,33 @@
+"""GET and HEAD `/<bucket>/<key>`: Supervisely's fullStorageUrl, with browser caching semantics."""
+
+from collections.abc import Mapping
+
+from aiohttp import hdrs, web
+
+from proxy.app_keys import CONFIG, ORIGINALS
+from proxy.http.object_path import parse_object_path
+from proxy.http.request_target import path_and_query
+from proxy.http.respond import respond
+from proxy.storage.provider import ObjectRef
+from proxy.tiers.originals import Originals
+
+
+async def get_original(request: web.Request) -> web.StreamResponse:
+    """Serve an original (or a range of it) from local disk, the storage cache or the provider."""
+    ref = parse_object_path(path_and_query(request))
+    return await serve_original(request, request.app[ORIGINALS], ref)
+
+
+async def serve_original(request: web.Request, originals: Originals, ref: ObjectRef,
+                         extra_headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+    """Answer with the original `ref` of `originals` (the main storage's, or a link's)."""
+    server = request.app[CONFIG].server
+    located = await originals.locate(ref, want_body=request.method == hdrs.METH_GET)
+    try:
+        headers = {hdrs.CACHE_CONTROL: server.originals_cache_control, **(extra_headers or {}),
+                   "X-Cache": located.cache_status}
+        return await respond(request, located.info, headers, file=located.file,
+                             chunks=lambda start, end: originals.body(ref, located, start, end),
+                             use_sendfile=server.sendfile)
+    finally:
+        located.close()

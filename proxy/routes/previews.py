@@ -1,0 +1,115 @@
+"""GET and HEAD `/previews/<signature>/<options...>/<source>`: imgproxy's URL syntax.
+
+Everything is checked before any I/O, in this order: the path's grammar, the signature, the options,
+the expiry and the source. Then the Previews service finds or renders the image. A URL whose answer
+was found in memory before is answered from the hot-previews map without those steps (hot_previews.py).
+"""
+
+import dataclasses
+import os
+import time
+from urllib.parse import quote
+
+from aiohttp import hdrs, web
+
+from previews.grammar.option_table import apply_options
+from previews.grammar.options import ProcessingOptions
+from previews.grammar.url import parse_preview_url
+from previews.imaging.formats import FORMATS
+from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, PREVIEWS
+from proxy.errors import Forbidden
+from proxy.hot.previews import HotPreview, answer, hot_key
+from proxy.http.request_target import path_and_query
+from proxy.http.respond import respond
+from proxy.http.signature import verify
+from proxy.previews_config import PreviewsConfig
+from proxy.storage.provider import ObjectInfo
+from proxy.tiers.preview_sources import preview_source
+from proxy.tiers.previews import PreviewRequest
+
+PREFIX = "/previews"
+PREVIEW_ROUTE = "preview"  # the `route` label of this route's request metrics
+_EXTENSION_BY_MEDIA_TYPE = {f.media_type: f.name.replace("jpeg", "jpg") for f in FORMATS.values()}
+
+
+async def get_preview(request: web.Request) -> web.StreamResponse:
+    """Serve a preview from the previews cache, rendering it on a miss."""
+    config = request.app[CONFIG]
+    settings = config.previews
+    accept = request.headers.get(hdrs.ACCEPT, "")
+    hot = request.app[HOT_PREVIEWS]
+    target = path_and_query(request)  # absolute-form targets are served (and kept) as their path and query
+    key = hot_key(target, negotiated_format(accept, settings) or "")
+    links = request.app[LINKS].config  # read before resolving: a reload meanwhile must not bless this answer
+    entry = hot.find(key, links)
+    if entry is not None:
+        hot.answered("handler")
+        return await answer(request, entry)
+    raw_path, _, query = target.partition("?")
+    url = parse_preview_url(raw_path[len(PREFIX):], query)
+    # The query string belongs to the source (imgproxy URLs have none), so it is signed with the path.
+    verify(settings.signature, url.signature, url.signed_path + (f"?{query}" if query else ""))
+    options = apply_options(settings.render.defaults, url.options, settings.render.presets)
+    if url.extension:
+        options = dataclasses.replace(options, format=url.extension)
+    if options.expires and options.expires < time.time():  # 0 means "never", as in imgproxy
+        raise Forbidden("the URL has expired")
+    # `<bucket>/<key>` of the main storage, a link (`s3://bucket/key`, ...) through the links file,
+    # or a conversion of either (`image-converter/convert/<bucket>/<key>`).
+    originals, ref = preview_source(request.app, url.source, query)
+    options, negotiated = _negotiate_format(options, accept, settings)
+    source_id = originals.cache_key(ref) + (f"?{query}" if query else "")
+    found = await request.app[PREVIEWS].get(
+        PreviewRequest(ref, source_id, options, options.format or "auto", originals))
+    preview = found.preview
+    meta = preview.meta
+    info = ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type)
+    headers = {
+        hdrs.CACHE_CONTROL: settings.cache_control,
+        hdrs.CONTENT_DISPOSITION: _disposition(options, ref.key, meta.content_type),
+        "X-Cache": found.cache_status,
+    }
+    if negotiated:
+        headers[hdrs.VARY] = "Accept"
+    if found.from_store and preview.data is not None and hot.enabled:
+        # Only answers from the store are kept: a render's bytes may come from an original that
+        # changed while it ran, which the store refuses to keep too.
+        hot.keep(key, HotPreview.build(info, headers, preview.data, options.expires or 0,
+                                       found.source_trusted_until, links))
+    try:
+        return await respond(request, info, headers, data=preview.data, file=preview.file,
+                             use_sendfile=config.server.sendfile)
+    finally:
+        if preview.file is not None:
+            preview.file.close()
+
+
+def _negotiate_format(options: ProcessingOptions, accept: str,
+                      settings: PreviewsConfig) -> tuple[ProcessingOptions, bool]:
+    """With no format in the URL, IMGPROXY_AUTO_AVIF/WEBP pick one from Accept (and the answer varies)."""
+    if options.format or not (settings.auto_avif or settings.auto_webp):
+        return options, False
+    name = negotiated_format(accept, settings)
+    return (dataclasses.replace(options, format=name) if name else options), True
+
+
+def negotiated_format(accept: str, settings: PreviewsConfig) -> str | None:
+    """The format IMGPROXY_AUTO_AVIF/WEBP pick for this Accept header, or None (then the URL's or the source's)."""
+    if not (settings.auto_avif or settings.auto_webp):
+        return None
+    accepted = accept.lower()
+    for enabled, name in ((settings.auto_avif, "avif"), (settings.auto_webp, "webp")):
+        if enabled and f"image/{name}" in accepted:
+            return name
+    return None
+
+
+def _disposition(options: ProcessingOptions, key: str, media_type: str) -> str:
+    kind = "attachment" if options.return_attachment else "inline"
+    name = options.filename or os.path.splitext(os.path.basename(key))[0] or "image"
+    extension = _EXTENSION_BY_MEDIA_TYPE.get(media_type, "bin")
+    if not name.lower().endswith(f".{extension}"):
+        name = f"{name}.{extension}"
+    # RFC 6266: a quoted ASCII fallback plus the UTF-8 name.
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"

@@ -1,0 +1,66 @@
+"""`preview-proxy serve | config | sample`."""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from cache.config import ConfigError
+from proxy.config import Config, read_environment
+from proxy.runtime.exits import exit_without_teardown
+from proxy.runtime.log_redaction import install_redaction, register_config_secrets
+from proxy.secrets.registry import SECRETS
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `preview-proxy` console script."""
+    parser = argparse.ArgumentParser(prog="preview-proxy", description="Caching proxy for images in object storage.")
+    parser.add_argument("--env-file", type=Path, help="a .env file to read (default: ./.env if present)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the HTTP server")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    serve_parser.add_argument("--workers", help="worker processes on the port (default: SERVER_WORKERS, "
+                                                "else the number of usable cores)")
+    commands.add_parser("config", help="print the effective configuration, secrets masked")
+    commands.add_parser("sample", help="place a sample image in the sample bucket of local storage")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()
+    try:
+        config = Config.from_env(read_environment(args.env_file), host=getattr(args, "host", "127.0.0.1"),
+                                 port=getattr(args, "port", 8080), workers=getattr(args, "workers", None))
+    except ConfigError as error:
+        # Messages name settings, never values; the secrets read before the error are masked anyway.
+        print(f"preview-proxy: {SECRETS.redact(str(error))}", file=sys.stderr)
+        return 2
+    register_config_secrets(config)
+
+    if args.command == "config":
+        for name, value in config.describe().items():
+            print(f"{name} = {SECRETS.redact(value)}")  # masked already; this catches a value that slipped
+        return 0
+    if args.command == "sample":
+        from proxy.runtime.sample import place_sample, sample_url_path
+
+        path = place_sample(config)
+        print(f"sample image: {path} (served at {sample_url_path(config) or 'n/a: STORAGE_PROVIDER is not http'})")
+        return 0
+    exit_without_teardown(_serve(config))
+    return 0  # not reached
+
+
+def _serve(config: Config) -> int:
+    """One process serves alone; with several workers a supervisor starts and watches them."""
+    if config.server.workers > 1:
+        from proxy.runtime.supervisor import Supervisor
+
+        return Supervisor(config).run()
+    from proxy.runtime.server import serve
+
+    return serve(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Running the app on uvloop, on a real socket, and saying where it listens.
+
+With one worker (SERVER_WORKERS=1) the app runs in this process, with no supervisor. With more,
+proxy.runtime.supervisor starts the workers, and each one runs `serve_worker`: the same app, on its own
+SO_REUSEPORT socket on the shared port, reporting to the supervisor rather than printing, and
+answering /healthz 503 until the supervisor has seen every worker listen (proxy.runtime.readiness).
+"""
+
+import asyncio
+import logging
+import signal
+import socket
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import uvloop
+from aiohttp import web
+
+from cache.startup import prepare_tiers
+from proxy.app import build_app
+from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS
+from proxy.config import Config
+from proxy.hot.lane import HotLane
+from proxy.hot.lane_server import HotLaneSite
+from proxy.routes.health import WORKERS_LISTENING
+from proxy.runtime.listen import announce, base_url, listening_socket
+from proxy.runtime.log_floods import install_flood_filters
+from proxy.runtime.log_redaction import install_redaction, register_config_secrets
+from proxy.runtime.readiness import READY, WorkersListening
+
+log = logging.getLogger(__name__)
+SHUTDOWN_SECONDS = 10
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{X-Cache}o" "%{User-Agent}i"'
+
+
+def serve(config: Config) -> int:
+    """Serve in this one process until SIGINT or SIGTERM; return the exit status.
+
+    Port 0 picks a free port; the chosen one is printed. (Several workers: proxy.runtime.supervisor.)
+    """
+    prepare_tiers(config.cache.tiers())
+    uvloop.run(_serve(config, supervisor=None, metrics_dir=None, listening=None))
+    return 0
+
+
+def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path, listening: WorkersListening) -> None:
+    """One worker of a multi-worker server, until SIGTERM or until its supervisor is gone."""
+    uvloop.run(_serve(config, supervisor, metrics_dir, listening))
+
+
+async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Path | None,
+                 listening: WorkersListening | None) -> None:
+    # Here, after the process configured its logging (a worker does so before it imports this module).
+    register_config_secrets(config)
+    install_redaction()
+    install_flood_filters()
+    app = build_app(config, metrics_dir)
+    if listening is not None:
+        app[WORKERS_LISTENING] = listening
+    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if config.server.access_log
+                           else None, access_log_format=ACCESS_LOG_FORMAT, handler_cancellation=True)
+    await runner.setup()
+    sock = listening_socket(config.server.host, config.server.port, reuse_port=supervisor is not None)
+    site = _site(runner, sock, app)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # SIGHUP re-reads the links file (REMOTE_LINKS_PATH); requests in flight are not disturbed.
+    loop.add_signal_handler(signal.SIGHUP, app[LINKS].reload_soon)
+    if supervisor is None:
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        announce(config, base_url(sock))
+    else:
+        # A worker leaves SIGINT to its supervisor (a terminal's Ctrl-C reaches the whole process group).
+        _watch_supervisor(loop, supervisor, stop)
+        supervisor.send_bytes(READY)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+
+
+def _watch_supervisor(loop: asyncio.AbstractEventLoop, supervisor: Connection, stop: asyncio.Event) -> None:
+    """Stop when the supervisor is gone (even SIGKILLed): its end of the channel closes, ours reads EOF.
+
+    The supervisor never writes to the channel, so it becomes readable only then.
+    """
+    fd = supervisor.fileno()
+
+    def gone() -> None:
+        loop.remove_reader(fd)  # readable for good from now on: once is enough
+        log.warning("the supervisor is gone; stopping")
+        stop.set()
+
+    loop.add_reader(fd, gone)
+
+
+def _site(runner: web.AppRunner, sock: socket.socket, app: web.Application) -> web.SockSite:
+    """The listening site: with the hot lane in front of aiohttp when it is on (and can be: the lane
+    writes no access log line, and with no memory budget there is nothing hot)."""
+    config = app[CONFIG]
+    hot = app[HOT_PREVIEWS]
+    if config.server.hot_lane and not config.server.access_log and hot.enabled:
+        lane = HotLane(hot, app[LINKS], config.previews, app[METRICS])
+        return HotLaneSite(runner, sock, lane, shutdown_timeout=SHUTDOWN_SECONDS)
+    return web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_SECONDS)

@@ -1,0 +1,252 @@
+"""The supervisor of a multi-worker server: N worker processes on one port, sharing the disk tiers.
+
+What it does, in order:
+1. It binds the port first (port 0 picks one port for all the workers). It keeps that socket bound
+   but never listening, so the port stays reserved while workers come and go. The kernel gives
+   connections only to listening sockets. Each worker opens its own SO_REUSEPORT socket on the port,
+   and the kernel spreads new connections over those sockets.
+2. It prepares the tiers once (cache.startup). No worker may remove leftover part files: it can't
+   tell them from the fills that other workers are writing.
+3. It starts the workers with the `spawn` method (see proxy.runtime.worker). It gives them a fresh, empty
+   folder for prometheus-client's multiprocess files (proxy.metrics.shared_folder), and removes that
+   folder when it stops.
+4. It counts the workers that have said READY (each one listens by then) in memory it shares with
+   them (proxy.runtime.readiness): until all have, their /healthz answers 503. Then it prints the
+   "listening" line. The count is for start-up only: a restarted worker doesn't lower it.
+5. It forwards signals. SIGTERM and SIGINT stop every worker gracefully (the exit status is 0 if
+   all of them exit 0). SIGHUP reaches every worker (links reload).
+6. It replaces a worker that dies unexpectedly. The pause before the restart doubles with each
+   quick death (capped), so a worker that can't start doesn't spin. A worker that dies while the
+   server starts stops the whole start-up.
+"""
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+from prometheus_client import multiprocess
+
+from cache.startup import prepare_tiers, remove_parts_of
+from proxy.config import Config
+from proxy.metrics.shared_folder import fresh_metrics_folder, remove_metrics_folder
+from proxy.runtime.listen import announce, base_url, listening_socket
+from proxy.runtime.log_redaction import install_redaction
+from proxy.runtime.readiness import READY, WorkersListening
+from proxy.runtime.signal_inbox import SignalInbox
+from proxy.runtime.worker import LOG_FORMAT, WorkerSpec, run_worker
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 120.0  # every worker imports Pillow, aiohttp and obstore, and opens three tiers
+STOP_TIMEOUT = 30.0  # a worker's graceful stop: aiohttp's 10 s for requests, then closing caches
+RESTART_FIRST_PAUSE = 0.5
+RESTART_PAUSE_CAP = 30.0
+HEALTHY_AFTER = 30.0  # a worker that lived this long starts its slot's pauses over
+STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass
+class _Slot:
+    """One worker's place: its process now, and the state its restarts need."""
+
+    index: int
+    process: BaseProcess | None = None
+    channel: Connection | None = None  # None once it reads EOF
+    started: float = 0.0
+    ready: bool = False
+    reload_when_ready: bool = False
+    quick_deaths: int = 0
+    restart_at: float | None = None
+
+
+class Supervisor:
+    """Runs `config.server.workers` workers until SIGTERM or SIGINT. Blocking; `run` returns the exit status."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._context = multiprocessing.get_context("spawn")
+        self._slots = [_Slot(index) for index in range(config.server.workers)]
+        self._listening = WorkersListening(len(self._slots), self._context)
+        self._metrics_dir = Path()
+        self._stopping = False
+        self._serving = False  # every worker was ready once, and the port was announced
+        self._failed = False
+        self._reloads = 0
+
+    def run(self) -> int:
+        """Serve through the workers; return 0 after a clean stop, 1 otherwise."""
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
+        install_redaction()  # basicConfig(force=True) replaced the handler cli.main had filtered
+        host, port = self._config.server.host, self._config.server.port
+        try:
+            reserved = listening_socket(host, port, reuse_port=True)
+        except OSError as error:
+            print(f"preview-proxy: can't listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+            return 1
+        with reserved, SignalInbox() as inbox:
+            self._config = replace(self._config, server=replace(self._config.server,
+                                                                port=reserved.getsockname()[1]))
+            self._metrics_dir = fresh_metrics_folder()
+            log.info("%d workers; their metrics files in %s", len(self._slots), self._metrics_dir)
+            try:
+                prepare_tiers(self._config.cache.tiers())
+                for slot in self._slots:
+                    self._start(slot)
+                if self._wait_until_ready(inbox):
+                    announce(self._config, base_url(reserved))
+                    self._serving = True
+                    while not self._stopping:
+                        self._turn(inbox, self._restart_timeout())
+                        self._restart_due()
+                self._stop_all(inbox)
+            finally:
+                remove_metrics_folder(self._metrics_dir)
+        return 1 if self._failed else 0
+
+    def _start(self, slot: _Slot) -> None:
+        ours, theirs = self._context.Pipe(duplex=True)
+        spec = WorkerSpec(self._config, self._metrics_dir, theirs, self._listening)
+        process = self._context.Process(target=run_worker, args=(spec,), name=f"preview-proxy-worker-{slot.index}")
+        process.start()
+        theirs.close()  # the worker holds its end; ours reads EOF once the worker is gone
+        slot.process, slot.channel, slot.started = process, ours, time.monotonic()
+        slot.ready, slot.restart_at = False, None
+        slot.reload_when_ready = self._reloads > 0  # it read the links file as it was at our start
+        log.info("worker %d started (slot %d)", process.pid, slot.index)
+
+    def _wait_until_ready(self, inbox: SignalInbox) -> bool:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not all(slot.ready for slot in self._slots):
+            if self._stopping or self._failed:
+                return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.error("workers did not start within %g s; stopping", START_TIMEOUT)
+                self._failed = True
+                return False
+            self._turn(inbox, remaining)
+        return True
+
+    def _turn(self, inbox: SignalInbox, timeout: float | None) -> None:
+        """Wait (at most `timeout` seconds) for a signal, a worker's message or a worker's exit, and handle it."""
+        live = [slot for slot in self._slots if slot.process is not None]
+        waitables: list[object] = [inbox.reader]
+        waitables += [slot.channel for slot in live if slot.channel is not None]
+        waitables += [slot.process.sentinel for slot in live if slot.process is not None]
+        woken = multiprocessing.connection.wait(waitables, timeout)  # type: ignore[arg-type]
+        if inbox.reader in woken:
+            for signum in inbox.take():
+                self._on_signal(signum)
+        for slot in live:
+            if slot.channel is not None and slot.channel in woken:
+                self._on_message(slot, slot.channel)
+            if slot.process is not None and slot.process.sentinel in woken:
+                self._on_exit(slot, slot.process)
+
+    def _on_signal(self, signum: int) -> None:
+        if signum in STOPPING_SIGNALS and not self._stopping:
+            log.info("%s: stopping %d worker(s)", signal.Signals(signum).name, len(self._slots))
+            self._stopping = True
+            self._signal_all(signal.SIGTERM)
+        elif signum == signal.SIGHUP and not self._stopping:
+            self._reloads += 1
+            for slot in self._slots:
+                if slot.process is not None and slot.ready:
+                    _kill(slot.process, signal.SIGHUP)
+                else:  # still starting: before its handler is in, SIGHUP would be ignored
+                    slot.reload_when_ready = True
+
+    def _on_message(self, slot: _Slot, channel: Connection) -> None:
+        try:
+            message = channel.recv_bytes()
+        except (EOFError, OSError):
+            slot.channel = None  # the worker is gone; its sentinel says how
+            channel.close()
+            return
+        if message == READY and slot.process is not None:
+            slot.ready = True
+            log.info("worker %d ready (slot %d)", slot.process.pid, slot.index)
+            if not self._serving:
+                self._listening.set_count(sum(each.ready for each in self._slots))
+            if slot.reload_when_ready:
+                slot.reload_when_ready = False
+                _kill(slot.process, signal.SIGHUP)
+            if self._stopping:
+                _kill(slot.process, signal.SIGTERM)
+
+    def _on_exit(self, slot: _Slot, process: BaseProcess) -> None:
+        process.join()
+        code, pid = process.exitcode, process.pid
+        assert pid is not None  # it was started
+        process.close()
+        if slot.channel is not None:
+            slot.channel.close()
+        slot.process, slot.channel = None, None
+        # Its live gauges (renders in progress, queue depth, breaker state) stop counting.
+        multiprocess.mark_process_dead(pid, str(self._metrics_dir))
+        if code != 0:  # a clean exit cancelled its fills, which removed their part files
+            remove_parts_of(self._config.cache.tiers(), pid)
+        if self._stopping:
+            # A worker still starting dies of SIGTERM before it can handle it: that is a clean stop too.
+            clean = code == 0 or (not slot.ready and code == -signal.SIGTERM)
+            self._failed |= not clean
+            log.log(logging.INFO if clean else logging.ERROR, "worker %d exited with status %s", pid, code)
+            return
+        if not self._serving:
+            log.error("worker %d exited with status %s while the server was starting; stopping", pid, code)
+            self._failed = True
+            self._stopping = True
+            return
+        lived = time.monotonic() - slot.started
+        slot.quick_deaths = 0 if lived >= HEALTHY_AFTER else slot.quick_deaths + 1
+        pause = min(RESTART_PAUSE_CAP, RESTART_FIRST_PAUSE * 2 ** max(0, slot.quick_deaths - 1))
+        slot.restart_at = time.monotonic() + pause
+        log.error("worker %d exited unexpectedly with status %s after %.1f s; starting another in %g s",
+                  pid, code, lived, pause)
+
+    def _restart_timeout(self) -> float | None:
+        due = [slot.restart_at for slot in self._slots if slot.restart_at is not None]
+        return max(0.0, min(due) - time.monotonic()) if due else None
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.restart_at is not None and slot.restart_at <= now and not self._stopping:
+                self._start(slot)
+
+    def _stop_all(self, inbox: SignalInbox) -> None:
+        """SIGTERM to every worker still running, then wait for them all (SIGKILL past STOP_TIMEOUT)."""
+        self._stopping = True
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while any(slot.process is not None for slot in self._slots):
+            if time.monotonic() >= deadline:
+                self._failed = True
+                for slot in self._slots:
+                    if slot.process is not None:
+                        log.error("worker %d did not stop within %g s; killing it", slot.process.pid, STOP_TIMEOUT)
+                        _kill(slot.process, signal.SIGKILL)
+                deadline = time.monotonic() + STOP_TIMEOUT  # SIGKILL can't be refused: this wait ends
+            self._turn(inbox, deadline - time.monotonic())
+        log.info("all workers stopped")
+
+    def _signal_all(self, signum: int) -> None:
+        for slot in self._slots:
+            slot.restart_at = None
+            if slot.process is not None:
+                _kill(slot.process, signum)
+
+
+def _kill(process: BaseProcess, signum: int) -> None:
+    if process.pid is not None:
+        with contextlib.suppress(ProcessLookupError):  # already gone: its sentinel will say so
+            os.kill(process.pid, signum)

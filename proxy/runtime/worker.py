@@ -1,0 +1,53 @@
+"""One worker process of a multi-worker server: what proxy.runtime.supervisor starts (spawns) for each slot.
+
+The supervisor starts workers with multiprocessing's `spawn` method: a fresh interpreter, never a
+fork. obstore's Rust runtime and a running event loop don't survive a fork. This module imports
+nothing heavy at the top, because the worker must set PROMETHEUS_MULTIPROC_DIR before
+prometheus_client is first imported.
+"""
+
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from proxy.config import Config
+from proxy.runtime.exits import exit_without_teardown
+from proxy.runtime.readiness import WorkersListening
+
+# The pid tells which worker wrote a line; the supervisor's lines carry its own.
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker gets from its supervisor (pickled into the new process)."""
+
+    config: Config  # the supervisor's, with the port it chose: every worker serves the same settings
+    metrics_dir: Path
+    channel: Connection  # the worker says READY on it; its EOF means the supervisor is gone
+    listening: WorkersListening  # how many workers listen, as the supervisor counts them (for /healthz)
+
+
+def run_worker(spec: WorkerSpec) -> None:
+    """The worker process's whole life: serve until told to stop, then leave with its exit status."""
+    # Until the event loop installs its own handlers: a SIGHUP or SIGINT now must not kill the worker.
+    # SIGINT stays ignored: the supervisor handles Ctrl-C and stops its workers with SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # prometheus_client picks its multiprocess mode when it is first imported (proxy.runtime.server imports it).
+    os.environ[METRICS_DIR_VARIABLE] = str(spec.metrics_dir)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
+    from proxy.runtime.server import serve_worker
+
+    try:
+        serve_worker(spec.config, spec.channel, spec.metrics_dir, spec.listening)
+    except Exception:
+        log.exception("worker failed")
+        exit_without_teardown(1)
+    exit_without_teardown(0)

@@ -1,0 +1,195 @@
+"""The image converter: the converter tier in front of a conversion, which reads the original local-first.
+
+A conversion's key is (operation, source, source version, output choice), so a changed original is
+converted again and never served old. A miss converts once per key however many requests want it,
+on the render pool. Images are read like a preview's original (local disk, the storage tier, or one
+fill from the provider); a video that is not cached is read by byte ranges from the provider, so a
+frame near the start of a 4 GB file costs a few megabytes, wherever its `moov` box sits.
+
+A source a browser already shows converts to nothing: it is remembered as a pass-through and the
+caller serves the original itself.
+"""
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+from cachetools import TTLCache
+
+from cache.disk_tier import DiskTier
+from cache.entry import EntryMeta
+from cache.key_lock import LockTimeout, tier_lock
+from cache.singleflight import DetachedFlights
+from previews.config import RenderConfig
+from previews.conversions.config import ConverterConfig
+from previews.conversions.conversion import Conversion, prepare_conversion_job
+from previews.conversions.convert import Converted, ConvertOptions
+from proxy.errors import ServiceUnavailable, ShuttingDown
+from proxy.metrics.registry import Metrics
+from proxy.render.file_jobs import run_file_job
+from proxy.render.pool import RenderPool, RenderTimeout
+from proxy.storage.provider import ObjectInfo, ObjectRef
+from proxy.tiers.originals import Located, Originals
+
+log = logging.getLogger(__name__)
+TIER = "image-converter"
+PASS_THROUGH_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class ConversionRequest:
+    """A checked conversion: the operation, the source and where it is read, and the output choice."""
+
+    conversion: Conversion
+    ref: ObjectRef
+    originals: Originals
+    allow_webp: bool  # the client accepts WebP and the operator enabled it
+
+    def identity(self) -> str:
+        """Everything but the source's version that names the result."""
+        return "\n".join((self.conversion.key(), self.originals.cache_key(self.ref), f"webp={self.allow_webp}"))
+
+
+@dataclass
+class ConversionResult:
+    """A converted image (bytes in memory or an open tier file), or a pass-through (`meta` None)."""
+
+    converted_from: str
+    cache_status: str
+    meta: EntryMeta | None = None
+    data: bytes | None = None
+    file: BinaryIO | None = None
+
+    def close(self) -> None:
+        """Release the open tier file, if any."""
+        if self.file is not None:
+            self.file.close()
+
+
+class Converter:
+    """Finds or makes conversions. One per app, built by the composition root."""
+
+    def __init__(self, tier: DiskTier, pool: RenderPool, config: ConverterConfig, render: RenderConfig,
+                 metrics: Metrics, image_timeout: float) -> None:
+        self.tier = tier
+        self._pool = pool
+        self._config = config
+        self._render = render
+        self._metrics = metrics
+        self._image_timeout = image_timeout
+        # Keys whose source needs no conversion, so a repeat skips the pool. Keyed by source
+        # version like the tier, so a replaced original is looked at again.
+        self._pass_through: TTLCache[str, str] = TTLCache(PASS_THROUGH_ENTRIES, ttl=tier.config.idle_seconds)
+        self._flights: DetachedFlights[str, ConversionResult] = DetachedFlights(
+            on_join=lambda: metrics.singleflight_joined(TIER), stopped=ShuttingDown)
+
+    def timeout(self, conversion: Conversion) -> float:
+        """How long one conversion may take: video decoding has its own limit."""
+        return self._config.video_timeout if conversion.position is not None else self._image_timeout
+
+    async def describe(self, request: ConversionRequest) -> ObjectInfo:
+        """The original's metadata, with the ETag of the conversion (stable before and after it exists)."""
+        info = await request.originals.describe(request.ref)
+        return replace(info, etag=conversion_etag(request.identity(), info.etag))
+
+    async def get(self, request: ConversionRequest) -> ConversionResult:
+        """The conversion from the tier, or made now (once per key); X-Cache says which."""
+        deadline = time.monotonic() + self.timeout(request.conversion)
+        info = await request.originals.describe(request.ref)
+        key = f"{request.identity()}\n{info.etag}"
+        passed = self._pass_through.get(key)
+        if passed is not None:
+            self._metrics.cache_result(TIER, "hit")
+            return ConversionResult(passed, "HIT")
+        entry = await asyncio.to_thread(self.tier.lookup, key)
+        if entry is not None:
+            self._metrics.cache_result(TIER, "hit")
+            return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file)
+        pending, started = self._flights.join_or_start(
+            key, lambda future: self._convert(request, key, info, deadline, future))
+        # As for previews: joiners are served by the conversion in flight; only its starter missed,
+        # and only if it converted (another process may have stored it meanwhile).
+        if not started:
+            self._metrics.cache_result(TIER, "hit")
+        made_elsewhere = False
+        try:
+            result = await asyncio.wait_for(asyncio.shield(pending), max(0.0, deadline - time.monotonic()))
+            made_elsewhere = result.meta is not None and result.data is None
+        except TimeoutError:
+            raise RenderTimeout("conversion timed out") from None
+        finally:
+            if started:
+                self._metrics.cache_result(TIER, "hit" if made_elsewhere else "miss")
+        if made_elsewhere:  # another process made it: open the entry
+            entry = await asyncio.to_thread(self.tier.lookup, key)
+            if entry is None:
+                raise ServiceUnavailable("the conversion was evicted as it was made; try again")
+            return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file)
+        return replace(result, cache_status="MISS" if started else "HIT")
+
+    async def _convert(self, request: ConversionRequest, key: str, info: ObjectInfo, deadline: float,
+                       pending: "asyncio.Future[ConversionResult]") -> None:
+        """The one conversion of `key` among all the processes that share the tier (cache.key_lock)."""
+        try:
+            async with tier_lock(self.tier, key, max(0.0, deadline - time.monotonic())) as waited:
+                if waited:
+                    self._metrics.singleflight_joined(TIER)
+                # Look again under the lock: another process may have stored it since our miss.
+                # Waiters open the entry each for themselves (they can't share one file).
+                entry = await asyncio.to_thread(self.tier.lookup, key)
+                if entry is not None:
+                    entry.file.close()
+                    pending.set_result(ConversionResult(entry.meta.origin_format, "HIT", entry.meta))
+                    return
+                await self._convert_locked(request, key, info, deadline, pending)
+        except LockTimeout:
+            raise RenderTimeout("conversion timed out waiting for another process's conversion") from None
+
+    async def _convert_locked(self, request: ConversionRequest, key: str, info: ObjectInfo, deadline: float,
+                              pending: "asyncio.Future[ConversionResult]") -> None:
+        located = await self._open_source(request, info, deadline)
+        conversion, options, render = request.conversion, self._options(request), self._render
+        converted = await run_file_job(
+            self._pool, self._metrics, conversion.operation, located,
+            lambda file: prepare_conversion_job(file, conversion, options, render, deadline),
+            deadline, "auto", _output_format)
+        if converted.data is None:
+            self._pass_through[key] = converted.source_format
+            pending.set_result(ConversionResult(converted.source_format, "MISS"))
+            return
+        meta = EntryMeta(len(converted.data), conversion_etag(request.identity(), info.etag), info.last_modified,
+                         converted.media_type, origin_format=converted.source_format)
+        pending.set_result(ConversionResult(converted.source_format, "MISS", meta, data=converted.data))
+        if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
+            await asyncio.to_thread(self.tier.store_bytes, key, converted.data, meta)
+
+    async def _open_source(self, request: ConversionRequest, info: ObjectInfo, deadline: float) -> Located:
+        """The original as a file: in place or from the storage tier; a video not cached, by ranges."""
+        originals, ref = request.originals, request.ref
+        if request.conversion.position is None:
+            return await originals.open_for_render(ref)
+        located = await originals.locate(ref, want_body=False)
+        if located.file is None:
+            # A range can't outlast the conversion's own deadline.
+            located.file = originals.open_ranges(ref, info, max(0.1, deadline - time.monotonic()))
+        return located
+
+    def _options(self, request: ConversionRequest) -> ConvertOptions:
+        return ConvertOptions(request.conversion.index, request.allow_webp, self._config.quality)
+
+    async def close(self) -> None:
+        """Cancel conversions still waiting (at shutdown)."""
+        await self._flights.close()
+
+
+def _output_format(converted: Converted) -> str:
+    """The render metric's format label: the output's, or "none" for a pass-through."""
+    return converted.media_type.rpartition("/")[2] if converted.data is not None else "none"
+
+
+def conversion_etag(identity: str, source_etag: str) -> str:
+    """A strong validator for a conversion: a digest of what names it and of the source's version."""
+    return '"' + hashlib.sha256(f"{identity}\n{source_etag}".encode()).hexdigest()[:32] + '"'

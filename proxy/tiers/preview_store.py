@@ -1,0 +1,72 @@
+"""Where finished previews are kept: small ones in memory, every one in the previews disk tier.
+
+A gallery asks for the same few thousand thumbnails again and again; serving those from memory skips
+the tier's SQLite lookup and the file open. The disk tier stays the record (it survives restarts and
+holds what memory can't).
+"""
+
+import asyncio
+from typing import BinaryIO
+
+from cachetools import LRUCache
+
+from cache.disk_tier import DiskTier
+from cache.entry import EntryMeta
+from proxy.metrics.registry import Metrics
+
+
+class StoredPreview:
+    """A preview body with its metadata: bytes in memory, or an open file from the disk tier."""
+
+    __slots__ = ("data", "file", "meta")
+
+    def __init__(self, meta: EntryMeta, data: bytes | None = None, file: BinaryIO | None = None) -> None:
+        self.meta = meta
+        self.data = data
+        self.file = file
+
+
+class PreviewStore:
+    """Memory (LRU by bytes) in front of the previews disk tier. Use from the event loop only."""
+
+    def __init__(self, tier: DiskTier, metrics: Metrics, memory_bytes: int, memory_entry_max: int) -> None:
+        self.tier = tier
+        self._metrics = metrics
+        self._memory_entry_max = memory_entry_max
+        self._memory: LRUCache[str, tuple[EntryMeta, bytes]] | None = (
+            LRUCache(maxsize=memory_bytes, getsizeof=lambda item: len(item[1]) + 200) if memory_bytes else None)
+
+    async def lookup(self, key: str) -> StoredPreview | None:
+        """A stored preview, from memory if there, else from disk (small ones are then kept in memory)."""
+        if self._memory is not None:
+            found = self._memory.get(key)
+            if found is not None:
+                return StoredPreview(found[0], data=found[1])
+        entry = await asyncio.to_thread(self.tier.lookup, key)
+        if entry is None:
+            return None
+        if self._memory is None or entry.meta.size > self._memory_entry_max:
+            return StoredPreview(entry.meta, file=entry.file)
+        try:
+            data = await asyncio.to_thread(_read_all, entry.file)
+        except OSError as error:
+            self._metrics.cache_error(self.tier.name, "read", error)
+            return None
+        if len(data) != entry.meta.size:
+            return None
+        self._remember(key, entry.meta, data)
+        return StoredPreview(entry.meta, data=data)
+
+    async def store(self, key: str, meta: EntryMeta, data: bytes) -> None:
+        """Keep a new preview: in memory at once, on disk off the event loop (best effort)."""
+        self._remember(key, meta, data)
+        await asyncio.to_thread(self.tier.store_bytes, key, data, meta)
+
+    def _remember(self, key: str, meta: EntryMeta, data: bytes) -> None:
+        if self._memory is not None and len(data) <= self._memory_entry_max:
+            self._memory[key] = (meta, data)
+
+
+def _read_all(file: BinaryIO) -> bytes:
+    with file:
+        return file.read()

@@ -1,0 +1,204 @@
+"""Previews: the previews tier in front of a render, which reads the original local-first.
+
+A hit costs a metadata lookup (kept in memory for a few seconds) and a store lookup (memory, then
+disk). A miss renders once per key however many requests want it, in however many worker processes
+(the render holds the key's tier lock, cache.key_lock), on the render pool, from the original on
+local disk or in the storage tier; the provider is asked only when neither has it.
+"""
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from cachetools import TTLCache
+
+from cache.entry import EntryMeta
+from cache.key_lock import LockTimeout, tier_lock
+from cache.singleflight import DetachedFlights
+from previews.config import RenderConfig
+from previews.errors import SourceTooLarge
+from previews.grammar.options import ProcessingOptions
+from previews.render import prepare_render
+from proxy.errors import ShuttingDown
+from proxy.metrics.registry import Metrics
+from proxy.render.file_jobs import run_file_job
+from proxy.render.pool import RenderPool, RenderTimeout
+from proxy.storage.provider import ObjectInfo, ObjectRef
+from proxy.tiers.originals import Located, Originals
+from proxy.tiers.preview_store import PreviewStore, StoredPreview
+
+log = logging.getLogger(__name__)
+SOURCE_INFO_ENTRIES = 10_000
+
+
+class PreviewSource(Protocol):
+    """What the Previews service needs of a source (proxy.tiers.originals.Originals is one)."""
+
+    def cache_key(self, ref: ObjectRef) -> str:
+        """The source's identity in cache keys."""
+        ...
+
+    async def describe(self, ref: ObjectRef) -> ObjectInfo:
+        """Size, version (ETag) and times, without reading the bytes."""
+        ...
+
+    async def open_for_render(self, ref: ObjectRef) -> Located:
+        """The whole source as a readable file, for a worker thread."""
+        ...
+
+
+@dataclass(frozen=True)
+class PreviewRequest:
+    """A checked preview request: the source, its identity in cache keys, and the final options."""
+
+    ref: ObjectRef
+    source_id: str
+    options: ProcessingOptions
+    format_key: str  # the output format, or "auto" when the source's format decides
+    # Where the source is read: a link's Originals, a conversion, or (None) the main storage's Originals.
+    originals: PreviewSource | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundPreview:
+    """A preview, its X-Cache status (HIT or MISS), and until when (time.monotonic()) the version of
+    the source it was found under is trusted without asking the source again (CACHE_SOURCE_INFO_TTL)."""
+
+    preview: StoredPreview
+    cache_status: str
+    source_trusted_until: float
+    from_store: bool  # False for a render's result (also the HIT of a request that joined the render)
+
+
+class Previews:
+    """Finds or renders previews. One per app, built by the composition root."""
+
+    def __init__(self, originals: Originals, store: PreviewStore, pool: RenderPool, config: RenderConfig,
+                 metrics: Metrics, timeout: float, source_info_ttl: float) -> None:
+        self._originals = originals
+        self._store = store
+        self._pool = pool
+        self._config = config
+        self._metrics = metrics
+        self._timeout = timeout
+        self._source_info_ttl = source_info_ttl
+        # Each value carries when it goes (the TTLCache's own clock is time.monotonic too), so a hit
+        # can say how long the answer it gives rests on a trusted source version.
+        self._source_info: TTLCache[str, tuple[ObjectInfo, float]] | None = (
+            TTLCache(SOURCE_INFO_ENTRIES, source_info_ttl) if source_info_ttl > 0 else None)
+        # (the preview, whether this process rendered it)
+        self._renders: DetachedFlights[str, tuple[StoredPreview, bool]] = DetachedFlights(
+            on_join=lambda: metrics.singleflight_joined(store.tier.name), stopped=ShuttingDown)
+
+    async def get(self, request: PreviewRequest) -> FoundPreview:
+        """The preview, its X-Cache status, and how long its source version is trusted."""
+        deadline = time.monotonic() + self._timeout
+        info, trusted_until = await self._describe_source(request)
+        limit = self._config.max_src_file_size
+        if limit and info.size > limit:
+            raise SourceTooLarge(f"source is {info.size} bytes, over the limit of {limit}")
+        key = "\n".join((request.options.canonical(), request.source_id, info.etag, request.format_key))
+        tier = self._store.tier.name
+        stored = await self._store.lookup(key)
+        if stored is not None:
+            self._metrics.cache_result(tier, "hit")
+            return FoundPreview(stored, "HIT", trusted_until, from_store=True)
+        pending, started = self._renders.join_or_start(
+            key, lambda future: self._render(request, key, info, deadline, future))
+        # Joiners are served by the render in flight, as with nginx's proxy_cache_lock: only the
+        # request that started it counts as a miss, and only if the render ran (it may find that
+        # another process stored the preview meanwhile).
+        if not started:
+            self._metrics.cache_result(tier, "hit")
+        rendered_here = started
+        try:
+            # Shielded: a client that goes away must not cancel a render that others wait for.
+            result, rendered_here = await asyncio.wait_for(asyncio.shield(pending),
+                                                           max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise RenderTimeout() from None
+        finally:
+            if started:
+                self._metrics.cache_result(tier, "miss" if rendered_here else "hit")
+        return FoundPreview(result, "MISS" if started and rendered_here else "HIT", trusted_until, from_store=False)
+
+    async def _describe_source(self, request: PreviewRequest) -> tuple[ObjectInfo, float]:
+        """The source's info, and until when it is trusted (now, when the TTL is 0)."""
+        originals = request.originals or self._originals
+        # Keyed by the storage-tier key: a link's bucket may share its name with a bucket of the main storage.
+        source = originals.cache_key(request.ref)
+        if self._source_info is not None:
+            found = self._source_info.get(source)
+            if found is not None:
+                return found
+        described_at = time.monotonic()
+        info = await originals.describe(request.ref)
+        trusted_until = described_at + self._source_info_ttl
+        if self._source_info is not None:
+            self._source_info[source] = (info, trusted_until)
+        return info, trusted_until
+
+    async def _render(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
+                      pending: "asyncio.Future[tuple[StoredPreview, bool]]") -> None:
+        """The one render of `key` among all the processes that share the previews tier (cache.key_lock)."""
+        tier = self._store.tier
+        try:
+            async with tier_lock(tier, key, max(0.0, deadline - time.monotonic())) as waited:
+                if waited:
+                    self._metrics.singleflight_joined(tier.name)
+                # Look again under the lock: another process may have stored it since our miss.
+                stored = await _in_memory(await self._store.lookup(key))
+                if stored is not None:
+                    pending.set_result((stored, False))
+                    return
+                await self._render_locked(request, key, info, deadline, pending)
+        except LockTimeout:
+            raise RenderTimeout("render timed out waiting for another process's render") from None
+
+    async def _render_locked(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
+                             pending: "asyncio.Future[tuple[StoredPreview, bool]]") -> None:
+        try:
+            located = await (request.originals or self._originals).open_for_render(request.ref)
+            options, config = request.options, self._config
+            rendered = await run_file_job(
+                self._pool, self._metrics, "preview", located,
+                lambda file: prepare_render(file, options, config, deadline),
+                deadline, options.format or "auto", lambda rendered: rendered.format)
+            meta = EntryMeta(len(rendered.data), _etag(key), info.last_modified, rendered.media_type)
+            preview = StoredPreview(meta, data=rendered.data)
+            pending.set_result((preview, True))
+            if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
+                await self._store.store(key, meta, rendered.data)
+        except Exception as error:
+            if getattr(error, "status", 500) >= 500 and not isinstance(error, RenderTimeout):
+                log.warning("render of %s/%s failed: %s", request.ref.bucket, request.ref.key, error)
+            raise
+
+    async def close(self) -> None:
+        """Cancel renders still waiting (at shutdown)."""
+        await self._renders.close()
+
+
+async def _in_memory(stored: StoredPreview | None) -> StoredPreview | None:
+    """A stored preview that every joiner can send (they can't share one open file), or None if unreadable."""
+    if stored is None or stored.file is None:
+        return stored
+    try:
+        data = await asyncio.to_thread(_read_and_close, stored.file)
+    except OSError:
+        return None  # an unreadable copy: render again rather than fail the request
+    return StoredPreview(stored.meta, data=data) if len(data) == stored.meta.size else None
+
+
+def _read_and_close(file: BinaryIO) -> bytes:
+    with file:
+        return file.read()
+
+
+def _etag(key: str) -> str:
+    # The key names every input of the bytes (options, source, its version, format): its digest is
+    # a strong validator that a re-render of the same key keeps.
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
