@@ -29,6 +29,7 @@ from proxy.previews_config import PreviewsConfig
 from proxy.render.memory import RenderMemory, RenderMemoryExceeded, RenderMemoryTimeout, default_memory_limit
 from proxy.render.pool import RenderPool
 from tests.support.images import encoded, options, png_file, render
+from tests.support.render_gauges import RecordingGauges
 from tests.test_geometry import CASES, SOURCES, Case, gradient_jpeg
 
 REPO = Path(__file__).resolve().parent.parent
@@ -253,17 +254,6 @@ def test_a_wait_past_the_deadline_gives_its_place_back() -> None:
     asyncio.run(scenario())
 
 
-class _Gauges:
-    def __init__(self) -> None:
-        self.memory: list[tuple[int, int]] = []
-
-    def render_queue(self, waiting: int, running: int) -> None:
-        pass
-
-    def render_memory(self, reserved: int, waiting: int) -> None:
-        self.memory.append((reserved, waiting))
-
-
 def test_the_pool_runs_no_more_at_once_than_the_memory_allows() -> None:
     active = 0
     most = 0
@@ -279,7 +269,7 @@ def test_the_pool_runs_no_more_at_once_than_the_memory_allows() -> None:
         with lock:
             active -= 1
 
-    gauges = _Gauges()
+    gauges = RecordingGauges()
 
     async def scenario() -> None:
         pool = RenderPool(workers=4, queue_size=0, observer=gauges, memory=RenderMemory(100))

@@ -19,6 +19,7 @@ from previews.config import RenderConfig
 from previews.grammar.options import Gravity, GravityType, ProcessingOptions, ResizingType
 from proxy.previews_config import PreviewsConfig
 from proxy.render.pool import RenderPool
+from tests.support.render_gauges import RecordingGauges
 
 
 def previews(**env: str) -> PreviewsConfig:
@@ -169,23 +170,12 @@ def test_signature_variables_reach_previews_config() -> None:
     assert config.signature.size == 8
 
 
-class _Gauges:
-    def __init__(self) -> None:
-        self.memory: list[tuple[int, int]] = []
-
-    def render_queue(self, waiting: int, running: int) -> None:
-        pass
-
-    def render_memory(self, reserved: int, waiting: int) -> None:
-        self.memory.append((reserved, waiting))
-
-
 def test_queue_size_zero_means_unlimited() -> None:
     """imgproxy: "When set to 0, the requests queue is unlimited." A render on an idle pool must run."""
     config = previews(IMGPROXY_REQUESTS_QUEUE_SIZE="0", IMGPROXY_WORKERS="2")
 
     async def one_render() -> int:
-        pool = RenderPool(config.workers, config.queue_size, _Gauges())
+        pool = RenderPool(config.workers, config.queue_size, RecordingGauges())
         try:
             return await pool.run(lambda: 42, time.monotonic() + 10)
         finally:
