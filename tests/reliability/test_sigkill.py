@@ -43,9 +43,7 @@ NO_RENDER_DEADLINE = {"IMGPROXY_TIMEOUT": "120"}
 def test_sigkill_of_the_server_mid_fill_leaves_only_whole_entries(
         start_server: StartServer, moto: MotoS3, bucket: str, s3_proxy: TcpProxy,
         photos: list[Path], data_path: Path) -> None:
-    objects = seed_photos(moto, bucket, photos, OBJECTS)
-    env = s3_env(s3_proxy.endpoint, **NO_RENDER_DEADLINE)
-    s3_proxy.faults.bytes_per_second = THROTTLE
+    objects, env = _seed_and_throttle(moto, bucket, s3_proxy, photos)
     server = start_server(**env)
 
     wave = Wave(server.base_url, objects.all_paths()).start()
@@ -62,9 +60,7 @@ def test_sigkill_of_the_server_mid_fill_leaves_only_whole_entries(
 def test_sigkill_of_a_worker_mid_fill_leaves_only_whole_entries(
         start_server: StartServer, moto: MotoS3, bucket: str, s3_proxy: TcpProxy,
         photos: list[Path], data_path: Path) -> None:
-    objects = seed_photos(moto, bucket, photos, OBJECTS)
-    env = s3_env(s3_proxy.endpoint, **NO_RENDER_DEADLINE)
-    s3_proxy.faults.bytes_per_second = THROTTLE
+    objects, env = _seed_and_throttle(moto, bucket, s3_proxy, photos)
     server = start_server(workers=2, **env)
     wait_for_workers(server, 2)
     partial = data_path / "cache" / "storage" / "partial"
@@ -92,9 +88,7 @@ def test_sigkill_of_a_worker_mid_fill_leaves_only_whole_entries(
 def test_sigkill_of_the_supervisor_takes_its_workers_and_leaves_only_whole_entries(
         start_server: StartServer, moto: MotoS3, bucket: str, s3_proxy: TcpProxy,
         photos: list[Path], data_path: Path) -> None:
-    objects = seed_photos(moto, bucket, photos, OBJECTS)
-    env = s3_env(s3_proxy.endpoint, **NO_RENDER_DEADLINE)
-    s3_proxy.faults.bytes_per_second = THROTTLE
+    objects, env = _seed_and_throttle(moto, bucket, s3_proxy, photos)
     server = start_server(workers=2, **env)
     workers = wait_for_workers(server, 2)
     children = set(descendants(server.pid))
@@ -116,6 +110,14 @@ def test_sigkill_of_the_supervisor_takes_its_workers_and_leaves_only_whole_entri
     _assert_sound_databases(data_path)
     s3_proxy.faults.bytes_per_second = 0
     _restart_and_check_every_entry(start_server, env, objects, data_path, workers=2)
+
+
+def _seed_and_throttle(moto: MotoS3, bucket: str, s3_proxy: TcpProxy,
+                       photos: list[Path]) -> tuple[Objects, dict[str, str]]:
+    """The objects put into moto, and the server's settings; S3 throttled so that fills take seconds."""
+    objects = seed_photos(moto, bucket, photos, OBJECTS)
+    s3_proxy.faults.bytes_per_second = THROTTLE
+    return objects, s3_env(s3_proxy.endpoint, **NO_RENDER_DEADLINE)
 
 
 def _wait_for_fills_in_flight(wave: Wave, data_path: Path) -> None:
