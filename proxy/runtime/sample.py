@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from proxy.config import Config
+from proxy.storage.config import LOCAL_DISK
 
 SAMPLE_BUCKET = "sample-public"
 SAMPLE_KEY = "images/sample.jpg"
@@ -31,6 +32,6 @@ def place_sample(config: Config) -> Path:
 
 def sample_url_path(config: Config) -> str | None:
     """`/<bucket>/<key>` of the sample, when the local provider serves it."""
-    if config.storage.provider != "http" or not (config.storage.root / SAMPLE_BUCKET / SAMPLE_KEY).is_file():
+    if config.storage.provider != LOCAL_DISK or not (config.storage.root / SAMPLE_BUCKET / SAMPLE_KEY).is_file():
         return None
     return f"/{SAMPLE_BUCKET}/{SAMPLE_KEY}"

@@ -16,7 +16,10 @@ from proxy.storage.cloud.credentials import (
     service_account_pieces,
 )
 
-PROVIDERS = ("http", "minio", "azure", "google")
+# Supervisely's name for its embedded storage is `http`: it means local disk, DATA_PATH/storage. The
+# value is kept for compatibility; the code says what it is.
+LOCAL_DISK = "http"
+PROVIDERS = (LOCAL_DISK, "minio", "azure", "google")
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class StorageConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str], data_path: Path) -> "StorageConfig":
         """Read STORAGE_* variables; raise ConfigError naming the first bad one."""
-        provider = (env.get("STORAGE_PROVIDER") or "http").strip().lower()
+        provider = (env.get("STORAGE_PROVIDER") or LOCAL_DISK).strip().lower()
         if provider not in PROVIDERS:
             raise ConfigError(f"STORAGE_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
         credentials_path, credentials = _credentials(env, provider)

@@ -5,12 +5,12 @@ from collections.abc import Callable
 from proxy.storage.cloud.azure import AzureProvider
 from proxy.storage.cloud.gcs import GCSProvider
 from proxy.storage.cloud.s3 import S3Provider
-from proxy.storage.config import StorageConfig
+from proxy.storage.config import LOCAL_DISK, StorageConfig
 from proxy.storage.local import LocalProvider
 from proxy.storage.provider import StorageProvider
 
 PROVIDER_FACTORIES: dict[str, Callable[[StorageConfig], StorageProvider]] = {
-    "http": lambda config: LocalProvider(config.root),
+    LOCAL_DISK: lambda config: LocalProvider(config.root),
     "minio": S3Provider,
     "azure": AzureProvider,
     "google": GCSProvider,

@@ -16,10 +16,10 @@ from cache.config import ConfigError
 from proxy.storage.cloud.azure import CONTAINER_NAME
 from proxy.storage.cloud.credentials import AZURE_ACCOUNT_NAME, check_service_account, read_service_account, sas_token
 from proxy.storage.cloud.gcs import BUCKET_NAME as GCS_BUCKET_NAME
-from proxy.storage.config import StorageConfig
+from proxy.storage.config import LOCAL_DISK, StorageConfig
 
 # The links file's provider names, and the STORAGE_PROVIDER each builds (fs: local disk, in place).
-LINK_PROVIDERS = {"minio": "minio", "azure": "azure", "google": "google", "fs": "http"}
+LINK_PROVIDERS = {"minio": "minio", "azure": "azure", "google": "google", "fs": LOCAL_DISK}
 FIELDS = ("provider", "endpoint", "access_key", "secret_key", "iam_role", "region", "credentials_path",
           "buckets", "path")
 # Fields each provider may carry; any other is refused, so a typo never passes silently.
