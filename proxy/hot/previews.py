@@ -28,10 +28,10 @@ from aiohttp import hdrs, web
 from cachetools import LRUCache
 from multidict import CIMultiDict
 
-from proxy.http.respond import respond, validators
+from proxy.http.respond import respond
 from proxy.metrics.registry import Metrics
+from proxy.routes.preview_headers import PreviewHeaders
 from proxy.storage.links.config import LinksConfig
-from proxy.storage.provider import ObjectInfo
 
 # What an entry weighs beyond its body and key: its headers and the objects around them.
 ENTRY_OVERHEAD_BYTES = 1024
@@ -45,24 +45,13 @@ CONDITIONAL_HEADERS = (hdrs.IF_MATCH, hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE
 class HotPreview:
     """One finished 200 answer to a preview URL, and how long it may be given again."""
 
-    info: ObjectInfo  # size, ETag, Last-Modified, type: what conditional requests and ranges need
-    route_headers: dict[str, str]  # what the handler adds to the validators (Cache-Control, X-Cache, ...)
-    headers: CIMultiDict[str]  # every header of the 200 but Date and Server, in the full path's order
+    preview: PreviewHeaders  # what the handler built: conditional requests and ranges go through `respond` with it
+    headers: CIMultiDict[str]  # preview.whole(): every header of the 200 but Date and Server, in order
     body: bytes
     expires: int  # the URL's `exp:` in epoch seconds; 0 for never
     fresh_until: float  # time.monotonic() after which the source's version must be checked again
     links: LinksConfig  # the links file in force when the source was resolved
     wire_head: bytes | None  # the status line and `headers` as aiohttp writes them, for the hot lane
-
-    @classmethod
-    def build(cls, info: ObjectInfo, route_headers: dict[str, str], body: bytes, expires: int,
-              fresh_until: float, links: LinksConfig) -> "HotPreview":
-        """An entry whose headers are those `respond` sends with a 200 of `body`."""
-        headers = CIMultiDict(validators(info))
-        headers.update(route_headers)
-        headers[hdrs.CONTENT_TYPE] = info.content_type
-        headers[hdrs.CONTENT_LENGTH] = str(len(body))
-        return cls(info, route_headers, headers, body, expires, fresh_until, links, _wire_head(headers))
 
 
 class HotPreviews:
@@ -104,11 +93,16 @@ class HotPreviews:
         self._metrics.cache_result(self._tier, "hit")
         self._metrics.hot_answer(by)
 
-    def keep(self, key: str, entry: HotPreview) -> None:
-        """Remember `entry` for `key` if it is small enough and still worth keeping."""
-        if self._entries is None or len(entry.body) > self._entry_max or time.monotonic() >= entry.fresh_until:
+    def keep(self, key: str, preview: PreviewHeaders, body: bytes, expires: int, fresh_until: float,
+             links: LinksConfig) -> None:
+        """Remember the 200 of `body` with the handler's `preview` headers for `key`, if it is small
+        enough and still worth keeping; its headers are serialised here, once, for the hot lane."""
+        if (self._entries is None or len(body) > self._entry_max or len(body) != preview.info.size
+                or time.monotonic() >= fresh_until):
             return
-        self._entries[key] = (entry, len(entry.body) + 2 * len(key) + ENTRY_OVERHEAD_BYTES)
+        headers = preview.whole()
+        entry = HotPreview(preview, headers, body, expires, fresh_until, links, _wire_head(headers))
+        self._entries[key] = (entry, len(body) + 2 * len(key) + ENTRY_OVERHEAD_BYTES)
 
 
 def _wire_head(headers: CIMultiDict[str]) -> bytes | None:
@@ -130,7 +124,7 @@ async def answer(request: web.Request, entry: HotPreview) -> web.StreamResponse:
     request_headers = request.headers
     for name in CONDITIONAL_HEADERS:
         if name in request_headers:
-            return await respond(request, entry.info, entry.route_headers, data=entry.body)
+            return await respond(request, entry.preview.info, entry.preview.route, data=entry.body)
     # A Response with its whole body goes out in one write, headers and body together; for HEAD,
     # aiohttp keeps the Content-Length and leaves the body out.
     return web.Response(body=entry.body, headers=entry.headers)

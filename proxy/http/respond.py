@@ -9,6 +9,7 @@ from email.utils import formatdate
 from typing import BinaryIO
 
 from aiohttp import hdrs, web
+from multidict import CIMultiDict
 
 from proxy.http.body import FileSpans, abort, send_chunks, send_file, send_spans
 from proxy.http.conditional import Outcome, evaluate
@@ -23,13 +24,12 @@ async def respond(request: web.Request, info: ObjectInfo, headers: Mapping[str, 
                   use_sendfile: bool = True) -> web.StreamResponse:
     """Answer with `info`'s representation; the body comes from exactly one of data, file or chunks."""
     decision = evaluate(request.headers, info)
-    response = web.StreamResponse(status=decision.outcome.value, headers=validators(info))
-    response.headers.update(headers)
     if decision.outcome is Outcome.NOT_MODIFIED:
-        return response
+        not_modified = CIMultiDict(validators(info))
+        not_modified.update(headers)
+        return web.StreamResponse(status=decision.outcome.value, headers=not_modified)
     start, end = decision.start, decision.end
-    response.headers[hdrs.CONTENT_TYPE] = info.content_type
-    response.content_length = end - start
+    response = web.StreamResponse(status=decision.outcome.value, headers=body_headers(info, headers, end - start))
     if decision.outcome is Outcome.PARTIAL:
         response.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end - 1}/{info.size}"
     if data is not None and request.method == hdrs.METH_GET:
@@ -56,6 +56,17 @@ async def respond(request: web.Request, info: ObjectInfo, headers: Mapping[str, 
         return response
     await response.write_eof()
     return response
+
+
+def body_headers(info: ObjectInfo, headers: Mapping[str, str], length: int) -> CIMultiDict[str]:
+    """The headers of an answer with a body of `length` bytes (a 200, or a 206 before its Content-Range),
+    in the order they go out: the validators, the route's `headers`, Content-Type and Content-Length.
+    aiohttp adds Date and Server after them; the hot previews' wire heads are these very headers."""
+    result = CIMultiDict(validators(info))
+    result.update(headers)
+    result[hdrs.CONTENT_TYPE] = info.content_type
+    result[hdrs.CONTENT_LENGTH] = str(length)
+    return result
 
 
 def validators(info: ObjectInfo) -> dict[str, str]:

@@ -2,34 +2,32 @@
 
 Everything is checked before any I/O, in this order: the path's grammar, the signature, the options,
 the expiry and the source. Then the Previews service finds or renders the image. A URL whose answer
-was found in memory before is answered from the hot-previews map without those steps (hot_previews.py).
+was found in memory before is answered from the hot-previews map without those steps (hot/previews.py).
+Its headers are built once, by preview_headers.py, whichever way it goes out.
 """
 
 import dataclasses
-import os
 import time
-from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
 from previews.grammar.option_table import apply_options
 from previews.grammar.options import ProcessingOptions
 from previews.grammar.url import parse_preview_url
-from previews.imaging.formats import FORMATS
 from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, PREVIEWS
 from proxy.errors import Forbidden
-from proxy.hot.previews import HotPreview, answer, hot_key
+from proxy.hot.previews import answer, hot_key
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.http.signature import verify
 from proxy.previews_config import PreviewsConfig
-from proxy.storage.provider import ObjectInfo
+from proxy.routes.preview_headers import preview_headers
+from proxy.tiers.keys import preview_source_id
 from proxy.tiers.preview_sources import preview_source
 from proxy.tiers.previews import PreviewRequest
 
 PREFIX = "/previews"
 PREVIEW_ROUTE = "preview"  # the `route` label of this route's request metrics
-_EXTENSION_BY_MEDIA_TYPE = {f.media_type: f.name.replace("jpeg", "jpg") for f in FORMATS.values()}
 
 
 async def get_preview(request: web.Request) -> web.StreamResponse:
@@ -58,26 +56,18 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     # or a conversion of either (`image-converter/convert/<bucket>/<key>`).
     originals, ref = preview_source(request.app, url.source, query)
     options, negotiated = _negotiate_format(options, accept, settings)
-    source_id = originals.cache_key(ref) + (f"?{query}" if query else "")
+    source_id = preview_source_id(originals.cache_key(ref), query)
     found = await request.app[PREVIEWS].get(
         PreviewRequest(ref, source_id, options, options.format or "auto", originals))
     preview = found.preview
-    meta = preview.meta
-    info = ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type)
-    headers = {
-        hdrs.CACHE_CONTROL: settings.cache_control,
-        hdrs.CONTENT_DISPOSITION: _disposition(options, ref.key, meta.content_type),
-        "X-Cache": found.cache_status,
-    }
-    if negotiated:
-        headers[hdrs.VARY] = "Accept"
+    headers = preview_headers(preview.meta.info, settings.cache_control, options, ref.key, found.cache_status,
+                              negotiated)
     if found.from_store and preview.data is not None and hot.enabled:
         # Only answers from the store are kept: a render's bytes may come from an original that
         # changed while it ran, which the store refuses to keep too.
-        hot.keep(key, HotPreview.build(info, headers, preview.data, options.expires or 0,
-                                       found.source_trusted_until, links))
+        hot.keep(key, headers, preview.data, options.expires or 0, found.source_trusted_until, links)
     try:
-        return await respond(request, info, headers, data=preview.data, file=preview.file,
+        return await respond(request, headers.info, headers.route, data=preview.data, file=preview.file,
                              use_sendfile=config.server.sendfile)
     finally:
         if preview.file is not None:
@@ -102,14 +92,3 @@ def negotiated_format(accept: str, settings: PreviewsConfig) -> str | None:
         if enabled and f"image/{name}" in accepted:
             return name
     return None
-
-
-def _disposition(options: ProcessingOptions, key: str, media_type: str) -> str:
-    kind = "attachment" if options.return_attachment else "inline"
-    name = options.filename or os.path.splitext(os.path.basename(key))[0] or "image"
-    extension = _EXTENSION_BY_MEDIA_TYPE.get(media_type, "bin")
-    if not name.lower().endswith(f".{extension}"):
-        name = f"{name}.{extension}"
-    # RFC 6266: a quoted ASCII fallback plus the UTF-8 name.
-    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
