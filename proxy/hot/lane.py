@@ -8,7 +8,7 @@ of it now the socket calls (nginx, serving the same from its proxy_cache: about 
 The lane reads a strict subset of what aiohttp's parser (llhttp, in strict mode for requests) accepts,
 and answers only what aiohttp would answer with the same bytes; when in doubt it hands over:
 - `GET` or `HEAD`, `HTTP/1.1`, a printable-ASCII origin-form target under /previews/ (no fragment)
-  that is a key of the hot-previews map (hot_previews.py says when an entry still holds). Absolute-form
+  that is a key of the hot-previews map (previews.py says when an entry still holds). Absolute-form
   targets are aiohttp's, which serves them as their path and query (request_target.py);
 - every line ending in CRLF: header lines of a token, a colon and printable ASCII (no obs-fold, no bare
   LF or CR, no NUL, DEL or bytes above 0x7E);
@@ -20,7 +20,7 @@ and answers only what aiohttp would answer with the same bytes; when in doubt it
 A buffer is answered only if all of it reads so, the head still arriving included: aiohttp drops the
 requests it parsed from a read when a later one in that read is bad, and answers a head it can tell is
 bad before it is complete (bare LF, a duplicate Host, ...), so anything else goes to aiohttp whole and
-at once (hot_lane_server.py). The bytes sent are those aiohttp would send: the entry's headers in
+at once (lane_server.py). The bytes sent are those aiohttp would send: the entry's headers in
 order, then Date and Server.
 """
 

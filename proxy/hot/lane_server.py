@@ -16,6 +16,15 @@ Handing over is one-way: aiohttp's handler then owns the parser, the pipeline or
 and nothing here may answer ahead of it. Until then, this protocol does what aiohttp's would for an
 idle keep-alive connection: TCP_NODELAY and SO_KEEPALIVE, an idle timeout, back-pressure (no more
 answers while the socket's write buffer is over its mark), and closing at shutdown.
+
+Only aiohttp's public interface is used: `runner.server` (BaseRunner's property: the low-level
+`web.Server`, documented as the protocol factory one hands to `loop.create_server`), driven here through
+asyncio's Protocol methods, on a server this module creates from the socket (`create_server(sock=...)`),
+not a subclass of SockSite. What no interface exposes is the behaviour the lane imitates: which heads
+aiohttp's parser accepts (its SINGLETON_HEADERS among them) and how its writer lays out a 200's head
+(hot/lane.py). tests/test_hot_lane_differential.py checks that imitation byte for byte against the
+installed aiohttp; pyproject.toml pins aiohttp to the minor versions it was run on, and
+tests/test_aiohttp_pin.py fails when the installed one is outside them.
 """
 
 import asyncio
@@ -31,6 +40,7 @@ from proxy.hot.lane import HotLane, Planned
 log = logging.getLogger(__name__)
 # aiohttp's RequestHandler default (keepalive_timeout) for a connection with no request in progress.
 IDLE_SECONDS = 3630.0
+BACKLOG = 128  # aiohttp's SockSite default
 ProtocolFactory = Callable[[], asyncio.Protocol]
 
 
@@ -182,27 +192,37 @@ class HotLaneConnection(asyncio.Protocol):
             self._idle_timer = self._loop.call_at(due, self._close_if_idle)
 
 
-class HotLaneSite(web.SockSite):
-    """A SockSite whose connections go through the hot lane before aiohttp's handler."""
+class HotLaneListener:
+    """The listening socket, with the lane in front of aiohttp's handler on every connection.
 
-    def __init__(self, runner: web.BaseRunner, sock: socket.socket, lane: HotLane, shutdown_timeout: float) -> None:
-        super().__init__(runner, sock, shutdown_timeout=shutdown_timeout)
+    Started and stopped like an aiohttp site, but not one: it is not registered with the runner, so
+    it is stopped before `runner.cleanup()`, which then shuts down the handlers as it would after
+    stopping its own sites (proxy.runtime.server).
+    """
+
+    def __init__(self, runner: web.BaseRunner, sock: socket.socket, lane: HotLane) -> None:
+        self._runner = runner
+        self._sock = sock
         self._lane = lane
-        self._lane_connections: set[HotLaneConnection] = set()
+        self._listening: asyncio.AbstractServer | None = None
+        self._connections: set[HotLaneConnection] = set()
 
     async def start(self) -> None:
-        # SockSite.start would hand the socket to aiohttp's protocol factory directly; this is the
-        # same with the lane in front. BaseSite.start registers the site with its runner.
-        await web.BaseSite.start(self)
-        make_handler = self._runner.server
-        assert make_handler is not None
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: HotLaneConnection(self._lane, make_handler, self._lane_connections),
-            sock=self._sock, backlog=self._backlog)
+        """Listen on the socket, as SockSite.start does, with the lane as the protocol."""
+        make_handler = self._runner.server  # aiohttp's protocol factory, made by runner.setup()
+        if make_handler is None:
+            raise RuntimeError("runner.setup() must run before the listener starts")
+        self._listening = await asyncio.get_running_loop().create_server(
+            lambda: HotLaneConnection(self._lane, make_handler, self._connections), sock=self._sock,
+            backlog=BACKLOG)
 
     async def stop(self) -> None:
-        await super().stop()
-        for connection in list(self._lane_connections):
+        """Stop accepting, and close the connections the lane still owns (they have no answer half-written;
+        those handed over are aiohttp's, which runner.cleanup() shuts down gracefully)."""
+        if self._listening is not None:
+            self._listening.close()
+            self._listening = None
+        for connection in list(self._connections):
             connection.close()
 
 

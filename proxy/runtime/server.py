@@ -21,7 +21,7 @@ from proxy.app import build_app
 from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS
 from proxy.config import Config
 from proxy.hot.lane import HotLane
-from proxy.hot.lane_server import HotLaneSite
+from proxy.hot.lane_server import HotLaneListener
 from proxy.routes.health import WORKERS_LISTENING
 from proxy.runtime.listen import announce, base_url, listening_socket
 from proxy.runtime.log_floods import install_flood_filters
@@ -58,7 +58,8 @@ async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Pat
     if listening is not None:
         app[WORKERS_LISTENING] = listening
     runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if config.server.access_log
-                           else None, access_log_format=ACCESS_LOG_FORMAT, handler_cancellation=True)
+                           else None, access_log_format=ACCESS_LOG_FORMAT, handler_cancellation=True,
+                           shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     sock = listening_socket(config.server.host, config.server.port, reuse_port=supervisor is not None)
     site = _site(runner, sock, app)
@@ -77,6 +78,7 @@ async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Pat
         supervisor.send_bytes(READY)
     await stop.wait()
     log.info("shutting down")
+    await site.stop()  # first, as runner.cleanup() does with the sites it knows
     await runner.cleanup()
 
 
@@ -95,12 +97,12 @@ def _watch_supervisor(loop: asyncio.AbstractEventLoop, supervisor: Connection, s
     loop.add_reader(fd, gone)
 
 
-def _site(runner: web.AppRunner, sock: socket.socket, app: web.Application) -> web.SockSite:
+def _site(runner: web.AppRunner, sock: socket.socket, app: web.Application) -> web.SockSite | HotLaneListener:
     """The listening site: with the hot lane in front of aiohttp when it is on (and can be: the lane
     writes no access log line, and with no memory budget there is nothing hot)."""
     config = app[CONFIG]
     hot = app[HOT_PREVIEWS]
     if config.server.hot_lane and not config.server.access_log and hot.enabled:
         lane = HotLane(hot, app[LINKS], config.previews, app[METRICS])
-        return HotLaneSite(runner, sock, lane, shutdown_timeout=SHUTDOWN_SECONDS)
-    return web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_SECONDS)
+        return HotLaneListener(runner, sock, lane)
+    return web.SockSite(runner, sock)
