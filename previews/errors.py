@@ -1,20 +1,35 @@
-"""Errors of image work. Each carries the HTTP status it means and a one-line public reason.
+"""The one root of errors that become responses, and the errors of image work.
 
-previews/ knows nothing of HTTP; the status is data here, and proxy.http.middleware renders it, as it does
-for proxy.errors.ProxyError.
+Every error a client may see derives from PublicError: it carries the HTTP status it means and a
+one-line public reason, fixed where it is raised, and proxy.http.middleware is the only place that
+renders it. The root lives here because it is the one place every package that raises may import:
+previews/ may not import proxy/, so the root can't be in proxy/; cache/ could hold it, but cache/ is
+the tiers and raises nothing a client sees (proxy/ translates its lock and fill errors), so a class
+about HTTP statuses would be a stranger there. previews/ already gives its errors a status as data
+(it knows nothing else of HTTP), and proxy/ already imports it.
+
+Each package keeps its own family under the root: PreviewError here, proxy.errors.ProxyError for the
+HTTP face, proxy.storage.errors for the providers.
 """
 
 
-class PreviewError(Exception):
-    """Base of every error raised by URL parsing, limits, decoding and rendering."""
+class PublicError(Exception):
+    """Root of every error that becomes a response: `status` and a one-line `reason` shown to the client."""
 
     status = 500
-    default_reason = "render failed"
+    default_reason = "internal error"
 
     def __init__(self, reason: str | None = None) -> None:
         lines = (reason or self.default_reason).splitlines()
+        # One line: a body is read by people and by log scrapers, never a multi-line dump.
         self.reason = lines[0] if lines else self.default_reason
         super().__init__(self.reason)
+
+
+class PreviewError(PublicError):
+    """Base of every error raised by URL parsing, limits, decoding and rendering."""
+
+    default_reason = "render failed"
 
 
 class InvalidOption(PreviewError):
@@ -62,8 +77,11 @@ class ResultTooLarge(PreviewError):
     default_reason = "the requested result is too large"
 
 
-class RenderTimedOut(PreviewError):
-    """The render passed its deadline; checked between pipeline steps."""
+class RenderDeadlinePassed(PreviewError):
+    """The render stopped itself at its deadline, checked between pipeline steps.
+
+    Compare proxy.errors.RenderWaitTimedOut: the request giving up waiting for a render.
+    """
 
     status = 504
     default_reason = "render timed out"

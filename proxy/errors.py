@@ -1,21 +1,15 @@
-"""The one error hierarchy. Each error carries its HTTP status and a one-line public reason.
+"""The HTTP face's typed errors. Each carries its HTTP status and a one-line public reason.
 
-The status is fixed where the error is raised; `proxy.http.middleware` is the only place that renders
-errors into responses. Messages are shown to clients, so they never carry secrets or tracebacks.
+They derive from previews.errors.PublicError, the one root of errors that become responses. The status
+is fixed where the error is raised; `proxy.http.middleware` is the only place that renders errors
+into responses. Messages are shown to clients, so they never carry secrets or tracebacks.
 """
 
+from previews.errors import PublicError
 
-class ProxyError(Exception):
-    """Base of every error that becomes an HTTP response."""
 
-    status = 500
-    default_reason = "internal error"
-
-    def __init__(self, reason: str | None = None) -> None:
-        lines = (reason or self.default_reason).splitlines()
-        # One line: a body is read by people and by log scrapers, never a multi-line dump.
-        self.reason = lines[0] if lines else self.default_reason
-        super().__init__(self.reason)
+class ProxyError(PublicError):
+    """Base of the HTTP face's errors (requests, render bounds, shutdown); the providers' derive from it too."""
 
 
 class BadRequest(ProxyError):
@@ -37,6 +31,13 @@ class NotFound(ProxyError):
 
     status = 404
     default_reason = "not found"
+
+
+class PreconditionFailed(ProxyError):
+    """If-Match or If-Unmodified-Since did not hold."""
+
+    status = 412
+    default_reason = "precondition failed"
 
 
 class PayloadTooLarge(ProxyError):
@@ -71,6 +72,12 @@ class Unprocessable(ProxyError):
     default_reason = "image is too large to process"
 
 
+class RenderMemoryExceeded(Unprocessable):
+    """One render's estimated peak is over RENDER_MEMORY_LIMIT: it could never run."""
+
+    default_reason = "the render needs more memory than RENDER_MEMORY_LIMIT allows"
+
+
 class TooManyRequests(ProxyError):
     """Render queue full."""
 
@@ -103,3 +110,20 @@ class UpstreamTimeout(ProxyError):
 
     status = 504
     default_reason = "storage provider timed out"
+
+
+class RenderWaitTimedOut(UpstreamTimeout):
+    """The request's deadline passed while it waited for a render.
+
+    It waited for a worker, for another process's render or for the render in flight; that render may
+    go on (threads can't be stopped). Compare previews.errors.RenderDeadlinePassed: the render itself
+    stopping at its deadline.
+    """
+
+    default_reason = "render timed out"
+
+
+class RenderMemoryTimeout(UpstreamTimeout):
+    """The deadline passed while the render waited for memory."""
+
+    default_reason = "render timed out waiting for memory"

@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from proxy.storage.breaker import CircuitBreaker, CircuitOpen, CircuitState
-from proxy.storage.errors import ObjectNotFound, ProviderAccessDenied, ProviderFailure, ProviderTimeout
+from proxy.storage.breaker import CircuitBreaker, CircuitState
+from proxy.storage.errors import CircuitOpen, ObjectNotFound, ProviderAccessDenied, ProviderFailure, ProviderTimeout
 
 
 class Recorder:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from previews.config import RenderConfig
 from previews.conversions.convert import ConvertOptions
-from previews.errors import InvalidOption, PreviewError, RenderTimedOut, TooManyPixels, UnsupportedImage
+from previews.errors import InvalidOption, PreviewError, RenderDeadlinePassed, TooManyPixels, UnsupportedImage
 from tests.support.conversions import convert, multipage_tiff, result_image, tiff, tiff_claiming
 from tests.support.images import encoded, quadrants
 
@@ -189,7 +189,7 @@ def test_malformed_options_are_a_400(options):
 
 
 def test_a_past_deadline_is_a_504():
-    with pytest.raises(RenderTimedOut) as caught:
+    with pytest.raises(RenderDeadlinePassed) as caught:
         convert(tiff(quadrants()), seconds=-1)
     assert caught.value.status == 504
     assert_one_line_reason(caught.value)
@@ -197,7 +197,7 @@ def test_a_past_deadline_is_a_504():
 
 def test_the_deadline_is_checked_while_walking_pages():
     data = multipage_tiff([Image.new("L", (8, 8), shade) for shade in range(0, 250, 10)])
-    with pytest.raises(RenderTimedOut, match="page 1"):
+    with pytest.raises(RenderDeadlinePassed, match="page 1"):
         convert(data, page=20, seconds=-1)
     assert convert(data, page=20).width == 8
 

@@ -7,8 +7,8 @@ from email.utils import formatdate
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.errors import RangeNotSatisfiable
-from proxy.http.conditional import Decision, Outcome, PreconditionFailed, evaluate
+from proxy.errors import PreconditionFailed, RangeNotSatisfiable
+from proxy.http.conditional import Decision, Outcome, evaluate
 from proxy.http.ranges import parse_range, resolve_range
 from proxy.storage.provider import ByteSpan, ObjectInfo
 

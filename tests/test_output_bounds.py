@@ -24,9 +24,9 @@ from cache.units import ConfigError
 from previews.config import RenderConfig
 from previews.errors import ResultTooLarge, UnsupportedImage
 from previews.render import PreparedRender, deadline_after, prepare_render
-from proxy.errors import TooManyRequests
+from proxy.errors import RenderMemoryExceeded, RenderMemoryTimeout, TooManyRequests
 from proxy.previews_config import PreviewsConfig
-from proxy.render.memory import RenderMemory, RenderMemoryExceeded, RenderMemoryTimeout, default_memory_limit
+from proxy.render.memory import RenderMemory, default_memory_limit
 from proxy.render.pool import RenderPool
 from tests.support.images import encoded, options, png_file, render
 from tests.support.render_gauges import RecordingGauges

@@ -18,10 +18,10 @@ import pytest
 from previews.video.frame import extract_frame
 from previews.video.position import parse_frame_position
 from proxy.storage.config import StorageConfig
-from proxy.storage.errors import ProviderTimeout
+from proxy.storage.errors import OriginalChanged, ProviderTimeout
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
 from proxy.storage.registry import build_provider
-from proxy.tiers.range_file import BLOCK_SIZE, CACHED_BLOCKS, OriginalChanged, ProviderRangeFile
+from proxy.tiers.range_file import BLOCK_SIZE, CACHED_BLOCKS, ProviderRangeFile
 from tests.support.s3 import MotoS3, s3_env
 from tests.support.video import VideoSpec, make_video, read_counter
 

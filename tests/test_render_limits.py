@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from previews.config import RenderConfig
-from previews.errors import PreviewError, RenderTimedOut, TooManyPixels, UnsupportedImage
+from previews.errors import PreviewError, RenderDeadlinePassed, TooManyPixels, UnsupportedImage
 from tests.support.images import decoded, encoded, named_photo, png_file, render, upright_photo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -263,7 +263,7 @@ def test_no_file_in_pillows_suite_raises_anything_but_a_preview_error(pillow_ima
 
 
 def test_a_past_deadline_is_a_render_timeout(photo_jpeg):
-    with pytest.raises(RenderTimedOut) as caught:
+    with pytest.raises(RenderDeadlinePassed) as caught:
         render(photo_jpeg, "rs:fit:100:100", seconds=-1)
     assert caught.value.status == 504
     assert_one_line_reason(caught.value)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from PIL import Image
 
-from previews.errors import InvalidOption, PreviewError, RenderTimedOut, TooManyPixels, UnsupportedImage
+from previews.errors import InvalidOption, PreviewError, RenderDeadlinePassed, TooManyPixels, UnsupportedImage
 from previews.video.frame import extract_frame
 from previews.video.position import FramePosition, parse_frame_position
 from tests.support.video import VideoSpec, make_video, read_counter
@@ -173,7 +173,7 @@ def test_damaged_videos_are_415_with_one_line(videos: dict[str, bytes], damage: 
 
 
 def test_deadline_already_passed_is_504(videos: dict[str, bytes]) -> None:
-    with pytest.raises(RenderTimedOut) as raised:
+    with pytest.raises(RenderDeadlinePassed) as raised:
         frame_of(videos["moov-at-end"], "40f", seconds=-1)
     assert raised.value.status == 504
 
@@ -187,7 +187,7 @@ def test_deadline_passing_while_reading_is_504(videos: dict[str, bytes]) -> None
     data = videos["noisy"]
     deadline = time.monotonic() + 2.0
     slow = _Stalling(data, header_offset=data.rindex(b"moov") - 4, stall_from=64 * 1024, until=deadline)
-    with pytest.raises(RenderTimedOut) as raised:
+    with pytest.raises(RenderDeadlinePassed) as raised:
         extract_frame(slow, parse_frame_position("40f"), 0, deadline, NO_PIXEL_LIMIT)
     assert raised.value.status == 504
     assert slow.stalled, "no read stalled: the test proves nothing"

@@ -95,7 +95,7 @@ def prepare_conversion(file: BinaryIO, options: ConvertOptions, config: RenderCo
     """Open the image in `file` (seekable), check it against config's source limits, estimate its memory.
 
     Raises PreviewError subclasses only: TooManyPixels (422) from the header, before any pixel is
-    decoded; UnsupportedImage (415) for a damaged, unknown or missing page; RenderTimedOut (504).
+    decoded; UnsupportedImage (415) for a damaged, unknown or missing page; RenderDeadlinePassed (504).
     """
     image, facts = open_source(file, config.max_src_resolution)
     source_format = SOURCE_NAMES.get(facts.format, facts.format.lower())

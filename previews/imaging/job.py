@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from previews.errors import RenderTimedOut
+from previews.errors import RenderDeadlinePassed
 from previews.grammar.options import ProcessingOptions
 from previews.imaging.formats import OutputFormat
 from previews.imaging.geometry import crop_box_size
@@ -53,6 +53,6 @@ class Job:
         return crop_box_size(crop.width, crop.height, width, height) if crop else (width, height)
 
     def check_deadline(self, step: str) -> None:
-        """Raise RenderTimedOut once the deadline has passed; called between steps."""
+        """Raise RenderDeadlinePassed once the deadline has passed; called between steps."""
         if time.monotonic() > self.deadline:
-            raise RenderTimedOut(f"render timed out before {step}")
+            raise RenderDeadlinePassed(f"render timed out before {step}")

@@ -11,7 +11,7 @@ from types import TracebackType
 
 from PIL import Image
 
-from previews.errors import PreviewError, RenderTimedOut, UnsupportedImage
+from previews.errors import PreviewError, RenderDeadlinePassed, UnsupportedImage
 from previews.imaging.job import Job
 from previews.imaging.pipeline import Step
 
@@ -25,9 +25,9 @@ class Stages:
         self.current = "open"
 
     def enter(self, stage: str) -> None:
-        """Start `stage`; raise RenderTimedOut if the deadline has passed."""
+        """Start `stage`; raise RenderDeadlinePassed if the deadline has passed."""
         if time.monotonic() > self.deadline:
-            raise RenderTimedOut(f"render timed out before {stage}")
+            raise RenderDeadlinePassed(f"render timed out before {stage}")
         self.current = stage
 
     def run(self, picture: Image.Image, steps: Iterable[Step], job: Job) -> Image.Image:

@@ -9,7 +9,7 @@ the first video stream even where an audio stream comes first in the file: that 
 when they send `videoStreamIndex=0` for a thumbnail.
 
 Errors: a file FFmpeg can't read, a missing stream, a position past the end -> UnsupportedImage (415);
-a frame over the pixel limit -> TooManyPixels (422); past the deadline -> RenderTimedOut (504). An
+a frame over the pixel limit -> TooManyPixels (422); past the deadline -> RenderDeadlinePassed (504). An
 error raised by the file itself (a provider failing mid-read) propagates unchanged, after PyAV is done.
 
 FFmpeg's own log is off: PyAV installs a silent log callback when imported (`av.logging` level None),
@@ -27,7 +27,7 @@ from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
 
-from previews.errors import InvalidOption, PreviewError, RenderTimedOut, TooManyPixels, UnsupportedImage
+from previews.errors import InvalidOption, PreviewError, RenderDeadlinePassed, TooManyPixels, UnsupportedImage
 from previews.video.frame_index import frame_by_index
 from previews.video.position import FramePosition
 from previews.video.reader import GuardedFile, SeekableReader
@@ -141,7 +141,7 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
 
 def _check_deadline(deadline: float) -> None:
     if time.monotonic() > deadline:
-        raise RenderTimedOut("video decoding passed its time limit")
+        raise RenderDeadlinePassed("video decoding passed its time limit")
 
 
 def _upright(image: Image.Image, rotation: float) -> Image.Image:

@@ -12,7 +12,7 @@ from av.packet import Packet
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from previews.errors import RenderTimedOut, UnsupportedImage
+from previews.errors import RenderDeadlinePassed, UnsupportedImage
 
 # Past the last frame by this many frame intervals, a time is past the end (not a rounding error).
 END_TOLERANCE_FRAMES = 1.5
@@ -22,7 +22,7 @@ def stream_packets(container: InputContainer, stream: VideoStream, deadline: flo
     """The stream's packets from the current position, checking the deadline before each one."""
     for packet in container.demux(stream):
         if time.monotonic() > deadline:
-            raise RenderTimedOut("video decoding passed its time limit")
+            raise RenderDeadlinePassed("video decoding passed its time limit")
         yield packet
 
 

@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 from aiohttp import hdrs
 from multidict import CIMultiDictProxy
 
-from proxy.errors import ProxyError
+from proxy.errors import PreconditionFailed
 from proxy.http.ranges import parse_range, resolve_range
 from proxy.storage.provider import ObjectInfo
 
@@ -23,13 +23,6 @@ class Outcome(enum.Enum):
     FULL = 200
     PARTIAL = 206
     NOT_MODIFIED = 304
-
-
-class PreconditionFailed(ProxyError):
-    """If-Match or If-Unmodified-Since did not hold."""
-
-    status = 412
-    default_reason = "precondition failed"
 
 
 @dataclass(frozen=True)

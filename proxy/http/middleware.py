@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from previews.errors import PreviewError
+from previews.errors import PublicError
 from proxy.app_keys import METRICS
-from proxy.errors import ProxyError, RangeNotSatisfiable
+from proxy.errors import RangeNotSatisfiable
 from proxy.secrets.registry import SECRETS
 
 log = logging.getLogger(__name__)
@@ -19,14 +19,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render ProxyError and aiohttp's HTTP errors as one-line text; never let a traceback out."""
+    """Render every PublicError and aiohttp's HTTP errors as one-line text; never let a traceback out."""
     started = time.monotonic()
     status = 500
     try:
         response = await handler(request)
         status = response.status
         return response
-    except (ProxyError, PreviewError) as error:
+    except PublicError as error:
         status = error.status
         return error_response(error.status, error.reason, _error_headers(error))
     except web.HTTPException as error:
@@ -44,7 +44,8 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
             status = CLIENT_CLOSED_REQUEST
             return web.Response(status=CLIENT_CLOSED_REQUEST)
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response(500, "internal error", {})
+        # A bug, not a typed error: answered as the root error itself, 500 "internal error".
+        return error_response(PublicError.status, PublicError.default_reason, {})
     finally:
         route = request.match_info.route.name or "unmatched"
         request.app[METRICS].request_done(route, status, time.monotonic() - started)
@@ -62,7 +63,7 @@ def _client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def _error_headers(error: ProxyError | PreviewError) -> dict[str, str]:
+def _error_headers(error: PublicError) -> dict[str, str]:
     if isinstance(error, RangeNotSatisfiable):
         return {"Content-Range": f"bytes */{error.size}"}
     return {}

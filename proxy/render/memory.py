@@ -13,24 +13,12 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from proxy.errors import TooManyRequests, Unprocessable, UpstreamTimeout
+from proxy.errors import RenderMemoryExceeded, RenderMemoryTimeout, TooManyRequests
 
 MIB = 1024 * 1024
 # A share of the machine's memory for each worker process's renders: the rest is the interpreter,
 # the in-memory caches, the page cache that serves hits, and other processes.
 MACHINE_SHARE = 4
-
-
-class RenderMemoryExceeded(Unprocessable):
-    """One render's estimated peak is over RENDER_MEMORY_LIMIT: it could never run."""
-
-    default_reason = "the render needs more memory than RENDER_MEMORY_LIMIT allows"
-
-
-class RenderMemoryTimeout(UpstreamTimeout):
-    """The deadline passed while the render waited for memory."""
-
-    default_reason = "render timed out waiting for memory"
 
 
 def default_memory_limit(processes: int) -> int:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from proxy.errors import TooManyRequests, UpstreamTimeout
+from proxy.errors import RenderWaitTimedOut, TooManyRequests
 from proxy.render.memory import RenderMemory
 
 T = TypeVar("T")
@@ -26,12 +26,6 @@ class RenderObserver(Protocol):
 
     def render_memory(self, reserved: int, waiting: int) -> None:
         """Bytes reserved by the renders running, and asked for by those waiting for memory."""
-
-
-class RenderTimeout(UpstreamTimeout):
-    """The render did not finish before the request's deadline."""
-
-    default_reason = "render timed out"
 
 
 class RenderPool:
@@ -50,7 +44,7 @@ class RenderPool:
     async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: bool = False) -> T:
         """`work()` on a worker thread, once `memory` bytes (its estimated peak) are reserved.
 
-        TooManyRequests if the queue is full, RenderTimeout past `deadline`, and render_memory's
+        TooManyRequests if the queue is full, RenderWaitTimedOut past `deadline`, and render_memory's
         refusals for the memory. `admitted`: the second trip of a job the queue already took
         (proxy.render.file_jobs), which the queue's bound doesn't turn away.
         """
@@ -68,7 +62,7 @@ class RenderPool:
                 self._release_memory(reserved)
                 raise
         except TimeoutError:
-            raise RenderTimeout("render timed out waiting for a worker") from None
+            raise RenderWaitTimedOut("render timed out waiting for a worker") from None
         finally:
             self._waiting -= 1
         self._running += 1
@@ -83,7 +77,7 @@ class RenderPool:
             return await asyncio.wait_for(asyncio.shield(future), _remaining(deadline))
         except TimeoutError:
             future.add_done_callback(_consume_result)
-            raise RenderTimeout() from None
+            raise RenderWaitTimedOut() from None
 
     def _free_slot(self, _: "asyncio.Future[Any]") -> None:
         self._running -= 1

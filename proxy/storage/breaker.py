@@ -13,16 +13,10 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from enum import Enum
 from typing import Protocol, TypeVar
 
-from proxy.storage.errors import ProviderFailure, ProviderTimeout
+from proxy.storage.errors import CircuitOpen, ProviderFailure, ProviderTimeout
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
 
 T = TypeVar("T")
-
-
-class CircuitOpen(ProviderFailure):
-    """The provider failed too often lately; it is not asked until its cool-down ends."""
-
-    default_reason = "storage provider is failing; requests to it are paused"
 
 
 class CircuitState(Enum):

@@ -1,4 +1,8 @@
-"""Typed provider errors. "Not found" is an error with a status; "not modified" is a return value."""
+"""Typed provider errors. "Not found" is an error with a status; "not modified" is a return value.
+
+They derive from proxy.errors' status classes, so they share the one root (previews.errors.PublicError)
+and the middleware renders them like any other.
+"""
 
 from proxy.errors import BadRequest, NotFound, UpstreamFailed, UpstreamTimeout
 
@@ -17,6 +21,18 @@ class InvalidObjectPath(BadRequest):
 
 class ProviderFailure(UpstreamFailed):
     """The provider answered with an error, or the connection broke."""
+
+
+class CircuitOpen(ProviderFailure):
+    """The provider failed too often lately; it is not asked until its cool-down ends."""
+
+    default_reason = "storage provider is failing; requests to it are paused"
+
+
+class OriginalChanged(ProviderFailure):
+    """The object's ETag changed between two range reads of the same file."""
+
+    default_reason = "the original changed while it was read"
 
 
 class ProviderAccessDenied(UpstreamFailed):

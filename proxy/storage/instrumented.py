@@ -5,8 +5,7 @@ from collections.abc import AsyncIterable
 from typing import Any
 
 from proxy.metrics.registry import Metrics
-from proxy.storage.breaker import CircuitOpen
-from proxy.storage.errors import ObjectNotFound, ProviderAccessDenied, ProviderTimeout
+from proxy.storage.errors import CircuitOpen, ObjectNotFound, ProviderAccessDenied, ProviderTimeout
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
 
 

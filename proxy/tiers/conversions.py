@@ -27,10 +27,10 @@ from previews.config import RenderConfig
 from previews.conversions.config import ConverterConfig
 from previews.conversions.conversion import Conversion, prepare_conversion_job
 from previews.conversions.convert import Converted, ConvertOptions
-from proxy.errors import ServiceUnavailable, ShuttingDown
+from proxy.errors import RenderWaitTimedOut, ServiceUnavailable, ShuttingDown
 from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job
-from proxy.render.pool import RenderPool, RenderTimeout
+from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo, ObjectRef
 from proxy.tiers.originals import Located, Originals
 
@@ -119,7 +119,7 @@ class Converter:
             result = await asyncio.wait_for(asyncio.shield(pending), max(0.0, deadline - time.monotonic()))
             made_elsewhere = result.meta is not None and result.data is None
         except TimeoutError:
-            raise RenderTimeout("conversion timed out") from None
+            raise RenderWaitTimedOut("conversion timed out") from None
         finally:
             if started:
                 self._metrics.cache_result(TIER, "hit" if made_elsewhere else "miss")
@@ -146,7 +146,7 @@ class Converter:
                     return
                 await self._convert_locked(request, key, info, deadline, pending)
         except LockTimeout:
-            raise RenderTimeout("conversion timed out waiting for another process's conversion") from None
+            raise RenderWaitTimedOut("conversion timed out waiting for another process's conversion") from None
 
     async def _convert_locked(self, request: ConversionRequest, key: str, info: ObjectInfo, deadline: float,
                               pending: "asyncio.Future[ConversionResult]") -> None:

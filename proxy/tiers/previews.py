@@ -19,13 +19,13 @@ from cache.entry import EntryMeta
 from cache.key_lock import LockTimeout, tier_lock
 from cache.singleflight import DetachedFlights
 from previews.config import RenderConfig
-from previews.errors import SourceTooLarge
+from previews.errors import PublicError, SourceTooLarge
 from previews.grammar.options import ProcessingOptions
 from previews.render import prepare_render
-from proxy.errors import ShuttingDown
+from proxy.errors import RenderWaitTimedOut, ShuttingDown
 from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job
-from proxy.render.pool import RenderPool, RenderTimeout
+from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo, ObjectRef
 from proxy.tiers.originals import Located, Originals
 from proxy.tiers.preview_store import PreviewStore, StoredPreview
@@ -119,7 +119,7 @@ class Previews:
             result, rendered_here = await asyncio.wait_for(asyncio.shield(pending),
                                                            max(0.0, deadline - time.monotonic()))
         except TimeoutError:
-            raise RenderTimeout() from None
+            raise RenderWaitTimedOut() from None
         finally:
             if started:
                 self._metrics.cache_result(tier, "miss" if rendered_here else "hit")
@@ -156,7 +156,7 @@ class Previews:
                     return
                 await self._render_locked(request, key, info, deadline, pending)
         except LockTimeout:
-            raise RenderTimeout("render timed out waiting for another process's render") from None
+            raise RenderWaitTimedOut("render timed out waiting for another process's render") from None
 
     async def _render_locked(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
                              pending: "asyncio.Future[tuple[StoredPreview, bool]]") -> None:
@@ -173,7 +173,10 @@ class Previews:
             if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
                 await self._store.store(key, meta, rendered.data)
         except Exception as error:
-            if getattr(error, "status", 500) >= 500 and not isinstance(error, RenderTimeout):
+            # A refusal (4xx) is the client's answer and a wait that passed the deadline is load, not a
+            # fault; anything else (a 5xx, or an error of no type we know) is worth a log line.
+            refused = isinstance(error, PublicError) and error.status < 500
+            if not refused and not isinstance(error, RenderWaitTimedOut):
                 log.warning("render of %s/%s failed: %s", request.ref.bucket, request.ref.key, error)
             raise
 

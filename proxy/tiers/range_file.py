@@ -24,7 +24,7 @@ import io
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from proxy.storage.errors import ProviderFailure, ProviderTimeout
+from proxy.storage.errors import OriginalChanged, ProviderFailure, ProviderTimeout
 from proxy.storage.provider import ByteSpan, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
 
 if TYPE_CHECKING:  # typeshed's name for what readinto fills; not importable at run time
@@ -34,12 +34,6 @@ BLOCK_SIZE = 64 * 1024
 CACHED_BLOCKS = 64
 MAX_READ_AHEAD_BLOCKS = 16
 FETCH_TIMEOUT = 30.0  # seconds for one range, headers and body
-
-
-class OriginalChanged(ProviderFailure):
-    """The object's ETag changed between two range reads of the same file."""
-
-    default_reason = "the original changed while it was read"
 
 
 class ProviderRangeFile(io.RawIOBase):
