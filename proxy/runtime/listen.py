@@ -7,7 +7,7 @@ from proxy.runtime.sample import sample_url_path
 
 
 def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
-    """A socket bound to (host, port), not yet listening (aiohttp's SockSite listens on it).
+    """A socket bound to (host, port), not yet listening (the site proxy.runtime.server makes listens on it).
 
     `reuse_port`: SO_REUSEPORT, so that every worker of a multi-worker server opens its own socket
     on the one port and the kernel spreads new connections over them.
