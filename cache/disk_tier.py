@@ -126,7 +126,7 @@ class DiskTier:
     def commit(self, key: str, part: Path, meta: EntryMeta) -> bool:
         """Adopt a complete part file as the entry for `key`. On failure the part is deleted."""
         self._fit_database_files()
-        if meta.size > self.entries_limit:
+        if meta.info.size > self.entries_limit:
             # Larger than the entries' share of the tier: storing it would only evict everything else, then itself.
             self.discard(part)
             return False

@@ -6,25 +6,39 @@ from typing import BinaryIO
 
 
 @dataclass(frozen=True)
-class EntryMeta:
-    """The headers a cached body is served with. `version` is the origin's ETag when it has one."""
+class ObjectInfo:
+    """One description of an object, whoever tells it: a provider's HEAD or GET, or a tier's entry.
+
+    Size, ETag (quoted), modification time (epoch seconds) and media type: what responses, conditional
+    requests and ranges need. It lives here, in cache/, so that providers (proxy/storage/) and tiers share it.
+    """
 
     size: int
     etag: str
     last_modified: float
     content_type: str
+
+
+@dataclass(frozen=True)
+class EntryMeta:
+    """The headers a cached body is served with: the body's `info` (its ETag is the origin's when it
+    has one), and what only a conversion carries beside it."""
+
+    info: ObjectInfo
     # What a converted entry was made from (X-Converted-From); empty for originals and previews.
     # Rows written before this field existed read back with the default.
     origin_format: str = ""
 
     def to_json(self) -> str:
-        """Serialise for the diskcache `value` column."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        """Serialise for the diskcache `value` column: one flat object, as rows have always been written."""
+        return json.dumps({**asdict(self.info), "origin_format": self.origin_format}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "EntryMeta":
         """Inverse of `to_json`."""
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        origin_format = fields.pop("origin_format", "")
+        return cls(ObjectInfo(**fields), origin_format)
 
 
 @dataclass

@@ -86,7 +86,7 @@ class EntryDisk(diskcache.Disk):
         filename, full_path = self.filename(key, value)
         _rename_into(value.path, full_path)
         value.adopted_as = full_path
-        return value.meta.size, diskcache.core.MODE_BINARY, filename, value.meta.to_json()
+        return value.meta.info.size, diskcache.core.MODE_BINARY, filename, value.meta.to_json()
 
     def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
         """Open an adopted entry; an IOError here is diskcache's signal for "deleted meanwhile"."""

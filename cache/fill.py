@@ -23,7 +23,7 @@ class FillFailed(Exception):
 
 
 class Fill:
-    """A part file growing towards `meta.size` bytes."""
+    """A part file growing towards `meta.info.size` bytes."""
 
     def __init__(self, part: Path, meta: EntryMeta) -> None:
         """Create the part file. Blocks: use `Fill.open` from the event loop."""
@@ -55,8 +55,8 @@ class Fill:
                 writing = asyncio.ensure_future(asyncio.to_thread(_write_all, self._write_fd, chunk))
                 in_flight = len(chunk)
             await self._written(writing, in_flight)
-            if self.written != self.meta.size:
-                raise FillFailed(f"origin sent {self.written} of {self.meta.size} bytes")
+            if self.written != self.meta.info.size:
+                raise FillFailed(f"origin sent {self.written} of {self.meta.info.size} bytes")
         except BaseException as error:
             # Unlink before waking the readers, so a client that sees the failure never sees the part
             # file; readers holding the shared descriptor can still finish what was written.

@@ -41,6 +41,7 @@ from proxy.storage.local import FolderProvider, LocalProvider
 from proxy.storage.provider import StorageProvider
 from proxy.storage.registry import build_provider
 from proxy.tiers.conversions import Converter
+from proxy.tiers.keys import link_namespace, main_storage_namespace
 from proxy.tiers.linked_originals import Link, LinkedOriginals
 from proxy.tiers.originals import Originals
 from proxy.tiers.preview_store import PreviewStore
@@ -67,7 +68,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     raw_provider = build_provider(config.storage)
     provider = _guarded(raw_provider, config.storage, metrics, raw_provider.provider_id)
     local = raw_provider if isinstance(raw_provider, LocalProvider) else None
-    namespace = f"{config.storage.provider}:{config.storage.endpoint or ''}"
+    namespace = main_storage_namespace(config.storage)
     stale_if_error = config.cache.stale_if_error
 
     def build_link(entry: LinkEntry) -> Link:
@@ -75,7 +76,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
                else build_provider(entry.storage))
         guarded = _guarded(raw, entry.storage, metrics, f"link:{entry.name}")
         in_place = raw if isinstance(raw, LocalProvider) else None
-        return Originals(guarded, in_place, storage_tier, metrics, entry.namespace, stale_if_error), guarded
+        return Originals(guarded, in_place, storage_tier, metrics, link_namespace(entry), stale_if_error), guarded
 
     app = web.Application(middlewares=[errors_and_metrics])
     app[CONFIG] = config

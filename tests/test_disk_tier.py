@@ -11,7 +11,7 @@ import pytest
 
 from cache.config import TierConfig
 from cache.disk_tier import DiskTier
-from cache.entry import EntryMeta
+from cache.entry import EntryMeta, ObjectInfo
 
 ENTRY = 256 * 1024
 
@@ -59,7 +59,7 @@ def payload(label: str, size: int = ENTRY) -> bytes:
 
 
 def meta_for(data: bytes) -> EntryMeta:
-    return EntryMeta(len(data), f'"{hashlib.md5(data).hexdigest()}"', 1_700_000_000.0, "image/png")
+    return EntryMeta(ObjectInfo(len(data), f'"{hashlib.md5(data).hexdigest()}"', 1_700_000_000.0, "image/png"))
 
 
 def write_part(tier: DiskTier, data: bytes) -> Path:
@@ -106,6 +106,16 @@ def test_commit_then_lookup(open_tier: OpenTier, observer: RecordingObserver) ->
         assert entry.file.read() == data
     assert entry.meta == meta_for(data)
     assert observer.errors == []
+
+
+def test_entry_meta_row_keeps_its_flat_form() -> None:
+    # Rows on disk are one flat JSON object; those written before origin_format existed still read.
+    meta = EntryMeta(ObjectInfo(3, '"v1"', 1_700_000_000.5, "image/png"), origin_format="tiff")
+    assert meta.to_json() == ('{"size":3,"etag":"\\"v1\\"","last_modified":1700000000.5,'
+                              '"content_type":"image/png","origin_format":"tiff"}')
+    assert EntryMeta.from_json(meta.to_json()) == meta
+    old_row = '{"size":3,"etag":"\\"v1\\"","last_modified":1700000000.5,"content_type":"image/png"}'
+    assert EntryMeta.from_json(old_row) == EntryMeta(meta.info)
 
 
 def test_miss_is_none(open_tier: OpenTier) -> None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 import cache.fill
-from cache.entry import EntryMeta
+from cache.entry import EntryMeta, ObjectInfo
 from cache.fill import Fill, FillFailed
 from cache.singleflight import DetachedFlights, SingleFlight
 
@@ -31,7 +31,7 @@ class SourceBroke(Exception):
 
 
 def meta_for(data: bytes, size: int | None = None) -> EntryMeta:
-    return EntryMeta(len(data) if size is None else size, '"v1"', 1_700_000_000.0, "image/png")
+    return EntryMeta(ObjectInfo(len(data) if size is None else size, '"v1"', 1_700_000_000.0, "image/png"))
 
 
 async def source(data: bytes, chunk: int = 100_000, fail_after: int | None = None) -> AsyncIterator[bytes]:
@@ -72,7 +72,7 @@ async def collect(fill: Fill, start: int, end: int) -> bytes:
 
 
 async def collect_until_error(fill: Fill, got: list[bytes]) -> None:
-    async for chunk in read(fill, 0, fill.meta.size):
+    async for chunk in read(fill, 0, fill.meta.info.size):
         got.append(chunk)
 
 

@@ -15,7 +15,6 @@ from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.routes.links import source_originals
 from proxy.routes.originals import serve_original
-from proxy.storage.provider import ObjectInfo
 from proxy.tiers.conversions import ConversionRequest
 
 PREFIX = "/image-converter/"
@@ -35,10 +34,9 @@ async def get_conversion(request: web.Request) -> web.StreamResponse:
         headers[hdrs.VARY] = "Accept"
     if result.meta is None:
         return await serve_original(request, originals, ref, headers)
-    meta = result.meta
     headers["X-Cache"] = result.cache_status
     try:
-        return await respond(request, ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type),
-                             headers, data=result.data, file=result.file, use_sendfile=config.server.sendfile)
+        return await respond(request, result.meta.info, headers, data=result.data, file=result.file,
+                             use_sendfile=config.server.sendfile)
     finally:
         result.close()

@@ -4,6 +4,13 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+# What a HEAD tells, and what a GET's stream describes: the one description of an object that
+# the tiers store too, so it is defined in cache/ (which may not import proxy/).
+from cache.entry import ObjectInfo
+
+__all__ = ["ByteSpan", "NotModified", "ObjectInfo", "ObjectRef", "ObjectStream", "StorageProvider",
+           "absolute_span", "quote_etag"]
+
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -11,16 +18,6 @@ class ObjectRef:
 
     bucket: str
     key: str
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """What a HEAD tells: size, ETag (quoted), modification time (epoch seconds) and media type."""
-
-    size: int
-    etag: str
-    last_modified: float
-    content_type: str
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job
 from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo, ObjectRef
+from proxy.tiers.keys import conversion_identity, conversion_key
 from proxy.tiers.originals import Located, Originals
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class ConversionRequest:
 
     def identity(self) -> str:
         """Everything but the source's version that names the result."""
-        return "\n".join((self.conversion.key(), self.originals.cache_key(self.ref), f"webp={self.allow_webp}"))
+        return conversion_identity(self.conversion.key(), self.originals.cache_key(self.ref), self.allow_webp)
 
 
 @dataclass
@@ -99,7 +100,7 @@ class Converter:
         """The conversion from the tier, or made now (once per key); X-Cache says which."""
         deadline = time.monotonic() + self.timeout(request.conversion)
         info = await request.originals.describe(request.ref)
-        key = f"{request.identity()}\n{info.etag}"
+        key = conversion_key(request.identity(), info.etag)
         passed = self._pass_through.get(key)
         if passed is not None:
             self._metrics.cache_result(TIER, "hit")
@@ -160,8 +161,9 @@ class Converter:
             self._pass_through[key] = converted.source_format
             pending.set_result(ConversionResult(converted.source_format, "MISS"))
             return
-        meta = EntryMeta(len(converted.data), conversion_etag(request.identity(), info.etag), info.last_modified,
-                         converted.media_type, origin_format=converted.source_format)
+        converted_info = ObjectInfo(len(converted.data), conversion_etag(request.identity(), info.etag),
+                                    info.last_modified, converted.media_type)
+        meta = EntryMeta(converted_info, origin_format=converted.source_format)
         pending.set_result(ConversionResult(converted.source_format, "MISS", meta, data=converted.data))
         if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
             await asyncio.to_thread(self.tier.store_bytes, key, converted.data, meta)
@@ -191,5 +193,5 @@ def _output_format(converted: Converted) -> str:
 
 
 def conversion_etag(identity: str, source_etag: str) -> str:
-    """A strong validator for a conversion: a digest of what names it and of the source's version."""
-    return '"' + hashlib.sha256(f"{identity}\n{source_etag}".encode()).hexdigest()[:32] + '"'
+    """A strong validator for a conversion: a digest of its key (what names it and the source's version)."""
+    return '"' + hashlib.sha256(conversion_key(identity, source_etag).encode()).hexdigest()[:32] + '"'

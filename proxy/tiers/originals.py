@@ -26,6 +26,7 @@ from proxy.metrics.registry import Metrics
 from proxy.storage.errors import ProviderFailure
 from proxy.storage.local import LocalProvider
 from proxy.storage.provider import ByteSpan, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
+from proxy.tiers.keys import original_key
 from proxy.tiers.range_file import ProviderRangeFile
 
 log = logging.getLogger(__name__)
@@ -94,14 +95,14 @@ class Originals:
         entry = await asyncio.to_thread(self._tier.lookup, key)
         if entry is not None and not entry.stale:
             self._metrics.cache_result(self._tier.name, "hit")
-            return Located(_info(entry.meta), "HIT", file=entry.file)
+            return Located(entry.meta.info, "HIT", file=entry.file)
         try:
             located = await self._fetch(ref, key, want_body)
         except (UpstreamFailed, UpstreamTimeout) as error:
             if entry is None or not self._stale_if_error:
                 raise
             self._stale_served(ref, error)
-            return Located(_info(entry.meta), "STALE", file=entry.file)
+            return Located(entry.meta.info, "STALE", file=entry.file)
         except BaseException:
             if entry is not None:
                 entry.file.close()
@@ -121,7 +122,7 @@ class Originals:
             entry = await asyncio.to_thread(self._tier.lookup, key)
             if entry is not None:
                 self._metrics.cache_result(self._tier.name, "hit")
-                return Located(_info(entry.meta), "HIT", file=entry.file)
+                return Located(entry.meta.info, "HIT", file=entry.file)
             fill = None  # evicted at once (a tier smaller than its traffic): stream from the provider
         elif fill is not None and fill.failed:
             # Joined a fill that failed a moment ago, before its key was free again (a client retrying
@@ -133,7 +134,7 @@ class Originals:
         self._metrics.cache_result(self._tier.name, status.lower())
         if fill is None:  # the tier can't take a fill right now; stream from the provider instead
             return Located(await self._provider.head(ref), status)
-        return Located(_info(fill.meta), status, fill=fill)
+        return Located(fill.meta.info, status, fill=fill)
 
     async def describe(self, ref: ObjectRef) -> ObjectInfo:
         """The original's metadata without touching its bytes: stat, the tier's row, or a provider HEAD."""
@@ -143,14 +144,14 @@ class Originals:
         if entry is not None:
             entry.file.close()
             if not entry.stale:
-                return _info(entry.meta)
+                return entry.meta.info
         try:
             return await self._provider.head(ref)
         except (UpstreamFailed, UpstreamTimeout) as error:
             if entry is None or not self._stale_if_error:
                 raise
             self._stale_served(ref, error)
-            return _info(entry.meta)
+            return entry.meta.info
 
     def _stale_served(self, ref: ObjectRef, error: ProxyError) -> None:
         self._metrics.cache_result(self._tier.name, "stale")
@@ -215,7 +216,7 @@ class Originals:
 
     def cache_key(self, ref: ObjectRef) -> str:
         """Storage-tier key: (provider namespace, bucket, key)."""
-        return f"{self._namespace}\n{ref.bucket}\n{ref.key}"
+        return original_key(self._namespace, ref)
 
     async def _join_or_start_fill(self, ref: ObjectRef, key: str) -> tuple[FillOutcome, bool]:
         """The fill for `key` (None if the tier can't take one) and whether this call started it."""
@@ -243,8 +244,7 @@ class Originals:
         stream = await self._provider.get(ref)  # a failure here reaches every waiter
         try:
             assert isinstance(stream, ObjectStream)
-            info = stream.info
-            meta = EntryMeta(info.size, info.etag, info.last_modified, info.content_type)
+            meta = EntryMeta(stream.info)
             try:
                 part = await asyncio.to_thread(self._tier.new_part_path)
                 fill = await Fill.open(part, meta)
@@ -277,10 +277,6 @@ def _has_fresh_entry(tier: DiskTier, key: str) -> bool:
         return False
     entry.file.close()
     return not entry.stale
-
-
-def _info(meta: EntryMeta) -> ObjectInfo:
-    return ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type)
 
 
 async def _close_stream(stream: ObjectStream) -> None:

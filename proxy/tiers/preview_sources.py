@@ -15,6 +15,7 @@ from proxy.app_keys import CONVERTER
 from proxy.routes.links import source_originals
 from proxy.storage.provider import ObjectInfo, ObjectRef
 from proxy.tiers.conversions import ConversionRequest, Converter, conversion_etag
+from proxy.tiers.keys import converted_source_key
 from proxy.tiers.originals import Located
 from proxy.tiers.previews import PreviewSource
 
@@ -38,7 +39,7 @@ class ConvertedSource:
 
     def cache_key(self, ref: ObjectRef) -> str:
         """The conversion's identity (operation, original, output choice)."""
-        return f"{SOURCE_PREFIX}\n{self._request.identity()}"
+        return converted_source_key(self._request.identity())
 
     async def describe(self, ref: ObjectRef) -> ObjectInfo:
         """The original's size and times with the conversion's ETag, known before the conversion exists."""
@@ -51,8 +52,7 @@ class ConvertedSource:
             located = await self._request.originals.open_for_render(ref)
             located.info = replace(located.info, etag=conversion_etag(self._request.identity(), located.info.etag))
             return located
-        meta = result.meta
-        info = ObjectInfo(meta.size, meta.etag, meta.last_modified, meta.content_type)
+        info = result.meta.info
         if result.data is not None:
             return Located(info, result.cache_status, file=io.BytesIO(result.data))
         return Located(info, result.cache_status, file=result.file)

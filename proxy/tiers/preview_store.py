@@ -45,14 +45,14 @@ class PreviewStore:
         entry = await asyncio.to_thread(self.tier.lookup, key)
         if entry is None:
             return None
-        if self._memory is None or entry.meta.size > self._memory_entry_max:
+        if self._memory is None or entry.meta.info.size > self._memory_entry_max:
             return StoredPreview(entry.meta, file=entry.file)
         try:
             data = await asyncio.to_thread(_read_all, entry.file)
         except OSError as error:
             self._metrics.cache_error(self.tier.name, "read", error)
             return None
-        if len(data) != entry.meta.size:
+        if len(data) != entry.meta.info.size:
             return None
         self._remember(key, entry.meta, data)
         return StoredPreview(entry.meta, data=data)

@@ -27,6 +27,7 @@ from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job
 from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo, ObjectRef
+from proxy.tiers.keys import preview_key
 from proxy.tiers.originals import Located, Originals
 from proxy.tiers.preview_store import PreviewStore, StoredPreview
 
@@ -100,7 +101,7 @@ class Previews:
         limit = self._config.max_src_file_size
         if limit and info.size > limit:
             raise SourceTooLarge(f"source is {info.size} bytes, over the limit of {limit}")
-        key = "\n".join((request.options.canonical(), request.source_id, info.etag, request.format_key))
+        key = preview_key(request.options.canonical(), request.source_id, info.etag, request.format_key)
         tier = self._store.tier.name
         stored = await self._store.lookup(key)
         if stored is not None:
@@ -167,7 +168,7 @@ class Previews:
                 self._pool, self._metrics, "preview", located,
                 lambda file: prepare_render(file, options, config, deadline),
                 deadline, options.format or "auto", lambda rendered: rendered.format)
-            meta = EntryMeta(len(rendered.data), _etag(key), info.last_modified, rendered.media_type)
+            meta = EntryMeta(ObjectInfo(len(rendered.data), _etag(key), info.last_modified, rendered.media_type))
             preview = StoredPreview(meta, data=rendered.data)
             pending.set_result((preview, True))
             if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
@@ -193,7 +194,7 @@ async def _in_memory(stored: StoredPreview | None) -> StoredPreview | None:
         data = await asyncio.to_thread(_read_and_close, stored.file)
     except OSError:
         return None  # an unreadable copy: render again rather than fail the request
-    return StoredPreview(stored.meta, data=data) if len(data) == stored.meta.size else None
+    return StoredPreview(stored.meta, data=data) if len(data) == stored.meta.info.size else None
 
 
 def _read_and_close(file: BinaryIO) -> bytes:

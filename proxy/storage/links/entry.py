@@ -51,12 +51,6 @@ class LinkEntry:
     buckets: tuple[str, ...]  # for fs: the entry's own name, its storage id
     storage: StorageConfig = field(repr=False)  # holds the secret key: never in a repr
 
-    @property
-    def namespace(self) -> str:
-        """The storage tier's key prefix for this entry: its name, kind and endpoint (or folder)."""
-        where = str(self.storage.root) if self.provider == "fs" else self.storage.endpoint or ""
-        return f"link:{self.name}:{self.provider}:{where}"
-
 
 def parse_entry(name: Any, raw: Any, base: StorageConfig) -> LinkEntry:
     """Check one entry and build its StorageConfig on `base` (timeouts, retries, metadata endpoint, CA)."""
