@@ -21,18 +21,17 @@ from cachetools import TTLCache
 
 from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
-from cache.key_lock import LockTimeout, tier_lock
-from cache.singleflight import DetachedFlights
 from previews.config import RenderConfig
 from previews.conversions.config import ConverterConfig
 from previews.conversions.conversion import Conversion, prepare_conversion_job
 from previews.conversions.convert import Converted, ConvertOptions
-from proxy.errors import RenderWaitTimedOut, ServiceUnavailable, ShuttingDown
+from proxy.errors import RenderWaitTimedOut, ServiceUnavailable
 from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job
 from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo, ObjectRef
 from proxy.tiers.keys import conversion_identity, conversion_key
+from proxy.tiers.once_per_key import Delivery, OncePerKey, Outcome
 from proxy.tiers.originals import Located, Originals
 
 log = logging.getLogger(__name__)
@@ -84,8 +83,7 @@ class Converter:
         # Keys whose source needs no conversion, so a repeat skips the pool. Keyed by source
         # version like the tier, so a replaced original is looked at again.
         self._pass_through: TTLCache[str, str] = TTLCache(PASS_THROUGH_ENTRIES, ttl=tier.config.idle_seconds)
-        self._flights: DetachedFlights[str, ConversionResult] = DetachedFlights(
-            on_join=lambda: metrics.singleflight_joined(TIER), stopped=ShuttingDown)
+        self._flights: OncePerKey[ConversionResult] = OncePerKey(tier, metrics, TIER)
 
     def timeout(self, conversion: Conversion) -> float:
         """How long one conversion may take: video decoding has its own limit."""
@@ -103,54 +101,37 @@ class Converter:
         key = conversion_key(request.identity(), info.etag)
         passed = self._pass_through.get(key)
         if passed is not None:
-            self._metrics.cache_result(TIER, "hit")
+            self._flights.record(Outcome.FOUND)
             return ConversionResult(passed, "HIT")
         entry = await asyncio.to_thread(self.tier.lookup, key)
         if entry is not None:
-            self._metrics.cache_result(TIER, "hit")
+            self._flights.record(Outcome.FOUND)
             return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file)
-        pending, started = self._flights.join_or_start(
-            key, lambda future: self._convert(request, key, info, deadline, future))
-        # As for previews: joiners are served by the conversion in flight; only its starter missed,
-        # and only if it converted (another process may have stored it meanwhile).
-        if not started:
-            self._metrics.cache_result(TIER, "hit")
-        made_elsewhere = False
         try:
-            result = await asyncio.wait_for(asyncio.shield(pending), max(0.0, deadline - time.monotonic()))
-            made_elsewhere = result.meta is not None and result.data is None
+            got = await self._flights.get(
+                key, lambda: self._look_again(key),
+                lambda deliver: self._convert_locked(request, key, info, deadline, deliver),
+                _conversion_lock_timed_out, max(0.0, deadline - time.monotonic()), deadline)
         except TimeoutError:
             raise RenderWaitTimedOut("conversion timed out") from None
-        finally:
-            if started:
-                self._metrics.cache_result(TIER, "hit" if made_elsewhere else "miss")
-        if made_elsewhere:  # another process made it: open the entry
+        if not got.made_here:  # another process made it: open the entry
             entry = await asyncio.to_thread(self.tier.lookup, key)
             if entry is None:
                 raise ServiceUnavailable("the conversion was evicted as it was made; try again")
             return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file)
-        return replace(result, cache_status="MISS" if started else "HIT")
+        return replace(got.value, cache_status="MISS" if got.outcome is Outcome.MADE else "HIT")
 
-    async def _convert(self, request: ConversionRequest, key: str, info: ObjectInfo, deadline: float,
-                       pending: "asyncio.Future[ConversionResult]") -> None:
-        """The one conversion of `key` among all the processes that share the tier (cache.key_lock)."""
-        try:
-            async with tier_lock(self.tier, key, max(0.0, deadline - time.monotonic())) as waited:
-                if waited:
-                    self._metrics.singleflight_joined(TIER)
-                # Look again under the lock: another process may have stored it since our miss.
-                # Waiters open the entry each for themselves (they can't share one file).
-                entry = await asyncio.to_thread(self.tier.lookup, key)
-                if entry is not None:
-                    entry.file.close()
-                    pending.set_result(ConversionResult(entry.meta.origin_format, "HIT", entry.meta))
-                    return
-                await self._convert_locked(request, key, info, deadline, pending)
-        except LockTimeout:
-            raise RenderWaitTimedOut("conversion timed out waiting for another process's conversion") from None
+    async def _look_again(self, key: str) -> ConversionResult | None:
+        """A conversion another process stored since our miss. Its file is closed: waiters open the
+        entry each for themselves (they can't share one file)."""
+        entry = await asyncio.to_thread(self.tier.lookup, key)
+        if entry is None:
+            return None
+        entry.file.close()
+        return ConversionResult(entry.meta.origin_format, "HIT", entry.meta)
 
     async def _convert_locked(self, request: ConversionRequest, key: str, info: ObjectInfo, deadline: float,
-                              pending: "asyncio.Future[ConversionResult]") -> None:
+                              deliver: Delivery[ConversionResult]) -> None:
         located = await self._open_source(request, info, deadline)
         conversion, options, render = request.conversion, self._options(request), self._render
         converted = await run_file_job(
@@ -159,12 +140,12 @@ class Converter:
             deadline, "auto", _output_format)
         if converted.data is None:
             self._pass_through[key] = converted.source_format
-            pending.set_result(ConversionResult(converted.source_format, "MISS"))
+            deliver.set_result(ConversionResult(converted.source_format, "MISS"))
             return
         converted_info = ObjectInfo(len(converted.data), conversion_etag(request.identity(), info.etag),
                                     info.last_modified, converted.media_type)
         meta = EntryMeta(converted_info, origin_format=converted.source_format)
-        pending.set_result(ConversionResult(converted.source_format, "MISS", meta, data=converted.data))
+        deliver.set_result(ConversionResult(converted.source_format, "MISS", meta, data=converted.data))
         if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
             await asyncio.to_thread(self.tier.store_bytes, key, converted.data, meta)
 
@@ -185,6 +166,10 @@ class Converter:
     async def close(self) -> None:
         """Cancel conversions still waiting (at shutdown)."""
         await self._flights.close()
+
+
+def _conversion_lock_timed_out() -> ConversionResult:
+    raise RenderWaitTimedOut("conversion timed out waiting for another process's conversion")
 
 
 def _output_format(converted: Converted) -> str:

@@ -18,15 +18,14 @@ from typing import BinaryIO, cast
 from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
 from cache.fill import Fill, FillFailed
-from cache.key_lock import LockTimeout, tier_lock
-from cache.singleflight import DetachedFlights
-from proxy.errors import ProxyError, ShuttingDown, UpstreamFailed, UpstreamTimeout
+from proxy.errors import ProxyError, UpstreamFailed, UpstreamTimeout
 from proxy.http.body import FileSpans
 from proxy.metrics.registry import Metrics
 from proxy.storage.errors import ProviderFailure
 from proxy.storage.local import LocalProvider
 from proxy.storage.provider import ByteSpan, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
 from proxy.tiers.keys import original_key
+from proxy.tiers.once_per_key import Delivery, OncePerKey, Outcome
 from proxy.tiers.range_file import ProviderRangeFile
 
 log = logging.getLogger(__name__)
@@ -79,8 +78,7 @@ class Originals:
         self._tier = tier
         self._metrics = metrics
         self._namespace = namespace
-        self._fills: DetachedFlights[str, FillOutcome] = DetachedFlights(
-            on_join=lambda: metrics.singleflight_joined(tier.name), stopped=ShuttingDown)
+        self._fills: OncePerKey[FillOutcome] = OncePerKey(tier, metrics)
 
     async def locate(self, ref: ObjectRef, want_body: bool) -> Located:
         """Find the original. With `want_body`, a miss starts (or joins) the fill of the storage tier.
@@ -94,7 +92,7 @@ class Originals:
         key = self.cache_key(ref)
         entry = await asyncio.to_thread(self._tier.lookup, key)
         if entry is not None and not entry.stale:
-            self._metrics.cache_result(self._tier.name, "hit")
+            self._fills.record(Outcome.FOUND)
             return Located(entry.meta.info, "HIT", file=entry.file)
         try:
             located = await self._fetch(ref, key, want_body)
@@ -115,23 +113,27 @@ class Originals:
         """A miss: the provider's HEAD, or the fill this request starts or joins."""
         if not want_body:
             info = await self._provider.head(ref)
-            self._metrics.cache_result(self._tier.name, "miss")
+            self._fills.record(Outcome.MADE)
             return Located(info, "MISS")
-        fill, started = await self._join_or_start_fill(ref, key)
+        got = await self._fills.fetch(
+            key, lambda: _committed_elsewhere(self._tier, key), lambda deliver: self._fill_locked(ref, key, deliver),
+            lambda: _fill_lock_timed_out(ref), FILL_LOCK_WAIT)
+        fill, outcome = got.value, got.outcome
         if fill is FilledElsewhere.COMMITTED:
             entry = await asyncio.to_thread(self._tier.lookup, key)
             if entry is not None:
-                self._metrics.cache_result(self._tier.name, "hit")
+                self._fills.record(Outcome.FOUND)
                 return Located(entry.meta.info, "HIT", file=entry.file)
-            fill = None  # evicted at once (a tier smaller than its traffic): stream from the provider
+            # Evicted at once (a tier smaller than its traffic): stream from the provider.
+            fill, outcome = None, Outcome.MADE if got.started else Outcome.JOINED
         elif fill is not None and fill.failed:
             # Joined a fill that failed a moment ago, before its key was free again (a client retrying
             # at once after its aborted response): that one can only fail again, so go to the provider.
-            fill, started = None, True
+            fill, outcome = None, Outcome.MADE
         # Like nginx with proxy_cache_lock: only the request that went to the provider is a miss;
         # those that joined its fill are served from the entry as it fills.
-        status = "MISS" if started else "HIT"
-        self._metrics.cache_result(self._tier.name, status.lower())
+        self._fills.record(outcome)
+        status = "MISS" if outcome is Outcome.MADE else "HIT"
         if fill is None:  # the tier can't take a fill right now; stream from the provider instead
             return Located(await self._provider.head(ref), status)
         return Located(fill.meta.info, status, fill=fill)
@@ -154,7 +156,7 @@ class Originals:
             return entry.meta.info
 
     def _stale_served(self, ref: ObjectRef, error: ProxyError) -> None:
-        self._metrics.cache_result(self._tier.name, "stale")
+        self._fills.record(Outcome.STALE)
         log.warning("serving a stale copy of %s/%s: the provider failed: %s", ref.bucket, ref.key, error.reason)
 
     async def open_for_render(self, ref: ObjectRef) -> Located:
@@ -218,29 +220,8 @@ class Originals:
         """Storage-tier key: (provider namespace, bucket, key)."""
         return original_key(self._namespace, ref)
 
-    async def _join_or_start_fill(self, ref: ObjectRef, key: str) -> tuple[FillOutcome, bool]:
-        """The fill for `key` (None if the tier can't take one) and whether this call started it."""
-        pending, started = self._fills.join_or_start(key, lambda future: self._fill(ref, key, future))
-        # Shielded: a client that disconnects must not cancel the fill the others are tailing.
-        return await asyncio.shield(pending), started
-
-    async def _fill(self, ref: ObjectRef, key: str, pending: "asyncio.Future[FillOutcome]") -> None:
-        """The one fill of `key` among all the processes that share the tier (see cache.key_lock)."""
-        try:
-            async with tier_lock(self._tier, key, FILL_LOCK_WAIT) as waited:
-                if waited:
-                    self._metrics.singleflight_joined(self._tier.name)
-                # Look again under the lock: another process may have committed since our miss.
-                if await asyncio.to_thread(_has_fresh_entry, self._tier, key):
-                    pending.set_result(FilledElsewhere.COMMITTED)
-                    return
-                await self._fill_locked(ref, key, pending)
-        except LockTimeout:
-            log.info("another process is still filling %s/%s; streaming it from the provider", ref.bucket, ref.key)
-            if not pending.done():
-                pending.set_result(None)
-
-    async def _fill_locked(self, ref: ObjectRef, key: str, pending: "asyncio.Future[FillOutcome]") -> None:
+    async def _fill_locked(self, ref: ObjectRef, key: str, deliver: Delivery[FillOutcome]) -> None:
+        """The one fill of `key`, under its tier lock: it hands the fill to the waiters once it can be tailed."""
         stream = await self._provider.get(ref)  # a failure here reaches every waiter
         try:
             assert isinstance(stream, ObjectStream)
@@ -252,13 +233,13 @@ class Originals:
                 self._metrics.cache_error(self._tier.name, "open part file", error)
                 log.warning("tier %s: can't start a fill, streaming from the provider: %s", self._tier.name, error)
                 await _close_stream(stream)
-                pending.set_result(None)
+                deliver.set_result(None)
                 return
-            pending.set_result(fill)
+            deliver.set_result(fill)
             await fill.run(stream.chunks, lambda: asyncio.to_thread(self._tier.commit, key, part, meta))
         except Exception as error:
             log.warning("fill of %s/%s failed: %s", ref.bucket, ref.key, error or type(error).__name__)
-            if not pending.done():
+            if not deliver.done():
                 raise  # the waiters get the error
 
     @property
@@ -271,12 +252,22 @@ class Originals:
         await self._fills.close()
 
 
+async def _committed_elsewhere(tier: DiskTier, key: str) -> FilledElsewhere | None:
+    """COMMITTED if the tier holds a fresh entry for `key` (another process filled it since our miss)."""
+    return FilledElsewhere.COMMITTED if await asyncio.to_thread(_has_fresh_entry, tier, key) else None
+
+
 def _has_fresh_entry(tier: DiskTier, key: str) -> bool:
     entry = tier.lookup(key)
     if entry is None:
         return False
     entry.file.close()
     return not entry.stale
+
+
+def _fill_lock_timed_out(ref: ObjectRef) -> FillOutcome:
+    log.info("another process is still filling %s/%s; streaming it from the provider", ref.bucket, ref.key)
+    return None
 
 
 async def _close_stream(stream: ObjectStream) -> None:

@@ -16,18 +16,17 @@ from typing import BinaryIO, Protocol
 from cachetools import TTLCache
 
 from cache.entry import EntryMeta
-from cache.key_lock import LockTimeout, tier_lock
-from cache.singleflight import DetachedFlights
 from previews.config import RenderConfig
 from previews.errors import PublicError, SourceTooLarge
 from previews.grammar.options import ProcessingOptions
 from previews.render import prepare_render
-from proxy.errors import RenderWaitTimedOut, ShuttingDown
+from proxy.errors import RenderWaitTimedOut
 from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job
 from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo, ObjectRef
 from proxy.tiers.keys import preview_key
+from proxy.tiers.once_per_key import Delivery, OncePerKey, Outcome
 from proxy.tiers.originals import Located, Originals
 from proxy.tiers.preview_store import PreviewStore, StoredPreview
 
@@ -90,9 +89,7 @@ class Previews:
         # can say how long the answer it gives rests on a trusted source version.
         self._source_info: TTLCache[str, tuple[ObjectInfo, float]] | None = (
             TTLCache(SOURCE_INFO_ENTRIES, source_info_ttl) if source_info_ttl > 0 else None)
-        # (the preview, whether this process rendered it)
-        self._renders: DetachedFlights[str, tuple[StoredPreview, bool]] = DetachedFlights(
-            on_join=lambda: metrics.singleflight_joined(store.tier.name), stopped=ShuttingDown)
+        self._renders: OncePerKey[StoredPreview] = OncePerKey(store.tier, metrics)
 
     async def get(self, request: PreviewRequest) -> FoundPreview:
         """The preview, its X-Cache status, and how long its source version is trusted."""
@@ -102,29 +99,20 @@ class Previews:
         if limit and info.size > limit:
             raise SourceTooLarge(f"source is {info.size} bytes, over the limit of {limit}")
         key = preview_key(request.options.canonical(), request.source_id, info.etag, request.format_key)
-        tier = self._store.tier.name
         stored = await self._store.lookup(key)
         if stored is not None:
-            self._metrics.cache_result(tier, "hit")
+            self._renders.record(Outcome.FOUND)
             return FoundPreview(stored, "HIT", trusted_until, from_store=True)
-        pending, started = self._renders.join_or_start(
-            key, lambda future: self._render(request, key, info, deadline, future))
-        # Joiners are served by the render in flight, as with nginx's proxy_cache_lock: only the
-        # request that started it counts as a miss, and only if the render ran (it may find that
-        # another process stored the preview meanwhile).
-        if not started:
-            self._metrics.cache_result(tier, "hit")
-        rendered_here = started
         try:
-            # Shielded: a client that goes away must not cancel a render that others wait for.
-            result, rendered_here = await asyncio.wait_for(asyncio.shield(pending),
-                                                           max(0.0, deadline - time.monotonic()))
+            got = await self._renders.get(
+                key, lambda: self._look_again(key),
+                lambda deliver: self._render_locked(request, key, info, deadline, deliver),
+                _render_lock_timed_out, max(0.0, deadline - time.monotonic()), deadline)
         except TimeoutError:
             raise RenderWaitTimedOut() from None
-        finally:
-            if started:
-                self._metrics.cache_result(tier, "miss" if rendered_here else "hit")
-        return FoundPreview(result, "MISS" if started and rendered_here else "HIT", trusted_until, from_store=False)
+        # As with nginx's proxy_cache_lock, joiners are served by the render in flight.
+        status = "MISS" if got.outcome is Outcome.MADE else "HIT"
+        return FoundPreview(got.value, status, trusted_until, from_store=False)
 
     async def _describe_source(self, request: PreviewRequest) -> tuple[ObjectInfo, float]:
         """The source's info, and until when it is trusted (now, when the TTL is 0)."""
@@ -142,25 +130,12 @@ class Previews:
             self._source_info[source] = (info, trusted_until)
         return info, trusted_until
 
-    async def _render(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
-                      pending: "asyncio.Future[tuple[StoredPreview, bool]]") -> None:
-        """The one render of `key` among all the processes that share the previews tier (cache.key_lock)."""
-        tier = self._store.tier
-        try:
-            async with tier_lock(tier, key, max(0.0, deadline - time.monotonic())) as waited:
-                if waited:
-                    self._metrics.singleflight_joined(tier.name)
-                # Look again under the lock: another process may have stored it since our miss.
-                stored = await _in_memory(await self._store.lookup(key))
-                if stored is not None:
-                    pending.set_result((stored, False))
-                    return
-                await self._render_locked(request, key, info, deadline, pending)
-        except LockTimeout:
-            raise RenderWaitTimedOut("render timed out waiting for another process's render") from None
+    async def _look_again(self, key: str) -> StoredPreview | None:
+        """A preview another process stored since our miss, read for every joiner to send."""
+        return await _in_memory(await self._store.lookup(key))
 
     async def _render_locked(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
-                             pending: "asyncio.Future[tuple[StoredPreview, bool]]") -> None:
+                             deliver: Delivery[StoredPreview]) -> None:
         try:
             located = await (request.originals or self._originals).open_for_render(request.ref)
             options, config = request.options, self._config
@@ -170,7 +145,7 @@ class Previews:
                 deadline, options.format or "auto", lambda rendered: rendered.format)
             meta = EntryMeta(ObjectInfo(len(rendered.data), _etag(key), info.last_modified, rendered.media_type))
             preview = StoredPreview(meta, data=rendered.data)
-            pending.set_result((preview, True))
+            deliver.set_result(preview)
             if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
                 await self._store.store(key, meta, rendered.data)
         except Exception as error:
@@ -184,6 +159,10 @@ class Previews:
     async def close(self) -> None:
         """Cancel renders still waiting (at shutdown)."""
         await self._renders.close()
+
+
+def _render_lock_timed_out() -> StoredPreview:
+    raise RenderWaitTimedOut("render timed out waiting for another process's render")
 
 
 async def _in_memory(stored: StoredPreview | None) -> StoredPreview | None:
