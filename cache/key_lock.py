@@ -21,7 +21,7 @@ How it works: flock(2) on one file per key, `<tier>/locks/<sha256 of key>.lock`.
   keys that hash to the same stripe would wait for each other, and a 4 GB fill could hold up a
   thumbnail.
 
-Usage (the same for every tier: originals, previews, conversions):
+Usage (the same for every tier: originals, previews, conversions; proxy.tiers.once_per_key does it for them):
 
     async with tier_lock(tier, key, max_wait) as waited:
         found = lookup(key)      # always look again under the lock: another process may have
