@@ -1,4 +1,4 @@
-"""The image converter's conversions (issue 5): TIFF in every form, JPEG 2000, BMP, 16-bit, PSD, ICO.
+"""The image converter's conversions: TIFF in every form, JPEG 2000, BMP, 16-bit, PSD, ICO.
 
 Sources are made here with Pillow, or taken from Pillow's own test images; references come from
 plain Pillow and LittleCMS, never from the code under test. Pixels are compared, not bytes.

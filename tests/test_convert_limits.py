@@ -1,4 +1,4 @@
-"""The image converter's limits and bad input (issue 5): 422 from the header with bounded memory, 415
+"""The image converter's limits and bad input: 422 from the header with bounded memory, 415
 with a one-line reason for damaged files and missing pages, 504 past the deadline, never anything else.
 """
 

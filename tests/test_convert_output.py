@@ -1,4 +1,4 @@
-"""How the converter encodes for browsers (issue 5): PNG for lossless sources (JPEG 2000 by its wavelet) and
+"""How the converter encodes for browsers: PNG for lossless sources (JPEG 2000 by its wavelet) and
 transparency, JPEG for lossy ones, WebP in place of JPEG when allowed; no metadata; sizes each format
 can't hold.
 """

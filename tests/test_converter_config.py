@@ -1,4 +1,4 @@
-"""Settings of the image converter: ConverterConfig.from_env (issue 5)."""
+"""Settings of the image converter: ConverterConfig.from_env."""
 
 import dataclasses
 

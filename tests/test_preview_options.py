@@ -41,7 +41,7 @@ def b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-# Every option of issue 3 by its name and alias; the expected value is the full set of changed fields.
+# Every option of imgproxy's we support, by its name and alias; the expected value is the full set of changed fields.
 ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     # resize / rs: %resizing_type:%width:%height:%enlarge:%extend
     ("resize:fill:300:200:1:1", {"resizing_type": R.FILL, "width": 300, "height": 200, "enlarge": True,

@@ -1,7 +1,7 @@
 """Settings of the previews route: RenderConfig.from_env, PreviewsConfig.from_env and `preview-proxy config`.
 
 Names and defaults are imgproxy's where it has the setting (https://docs.imgproxy.net/configuration/options),
-with this project's defaults from issue 3: 50 MP, no file-size limit, qualities jpeg 80, webp 79, avif 63.
+with this project's defaults: 50 MP, no file-size limit, qualities jpeg 80, webp 79, avif 63.
 """
 
 import asyncio

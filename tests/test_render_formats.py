@@ -1,4 +1,4 @@
-"""Output formats: transparency, quality, format choice, metadata and animated sources (issue 3, points 3-5 and 10).
+"""Output formats: transparency, quality, format choice, metadata and animated sources.
 
 AVIF answers are decoded with pillow-avif-plugin, imported here for the test's own decoding. That import
 also registers the encoder in this process, so whether the product can write AVIF on its own is checked

@@ -1,4 +1,4 @@
-"""Limits before decoding, and bad input (issue 3, point 9): 422 from the header, 415 with a reason, never a 500.
+"""Limits before decoding, and bad input: 422 from the header, 415 with a reason, never a 500.
 
 Decompression bombs are rendered in a fresh interpreter whose peak resident memory (VmHWM) is read
 before and after, so a bomb that got decoded would show as hundreds of megabytes.

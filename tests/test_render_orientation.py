@@ -1,4 +1,4 @@
-"""EXIF orientation, `auto_rotate`, `rotate` and `flip` (issue 3, points 4 and 10).
+"""EXIF orientation, `auto_rotate`, `rotate` and `flip`.
 
 Each stored image is made here from an upright one by the transposition the EXIF specification
 describes for its Orientation value, so "upright" never depends on the code under test.

@@ -1,4 +1,4 @@
-"""The render pipeline against independent references made here with plain Pillow (issue 3, points 4 and 10).
+"""The render pipeline against independent references made here with plain Pillow.
 
 Golden images are never stored: each reference is computed from the full-resolution, upright decode
 with ImageOps.fit or Image.resize, and compared perceptually. The negative controls prove the

@@ -1,5 +1,5 @@
 """Benchmark: preview-proxy side by side with an nginx preview cache and thumbor, in one run, on one
-machine, on the same real photos (issue 6). Start it with tests/benchmarks/peers.sh, which installs
+machine, on the same real photos. Start it with tests/benchmarks/peers.sh, which installs
 the peers first (nginx and wrk from Debian, thumbor from PyPI in its own venv).
 
 Loopback only, random free ports, configs generated into a temp dir (see peer_servers.py). Every
@@ -258,7 +258,7 @@ def run(settings: Settings) -> list[str]:
         *table(results, {"W4": {THUMBOR: "n/a (no originals route)"}}), "",
         *(["**A --quick run** (one repetition, for development): not the figures to publish.", ""]
           if settings.quick else []),
-        "Targets (issue 6, on the medians):", *targets_text(results), "",
+        "Targets (on the medians):", *targets_text(results), "",
         *(f"- {note}" for note in [*notes, SETTINGS_NOTE]),
     ]
 
@@ -270,7 +270,7 @@ def _pixels(path: Path) -> int:
 
 def parse_args(argv: list[str] | None) -> Settings:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description="preview-proxy against nginx and thumbor (issue 6).")
+    parser = argparse.ArgumentParser(description="preview-proxy against nginx and thumbor.")
     parser.add_argument("--quick", action="store_true", help="1 repetition, wrk for 5 s, a 256 MiB original")
     parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads, e.g. W1,W2")
     parser.add_argument("--update-readme", action="store_true", help="also rewrite the README's peers section")
