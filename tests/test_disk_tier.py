@@ -1,10 +1,9 @@
 """cache/disk_tier.py and cache/entry_disk.py on real temporary directories: adoption, LRU, idle expiry, faults."""
 
-import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,25 +11,17 @@ import pytest
 from cache.config import TierConfig
 from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta, ObjectInfo
-
-ENTRY = 256 * 1024
-
-
-class RecordingObserver:
-    """Keeps every event a tier reports."""
-
-    def __init__(self) -> None:
-        self.errors: list[tuple[str, str, BaseException]] = []
-        self.evictions = 0
-
-    def cache_error(self, tier: str, operation: str, error: BaseException) -> None:
-        self.errors.append((tier, operation, error))
-
-    def cache_evicted(self, tier: str) -> None:
-        self.evictions += 1
-
-
-OpenTier = Callable[..., DiskTier]
+from tests.support.disk_tiers import (
+    ENTRY,
+    OpenTier,
+    RecordingObserver,
+    meta_for,
+    payload,
+    put,
+    read,
+    tier_opener,
+    write_part,
+)
 
 
 @pytest.fixture
@@ -40,45 +31,8 @@ def observer() -> RecordingObserver:
 
 @pytest.fixture
 def open_tier(tmp_path: Path, observer: RecordingObserver) -> Iterator[OpenTier]:
-    """Open tiers under tmp_path (size in bytes, idle in seconds); all are closed at teardown."""
-    opened: list[DiskTier] = []
-
-    def open_(name: str = "storage", size_limit: int = 1 << 30, idle: float = 3600.0) -> DiskTier:
-        tier = DiskTier(TierConfig(name, tmp_path / name, size_limit, idle), observer)
-        opened.append(tier)
-        return tier
-
-    yield open_
-    for tier in opened:
-        tier.close()
-
-
-def payload(label: str, size: int = ENTRY) -> bytes:
-    seed = hashlib.sha256(label.encode()).digest()
-    return (seed * (size // len(seed) + 1))[:size]
-
-
-def meta_for(data: bytes) -> EntryMeta:
-    return EntryMeta(ObjectInfo(len(data), f'"{hashlib.md5(data).hexdigest()}"', 1_700_000_000.0, "image/png"))
-
-
-def write_part(tier: DiskTier, data: bytes) -> Path:
-    part = tier.new_part_path()
-    part.write_bytes(data)
-    return part
-
-
-def put(tier: DiskTier, key: str, data: bytes) -> None:
-    assert tier.commit(key, write_part(tier, data), meta_for(data))
-
-
-def read(tier: DiskTier, key: str) -> bytes | None:
-    """The entry's bytes, or None on a miss (the entry's file is closed either way)."""
-    entry = tier.lookup(key)
-    if entry is None:
-        return None
-    with entry.file:
-        return entry.file.read()
+    with tier_opener(tmp_path, observer) as open_:
+        yield open_
 
 
 def wait_for_clock(target: float, timeout: float = 10.0) -> None:
@@ -356,78 +310,3 @@ def test_stale_entries_still_count_against_the_size_bound_and_go_first(
         assert [read(tier, key) for key in ("b", "c", "d")] == [payload(key) for key in ("b", "c", "d")]
     finally:
         tier.close()
-
-
-SMALL_TIER = 2 * 1024 * 1024
-DB_FILES = ("cache.db", "cache.db-wal", "cache.db-shm")
-
-
-def files_on_disk(folder: Path) -> dict[str, int]:
-    """Bytes of every file under a tier's folder: the entries together, and each SQLite file."""
-    sizes = {name: 0 for name in (*DB_FILES, "entries")}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            sizes[name if name in DB_FILES else "entries"] += os.stat(os.path.join(root, name)).st_size
-    return sizes
-
-
-def preview_sized(index: int) -> bytes:
-    """3 to 40 KB, as previews are: many small commits, so many SQLite writes per byte stored."""
-    return payload(f"preview-{index}", 3_000 + (index * 7_919) % 37_000)
-
-
-def test_the_database_files_count_against_the_bound(open_tier: OpenTier, observer: RecordingObserver) -> None:
-    tier = open_tier("previews", size_limit=SMALL_TIER)
-    largest: dict[str, int] = dict.fromkeys(DB_FILES, 0)
-    written = 0
-    for index in range(450):
-        data = preview_sized(index)
-        put(tier, f"p{index}", data)
-        written += len(data)
-        if index % 3 == 0:
-            assert read(tier, f"p{index // 2}") in (None, preview_sized(index // 2))
-
-        on_disk = files_on_disk(tier.config.path)
-        # Nothing is tolerated: entries, database, log and index together stay within the bound,
-        # and the size the tier reports (the cache_size_bytes gauge) is all of them.
-        assert sum(on_disk.values()) <= SMALL_TIER, (index, on_disk)
-        assert tier.stats()[0] == sum(on_disk.values()), (index, on_disk)
-        largest = {name: max(largest[name], on_disk[name]) for name in DB_FILES}
-
-    assert written > 4 * SMALL_TIER, "the test must write well past the bound"
-    assert observer.evictions > 0 and observer.errors == []
-    # The log grew (several commits' pages between checkpoints) and stayed a small share of the bound
-    # (SQLite alone lets it reach about 4 MiB, twice this whole tier).
-    assert 5 * 4096 < largest["cache.db-wal"] <= SMALL_TIER // 8, largest
-    assert largest["cache.db-shm"] > 0
-
-
-def test_a_log_kept_from_starting_over_is_reserved_then_truncated(
-        open_tier: OpenTier, observer: RecordingObserver) -> None:
-    tier = open_tier("previews", size_limit=SMALL_TIER)
-    for index in range(40):
-        put(tier, f"before-{index}", preview_sized(index))
-    limit_before = tier.entries_limit
-    # Another process's reader that stays in one read transaction: no checkpoint can get past its
-    # snapshot, so the log grows with every commit and nobody can truncate it.
-    reader = sqlite3.connect(tier.config.path / "cache.db", isolation_level=None)
-    try:
-        reader.execute("BEGIN")
-        reader.execute("SELECT COUNT(*) FROM Cache").fetchall()
-        for index in range(40):
-            put(tier, f"during-{index}", preview_sized(index))
-            on_disk = files_on_disk(tier.config.path)
-            assert sum(on_disk.values()) <= SMALL_TIER, (index, on_disk)
-        pinned = files_on_disk(tier.config.path)["cache.db-wal"]
-        assert pinned > SMALL_TIER // 8, "the log must have outgrown its cap while the reader held it"
-        assert tier.entries_limit < limit_before - pinned // 2, "an overgrown log takes room from the entries"
-    finally:
-        reader.close()
-
-    put(tier, "after", preview_sized(0))
-
-    on_disk = files_on_disk(tier.config.path)
-    assert on_disk["cache.db-wal"] < pinned // 4, "the first commit after the reader left truncates the log"
-    assert tier.entries_limit == limit_before
-    assert sum(on_disk.values()) <= SMALL_TIER
-    assert observer.errors == []

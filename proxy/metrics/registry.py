@@ -28,7 +28,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 
 class Metrics:
-    """The families in shared/DESIGN.md that apply so far, in a registry of their own.
+    """Every metric family preview-proxy exports, in a registry of its own.
 
     `multiprocess_dir`: the shared folder of a multi-worker server. /metrics then reports the sum
     over all the workers, not this process alone.
