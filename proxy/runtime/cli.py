@@ -8,6 +8,7 @@ from pathlib import Path
 from cache.config import ConfigError
 from proxy.config import Config, read_environment
 from proxy.runtime.exits import exit_without_teardown
+from proxy.runtime.listen_address import read_listen_address
 from proxy.runtime.log_redaction import install_redaction, register_config_secrets
 from proxy.secrets.registry import SECRETS
 
@@ -18,8 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env-file", type=Path, help="a .env file to read (default: ./.env if present)")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the HTTP server")
-    serve_parser.add_argument("--host", default="127.0.0.1")
-    serve_parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    serve_parser.add_argument("--host", help="address to listen on (default: SERVER_HOST, else IMGPROXY_BIND's "
+                                             "host, else 127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, help="0 picks a free port (default: SERVER_PORT, else "
+                                                       "IMGPROXY_BIND's port, else 8080)")
     serve_parser.add_argument("--workers", help="worker processes on the port (default: SERVER_WORKERS, "
                                                 "else the number of usable cores)")
     commands.add_parser("config", help="print the effective configuration, secrets masked")
@@ -29,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_redaction()
     try:
-        config = Config.from_env(read_environment(args.env_file), host=getattr(args, "host", "127.0.0.1"),
-                                 port=getattr(args, "port", 8080), workers=getattr(args, "workers", None))
+        env = read_environment(args.env_file)
+        host, port = read_listen_address(env, getattr(args, "host", None), getattr(args, "port", None))
+        config = Config.from_env(env, host=host, port=port, workers=getattr(args, "workers", None))
     except ConfigError as error:
         # Messages name settings, never values; the secrets read before the error are masked anyway.
         print(f"preview-proxy: {SECRETS.redact(str(error))}", file=sys.stderr)

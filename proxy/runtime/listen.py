@@ -24,6 +24,23 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+def refuse_taken_port(host: str, port: int) -> None:
+    """Raise OSError (EADDRINUSE) when anything listens on (host, port), another preview-proxy included.
+
+    Workers share their port through SO_REUSEPORT, which the kernel also grants to a second server
+    of the same user on the same port: the two would split the traffic without a word. A bind
+    without SO_REUSEPORT fails while any socket holds the port, so it is tried, and let go, first.
+    """
+    if port == 0:
+        return
+    listening_socket(host, port, reuse_port=False).close()
+
+
+def cannot_listen(host: str, port: int, error: OSError) -> str:
+    """The one line said when the port cannot be had."""
+    return f"can't listen on {host}:{port}: {error.strerror or error}"
+
+
 def base_url(sock: socket.socket) -> str:
     """http://host:port of a bound socket (IPv6 hosts in brackets)."""
     host, port = sock.getsockname()[:2]

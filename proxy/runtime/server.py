@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import socket
+import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from proxy.config import Config
 from proxy.hot.lane import HotLane
 from proxy.hot.lane_server import HotLaneListener
 from proxy.routes.health import WORKERS_LISTENING
-from proxy.runtime.listen import announce, base_url, listening_socket
+from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket
 from proxy.runtime.log_floods import install_flood_filters
 from proxy.runtime.log_redaction import install_redaction, register_config_secrets
 from proxy.runtime.readiness import READY, WorkersListening
@@ -38,18 +39,26 @@ def serve(config: Config) -> int:
 
     Port 0 picks a free port; the chosen one is printed. (Several workers: proxy.runtime.supervisor.)
     """
-    prepare_tiers(config.cache.tiers())
-    uvloop.run(_serve(config, supervisor=None, metrics_dir=None, listening=None))
+    try:
+        sock = listening_socket(config.server.host, config.server.port, reuse_port=False)
+    except OSError as error:
+        print(f"preview-proxy: {cannot_listen(config.server.host, config.server.port, error)}", file=sys.stderr)
+        return 1
+    with sock:
+        prepare_tiers(config.cache.tiers())
+        uvloop.run(_serve(config, supervisor=None, metrics_dir=None, listening=None, sock=sock))
     return 0
 
 
 def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path, listening: WorkersListening) -> None:
     """One worker of a multi-worker server, until SIGTERM or until its supervisor is gone."""
-    uvloop.run(_serve(config, supervisor, metrics_dir, listening))
+    sock = listening_socket(config.server.host, config.server.port, reuse_port=True)
+    with sock:
+        uvloop.run(_serve(config, supervisor, metrics_dir, listening, sock))
 
 
 async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Path | None,
-                 listening: WorkersListening | None) -> None:
+                 listening: WorkersListening | None, sock: socket.socket) -> None:
     # Here, after the process configured its logging (a worker does so before it imports this module).
     register_config_secrets(config)
     install_redaction()
@@ -61,7 +70,6 @@ async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Pat
                            else None, access_log_format=ACCESS_LOG_FORMAT, handler_cancellation=True,
                            shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
-    sock = listening_socket(config.server.host, config.server.port, reuse_port=supervisor is not None)
     site = _site(runner, sock, app)
     await site.start()
     stop = asyncio.Event()

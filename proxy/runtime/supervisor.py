@@ -38,7 +38,7 @@ from prometheus_client import multiprocess
 from cache.startup import prepare_tiers, remove_parts_of
 from proxy.config import Config
 from proxy.metrics.shared_folder import fresh_metrics_folder, remove_metrics_folder
-from proxy.runtime.listen import announce, base_url, listening_socket
+from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket, refuse_taken_port
 from proxy.runtime.log_redaction import install_redaction
 from proxy.runtime.readiness import READY, WorkersListening
 from proxy.runtime.signal_inbox import SignalInbox
@@ -88,9 +88,10 @@ class Supervisor:
         install_redaction()  # basicConfig(force=True) replaced the handler cli.main had filtered
         host, port = self._config.server.host, self._config.server.port
         try:
+            refuse_taken_port(host, port)
             reserved = listening_socket(host, port, reuse_port=True)
         except OSError as error:
-            print(f"preview-proxy: can't listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+            print(f"preview-proxy: {cannot_listen(host, port, error)}", file=sys.stderr)
             return 1
         with reserved, SignalInbox() as inbox:
             self._config = replace(self._config, server=replace(self._config.server,

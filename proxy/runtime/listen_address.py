@@ -1,0 +1,41 @@
+"""Where to listen: the --host/--port flags, else SERVER_HOST/SERVER_PORT, else imgproxy's IMGPROXY_BIND."""
+
+from collections.abc import Mapping
+
+from cache.config import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def read_listen_address(env: Mapping[str, str], host_flag: str | None = None,
+                        port_flag: int | None = None) -> tuple[str, int]:
+    """(host, port) to bind; each part from the first source that gives it, so a flag wins over the environment.
+
+    IMGPROXY_BIND is `host:port`, `:port` (every address, as imgproxy reads it) or `[v6]:port`.
+    """
+    bind_host, bind_port = _split_bind(env.get("IMGPROXY_BIND", "").strip())
+    host = host_flag or env.get("SERVER_HOST", "").strip() or bind_host or DEFAULT_HOST
+    if port_flag is not None:
+        port = port_flag
+    elif env.get("SERVER_PORT", "").strip():
+        port = _port("SERVER_PORT", env["SERVER_PORT"].strip())
+    else:
+        port = bind_port if bind_port is not None else DEFAULT_PORT
+    return host.strip("[]"), port
+
+
+def _split_bind(text: str) -> tuple[str, int | None]:
+    if not text:
+        return "", None
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        raise ConfigError(f"IMGPROXY_BIND={text!r}: expected host:port or :port")
+    # ":8080" listens on every address, as in imgproxy (Go's net.Listen).
+    return host or "0.0.0.0", _port("IMGPROXY_BIND", port)
+
+
+def _port(name: str, text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) > 65535:
+        raise ConfigError(f"{name}={text!r}: expected a port number from 0 to 65535")
+    return int(text)
