@@ -38,25 +38,11 @@ create_venv() {
   "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
 }
 
-# pillow-simd from source. The SIMD level is part of the build, so it is recorded beside the venv
-# and a build for another level (an SSE build on an AVX2 machine, say) is never reused. pip's own
-# wheel cache is bypassed for the same reason: its key is the sdist, not the compiler flags.
+# pillow-simd from source, for this CPU's SIMD level (avx2 where it has it, else sse4), by the script
+# the container image's build stage runs too. It records the build in $VENV/.pillow-simd-build with its
+# level, never reuses a build for another level, and returns at once when the build is in place.
 build_pillow_simd() {
-  local version simd cc stamp="$VENV/.pillow-simd-build"
-  version=$("$VENV/bin/python" - <<'EOF'
-import tomllib
-deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
-print(next(d.split("==")[1] for d in deps if d.startswith("pillow-simd==")))
-EOF
-)
-  if grep -qw avx2 /proc/cpuinfo; then simd=avx2; cc="cc -mavx2"; else simd=sse4; cc="cc"; fi
-  if [ "$(cat "$stamp" 2>/dev/null)" = "$version $simd" ] && "$VENV/bin/python" -c 'import PIL.Image' 2>/dev/null; then
-    return
-  fi
-  log "building pillow-simd $version for $simd (CC=\"$cc\"); this takes a few minutes once"
-  "$VENV/bin/python" -m pip uninstall -q -y pillow pillow-simd >/dev/null 2>&1 || true
-  CC="$cc" "$VENV/bin/python" -m pip install -q --no-cache-dir --no-binary pillow-simd "pillow-simd==$version"
-  echo "$version $simd" >"$stamp"
+  bash deploy/build/pillow-simd.sh "$VENV/bin/python" auto
 }
 
 # The project and its test tools, reinstalled only when pyproject.toml changes.
