@@ -7,6 +7,7 @@ scrape. Each gauge declares how its per-process values combine (`multiprocess_mo
 mode the argument is ignored.
 """
 
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -50,6 +51,9 @@ class Metrics:
                                  registry=r, multiprocess_mode="mostrecent")
         self._cache_entries = Gauge("preview_proxy_cache_entries", "Entries held by a tier.", ["tier"],
                                     registry=r, multiprocess_mode="mostrecent")
+        self._cache_capacity = Gauge("preview_proxy_cache_capacity_bytes",
+                                     "A tier's size bound (CACHE_*_SIZE), for size against capacity.", ["tier"],
+                                     registry=r, multiprocess_mode="mostrecent")
         self._cache_evictions = Counter("preview_proxy_cache_evictions_total",
                                         "Entries removed by the size bound, idle expiry or replacement.",
                                         ["tier"], registry=r)
@@ -85,6 +89,17 @@ class Metrics:
                                     "Estimated peak bytes of renders: reserved by those running, asked for by those "
                                     "waiting for room under RENDER_MEMORY_LIMIT.", ["state"],
                                     registry=r, multiprocess_mode="livesum")
+        # Answered by the readiness check (as /readyz) each time /metrics is scraped, so an alert needs no
+        # prober of its own. The latest check speaks for the whole server: the workers share tiers and provider.
+        self._ready = Gauge("preview_proxy_ready", "1 when the caches are open and the storage provider answers "
+                            "(as /readyz), checked at each scrape; 0 otherwise.", registry=r,
+                            multiprocess_mode="mostrecent")
+        # prometheus_client's ProcessCollector can't sum workers, so each process reports its own RSS here
+        # (summed over the living workers). It is refreshed by the process that answers a scrape: with
+        # several workers, another worker's figure is as old as the last scrape that reached it.
+        self._resident_memory = Gauge("preview_proxy_process_resident_memory_bytes",
+                                      "Resident memory of the server's processes (each as of the last scrape it "
+                                      "answered), summed.", registry=r, multiprocess_mode="livesum")
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
         """One answered request (on the event loop)."""
@@ -107,10 +122,15 @@ class Metrics:
         """An entry left a tier (TierObserver)."""
         self._cache_evictions.labels(tier).inc()
 
-    def tier_stats(self, tier: str, size_bytes: int, entries: int) -> None:
-        """A tier's current size, refreshed before each scrape."""
+    def tier_stats(self, tier: str, size_bytes: int, entries: int, capacity_bytes: int) -> None:
+        """A tier's current size and its bound, refreshed before each scrape."""
         self._cache_size.labels(tier).set(size_bytes)
         self._cache_entries.labels(tier).set(entries)
+        self._cache_capacity.labels(tier).set(capacity_bytes)
+
+    def readiness(self, ready: bool) -> None:
+        """The readiness check's answer, refreshed before each scrape."""
+        self._ready.set(1 if ready else 0)
 
     def upstream_call(self, provider: str, outcome: str, started: float) -> None:
         """A provider call that ended (headers received, or failed) with `outcome`."""
@@ -155,6 +175,9 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text format for /metrics: this process's registry, or the sum over every worker."""
+        rss = _resident_bytes()
+        if rss is not None:
+            self._resident_memory.set(rss)
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         # A fresh registry per scrape, as prometheus-client's multiprocess docs do: the collector reads
@@ -171,6 +194,15 @@ _CACHE_REQUESTS = ("preview_proxy_cache_requests_total", "Cache lookups by resul
 _HOT_ANSWERS = ("preview_proxy_hot_answers_total",
                 "Preview hits answered from the hot-previews map, without parsing the URL again, by the handler "
                 "or by the hot lane (before aiohttp).", ["by"])
+
+
+def _resident_bytes() -> int | None:
+    """This process's resident set size from /proc (Linux); None where there is no /proc."""
+    try:
+        fields = Path("/proc/self/statm").read_text().split()
+    except OSError:
+        return None
+    return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _loop_per_request(registry: CollectorRegistry) -> PerRequest:

@@ -48,11 +48,13 @@ def _still_starting(app: web.Application) -> web.Response | None:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition, with the tiers' size gauges refreshed first."""
+    """Prometheus text exposition, with the tiers' size gauges and the readiness gauge refreshed first."""
     registry = request.app[METRICS]
     for tier in request.app[TIERS]:
         size, entries = await asyncio.to_thread(tier.stats)
-        registry.tier_stats(tier.name, size, entries)
+        registry.tier_stats(tier.name, size, entries, tier.config.size_limit)
+    # The same check as /readyz, so an alert on readiness needs only the scrape (bounded by READINESS_TIMEOUT).
+    registry.readiness((await readyz(request)).status == 200)
     # With several workers the exposition reads every worker's metrics files: off the loop. With one,
     # it reads the loop's own lock-free per-request numbers (proxy.metrics.event_loop): on the loop, where
     # nothing changes them meanwhile.
