@@ -1,13 +1,7 @@
-"""Settings of the three disk tiers, read once from CACHE_* variables."""
+"""Settings of the three disk tiers as frozen values; proxy.settings.tiers reads the CACHE_* variables."""
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-
-from cache.env_values import read_flag
-from cache.units import ConfigError, read_duration, read_size
-
-__all__ = ["CacheConfig", "ConfigError", "TierConfig"]
 
 
 @dataclass(frozen=True)
@@ -23,14 +17,6 @@ class TierConfig:
     stale_seconds: float = 0.0
 
 
-# tier name -> (env prefix, default size, default idle time), as in the README's table.
-TIER_DEFAULTS = {
-    "previews": ("CACHE_PREVIEWS", "1g", "12h"),
-    "storage": ("CACHE_STORAGE", "10g", "7d"),
-    "image-converter": ("CACHE_IMAGE_CONVERTER", "10g", "7d"),
-}
-
-
 @dataclass(frozen=True)
 class CacheConfig:
     """The three tiers, under CACHE_PATH (default DATA_PATH/cache)."""
@@ -40,23 +26,6 @@ class CacheConfig:
     image_converter: TierConfig
     stale_if_error: bool = True
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], data_path: Path) -> "CacheConfig":
-        """Read CACHE_PATH, the six CACHE_*_SIZE / CACHE_*_EXPIRES variables, and stale-if-error's two."""
-        root = Path(env.get("CACHE_PATH") or data_path / "cache")
-        tiers = {name: _tier_from_env(env, root, name) for name in TIER_DEFAULTS}
-        stale_if_error = read_flag(env, "CACHE_STALE_IF_ERROR", default=True)
-        grace = read_duration(env, "CACHE_STALE_GRACE", "1d")
-        # Only originals are kept stale: a preview is re-rendered from its original, stale or not.
-        storage = replace(tiers["storage"], stale_seconds=grace if stale_if_error else 0.0)
-        return cls(tiers["previews"], storage, tiers["image-converter"], stale_if_error)
-
     def tiers(self) -> tuple[TierConfig, ...]:
         """All tiers, in request order."""
         return (self.previews, self.storage, self.image_converter)
-
-
-def _tier_from_env(env: Mapping[str, str], root: Path, name: str) -> TierConfig:
-    prefix, default_size, default_idle = TIER_DEFAULTS[name]
-    return TierConfig(name=name, path=root / name, size_limit=read_size(env, f"{prefix}_SIZE", default_size),
-                      idle_seconds=read_duration(env, f"{prefix}_EXPIRES", default_idle))

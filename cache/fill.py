@@ -16,10 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cache.entry import EntryMeta
-
-
-class FillFailed(Exception):
-    """The fill stopped before its last byte; what a reader already sent is all it will get."""
+from cache.errors import FillFailed
 
 
 class Fill:

@@ -47,6 +47,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from cache.disk_tier import DiskTier
+from cache.errors import LockTimeout
 
 LOCKS_FOLDER = "locks"
 # Waiting polls are this far apart at first, then twice as far each time up to the cap. The cap
@@ -55,10 +56,6 @@ FIRST_PAUSE = 0.005
 PAUSE_CAP = 0.05
 # How many times one try starts over when it locked a file that had just been unlinked.
 STALE_INODE_RETRIES = 8
-
-
-class LockTimeout(TimeoutError):
-    """Another process held the key's lock for longer than the caller would wait."""
 
 
 class KeyLocks:

@@ -1,7 +1,8 @@
 """The root configuration: read once at start-up from the environment and an optional .env file.
 
-Each package owns its part (cache.config, proxy.storage.config); this module composes them with
-the server's own settings. Nothing reads os.environ after start-up.
+proxy.settings reads each part (the tiers, rendering, conversions, the listen address) and
+proxy.storage its own; this module composes them with the server's own settings. Nothing reads
+os.environ after start-up.
 """
 
 import os
@@ -11,10 +12,13 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from cache.config import CacheConfig, ConfigError
-from cache.env_values import read_flag
+from cache.config import CacheConfig
 from previews.conversions.config import ConverterConfig
-from proxy.previews_config import PreviewsConfig
+from proxy.settings.conversions import read_converter_config
+from proxy.settings.env_values import read_flag
+from proxy.settings.errors import ConfigError
+from proxy.settings.previews import PreviewsConfig
+from proxy.settings.tiers import read_cache_config
 from proxy.storage.config import StorageConfig
 from proxy.storage.links.config import LinksConfig
 
@@ -69,8 +73,8 @@ class Config:
         )
         storage = StorageConfig.from_env(env, data_path)
         previews = PreviewsConfig.from_env(env, processes=server.workers)
-        return cls(data_path, server, storage, CacheConfig.from_env(env, data_path), previews,
-                   LinksConfig.from_env(env, data_path, storage), ConverterConfig.from_env(env))
+        return cls(data_path, server, storage, read_cache_config(env, data_path), previews,
+                   LinksConfig.from_env(env, data_path, storage), read_converter_config(env))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""

@@ -10,9 +10,9 @@ from urllib.parse import unquote
 
 import pytest
 
-from cache.config import ConfigError
 from proxy.config import Config
 from proxy.secrets.registry import redact
+from proxy.settings.errors import ConfigError
 from proxy.storage.cloud.azure import azure_settings
 from proxy.storage.cloud.gcs import gcs_settings
 from proxy.storage.config import StorageConfig

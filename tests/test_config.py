@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from cache.config import CacheConfig, ConfigError
-from cache.units import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size
 from proxy.config import Config, read_environment
+from proxy.settings.errors import ConfigError
+from proxy.settings.tiers import read_cache_config
+from proxy.settings.units import DURATION_FORMS, SIZE_FORMS, parse_duration, parse_size
 from proxy.storage.config import StorageConfig
 
 DATA = Path("/srv/data")
@@ -31,7 +32,7 @@ def storage(**env: str) -> StorageConfig:
 
 
 def test_cache_defaults() -> None:
-    config = CacheConfig.from_env({}, DATA)
+    config = read_cache_config({}, DATA)
     expected = {
         "previews": ("1g", "12h"),
         "storage": ("10g", "7d"),
@@ -44,31 +45,31 @@ def test_cache_defaults() -> None:
 
 
 def test_cache_path_overrides_data_path() -> None:
-    config = CacheConfig.from_env({"CACHE_PATH": "/fast/disk"}, DATA)
+    config = read_cache_config({"CACHE_PATH": "/fast/disk"}, DATA)
     assert [t.path for t in config.tiers()] == [Path("/fast/disk") / t.name for t in config.tiers()]
 
 
 def test_cache_sizes_and_expiry_read_per_tier() -> None:
     env = {"CACHE_STORAGE_SIZE": "512m", "CACHE_PREVIEWS_EXPIRES": "1h30m", "CACHE_IMAGE_CONVERTER_SIZE": "2g"}
-    config = CacheConfig.from_env(env, DATA)
+    config = read_cache_config(env, DATA)
     assert config.storage.size_limit == parse_size("512m")
     assert config.previews.idle_seconds == parse_duration("1h30m")
     assert config.image_converter.size_limit == parse_size("2g")
     # Untouched settings keep their defaults.
-    assert config.previews.size_limit == CacheConfig.from_env({}, DATA).previews.size_limit
+    assert config.previews.size_limit == read_cache_config({}, DATA).previews.size_limit
 
 
 @pytest.mark.parametrize("value", ["lots", "-1g", "1.5g", "0"])
 def test_bad_cache_size_names_variable(value: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        CacheConfig.from_env({"CACHE_STORAGE_SIZE": value}, DATA)
+        read_cache_config({"CACHE_STORAGE_SIZE": value}, DATA)
     assert value in one_line_error(excinfo, "CACHE_STORAGE_SIZE", SIZE_FORMS)
 
 
 @pytest.mark.parametrize("value", ["soon", "12 hours", "0s"])
 def test_bad_cache_expires_names_variable(value: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        CacheConfig.from_env({"CACHE_PREVIEWS_EXPIRES": value}, DATA)
+        read_cache_config({"CACHE_PREVIEWS_EXPIRES": value}, DATA)
     one_line_error(excinfo, "CACHE_PREVIEWS_EXPIRES", DURATION_FORMS)
 
 

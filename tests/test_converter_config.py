@@ -4,12 +4,13 @@ import dataclasses
 
 import pytest
 
-from cache.units import ConfigError
 from previews.conversions.config import ConverterConfig
+from proxy.settings.conversions import read_converter_config
+from proxy.settings.errors import ConfigError
 
 
 def test_defaults() -> None:
-    config = ConverterConfig.from_env({})
+    config = read_converter_config({})
     assert (config.auto_webp, config.quality, config.video_timeout) == (False, 90, 30.0)
     assert config == ConverterConfig()
 
@@ -31,7 +32,7 @@ def test_the_config_is_frozen() -> None:
     ({"IMAGE_CONVERTER_VIDEO_TIMEOUT": "2.5"}, "video_timeout", 2.5),
 ])
 def test_each_setting_is_read(env: dict[str, str], field: str, value: object) -> None:
-    assert getattr(ConverterConfig.from_env(env), field) == value
+    assert getattr(read_converter_config(env), field) == value
 
 
 @pytest.mark.parametrize(("name", "text"), [
@@ -48,13 +49,13 @@ def test_each_setting_is_read(env: dict[str, str], field: str, value: object) ->
 ])
 def test_a_bad_value_is_a_one_line_config_error_naming_the_variable(name: str, text: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        ConverterConfig.from_env({name: text})
+        read_converter_config({name: text})
     message = str(caught.value)
     assert message.startswith(f"{name}=") and "\n" not in message
 
 
 def test_describe_shows_every_setting() -> None:
-    described = ConverterConfig.from_env({"IMAGE_CONVERTER_AUTO_WEBP": "yes", "IMAGE_CONVERTER_QUALITY": "70",
+    described = read_converter_config({"IMAGE_CONVERTER_AUTO_WEBP": "yes", "IMAGE_CONVERTER_QUALITY": "70",
                                           "IMAGE_CONVERTER_VIDEO_TIMEOUT": "12.5"}).describe()
     assert described == {"IMAGE_CONVERTER_AUTO_WEBP": "true", "IMAGE_CONVERTER_QUALITY": "70",
                          "IMAGE_CONVERTER_VIDEO_TIMEOUT": "12.5s"}

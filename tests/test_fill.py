@@ -15,7 +15,8 @@ import pytest
 
 import cache.fill
 from cache.entry import EntryMeta, ObjectInfo
-from cache.fill import Fill, FillFailed
+from cache.errors import FillFailed
+from cache.fill import Fill
 from cache.singleflight import DetachedFlights, SingleFlight
 
 TIMEOUT = 10.0

@@ -1,8 +1,9 @@
 """The packages' import graph, read from the source: no cycle between modules, nothing importing upward.
 
 `previews/` (image work) and `cache/` (the tiers) are libraries that `proxy/` (the HTTP face) uses:
-`previews/` imports nothing from `proxy/`, and `cache/` nothing from `previews/` or `proxy/`. Imports
-inside functions count too: a lazy import still ties the two modules together.
+`previews/` imports nothing from `proxy/` or `cache/`, and `cache/` nothing from `previews/` or `proxy/`.
+Imports inside functions count too: a lazy import still ties the two modules together. Only `proxy/`
+reads the environment (in `proxy/settings/`); the libraries take frozen values.
 """
 
 import ast
@@ -14,7 +15,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("proxy", "previews", "cache")
 # What each package may not import.
-FORBIDDEN = {"previews": ("proxy",), "cache": ("previews", "proxy")}
+FORBIDDEN = {"previews": ("proxy", "cache"), "cache": ("previews", "proxy")}
+# How code reads the process environment or parses settings from it.
+ENVIRONMENT_READS = ("os.environ", "os.getenv", "def from_env")
 
 
 def module_name(path: Path) -> str:
@@ -107,6 +110,13 @@ def test_libraries_do_not_import_upward(package: str) -> None:
     upward = sorted(f"{name} -> {target}" for name, targets in import_graph().items() if name.split(".")[0] == package
                     for target in targets if target.split(".")[0] in FORBIDDEN[package])
     assert upward == []
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_libraries_do_not_read_the_environment(package: str) -> None:
+    readers = sorted(f"{path.relative_to(REPO)}: {needle}" for path in (REPO / package).rglob("*.py")
+                     for needle in ENVIRONMENT_READS if needle in path.read_text())
+    assert readers == []
 
 
 def test_the_checks_catch_what_they_are_for() -> None:

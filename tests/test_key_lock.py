@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cache.key_lock import KeyLocks, LockTimeout
+from cache.errors import LockTimeout
+from cache.key_lock import KeyLocks
 
 PROCESSES = 3
 ROUNDS = 150

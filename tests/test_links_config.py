@@ -10,9 +10,9 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from cache.config import ConfigError
 from proxy.config import Config
 from proxy.secrets.registry import MASK, SECRETS
+from proxy.settings.errors import ConfigError
 from proxy.storage.config import StorageConfig
 from proxy.storage.errors import ObjectNotFound
 from proxy.storage.links.config import LinksConfig, read_links

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cache.config import ConfigError
-from proxy.runtime.listen_address import read_listen_address
+from proxy.settings.errors import ConfigError
+from proxy.settings.listen_address import read_listen_address
 from tests.support.server import ServerProcess
 from tests.test_cli import cli_env, run_cli
 

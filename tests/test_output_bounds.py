@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cache.units import ConfigError
 from previews.config import RenderConfig
 from previews.errors import ResultTooLarge, UnsupportedImage
 from previews.render import PreparedRender, deadline_after, prepare_render
 from proxy.errors import RenderMemoryExceeded, RenderMemoryTimeout, TooManyRequests
-from proxy.previews_config import PreviewsConfig
 from proxy.render.memory import RenderMemory, default_memory_limit
 from proxy.render.pool import RenderPool
+from proxy.settings.errors import ConfigError
+from proxy.settings.previews import PreviewsConfig
 from tests.support.images import encoded, options, png_file, render
 from tests.support.render_gauges import RecordingGauges
 from tests.test_geometry import CASES, SOURCES, Case, gradient_jpeg

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from previews.config import RenderConfig
 from previews.errors import InvalidOption
 from previews.grammar.option_table import OptionList, apply_options
 from previews.grammar.options import Crop, Gravity, GravityType, Padding, ProcessingOptions, ResizingType
 from previews.grammar.url import parse_preview_url
+from proxy.settings.render import read_render_config
 
 BASE = ProcessingOptions()
 G = GravityType
@@ -335,7 +335,7 @@ def test_unknown_preset_is_invalid(text: str) -> None:
 
 
 def test_presets_from_environment_with_default_and_nesting() -> None:
-    config = RenderConfig.from_env({"IMGPROXY_PRESETS": "default=q:60/ar:0, thumb=rs:fill:100:100/pr:sq, sq=g:sm"})
+    config = read_render_config({"IMGPROXY_PRESETS": "default=q:60/ar:0, thumb=rs:fill:100:100/pr:sq, sq=g:sm"})
     # The default preset is part of every request's starting point.
     assert changed(config.defaults) == {"quality": 60, "auto_rotate": False}
     options = apply_options(config.defaults, parse("pr:thumb/w:120"), config.presets)
@@ -346,7 +346,7 @@ def test_presets_from_environment_with_default_and_nesting() -> None:
 
 
 def test_no_presets_means_imgproxy_defaults() -> None:
-    config = RenderConfig.from_env({})
+    config = read_render_config({})
     assert config.defaults == ProcessingOptions()
     assert (BASE.resizing_type, BASE.enlarge, BASE.auto_rotate, BASE.quality, BASE.dpr) == (R.FIT, False, True, 0, 1.0)
     assert BASE.gravity == Gravity(G.CENTER, 0, 0)

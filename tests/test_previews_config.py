@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
-from cache.units import ConfigError, parse_duration, parse_size
 from previews.config import RenderConfig
 from previews.grammar.options import Gravity, GravityType, ProcessingOptions, ResizingType
-from proxy.previews_config import PreviewsConfig
 from proxy.render.pool import RenderPool
+from proxy.settings.errors import ConfigError
+from proxy.settings.previews import PreviewsConfig
+from proxy.settings.render import read_render_config
+from proxy.settings.units import parse_duration, parse_size
 from tests.support.render_gauges import RecordingGauges
 
 
@@ -41,7 +43,7 @@ def test_previews_defaults() -> None:
 
 
 def test_render_defaults() -> None:
-    config = RenderConfig.from_env({})
+    config = read_render_config({})
     assert config.max_src_resolution == 50_000_000
     assert config.max_src_file_size == 0  # unlimited
     assert config.presets == {}
@@ -53,14 +55,14 @@ def test_render_defaults() -> None:
 @pytest.mark.parametrize(("format_name", "quality"), [("jpeg", 80), ("webp", 79), ("avif", 63)])
 def test_default_quality_per_format(format_name: str, quality: int) -> None:
     """`q:0` (or no `q`) means the format's default."""
-    for config in (RenderConfig(), RenderConfig.from_env({})):
+    for config in (RenderConfig(), read_render_config({})):
         assert config.quality_for(format_name, 0) == quality
         assert config.quality_for(format_name, 55) == 55
 
 
 def test_from_env_matches_the_dataclass_defaults() -> None:
     assert PreviewsConfig.from_env({}) == PreviewsConfig()
-    assert RenderConfig.from_env({}) == RenderConfig()
+    assert read_render_config({}) == RenderConfig()
 
 
 @pytest.mark.parametrize("processes", [1, 2, 3, 64])
@@ -114,12 +116,12 @@ def test_previews_variable(env: dict[str, str], attribute: str, expected: Any) -
     ],
 )
 def test_render_variable(env: dict[str, str], attribute: str, expected: Any) -> None:
-    assert getattr(RenderConfig.from_env(env), attribute) == expected
+    assert getattr(read_render_config(env), attribute) == expected
     assert getattr(PreviewsConfig.from_env(env).render, attribute) == expected
 
 
 def test_quality_sets_formats_without_their_own() -> None:
-    config = RenderConfig.from_env({"IMGPROXY_QUALITY": "70"})
+    config = read_render_config({"IMGPROXY_QUALITY": "70"})
     assert config.quality_for("jpeg", 0) == 70
     assert config.quality_for("webp", 0) == 79
 
@@ -136,14 +138,14 @@ def test_quality_sets_formats_without_their_own() -> None:
     ],
 )
 def test_format_quality(text: str, expected: dict[str, int]) -> None:
-    config = RenderConfig.from_env({"IMGPROXY_FORMAT_QUALITY": text})
+    config = read_render_config({"IMGPROXY_FORMAT_QUALITY": text})
     for format_name, quality in expected.items():
         assert config.quality_for(format_name, 0) == quality
         assert config.quality_for(format_name, 42) == 42
 
 
 def test_presets_variable() -> None:
-    config = RenderConfig.from_env({"IMGPROXY_PRESETS": "default=q:60,thumb=rs:fill:100:100/g:sm,big=w:2000"})
+    config = read_render_config({"IMGPROXY_PRESETS": "default=q:60,thumb=rs:fill:100:100/g:sm,big=w:2000"})
     assert set(config.presets) == {"default", "thumb", "big"}
     assert config.presets["thumb"] == [("rs", ["fill", "100", "100"]), ("g", ["sm"])]
     assert config.defaults.quality == 60
@@ -159,8 +161,8 @@ def test_presets_variable() -> None:
     ],
 )
 def test_default_switches(name: str, field: str) -> None:
-    assert getattr(RenderConfig.from_env({name: "false"}).defaults, field) is False
-    assert getattr(RenderConfig.from_env({name: "true"}).defaults, field) is True
+    assert getattr(read_render_config({name: "false"}).defaults, field) is False
+    assert getattr(read_render_config({name: "true"}).defaults, field) is True
 
 
 def test_signature_variables_reach_previews_config() -> None:
@@ -219,7 +221,7 @@ def test_bad_value_is_one_line_naming_the_variable(name: str, value: str) -> Non
 
 def test_bad_render_value_is_refused_by_render_config_too() -> None:
     with pytest.raises(ConfigError, match="IMGPROXY_MAX_SRC_RESOLUTION"):
-        RenderConfig.from_env({"IMGPROXY_MAX_SRC_RESOLUTION": "lots"})
+        read_render_config({"IMGPROXY_MAX_SRC_RESOLUTION": "lots"})
 
 
 # --- `preview-proxy config` ---------------------------------------------------------------------

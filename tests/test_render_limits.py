@@ -16,6 +16,7 @@ from PIL import Image
 
 from previews.config import RenderConfig
 from previews.errors import PreviewError, RenderDeadlinePassed, TooManyPixels, UnsupportedImage
+from proxy.settings.render import read_render_config
 from tests.support.images import decoded, encoded, named_photo, png_file, render, upright_photo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,7 +90,7 @@ def test_the_default_limit_is_50_megapixels():
 
 
 def test_the_limit_is_read_from_the_environment():
-    config = RenderConfig.from_env({"IMGPROXY_MAX_SRC_RESOLUTION": "1.5"})
+    config = read_render_config({"IMGPROXY_MAX_SRC_RESOLUTION": "1.5"})
     assert config.max_src_resolution == 1_500_000
     assert refused_for_size(jpeg_claiming(2000, 1000), config)
     assert not refused_for_size(jpeg_claiming(1000, 1000), config)

@@ -8,11 +8,11 @@ import hmac
 
 import pytest
 
-from cache.units import ConfigError
 from previews.grammar.url import parse_preview_url
 from proxy.errors import Forbidden
 from proxy.http import signature as signature_module
 from proxy.http.signature import PLACEHOLDERS, SignatureConfig, sign, verify
+from proxy.settings.errors import ConfigError
 
 VECTOR_KEY = "736563726574"  # "secret"
 VECTOR_SALT = "68656C6C6F"  # "hello"

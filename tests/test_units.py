@@ -1,10 +1,10 @@
-"""cache/units.py: nginx-style sizes (`512m`, powers of 1024) and durations (`1h30m`, bare seconds)."""
+"""proxy/settings/units.py: nginx-style sizes (`512m`, powers of 1024) and durations (`1h30m`, bare seconds)."""
 
 import itertools
 
 import pytest
 
-from cache.units import parse_duration, parse_size
+from proxy.settings.units import parse_duration, parse_size
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -1,10 +1,6 @@
-"""Image converter settings from IMAGE_CONVERTER_* variables, parsed once into a frozen value."""
+"""Image converter settings as one frozen value; proxy.settings.conversions reads the IMAGE_CONVERTER_* variables."""
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-
-from cache.env_values import read_flag, read_number
-from previews.config import read_quality
 
 DEFAULT_QUALITY = 90
 DEFAULT_VIDEO_TIMEOUT = 30.0
@@ -19,15 +15,6 @@ class ConverterConfig:
     auto_webp: bool = False
     quality: int = DEFAULT_QUALITY  # JPEG and lossy WebP, 1..100
     video_timeout: float = DEFAULT_VIDEO_TIMEOUT  # seconds allowed for decoding a video frame
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "ConverterConfig":
-        """Read IMAGE_CONVERTER_* settings; raise ConfigError naming the variable on a bad value."""
-        return cls(
-            auto_webp=read_flag(env, "IMAGE_CONVERTER_AUTO_WEBP", False),
-            quality=read_quality(env, "IMAGE_CONVERTER_QUALITY", DEFAULT_QUALITY),
-            video_timeout=read_number(env, "IMAGE_CONVERTER_VIDEO_TIMEOUT", DEFAULT_VIDEO_TIMEOUT, 0.1, 3600),
-        )
 
     def describe(self) -> dict[str, str]:
         """The effective settings, for `preview-proxy config`."""

@@ -32,8 +32,8 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from proxy.hot.previews import HotPreviews, hot_key
 from proxy.metrics.registry import Metrics
-from proxy.previews_config import PreviewsConfig
 from proxy.routes.previews import PREFIX, PREVIEW_ROUTE, negotiated_format
+from proxy.settings.previews import PreviewsConfig
 from proxy.tiers.linked_originals import LinkedOriginals
 
 # Request line and header lines (RFC 9112 sections 3 and 5; token characters from RFC 9110 section

@@ -10,8 +10,8 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cache.units import ConfigError
 from proxy.errors import Forbidden
+from proxy.settings.errors import ConfigError
 
 # Accepted in place of a signature when no key is set (imgproxy's and Supervisely's placeholders).
 PLACEHOLDERS = ("q", "_", "insecure", "unsafe")

@@ -20,8 +20,8 @@ from proxy.hot.previews import answer, hot_key
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.http.signature import verify
-from proxy.previews_config import PreviewsConfig
 from proxy.routes.preview_headers import preview_headers
+from proxy.settings.previews import PreviewsConfig
 from proxy.tiers.keys import preview_source_id
 from proxy.tiers.preview_sources import preview_source
 from proxy.tiers.previews import PreviewRequest

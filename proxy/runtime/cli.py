@@ -5,12 +5,12 @@ import logging
 import sys
 from pathlib import Path
 
-from cache.config import ConfigError
 from proxy.config import Config, read_environment
 from proxy.runtime.exits import exit_without_teardown
-from proxy.runtime.listen_address import read_listen_address
 from proxy.runtime.log_redaction import install_redaction, register_config_secrets
 from proxy.secrets.registry import SECRETS
+from proxy.settings.errors import ConfigError
+from proxy.settings.listen_address import read_listen_address
 
 
 def main(argv: list[str] | None = None) -> int:

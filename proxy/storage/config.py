@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cache.config import ConfigError
-from cache.env_values import read_count, read_flag
-from cache.units import read_duration
+from proxy.settings.env_values import read_count, read_flag
+from proxy.settings.errors import ConfigError
+from proxy.settings.units import read_duration
 from proxy.storage.cloud.credentials import (
     azure_secret_pieces,
     check_azure,

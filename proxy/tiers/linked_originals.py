@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from cache.config import ConfigError
+from proxy.settings.errors import ConfigError
 from proxy.storage.config import StorageConfig
 from proxy.storage.links.config import LinksConfig
 from proxy.storage.links.entry import LinkEntry

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from cache.disk_tier import DiskTier
-from cache.key_lock import LockTimeout, tier_lock
+from cache.errors import LockTimeout
+from cache.key_lock import tier_lock
 from cache.singleflight import DetachedFlights
 from proxy.errors import ShuttingDown
 from proxy.metrics.registry import Metrics

@@ -17,7 +17,8 @@ from typing import BinaryIO, cast
 
 from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
-from cache.fill import Fill, FillFailed
+from cache.errors import FillFailed
+from cache.fill import Fill
 from proxy.errors import ProxyError, UpstreamFailed, UpstreamTimeout
 from proxy.http.body import FileSpans
 from proxy.metrics.registry import Metrics

@@ -33,7 +33,7 @@ from pathlib import Path
 import aiohttp
 from PIL import Image
 
-from cache.units import parse_size
+from proxy.settings.units import parse_size
 from tests.reliability.soak_probes import MIB, RssSampler, RssTrack, tier_sizes
 
 REPO = Path(__file__).resolve().parent.parent.parent

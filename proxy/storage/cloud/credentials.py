@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
-from cache.config import ConfigError
+from proxy.settings.errors import ConfigError
 
 AZURE_ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
 # Fields of a Google credential file that are secret (the rest: type, emails, ids, URLs, are not).

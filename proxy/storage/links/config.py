@@ -19,10 +19,11 @@ from typing import Any
 
 import yaml
 
-from cache.config import ConfigError
 from proxy.secrets.registry import SECRETS
+from proxy.settings.errors import ConfigError
 from proxy.storage.config import StorageConfig, mask
-from proxy.storage.links.entry import FIELDS, NAME, LinkEntry, LinkFieldError, parse_entry
+from proxy.storage.links.entry import FIELDS, NAME, LinkEntry, parse_entry
+from proxy.storage.links.errors import LinkFieldError
 
 # A links file is a handful of entries; anything this big is not one (and is not read into memory).
 MAX_FILE_BYTES = 1024 * 1024

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cache.config import ConfigError
+from proxy.settings.errors import ConfigError
 from proxy.storage.cloud.azure import CONTAINER_NAME
 from proxy.storage.cloud.credentials import AZURE_ACCOUNT_NAME, check_service_account, read_service_account, sas_token
 from proxy.storage.cloud.gcs import BUCKET_NAME as GCS_BUCKET_NAME
 from proxy.storage.config import LOCAL_DISK, StorageConfig
+from proxy.storage.links.errors import LinkFieldError
 
 # The links file's provider names, and the STORAGE_PROVIDER each builds (fs: local disk, in place).
 LINK_PROVIDERS = {"minio": "minio", "azure": "azure", "google": "google", "fs": LOCAL_DISK}
@@ -32,14 +33,6 @@ ALLOWED = {
 # Names that may follow a link scheme: a bucket, a container, or an fs entry's own name (its storage id).
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
-
-
-class LinkFieldError(ValueError):
-    """A field of one entry is missing or wrong; `field` names it, the message says why (no secret)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)

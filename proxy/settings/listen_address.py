@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 
-from cache.config import ConfigError
+from proxy.settings.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080

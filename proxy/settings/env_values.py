@@ -1,13 +1,13 @@
 """Typed readers for single environment values; each error names the variable and the accepted forms.
 
-Shared by every package's config (cache, previews, proxy), so it lives in the lowest one.
+Only proxy/ reads the environment: previews/ and cache/ take the frozen values read here.
 
-Sizes and durations are read by cache.units (read_size, read_duration).
+Sizes and durations are read by proxy.settings.units (read_size, read_duration).
 """
 
 from collections.abc import Mapping
 
-from cache.units import ConfigError
+from proxy.settings.errors import ConfigError
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}

@@ -4,6 +4,8 @@ and reading them from the environment."""
 import re
 from collections.abc import Callable, Mapping
 
+from proxy.settings.errors import ConfigError
+
 # Powers of 1024, as nginx's `max_size=` reads them.
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "M": 30 * 86400,
@@ -12,10 +14,6 @@ DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 
 SIZE_FORMS = "a byte count or a number with k, m, g or t (powers of 1024), e.g. 512m, 10g"
 DURATION_FORMS = "a number with ms, s, m, h, d, w, M or y, combinable as in nginx, e.g. 30s, 12h, 1h30m"
 
-
-
-class ConfigError(ValueError):
-    """A setting that can't be used; the message names the variable and the accepted forms."""
 
 
 _SIZE = re.compile(r"([0-9]+)([kmgt]?)b?", re.IGNORECASE)

@@ -1,18 +1,20 @@
 """Settings of the previews route: rendering, signatures, the render pool and the response headers.
 
 Names follow imgproxy's where imgproxy has the setting (IMGPROXY_*); the cache tier's own bounds
-are CACHE_PREVIEWS_SIZE and CACHE_PREVIEWS_EXPIRES (cache.config).
+are CACHE_PREVIEWS_SIZE and CACHE_PREVIEWS_EXPIRES (proxy.settings.tiers).
 """
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from cache.env_values import read_count, read_flag, read_number
-from cache.units import ConfigError, read_duration, read_size
 from previews.config import RenderConfig
 from proxy.http.signature import SignatureConfig
 from proxy.render.memory import default_memory_limit
+from proxy.settings.env_values import read_count, read_flag, read_number
+from proxy.settings.errors import ConfigError
+from proxy.settings.render import read_render_config
+from proxy.settings.units import read_duration, read_size
 
 DEFAULT_PREVIEWS_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
@@ -50,7 +52,7 @@ class PreviewsConfig:
         limit_text = (env.get("RENDER_MEMORY_LIMIT") or "").strip()
         ttl_text = (env.get("CACHE_SOURCE_INFO_TTL") or "").strip()
         return cls(
-            render=RenderConfig.from_env(env),
+            render=read_render_config(env),
             signature=SignatureConfig.from_env(env),
             workers=workers,
             queue_size=read_count(env, "IMGPROXY_REQUESTS_QUEUE_SIZE", cls.queue_size),
