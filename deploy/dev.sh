@@ -19,16 +19,9 @@ APT_PACKAGES=(ca-certificates gcc libc6-dev pkg-config python3-dev python3-venv
   libjpeg62-turbo-dev zlib1g-dev libwebp-dev libtiff-dev libopenjp2-7-dev liblcms2-dev libfreetype-dev)
 
 install_apt_packages() {
-  local missing=()
-  for pkg in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-  done
-  command -v "$PYTHON" >/dev/null || missing+=(python3.11 python3.11-venv python3.11-dev)
-  [ ${#missing[@]} -eq 0 ] && return
-  log "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  local packages=("${APT_PACKAGES[@]}")
+  command -v "$PYTHON" >/dev/null || packages+=(python3.11 python3.11-venv python3.11-dev)
+  bash deploy/apt-install.sh "${packages[@]}"
 }
 
 create_venv() {
@@ -82,36 +75,16 @@ AZURITE_VERSION=3.35.0
 NODE_PREFIX=.cache/node
 # Debian programs the tests run as real peers: nginx (the consistent-hash front of a cluster) and
 # promtool, from the prometheus package (alert rules and their unit tests). Installed only, never
-# started as services.
+# started as services (apt-install.sh sees to that).
 APT_TEST_PACKAGES=(nginx-light prometheus)
-install_test_packages() {
-  local missing=()
-  for pkg in "${APT_TEST_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return
-  log "installing Debian packages for the tests: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts the services it installs; the tests start their own on loopback.
-  systemctl disable --now nginx prometheus >/dev/null 2>&1 || true
-  service nginx stop >/dev/null 2>&1 || true
-  service prometheus stop >/dev/null 2>&1 || true
-}
 
 install_test_peers() {
-  install_test_packages
+  bash deploy/apt-install.sh "${APT_TEST_PACKAGES[@]}"
   local stamp="$NODE_PREFIX/.azurite-version"
   if [ -x "$NODE_PREFIX/node_modules/.bin/azurite-blob" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$AZURITE_VERSION" ]; then
     return
   fi
-  if ! command -v npm >/dev/null; then
-    log "installing Debian packages: nodejs npm"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends nodejs npm >/dev/null
-  fi
+  command -v npm >/dev/null || bash deploy/apt-install.sh nodejs npm
   log "installing azurite $AZURITE_VERSION into $NODE_PREFIX (about a minute once)"
   mkdir -p "$NODE_PREFIX"
   npm install --prefix "$NODE_PREFIX" --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null

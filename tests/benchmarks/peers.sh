@@ -18,27 +18,9 @@ PROJECT_PYTHON=${PROJECT_PYTHON:-.venv/bin/python}    # runs the benchmark
 log() { printf 'peers.sh: %s\n' "$*" >&2; }
 
 install_apt_packages() {
-  local missing=() pkg
-  command -v nginx >/dev/null || missing+=(nginx-light)  # any Debian nginx will do
-  for pkg in libnginx-mod-http-image-filter wrk curl; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-  done
-  [ ${#missing[@]} -eq 0 ] && return
-  log "installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  # The packages' maintainer scripts would start nginx as a system service (on port 80); a
-  # policy-rc.d answering 101 forbids it for the install.
-  local policy=/usr/sbin/policy-rc.d status=0
-  if [ -e "$policy" ]; then
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-    return
-  fi
-  printf '#!/bin/sh\nexit 101\n' >"$policy"
-  chmod +x "$policy"
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || status=$?
-  rm -f "$policy"
-  return "$status"
+  local packages=(libnginx-mod-http-image-filter wrk curl)
+  command -v nginx >/dev/null || packages+=(nginx-light)  # any Debian nginx will do
+  bash deploy/apt-install.sh "${packages[@]}"
 }
 
 install_thumbor() {
