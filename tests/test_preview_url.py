@@ -41,6 +41,14 @@ def assert_bad_request(error: PreviewError) -> None:
     assert error.reason and "\n" not in error.reason and error.reason == error.reason.strip()
 
 
+def refused(path: str, kind: type[PreviewError] | tuple[type[PreviewError], ...]) -> PreviewError:
+    """The error of kind `kind` that parsing `path` raises, checked to be a 400 with a one-line reason."""
+    with pytest.raises(kind) as excinfo:
+        parse_preview_url(path)
+    assert_bad_request(excinfo.value)
+    return excinfo.value
+
+
 # --- plain sources -------------------------------------------------------------------------------
 
 
@@ -232,9 +240,7 @@ def test_option_arguments_are_split_before_percent_decoding() -> None:
     ],
 )
 def test_no_source(path: str) -> None:
-    with pytest.raises(InvalidSource) as excinfo:
-        parse_preview_url(path)
-    assert_bad_request(excinfo.value)
+    refused(path, InvalidSource)
 
 
 @pytest.mark.parametrize(
@@ -242,10 +248,8 @@ def test_no_source(path: str) -> None:
     ["/q", "/q/", "/q/plain", "/q/plain/", "/q/plain/@png", "/q/w:10/", "/q/.png", "/q/w:10/plain/"],
 )
 def test_empty_source(path: str) -> None:
-    with pytest.raises(InvalidSource) as excinfo:
-        parse_preview_url(path)
-    assert_bad_request(excinfo.value)
-    assert "empty" in excinfo.value.reason
+    error = refused(path, InvalidSource)
+    assert "empty" in error.reason
 
 
 @pytest.mark.parametrize(
@@ -259,9 +263,7 @@ def test_empty_source(path: str) -> None:
     ],
 )
 def test_bad_base64(encoded: str) -> None:
-    with pytest.raises(InvalidSource) as excinfo:
-        parse_preview_url(f"/q/rs:fit:10:10/{encoded}")
-    assert_bad_request(excinfo.value)
+    refused(f"/q/rs:fit:10:10/{encoded}", InvalidSource)
 
 
 @pytest.mark.parametrize(
@@ -274,10 +276,8 @@ def test_bad_base64(encoded: str) -> None:
     ],
 )
 def test_unknown_extension(path: str) -> None:
-    with pytest.raises(InvalidOption) as excinfo:
-        parse_preview_url(path)
-    assert_bad_request(excinfo.value)
-    assert "extension" in excinfo.value.reason
+    error = refused(path, InvalidOption)
+    assert "extension" in error.reason
 
 
 @pytest.mark.parametrize(
@@ -291,13 +291,9 @@ def test_unknown_extension(path: str) -> None:
     ],
 )
 def test_invalid_utf8(path: str) -> None:
-    with pytest.raises((InvalidSource, InvalidOption)) as excinfo:
-        parse_preview_url(path)
-    assert_bad_request(excinfo.value)
+    refused(path, (InvalidSource, InvalidOption))
 
 
 def test_source_longer_than_the_limit() -> None:
-    with pytest.raises(InvalidSource) as excinfo:
-        parse_preview_url("/q/plain/b/" + "k" * MAX_SOURCE_BYTES)
-    assert_bad_request(excinfo.value)
+    refused("/q/plain/b/" + "k" * MAX_SOURCE_BYTES, InvalidSource)
     assert parse_preview_url("/q/plain/b/" + "k" * (MAX_SOURCE_BYTES - 2)).source.startswith("b/k")

@@ -74,6 +74,18 @@ def jpeg_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def assert_limit_holds(server: ServerProcess, refused: tuple[str, ...], status: int, served: str) -> None:
+    """Previews of `refused` keys get `status` with a one-line text body; the one at the limit is served."""
+    for key in refused:
+        answer, headers, body = fetch(server, preview(key))
+        assert answer == status, (key, answer, body)
+        assert headers["Content-Type"].startswith("text/plain")
+        assert_one_line(body)
+    answer, _, body = fetch(server, preview(served))
+    assert answer == 200 and max(decoded(body).size) == 100
+    assert_log_clean(server)
+
+
 # --- resolution and file size -----------------------------------------------------------------------------
 
 def test_a_source_over_imgproxy_max_src_resolution_is_422(start_server: StartServer, data_path: Path,
@@ -84,14 +96,7 @@ def test_a_source_over_imgproxy_max_src_resolution_is_422(start_server: StartSer
     place(data_path, BUCKET, "just-over.jpg", jpeg(1001, 1000))
     server = start_server(IMGPROXY_MAX_SRC_RESOLUTION="1")
 
-    for key in ("photo.jpg", "just-over.jpg"):
-        status, headers, body = fetch(server, preview(key))
-        assert status == 422, (key, status, body)
-        assert headers["Content-Type"].startswith("text/plain")
-        assert_one_line(body)
-    status, _, body = fetch(server, preview("exactly-1mp.jpg"))
-    assert status == 200 and max(decoded(body).size) == 100
-    assert_log_clean(server)
+    assert_limit_holds(server, refused=("photo.jpg", "just-over.jpg"), status=422, served="exactly-1mp.jpg")
 
 
 def test_a_source_over_imgproxy_max_src_file_size_is_413(start_server: StartServer, data_path: Path,
@@ -105,14 +110,7 @@ def test_a_source_over_imgproxy_max_src_file_size_is_413(start_server: StartServ
     place(data_path, BUCKET, "one-over.jpg", small + b"\0" * (100 * KIB + 1 - len(small)))
     server = start_server(IMGPROXY_MAX_SRC_FILE_SIZE="100k")
 
-    for key in ("photo.jpg", "one-over.jpg"):
-        status, headers, body = fetch(server, preview(key))
-        assert status == 413, (key, status, body)
-        assert headers["Content-Type"].startswith("text/plain")
-        assert_one_line(body)
-    status, _, body = fetch(server, preview("at-limit.jpg"))
-    assert status == 200 and max(decoded(body).size) == 100
-    assert_log_clean(server)
+    assert_limit_holds(server, refused=("photo.jpg", "one-over.jpg"), status=413, served="at-limit.jpg")
 
 
 def test_an_s3_source_over_the_size_limit_is_413_without_fetching_its_body(
