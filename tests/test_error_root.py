@@ -30,6 +30,28 @@ def every_public_error() -> list[type[PublicError]]:
     return found
 
 
+def every_exception_class() -> list[type[BaseException]]:
+    """Every exception class the packages define (public ones and internal ones such as ConfigError)."""
+    every_public_error()  # imports every module
+    found: list[type[BaseException]] = []
+    waiting: list[type[BaseException]] = [BaseException]
+    while waiting:
+        error = waiting.pop()
+        if error.__module__.split(".")[0] in PACKAGES:
+            found.append(error)
+        waiting.extend(error.__subclasses__())
+    return found
+
+
+def test_every_error_class_lives_in_an_errors_module() -> None:
+    outside = sorted(f"{error.__module__}.{error.__qualname__}" for error in every_exception_class()
+                     if error.__module__.split(".")[-1] != "errors")
+    assert outside == []
+    # The walk finds the internal errors too, so an empty list above means something.
+    assert {"ConfigError", "FillFailed", "LockTimeout", "LinkFieldError"} <= {
+        error.__name__ for error in every_exception_class()}
+
+
 def test_every_error_a_client_sees_lives_in_an_errors_module() -> None:
     outside = sorted(f"{error.__module__}.{error.__qualname__}" for error in every_public_error()
                      if error.__module__.split(".")[-1] != "errors")
