@@ -1,0 +1,129 @@
+"""deploy/cluster/nginx.conf run for real on loopback: the example front, its host lines swapped for ours.
+
+The example is read as shipped and only the lines that name a host's paths, port and nodes are
+replaced, each replacement checked to apply exactly where expected, so a change to the example that
+the test no longer understands fails loudly instead of testing something else. routing.conf is
+copied byte for byte beside the config, as an operator would. nginx runs in the foreground in its
+own process group (never as a service); every path it writes is in the test's directory.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+NGINX = "/usr/sbin/nginx"
+CLUSTER = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
+EXAMPLE = CLUSTER / "nginx.conf"
+ROUTING = CLUSTER / "routing.conf"
+HASH_LINE = "hash $preview_proxy_route_key consistent;"
+START_TIMEOUT = 10.0
+# The example's nodes: `server 10.0.0.x:8080 <parameters>;` lines in the upstream block.
+_EXAMPLE_NODE = re.compile(r"^( *)server 10\.0\.0\.\d+:8080( [^;]*)?;\n", re.MULTILINE)
+# nginx writes temp files for request bodies and spilled responses under these; keep them here.
+_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+def nginx_missing() -> str | None:
+    """Why nginx can't run here, or None."""
+    return None if os.access(NGINX, os.X_OK) else f"{NGINX} is not installed (bash deploy/dev.sh setup installs it)"
+
+
+def loopback_front(directory: Path, port: int, nodes: Sequence[str], consistent: bool = True,
+                   backends: Sequence[int] = ()) -> Path:
+    """Write the example front for `nodes` (`127.0.0.1:port`) listening on `port`; return the config's path.
+
+    `consistent=False` drops the hash line: nginx's default round robin over the same nodes. Every
+    answer carries `X-Upstream: <node>` (which node served it). `backends` adds stand-in nodes in the
+    same nginx, each answering 204 on its port: enough to see where the ring sends a key.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROUTING, directory / "routing.conf")
+    text = EXAMPLE.read_text()
+    user = "user root;" if os.geteuid() == 0 else ""  # as root, the workers must read the test's 0700 dirs
+    text = _once(text, r"^user www-data;$", user)
+    text = _once(text, r"^pid /run/nginx\.pid;$", f"pid {directory}/nginx.pid;")
+    text = _once(text, r"^error_log /var/log/nginx/error\.log", f"error_log {directory}/error.log")
+    text = _once(text, r"access_log /var/log/nginx/preview-proxy\.access\.log",
+                 f"access_log {directory}/access.log")
+    temp = "".join(f"    {name}_temp_path {directory}/{name};\n" for name in _TEMP_PATHS)
+    stand_ins = "".join(f"    server {{ listen 127.0.0.1:{backend}; return 204; }}\n" for backend in backends)
+    text = _once(text, r"^http \{\n", "http {\n" + temp + stand_ins)
+    text = _once(text, r"^( *)listen 80;$",
+                 rf"\1listen 127.0.0.1:{port};\n\1add_header X-Upstream $upstream_addr always;")
+    found = _EXAMPLE_NODE.findall(text)
+    assert len(found) >= 2, "the example's upstream block has no `server 10.0.0.x:8080 ...;` lines"
+    indent, parameters = found[0]
+    ours = "".join(f"{indent}server {node}{parameters};\n" for node in nodes)
+    text = _EXAMPLE_NODE.sub(lambda _: "", text)
+    text = _once(text, r"^( *)upstream preview_proxy \{\n", lambda m: m.group(0) + ours)
+    if not consistent:
+        text = _once(text, r"^ *" + re.escape(HASH_LINE) + r"\n", "")
+    conf = directory / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+@contextmanager
+def run_nginx(conf: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """nginx -c `conf` in the foreground until the block exits; yields once `port` accepts connections."""
+    directory = conf.parent
+    log = (directory / "stdout.log").open("ab")
+    process = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(directory), "-e", str(directory / "error.log"),
+                                "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for_port(port, process, directory)
+        yield process
+    finally:
+        _stop_group(process)
+        log.close()
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (nginx can't be told to pick one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _once(text: str, pattern: str, replacement: str | Callable[[re.Match[str]], str]) -> str:
+    new, count = re.subn(pattern, replacement, text, count=2, flags=re.MULTILINE)
+    assert count == 1, f"the example nginx.conf has {count} matches for {pattern!r}, expected exactly one"
+    return new
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], directory: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited with {process.returncode}: "
+                               + (directory / "error.log").read_text(errors="replace")[-2000:])
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nginx did not listen on {port} within {START_TIMEOUT:g} s")
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the master's group (its workers too), then SIGKILL if any is left after 10 s."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            process.poll()  # reap the master, or it stays a zombie in the group
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
