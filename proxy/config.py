@@ -15,6 +15,7 @@ from dotenv import dotenv_values
 from cache.config import CacheConfig
 from previews.conversions.config import ConverterConfig
 from proxy.settings.conversions import read_converter_config
+from proxy.settings.cors import CorsConfig, read_cors_config
 from proxy.settings.env_values import read_flag
 from proxy.settings.errors import ConfigError
 from proxy.settings.previews import PreviewsConfig
@@ -53,6 +54,7 @@ class Config:
     previews: PreviewsConfig = field(default_factory=PreviewsConfig)
     links: LinksConfig | None = None  # None: no links file is read (tests that build configs in code)
     converter: ConverterConfig = field(default_factory=ConverterConfig)
+    cors: CorsConfig | None = None  # None: no CORS header, OPTIONS refused (proxy/http/cors.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080,
@@ -74,7 +76,8 @@ class Config:
         storage = StorageConfig.from_env(env, data_path)
         previews = PreviewsConfig.from_env(env, processes=server.workers)
         return cls(data_path, server, storage, read_cache_config(env, data_path), previews,
-                   LinksConfig.from_env(env, data_path, storage), read_converter_config(env))
+                   LinksConfig.from_env(env, data_path, storage), read_converter_config(env),
+                   cors=read_cors_config(env))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -92,6 +95,8 @@ class Config:
         described.update(self.converter.describe())
         if self.links is not None:
             described.update(self.links.masked())
+        if self.cors is not None:
+            described["CORS_ALLOW_ORIGINS"] = self.cors.describe()
         described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()
         for tier in self.cache.tiers():
             described[f"cache {tier.name}"] = (
