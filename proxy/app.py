@@ -23,6 +23,7 @@ from proxy.app_keys import (
 )
 from proxy.config import Config
 from proxy.hot.previews import HotPreviews
+from proxy.http.cors import cors_policy, install_cors
 from proxy.http.middleware import errors_and_metrics
 from proxy.metrics.registry import Metrics
 from proxy.render.memory import RenderMemory
@@ -93,8 +94,10 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout)
     app[PREVIEWS] = Previews(originals, store, pool, settings.render, metrics, settings.timeout,
                              settings.source_info_ttl)
+    cors = cors_policy(config.cors)  # None when CORS_ALLOW_ORIGINS is unset
     # The hot map shares the memory budget of the store it reuses bodies from (0 turns both off).
-    app[HOT_PREVIEWS] = HotPreviews(settings.memory_bytes, settings.memory_entry_max, metrics, previews_tier.name)
+    app[HOT_PREVIEWS] = HotPreviews(settings.memory_bytes, settings.memory_entry_max, metrics, previews_tier.name,
+                                    cors)
 
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
@@ -104,6 +107,8 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app.router.add_get("/image-converter/{tail:.+}", get_conversion, name="image-converter")
     # Last: everything else is /<bucket>/<key>.
     app.router.add_get("/{bucket}/{key:.+}", get_original, name="original")
+    # Pages on other origins may read originals, previews and conversions (CORS_ALLOW_ORIGINS).
+    install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter"))
     app.cleanup_ctx.append(_lifecycle)
     return app
 
