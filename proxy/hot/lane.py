@@ -21,7 +21,9 @@ A buffer is answered only if all of it reads so, the head still arriving include
 requests it parsed from a read when a later one in that read is bad, and answers a head it can tell is
 bad before it is complete (bare LF, a duplicate Host, ...), so anything else goes to aiohttp whole and
 at once (lane_server.py). The bytes sent are those aiohttp would send: the entry's headers in
-order, then Date and Server.
+order, then Date and Server, then the CORS headers for the request's Origin (the first Origin line,
+its value without the spaces and tabs around it, as both of aiohttp's parsers read it), the same lines
+aiohttp's response hook adds (http/cors.py). OPTIONS, a preflight, is never the lane's.
 """
 
 import re
@@ -73,11 +75,13 @@ _CHECKED_FIELDS = re.compile(
     rb"|(?:content-length|transfer-encoding|content-encoding|upgrade|expect|if-[a-z-]*|range|sec-websocket-key1):"
     rb"|(?:proxy-)?connection:(?![ \t]*keep-alive[ \t]*\r\n))")
 _ACCEPT = re.compile(rb"\r\naccept:([\t -~]*)\r\n")  # the first one, as aiohttp's headers.get() gives
+# The first Origin line, in the head as received (its value's case matters): its name in any case.
+_ORIGIN = re.compile(rb"(?:^|\r\n)origin:[ \t]*([\t -~]*?)[ \t]*\r\n", re.IGNORECASE)
 _SERVER_LINE = f"Server: {SERVER_SOFTWARE}\r\n".encode()
 LANE = "lane"
 # One request the lane may answer: where its head ends in the buffer (after the empty line), its hot
-# key, and whether it is a GET (a HEAD gets no body).
-Planned = tuple[int, str, bool]
+# key, whether it is a GET (a HEAD gets no body), and its CORS header lines.
+Planned = tuple[int, str, bool, bytes]
 
 
 class HotLane:
@@ -88,6 +92,7 @@ class HotLane:
         self._links = links
         self._settings = settings
         self._negotiates = settings.auto_webp or settings.auto_avif
+        self._cors = hot.cors
         self._metrics = metrics
         self._date_second = -1
         self._date_line = b""
@@ -107,14 +112,14 @@ class HotLane:
             return None
         return planned
 
-    def answer(self, key: str, is_get: bool) -> bytes | None:
+    def answer(self, key: str, is_get: bool, cors: bytes = b"") -> bytes | None:
         """The whole response to a planned request, or None if its key is not hot (aiohttp answers it)."""
         started = time.monotonic()
         entry = self._hot.find(key, self._links.config)
         if entry is None or entry.wire_head is None:
             return None
         self._hot.answered(LANE)
-        parts = [entry.wire_head, self._date(), _SERVER_LINE, b"\r\n"]
+        parts = [entry.wire_head, self._date(), _SERVER_LINE, cors, b"\r\n"]
         if is_get:
             parts.append(entry.body)
         self._metrics.request_done(PREVIEW_ROUTE, 200, time.monotonic() - started)
@@ -137,7 +142,16 @@ class HotLane:
             found = _ACCEPT.search(fields)
             accept = found[1].decode("ascii") if found else ""
         key = hot_key(match[2].decode("ascii"), negotiated_format(accept, self._settings) or "")
-        return end + 2, key, match[1] == b"GET"
+        return end + 2, key, match[1] == b"GET", self._cors_lines(match[3])
+
+    def _cors_lines(self, lines: bytes) -> bytes:
+        """The CORS header lines of the answer to a request with these header `lines`."""
+        if self._cors is None:
+            return b""
+        if not self._cors.varies:
+            return self._cors.wire_lines(None)  # the same for every request
+        found = _ORIGIN.search(lines)
+        return self._cors.wire_lines(found[1].decode("ascii") if found else None)
 
     @staticmethod
     def _may_become_head(buffer: bytes, start: int) -> bool:

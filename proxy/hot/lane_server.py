@@ -103,9 +103,9 @@ class HotLaneConnection(asyncio.Protocol):
             self._plan, self._planned, self._answered_to = plan, 0, 0
         plan, index, answered_to = self._plan, self._planned, self._answered_to
         while index < len(plan) and not self._writing_paused:
-            end, key, is_get = plan[index]
+            end, key, is_get, cors = plan[index]
             try:
-                answer = self._lane.answer(key, is_get)
+                answer = self._lane.answer(key, is_get, cors)
             except Exception:
                 log.exception("hot lane failed on a request; aiohttp answers this connection")
                 answer = None

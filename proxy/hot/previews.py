@@ -18,6 +18,9 @@ Only answers whose bytes came from the previews store (an X-Cache HIT) and are s
 memory are kept, and the body is the store's own bytes object: an entry costs its headers and key on
 top of what the store already holds. The map has its own LRU bound (CACHE_PREVIEWS_MEMORY's budget):
 when the store evicts a body first, the map may keep it a little longer, never past that bound.
+CORS headers depend on the request's Origin, so they are not kept: aiohttp's response hook adds them to
+the handler's answers and the lane appends the same lines to its own (`cors`). Only their constant
+part, `Vary: Origin` with a list of origins, is in the kept headers.
 Use from the event loop only.
 """
 
@@ -28,6 +31,7 @@ from aiohttp import hdrs, web
 from cachetools import LRUCache
 from multidict import CIMultiDict
 
+from proxy.http.cors import CorsPolicy, add_vary_origin
 from proxy.http.respond import respond
 from proxy.metrics.registry import Metrics
 from proxy.routes.preview_headers import PreviewHeaders
@@ -57,7 +61,9 @@ class HotPreview:
 class HotPreviews:
     """Raw URL (and Accept class) -> HotPreview, bounded by bytes. Disabled with a budget of 0."""
 
-    def __init__(self, budget_bytes: int, entry_max: int, metrics: Metrics, tier: str) -> None:
+    def __init__(self, budget_bytes: int, entry_max: int, metrics: Metrics, tier: str,
+                 cors: CorsPolicy | None = None) -> None:
+        self.cors = cors  # what completes each answer per request (None: CORS is off)
         self._entry_max = entry_max
         self._metrics = metrics
         self._tier = tier
@@ -101,6 +107,8 @@ class HotPreviews:
                 or time.monotonic() >= fresh_until):
             return
         headers = preview.whole()
+        if self.cors is not None and self.cors.varies:
+            add_vary_origin(headers)  # as the response hook would, so the lane's bytes have it too
         entry = HotPreview(preview, headers, body, expires, fresh_until, links, _wire_head(headers))
         self._entries[key] = (entry, len(body) + 2 * len(key) + ENTRY_OVERHEAD_BYTES)
 

@@ -2,7 +2,9 @@
 
 The handler sends them through `respond` (200, 206, 304, by bytes or by sendfile); the hot-previews map
 keeps the same value with the bytes and serialises its 200 once, for the handler's short way and the
-hot lane alike (hot/previews.py). Nothing else adds a header to a preview, so the ways cannot drift.
+hot lane alike (hot/previews.py). Nothing else adds a header to a preview, so the ways cannot drift,
+but for CORS: its headers depend on each request's Origin, so http/cors.py adds them as every answer
+goes out, and the hot lane appends the same lines.
 """
 
 import os

@@ -1,0 +1,124 @@
+"""CORS (the Fetch standard's CORS protocol): which answers a page on another origin may read, and preflights.
+
+Every answer of the image routes, errors included (a page must be able to read a 4xx's reason), gets
+its CORS headers when it is prepared, after Date and Server: they depend on the request's Origin, so
+they are computed per request, never stored with a cached answer. The hot lane appends the very same
+bytes after its Date and Server lines (hot/lane.py), from `CorsPolicy.wire_lines`.
+
+With a list of origins the answer depends on Origin even where it carries no CORS header (another
+origin, or none), so every answer says `Vary: Origin` and a shared cache keeps them apart. With `*`
+every answer is the same, and no Vary is needed.
+
+No `Access-Control-Allow-Credentials`: the image routes read no cookie, and signed URLs carry their own
+authorisation, so a page never needs to send credentials; without it a browser never sends cookies
+cross-origin with these requests either.
+"""
+
+from collections.abc import Iterable
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
+from proxy.settings.cors import CorsConfig
+
+# The answers' headers a script may read beyond the CORS-safelisted ones. Content-Length and
+# Last-Modified are safelisted by now; they are listed for older browsers.
+EXPOSED_HEADERS = ", ".join((hdrs.ETAG, hdrs.LAST_MODIFIED, hdrs.CONTENT_LENGTH, hdrs.CONTENT_RANGE,
+                             hdrs.ACCEPT_RANGES, hdrs.CONTENT_DISPOSITION, "X-Cache", "X-Converted-From"))
+ALLOWED_METHODS = "GET, HEAD, OPTIONS"
+# Request headers a preflight may ask for: those the image routes read (ranges, revalidation, format
+# negotiation). Authorization is not among them: no GET route reads it, and a page has no token to send.
+ALLOWED_REQUEST_HEADERS = frozenset(name.lower() for name in (
+    hdrs.RANGE, hdrs.IF_RANGE, hdrs.IF_MATCH, hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE,
+    hdrs.IF_UNMODIFIED_SINCE, hdrs.ACCEPT))
+TIMING_ALLOW_ORIGIN = "Timing-Allow-Origin"
+Header = tuple[str, str]
+
+
+class CorsPolicy:
+    """The CORS headers of one answer, from the request's Origin."""
+
+    def __init__(self, config: CorsConfig) -> None:
+        self.config = config
+        self.varies = not config.any_origin  # every answer says Vary: Origin
+        self._any = _allowing("*") if config.any_origin else ()
+        self._by_origin = {origin: _allowing(origin) for origin in config.origins}
+        self._wire_any = _wire(self._any)
+        self._wire_by_origin = {origin: _wire(headers) for origin, headers in self._by_origin.items()}
+
+    def headers(self, origin: str | None) -> tuple[Header, ...]:
+        """The headers that let `origin` read an answer; none for an origin not allowed (or no Origin)."""
+        if self.config.any_origin:
+            return self._any
+        return self._by_origin.get(origin or "", ())
+
+    def wire_lines(self, origin: str | None) -> bytes:
+        """`headers(origin)` as the header lines aiohttp writes for them."""
+        if self.config.any_origin:
+            return self._wire_any
+        return self._wire_by_origin.get(origin or "", b"")
+
+    def preflight(self, origin: str | None, method: str | None, asked: str) -> web.Response:
+        """The 204 to an OPTIONS. To an allowed origin's preflight: the methods, the asked headers among
+        those allowed, and how long to keep it. To any other, no permission: the browser then reports
+        the missing Access-Control-Allow-Origin, the clearest message a page's developer can get (a 403
+        would read "preflight status not ok"), as the usual nginx recipes answer."""
+        response = web.Response(status=204, headers={hdrs.ALLOW: ALLOWED_METHODS})
+        if method is None or not self.headers(origin):
+            return response  # a plain OPTIONS (RFC 9110 section 9.3.7), or an origin not allowed
+        response.headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = ALLOWED_METHODS
+        names = [name.strip().lower() for name in asked.split(",") if name.strip()]
+        allowed = [name for name in names if name in ALLOWED_REQUEST_HEADERS]
+        if allowed:
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = ", ".join(allowed)
+        response.headers[hdrs.ACCESS_CONTROL_MAX_AGE] = str(self.config.max_age_seconds)
+        return response
+
+
+def _allowing(origin: str) -> tuple[Header, ...]:
+    return ((hdrs.ACCESS_CONTROL_ALLOW_ORIGIN, origin), (hdrs.ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED_HEADERS),
+            (TIMING_ALLOW_ORIGIN, origin))
+
+
+def _wire(headers: Iterable[Header]) -> bytes:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
+
+
+def add_vary_origin(headers: CIMultiDict[str]) -> None:
+    """Name Origin in the Vary of `headers`: merged into the one there (in its place, so a cache that
+    reads one Vary line sees both), or a new one."""
+    vary = headers.get(hdrs.VARY)
+    if vary is None:
+        headers[hdrs.VARY] = "Origin"
+    elif not any(token.strip().lower() in ("origin", "*") for token in vary.split(",")):
+        headers[hdrs.VARY] = f"{vary}, Origin"
+
+
+def cors_policy(config: CorsConfig | None) -> CorsPolicy | None:
+    """The policy of the CORS settings, or None when CORS is off."""
+    return CorsPolicy(config) if config is not None else None
+
+
+def install_cors(app: web.Application, policy: CorsPolicy | None, routes: Iterable[str]) -> None:
+    """CORS on the named `routes` (and on answers no route matched: their 404s and 405s): their
+    answers' headers, and OPTIONS answered on them. Nothing at all when `policy` is None."""
+    if policy is None:
+        return
+    names = frozenset(routes)
+
+    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        if request.match_info.route.name not in names and request.match_info.route.name is not None:
+            return  # health and metrics: for the operator's tools, not for pages
+        if policy.varies:
+            add_vary_origin(response.headers)
+        response.headers.extend(policy.headers(request.headers.get(hdrs.ORIGIN)))
+
+    async def preflight(request: web.Request) -> web.StreamResponse:
+        headers = request.headers
+        return policy.preflight(headers.get(hdrs.ORIGIN), headers.get(hdrs.ACCESS_CONTROL_REQUEST_METHOD),
+                                headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, ""))
+
+    for resource in app.router.resources():
+        if resource.name in names and isinstance(resource, web.Resource):
+            resource.add_route(hdrs.METH_OPTIONS, preflight)
+    app.on_response_prepare.append(add_headers)
