@@ -14,6 +14,7 @@ from dotenv import dotenv_values
 
 from cache.config import CacheConfig
 from previews.conversions.config import ConverterConfig
+from proxy.settings.admin import AdminConfig, read_admin_config
 from proxy.settings.conversions import read_converter_config
 from proxy.settings.cors import CorsConfig, read_cors_config
 from proxy.settings.env_values import read_flag
@@ -55,6 +56,7 @@ class Config:
     links: LinksConfig | None = None  # None: no links file is read (tests that build configs in code)
     converter: ConverterConfig = field(default_factory=ConverterConfig)
     cors: CorsConfig | None = None  # None: no CORS header, OPTIONS refused (proxy/http/cors.py)
+    admin: AdminConfig = field(default_factory=AdminConfig)  # no tokens: PURGE refused
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080,
@@ -77,7 +79,7 @@ class Config:
         previews = PreviewsConfig.from_env(env, processes=server.workers)
         return cls(data_path, server, storage, read_cache_config(env, data_path), previews,
                    LinksConfig.from_env(env, data_path, storage), read_converter_config(env),
-                   cors=read_cors_config(env))
+                   cors=read_cors_config(env), admin=read_admin_config(env))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -97,6 +99,7 @@ class Config:
             described.update(self.links.masked())
         if self.cors is not None:
             described["CORS_ALLOW_ORIGINS"] = self.cors.describe()
+        described["ADMIN_TOKENS"] = self.admin.describe()
         described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()
         for tier in self.cache.tiers():
             described[f"cache {tier.name}"] = (
