@@ -13,6 +13,8 @@ is reused only while what the full path would decide still holds:
   and keeps the new answer;
 - the links file it was resolved under: a reload (SIGHUP) may have dropped the source's bucket, so
   an answer kept under another links file is not given again.
+- purges: when a purge has happened in any process since the last lookup (`watch_purges`), the
+  whole map is dropped, so no worker answers with what a purge removed.
 
 Only answers whose bytes came from the previews store (an X-Cache HIT) and are small enough for its
 memory are kept, and the body is the store's own bytes object: an entry costs its headers and key on
@@ -25,6 +27,7 @@ Use from the event loop only.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
@@ -70,6 +73,17 @@ class HotPreviews:
         # Values are (entry, weight): the weight counts the key too, which may be kilobytes long.
         self._entries: LRUCache[str, tuple[HotPreview, int]] | None = (
             LRUCache(maxsize=budget_bytes, getsizeof=lambda item: item[1]) if budget_bytes else None)
+        self._check_purges: Callable[[], object] = lambda: None
+
+    def watch_purges(self, check: Callable[[], object]) -> None:
+        """Call `check` before each lookup: it clears this map (`clear`) when a purge happened in any
+        process since (proxy.tiers.purge_guard reads a shared counter: a memory load)."""
+        self._check_purges = check
+
+    def clear(self) -> None:
+        """Forget every kept answer (a purge may have removed what they show)."""
+        if self._entries is not None:
+            self._entries.clear()
 
     @property
     def enabled(self) -> bool:
@@ -81,6 +95,7 @@ class HotPreviews:
         `links` (the links file in force) is not the one it was resolved under."""
         if self._entries is None:
             return None
+        self._check_purges()
         found = self._entries.get(key)
         if found is None:
             return None
