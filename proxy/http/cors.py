@@ -23,8 +23,8 @@ from proxy.settings.cors import CorsConfig
 
 # The answers' headers a script may read beyond the CORS-safelisted ones. Content-Length and
 # Last-Modified are safelisted by now; they are listed for older browsers.
-EXPOSED_HEADERS = ", ".join((hdrs.ETAG, hdrs.LAST_MODIFIED, hdrs.CONTENT_LENGTH, hdrs.CONTENT_RANGE,
-                             hdrs.ACCEPT_RANGES, hdrs.CONTENT_DISPOSITION, "X-Cache", "X-Converted-From"))
+EXPOSED_HEADERS = ("ETag, Last-Modified, Content-Length, Content-Range, Accept-Ranges, Content-Disposition, "
+                   "X-Cache, X-Converted-From")
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 # Request headers a preflight may ask for: those the image routes read (ranges, revalidation, format
 # negotiation). Authorization is not among them: no GET route reads it, and a page has no token to send.
