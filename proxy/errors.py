@@ -26,6 +26,23 @@ class Forbidden(ProxyError):
     default_reason = "forbidden"
 
 
+class AdminUnauthorized(ProxyError):
+    """An admin method (PURGE) without a bearer token, or with one that is not in ADMIN_TOKENS.
+
+    The answer carries `WWW-Authenticate: Bearer` (RFC 6750 section 3), added by the middleware.
+    """
+
+    status = 401
+    default_reason = "PURGE needs Authorization: Bearer <one of ADMIN_TOKENS>"
+
+
+class AdminDisabled(ProxyError):
+    """An admin method (PURGE) while no ADMIN_TOKENS are configured."""
+
+    status = 403
+    default_reason = "PURGE is off: no ADMIN_TOKENS are configured"
+
+
 class NotFound(ProxyError):
     """Unknown bucket or key."""
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from previews.errors import PublicError
 from proxy.app_keys import METRICS
-from proxy.errors import RangeNotSatisfiable
+from proxy.errors import AdminUnauthorized, RangeNotSatisfiable
 from proxy.secrets.registry import SECRETS
 
 log = logging.getLogger(__name__)
@@ -66,4 +66,6 @@ def _client_gone(request: web.Request) -> bool:
 def _error_headers(error: PublicError) -> dict[str, str]:
     if isinstance(error, RangeNotSatisfiable):
         return {"Content-Range": f"bytes */{error.size}"}
+    if isinstance(error, AdminUnauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="preview-proxy"'}  # RFC 6750 section 3
     return {}
