@@ -73,6 +73,10 @@ class Metrics:
                                     ["provider"], registry=r, multiprocess_mode="livemax")
         self._circuit_opens = Counter("preview_proxy_upstream_circuit_opens_total",
                                       "Times a provider's circuit breaker opened.", ["provider"], registry=r)
+        self._purged = Counter("preview_proxy_purges_total", "Entries removed by PURGE requests and "
+                               "`cache purge`, by tier.", ["tier"], registry=r)
+        self._purge_requests = Counter("preview_proxy_purge_requests_total", "PURGE requests by outcome: purged, "
+                                       "unauthorized (401), disabled (403), invalid (4xx).", ["outcome"], registry=r)
         self._singleflight_waiters = Counter("preview_proxy_singleflight_waiters_total",
                                              "Requests that joined a fill already in flight.", ["tier"],
                                              registry=r)
@@ -149,6 +153,14 @@ class Metrics:
         async for chunk in chunks:
             counter.inc(len(chunk))
             yield chunk
+
+    def purged(self, tier: str, entries: int) -> None:
+        """A purge removed `entries` entries of `tier` (0 too: the series exists from the first purge)."""
+        self._purged.labels(tier).inc(entries)
+
+    def purge_request(self, outcome: str) -> None:
+        """A PURGE request answered with `outcome`."""
+        self._purge_requests.labels(outcome).inc()
 
     def singleflight_joined(self, tier: str) -> None:
         """A request joined a fill instead of starting one."""
