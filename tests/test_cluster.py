@@ -22,8 +22,16 @@ import pytest
 
 from previews.conversions.conversion import SOURCE_PREFIX, parse_conversion
 from previews.grammar.url import parse_preview_url
-from tests.support.cluster_nodes import Answer, cluster_nodes, fetch_all, small_originals
-from tests.support.nginx_front import free_port, loopback_front, nginx_missing, run_nginx
+from tests.support.cluster_nodes import Answer, cluster_nodes, fetch_all, object_gets, preview_path, small_originals
+from tests.support.nginx_front import (
+    HASH_LINE,
+    ROUND_ROBIN,
+    free_port,
+    loopback_front,
+    nginx_missing,
+    ring_placement,
+    run_nginx,
+)
 from tests.support.s3 import MotoS3, s3_env
 from tests.support.tcp_proxy import TcpProxy
 
@@ -35,11 +43,6 @@ NODES = 3
 MAX_GETS_PER_ORIGINAL = 1.05
 REMAP_KEYS = 400
 REMAP_BAND = (0.15, 0.40)  # one of four nodes holds about 1/4 of the ring; 160 points each leave some spread
-
-
-def preview_path(bucket: str, key: str, width: int) -> str:
-    """An unsigned preview (no IMGPROXY_KEY: any placeholder passes) `width` px wide, aspect kept."""
-    return f"/previews/insecure/rs:fit:{width}:0/q:70/plain/{bucket}/{key}"
 
 
 # --- the routing key, from nginx itself ---------------------------------------------------------------
@@ -141,49 +144,43 @@ def corpus_bucket(moto: MotoS3, photos: list[Path]) -> tuple[str, list[str]]:
     return bucket, keys
 
 
-def _object_gets(counting: TcpProxy, bucket: str, keys: list[str]) -> int:
-    """GET requests for one of the objects (not the bucket, not a readiness probe), as seen on the wire."""
-    objects = {f"/{bucket}/{key}" for key in keys}
-    return sum(1 for request in counting.gets() if request.target.split("?", 1)[0] in objects)
-
-
-def _run(root: Path, moto: MotoS3, bucket: str, keys: list[str], consistent: bool) -> ClusterRun:
+def _run(root: Path, moto: MotoS3, bucket: str, keys: list[str], balancing: str) -> ClusterRun:
     """Previews of every size, then every original, through a fresh front before fresh nodes."""
     with TcpProxy(("127.0.0.1", moto.port)) as counting, \
             cluster_nodes(root / "nodes", NODES, s3_env(counting.endpoint)) as nodes:
         port = free_port()
         addresses = [node.base_url.removeprefix("http://") for node in nodes]
-        conf = loopback_front(root / "front", port, addresses, consistent=consistent)
+        conf = loopback_front(root / "front", port, addresses, balancing)
         base = f"http://127.0.0.1:{port}"
         with run_nginx(conf, port):
             # Sizes of one original one after another, several originals at once: a gallery page.
-            previews = fetch_all(base, [preview_path(bucket, key, width) for key in keys for width in SIZES])
-            gets_after_previews = _object_gets(counting, bucket, keys)
+            previews = fetch_all(base, [preview_path(f"{bucket}/{key}", width) for key in keys for width in SIZES])
+            gets_after_previews = object_gets(counting, bucket, keys)
             originals = fetch_all(base, [f"/{bucket}/{key}" for key in keys])
-            run = ClusterRun(previews, originals, gets_after_previews, _object_gets(counting, bucket, keys))
-            if not consistent:
+            run = ClusterRun(previews, originals, gets_after_previews, object_gets(counting, bucket, keys))
+            if balancing != HASH_LINE:
                 return run
             # A node goes: its keys move to the next node on the ring, which fetches those originals again.
             lost = nodes[-1]
             lost.stop()
-            after_loss = fetch_all(base, [preview_path(bucket, key, SIZES[1]) for key in keys])
+            after_loss = fetch_all(base, [preview_path(f"{bucket}/{key}", SIZES[1]) for key in keys])
             return ClusterRun(previews, originals, gets_after_previews, run.gets_after_originals,
                               lost.base_url.removeprefix("http://"), tuple(after_loss),
-                              _object_gets(counting, bucket, keys))
+                              object_gets(counting, bucket, keys))
 
 
 @pytest.fixture(scope="module")
 def hashed(tmp_path_factory: pytest.TempPathFactory, moto: MotoS3,
            corpus_bucket: tuple[str, list[str]]) -> ClusterRun:
     """The workload through the example front as shipped: `hash $preview_proxy_route_key consistent`."""
-    return _run(tmp_path_factory.mktemp("hashed"), moto, *corpus_bucket, consistent=True)
+    return _run(tmp_path_factory.mktemp("hashed"), moto, *corpus_bucket, HASH_LINE)
 
 
 @pytest.fixture(scope="module")
 def round_robin(tmp_path_factory: pytest.TempPathFactory, moto: MotoS3,
                 corpus_bucket: tuple[str, list[str]]) -> ClusterRun:
     """The same workload with the hash line removed (nginx's round robin), on fresh nodes and caches."""
-    return _run(tmp_path_factory.mktemp("round-robin"), moto, *corpus_bucket, consistent=False)
+    return _run(tmp_path_factory.mktemp("round-robin"), moto, *corpus_bucket, ROUND_ROBIN)
 
 
 def _all_images(answers: list[Answer] | tuple[Answer, ...]) -> None:
@@ -240,17 +237,9 @@ def test_removing_one_of_four_nodes_moves_about_a_quarter_of_the_keys(
         tmp_path_factory: pytest.TempPathFactory, record_property: Callable[[str, object], None],
         capsys: pytest.CaptureFixture[str]) -> None:
     stand_ins = [free_port() for _ in range(4)]
-    paths = [preview_path("photos", f"album-{index // 10}/photo-{index:04d}.jpg", 300) for index in range(REMAP_KEYS)]
-    placements = []
-    for nodes in (stand_ins, stand_ins[:3]):
-        port = free_port()
-        directory = tmp_path_factory.mktemp(f"ring-of-{len(nodes)}")
-        conf = loopback_front(directory, port, [f"127.0.0.1:{node}" for node in nodes], backends=stand_ins)
-        with run_nginx(conf, port):
-            answers = fetch_all(f"http://127.0.0.1:{port}", paths)
-        assert {answer.status for answer in answers} == {204}
-        placements.append({answer.path: answer.node for answer in answers})
-    before, after = placements
+    paths = [preview_path(f"photos/album-{index // 10}/photo-{index:04d}.jpg", 300) for index in range(REMAP_KEYS)]
+    before, after = (ring_placement(tmp_path_factory.mktemp(f"ring-of-{len(nodes)}"), nodes, stand_ins, paths)
+                     for nodes in (stand_ins, stand_ins[:3]))
     removed = f"127.0.0.1:{stand_ins[3]}"
     moved = [path for path in paths if before[path] != after[path]]
     # Consistency: the keys that move are exactly those the removed node held; no other key moves.

@@ -18,9 +18,21 @@ from PIL import Image
 from yarl import URL
 
 from tests.support.server import ServerProcess
+from tests.support.tcp_proxy import TcpProxy
 
 REPO = Path(__file__).resolve().parents[2]
 REQUEST_TIMEOUT = 60.0
+
+
+def preview_path(source: str, width: int) -> str:
+    """An unsigned preview (no IMGPROXY_KEY: any placeholder passes) of `plain/<source>`, `width` px wide."""
+    return f"/previews/insecure/rs:fit:{width}:0/q:70/plain/{source}"
+
+
+def object_gets(counting: TcpProxy, bucket: str, keys: Sequence[str]) -> int:
+    """GET requests for one of the objects (not the bucket, not a readiness probe), as seen on the wire."""
+    objects = {f"/{bucket}/{key}" for key in keys}
+    return sum(1 for request in counting.gets() if request.target.split("?", 1)[0] in objects)
 
 
 @contextmanager

@@ -18,11 +18,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.cluster_nodes import fetch_all
+
 NGINX = "/usr/sbin/nginx"
 CLUSTER = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
 EXAMPLE = CLUSTER / "nginx.conf"
 ROUTING = CLUSTER / "routing.conf"
 HASH_LINE = "hash $preview_proxy_route_key consistent;"
+ROUND_ROBIN = ""
 START_TIMEOUT = 10.0
 # The example's nodes: `server 10.0.0.x:8080 <parameters>;` lines in the upstream block.
 _EXAMPLE_NODE = re.compile(r"^( *)server 10\.0\.0\.\d+:8080( [^;]*)?;\n", re.MULTILINE)
@@ -35,13 +38,14 @@ def nginx_missing() -> str | None:
     return None if os.access(NGINX, os.X_OK) else f"{NGINX} is not installed (bash deploy/dev.sh setup installs it)"
 
 
-def loopback_front(directory: Path, port: int, nodes: Sequence[str], consistent: bool = True,
+def loopback_front(directory: Path, port: int, nodes: Sequence[str], balancing: str = HASH_LINE,
                    backends: Sequence[int] = ()) -> Path:
     """Write the example front for `nodes` (`127.0.0.1:port`) listening on `port`; return the config's path.
 
-    `consistent=False` drops the hash line: nginx's default round robin over the same nodes. Every
-    answer carries `X-Upstream: <node>` (which node served it). `backends` adds stand-in nodes in the
-    same nginx, each answering 204 on its port: enough to see where the ring sends a key.
+    `balancing` replaces the example's hash line: ROUND_ROBIN (nothing: nginx's default over the same
+    nodes), or another `hash ...;` line. Every answer carries `X-Upstream: <node>` (which node served
+    it). `backends` adds stand-in nodes in the same nginx, each answering 204 on its port: enough to
+    see where the ring sends a key.
     """
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROUTING, directory / "routing.conf")
@@ -63,8 +67,9 @@ def loopback_front(directory: Path, port: int, nodes: Sequence[str], consistent:
     ours = "".join(f"{indent}server {node}{parameters};\n" for node in nodes)
     text = _EXAMPLE_NODE.sub(lambda _: "", text)
     text = _once(text, r"^( *)upstream preview_proxy \{\n", lambda m: m.group(0) + ours)
-    if not consistent:
-        text = _once(text, r"^ *" + re.escape(HASH_LINE) + r"\n", "")
+    if balancing != HASH_LINE:
+        text = _once(text, r"^( *)" + re.escape(HASH_LINE) + r"\n",
+                     lambda match: match.group(1) + balancing + "\n" if balancing else "")
     conf = directory / "nginx.conf"
     conf.write_text(text)
     return conf
@@ -83,6 +88,22 @@ def run_nginx(conf: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         _stop_group(process)
         log.close()
+
+
+def ring_placement(directory: Path, nodes: Sequence[int], stand_ins: Sequence[int],
+                   paths: Sequence[str]) -> dict[str, str]:
+    """The node the example front's ring picks for each path, with `nodes` (of the `stand_ins`) in it."""
+    port = free_port()
+    conf = loopback_front(directory, port, [f"127.0.0.1:{node}" for node in nodes], backends=stand_ins)
+    with run_nginx(conf, port):
+        answers = fetch_all(f"http://127.0.0.1:{port}", paths)
+    assert {answer.status for answer in answers} == {204}, "a stand-in node did not answer"
+    return {answer.path: answer.node for answer in answers}
+
+
+def nginx_version() -> str:
+    """`nginx/1.22.1`, from `nginx -v`."""
+    return subprocess.run([NGINX, "-v"], capture_output=True, text=True, check=True).stderr.strip().split(": ")[-1]
 
 
 def free_port() -> int:
