@@ -8,6 +8,7 @@
 - the cluster front's nginx.conf, with deploy/cluster/routing.conf, passes `nginx -t` once its
   compose host names are replaced by loopback addresses;
 - Grafana's provisioning points where compose mounts the dashboard of deploy/monitoring/;
+- the one-shot that creates MinIO's bucket and user runs twice cleanly (against a stand-in `mc`);
 - `docker compose config` runs where a container engine does.
 """
 
@@ -196,6 +197,38 @@ def test_server_settings_in_env_example_are_documented_in_the_readme() -> None:
               for match in INTERPOLATION.finditer(str(value)) if match.group(0) != "$$"}
     assert passed, "the node's environment interpolates nothing"
     assert {name for name in passed if not re.search(rf"`{name}(?![A-Za-z0-9_])", readme)} == set()
+
+
+MC_STUB = """#!/bin/sh
+# A stand-in for MinIO's client: logs each call; a user has the readwrite policy once it was attached.
+echo "$*" >> "$MC_LOG"
+case "$*" in
+  "admin user info"*) [ -e "$MC_STATE" ] && echo "PolicyName: readwrite" || echo "PolicyName:" ;;
+  "admin policy attach"*) [ -e "$MC_STATE" ] && exit 1; touch "$MC_STATE" ;;
+esac
+"""
+
+
+def test_minio_setup_is_safe_to_run_again(tmp_path: Path) -> None:
+    """The one-shot's script, run twice against a stand-in `mc`: the bucket and user each time, the policy once."""
+    service = services()["minio-setup"]
+    assert service["entrypoint"][:1] == ["/bin/sh"]
+    settings = env_example()
+    script = interpolate(service["command"][0], settings)
+    (tmp_path / "mc").write_text(MC_STUB)
+    (tmp_path / "mc").chmod(0o755)
+    environment = {key: interpolate(str(value), settings) for key, value in service["environment"].items()}
+    environment.update(PATH=f"{tmp_path}:/usr/bin:/bin", MC_LOG=str(tmp_path / "calls"),
+                       MC_STATE=str(tmp_path / "attached"))
+    for _ in range(2):
+        result = subprocess.run(["/bin/sh", *service["entrypoint"][1:], script], env=environment,
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    bucket, user = settings["MINIO_BUCKET"], settings["STORAGE_ACCESS_KEY"]
+    assert calls.count(f"mb --ignore-existing local/{bucket}") == 2
+    assert sum(call.startswith(f"admin user add local {user} ") for call in calls) == 2
+    assert calls.count(f"admin policy attach local readwrite --user {user}") == 1
 
 
 def test_repository_files_compose_mounts_exist() -> None:
