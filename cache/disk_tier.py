@@ -151,6 +151,22 @@ class DiskTier:
             return False
         return self.commit(key, part, meta)
 
+    def remove(self, key: str) -> bool:
+        """Delete the entry for `key` (a purge); True if there was one. Its file goes after the row."""
+        try:
+            return bool(self._cache.delete(key, retry=True))
+        except CACHE_ERRORS as error:
+            self._report("remove", error)
+            return False
+
+    def holds(self, key: str) -> bool:
+        """True if the tier has a row for `key`, fresh or stale (the purge index's pruning asks)."""
+        try:
+            return key in self._cache
+        except CACHE_ERRORS as error:
+            self._report("contains", error)
+            return True  # unsure: keep the index row
+
     def discard(self, part: Path) -> None:
         """Delete a part file that will never become an entry."""
         try:

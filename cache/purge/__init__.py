@@ -1,0 +1,1 @@
+"""Purging: the index from an original to every entry made from it, and the counter that tells processes."""
