@@ -33,6 +33,7 @@ from proxy.storage.provider import ObjectInfo, ObjectRef
 from proxy.tiers.keys import conversion_identity, conversion_key
 from proxy.tiers.once_per_key import Delivery, OncePerKey, Outcome
 from proxy.tiers.originals import Located, Originals
+from proxy.tiers.purge_guard import PurgeGuard
 
 log = logging.getLogger(__name__)
 TIER = "image-converter"
@@ -73,7 +74,7 @@ class Converter:
     """Finds or makes conversions. One per app, built by the composition root."""
 
     def __init__(self, tier: DiskTier, pool: RenderPool, config: ConverterConfig, render: RenderConfig,
-                 metrics: Metrics, image_timeout: float) -> None:
+                 metrics: Metrics, image_timeout: float, guard: PurgeGuard | None = None) -> None:
         self.tier = tier
         self._pool = pool
         self._config = config
@@ -83,7 +84,9 @@ class Converter:
         # Keys whose source needs no conversion, so a repeat skips the pool. Keyed by source
         # version like the tier, so a replaced original is looked at again.
         self._pass_through: TTLCache[str, str] = TTLCache(PASS_THROUGH_ENTRIES, ttl=tier.config.idle_seconds)
-        self._flights: OncePerKey[ConversionResult] = OncePerKey(tier, metrics, TIER)
+        self._guard = guard or PurgeGuard()
+        self._guard.on_purge(self._pass_through.clear)
+        self._flights: OncePerKey[ConversionResult] = OncePerKey(tier, metrics, TIER, job_key=self._guard.job_key)
 
     def timeout(self, conversion: Conversion) -> float:
         """How long one conversion may take: video decoding has its own limit."""
@@ -132,6 +135,7 @@ class Converter:
 
     async def _convert_locked(self, request: ConversionRequest, key: str, info: ObjectInfo, deadline: float,
                               deliver: Delivery[ConversionResult]) -> None:
+        since = self._guard.generation()  # before the original is read: a purge after it refuses the store
         located = await self._open_source(request, info, deadline)
         conversion, options, render = request.conversion, self._options(request), self._render
         converted = await run_file_job(
@@ -147,7 +151,8 @@ class Converter:
         meta = EntryMeta(converted_info, origin_format=converted.source_format)
         deliver.set_result(ConversionResult(converted.source_format, "MISS", meta, data=converted.data))
         if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
-            await asyncio.to_thread(self.tier.store_bytes, key, converted.data, meta)
+            await asyncio.to_thread(self._guard.store_bytes, self.tier, key, converted.data, meta,
+                                    request.originals.original_key(request.ref), since)
 
     async def _open_source(self, request: ConversionRequest, info: ObjectInfo, deadline: float) -> Located:
         """The original as a file: in place or from the storage tier; a video not cached, by ranges."""

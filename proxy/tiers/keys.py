@@ -58,3 +58,8 @@ def preview_source_id(source_key: str, query: str) -> str:
 def preview_key(canonical_options: str, source_id: str, source_etag: str, format_key: str) -> str:
     """A preview's previews-tier key (its ETag is a digest of it)."""
     return "\n".join((canonical_options, source_id, source_etag, format_key))
+
+
+def preview_key_prefix(canonical_options: str, source_id: str) -> str:
+    """What the keys of every version and format of one preview start with (a purge of its URL)."""
+    return "\n".join((canonical_options, source_id, ""))

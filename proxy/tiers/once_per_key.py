@@ -95,8 +95,12 @@ Make = Callable[[Delivery[V]], Awaitable[None]]
 class OncePerKey(Generic[V]):
     """The jobs of one tier, one per key at a time among all the processes that share the tier."""
 
-    def __init__(self, tier: DiskTier, metrics: Metrics, label: str | None = None) -> None:
+    def __init__(self, tier: DiskTier, metrics: Metrics, label: str | None = None,
+                 job_key: Callable[[str], str] | None = None) -> None:
         self._tier = tier
+        # The name of a key's job and lock: the key itself, or the key under the purge generation
+        # (proxy.tiers.purge_guard), so that no request after a purge joins a job started before it.
+        self._job_key = job_key or (lambda key: key)
         self._metrics = metrics
         self._label = label or tier.name  # the tier's name in metrics
         self._jobs: DetachedFlights[str, tuple[V, bool]] = DetachedFlights(
@@ -137,14 +141,15 @@ class OncePerKey(Generic[V]):
 
     def _join_or_start(self, key: str, look: Look[V], make: Make[V], on_lock_timeout: Callable[[], V],
                        lock_wait: float) -> tuple["asyncio.Future[tuple[V, bool]]", bool]:
+        job = self._job_key(key)
         return self._jobs.join_or_start(
-            key, lambda pending: self._lead(key, look, make, on_lock_timeout, lock_wait, pending))
+            job, lambda pending: self._lead(job, look, make, on_lock_timeout, lock_wait, pending))
 
-    async def _lead(self, key: str, look: Look[V], make: Make[V], on_lock_timeout: Callable[[], V],
+    async def _lead(self, job: str, look: Look[V], make: Make[V], on_lock_timeout: Callable[[], V],
                     lock_wait: float, pending: "asyncio.Future[tuple[V, bool]]") -> None:
-        """The one job for `key` among all the processes that share the tier (see cache.key_lock)."""
+        """The one job named `job` among all the processes that share the tier (see cache.key_lock)."""
         try:
-            async with tier_lock(self._tier, key, lock_wait) as waited:
+            async with tier_lock(self._tier, job, lock_wait) as waited:
                 if waited:
                     self._metrics.singleflight_joined(self._label)
                 # Look again under the lock: another process may have made it since our miss.

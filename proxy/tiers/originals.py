@@ -27,6 +27,7 @@ from proxy.storage.local import LocalProvider
 from proxy.storage.provider import ByteSpan, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
 from proxy.tiers.keys import original_key
 from proxy.tiers.once_per_key import Delivery, OncePerKey, Outcome
+from proxy.tiers.purge_guard import PurgeGuard
 from proxy.tiers.range_file import ProviderRangeFile
 
 log = logging.getLogger(__name__)
@@ -72,14 +73,16 @@ class Originals:
     """Serves originals: in place for local disk, through the storage tier for remote providers."""
 
     def __init__(self, provider: StorageProvider, local: LocalProvider | None, tier: DiskTier,
-                 metrics: Metrics, namespace: str, stale_if_error: bool = True) -> None:
+                 metrics: Metrics, namespace: str, stale_if_error: bool = True,
+                 guard: PurgeGuard | None = None) -> None:
         self._provider = provider
         self._stale_if_error = stale_if_error
         self._local = local
         self._tier = tier
         self._metrics = metrics
         self._namespace = namespace
-        self._fills: OncePerKey[FillOutcome] = OncePerKey(tier, metrics)
+        self._guard = guard or PurgeGuard()
+        self._fills: OncePerKey[FillOutcome] = OncePerKey(tier, metrics, job_key=self._guard.job_key)
 
     async def locate(self, ref: ObjectRef, want_body: bool) -> Located:
         """Find the original. With `want_body`, a miss starts (or joins) the fill of the storage tier.
@@ -221,8 +224,13 @@ class Originals:
         """Storage-tier key: (provider namespace, bucket, key)."""
         return original_key(self._namespace, ref)
 
+    def original_key(self, ref: ObjectRef) -> str:
+        """The original's key in the purge index: its storage-tier key (PreviewSource)."""
+        return self.cache_key(ref)
+
     async def _fill_locked(self, ref: ObjectRef, key: str, deliver: Delivery[FillOutcome]) -> None:
         """The one fill of `key`, under its tier lock: it hands the fill to the waiters once it can be tailed."""
+        since = self._guard.generation()  # before the fetch: a purge after it refuses the commit
         stream = await self._provider.get(ref)  # a failure here reaches every waiter
         try:
             assert isinstance(stream, ObjectStream)
@@ -237,7 +245,8 @@ class Originals:
                 deliver.set_result(None)
                 return
             deliver.set_result(fill)
-            await fill.run(stream.chunks, lambda: asyncio.to_thread(self._tier.commit, key, part, meta))
+            await fill.run(stream.chunks,
+                           lambda: asyncio.to_thread(self._guard.commit, self._tier, key, part, meta, key, since))
         except Exception as error:
             log.warning("fill of %s/%s failed: %s", ref.bucket, ref.key, error or type(error).__name__)
             if not deliver.done():

@@ -41,6 +41,10 @@ class ConvertedSource:
         """The conversion's identity (operation, original, output choice)."""
         return converted_source_key(self._request.identity())
 
+    def original_key(self, ref: ObjectRef) -> str:
+        """The converted original's key in the purge index: a purge of it removes this preview too."""
+        return self._request.originals.original_key(ref)
+
     async def describe(self, ref: ObjectRef) -> ObjectInfo:
         """The original's size and times with the conversion's ETag, known before the conversion exists."""
         return await self._converter.describe(self._request)

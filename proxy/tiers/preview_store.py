@@ -13,6 +13,7 @@ from cachetools import LRUCache
 from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
 from proxy.metrics.registry import Metrics
+from proxy.tiers.purge_guard import PurgeGuard
 
 
 class StoredPreview:
@@ -29,12 +30,16 @@ class StoredPreview:
 class PreviewStore:
     """Memory (LRU by bytes) in front of the previews disk tier. Use from the event loop only."""
 
-    def __init__(self, tier: DiskTier, metrics: Metrics, memory_bytes: int, memory_entry_max: int) -> None:
+    def __init__(self, tier: DiskTier, metrics: Metrics, memory_bytes: int, memory_entry_max: int,
+                 guard: PurgeGuard | None = None) -> None:
         self.tier = tier
         self._metrics = metrics
         self._memory_entry_max = memory_entry_max
+        self.guard = guard or PurgeGuard()
         self._memory: LRUCache[str, tuple[EntryMeta, bytes]] | None = (
             LRUCache(maxsize=memory_bytes, getsizeof=lambda item: len(item[1]) + 200) if memory_bytes else None)
+        if self._memory is not None:
+            self.guard.on_purge(self._memory.clear)  # a purge in any process: memory may hold what it removed
 
     async def lookup(self, key: str) -> StoredPreview | None:
         """A stored preview, from memory if there, else from disk (small ones are then kept in memory)."""
@@ -57,10 +62,11 @@ class PreviewStore:
         self._remember(key, entry.meta, data)
         return StoredPreview(entry.meta, data=data)
 
-    async def store(self, key: str, meta: EntryMeta, data: bytes) -> None:
-        """Keep a new preview: in memory at once, on disk off the event loop (best effort)."""
-        self._remember(key, meta, data)
-        await asyncio.to_thread(self.tier.store_bytes, key, data, meta)
+    async def store(self, key: str, meta: EntryMeta, data: bytes, source: str, since: int) -> None:
+        """Keep a new preview of the original `source`, rendered from generation `since` on: on disk
+        off the event loop (best effort), then in memory, unless a purge since then refused it."""
+        if await asyncio.to_thread(self.guard.store_bytes, self.tier, key, data, meta, source, since):
+            self._remember(key, meta, data)
 
     def _remember(self, key: str, meta: EntryMeta, data: bytes) -> None:
         if self._memory is not None and len(data) <= self._memory_entry_max:

@@ -41,6 +41,10 @@ class PreviewSource(Protocol):
         """The source's identity in cache keys."""
         ...
 
+    def original_key(self, ref: ObjectRef) -> str:
+        """The original's key in the purge index (for a conversion, the original it converts)."""
+        ...
+
     async def describe(self, ref: ObjectRef) -> ObjectInfo:
         """Size, version (ETag) and times, without reading the bytes."""
         ...
@@ -89,11 +93,15 @@ class Previews:
         # can say how long the answer it gives rests on a trusted source version.
         self._source_info: TTLCache[str, tuple[ObjectInfo, float]] | None = (
             TTLCache(SOURCE_INFO_ENTRIES, source_info_ttl) if source_info_ttl > 0 else None)
-        self._renders: OncePerKey[StoredPreview] = OncePerKey(store.tier, metrics)
+        self._guard = store.guard
+        if self._source_info is not None:
+            self._guard.on_purge(self._source_info.clear)  # a purged original is described afresh
+        self._renders: OncePerKey[StoredPreview] = OncePerKey(store.tier, metrics, job_key=self._guard.job_key)
 
     async def get(self, request: PreviewRequest) -> FoundPreview:
         """The preview, its X-Cache status, and how long its source version is trusted."""
         deadline = time.monotonic() + self._timeout
+        generation = self._guard.generation()
         info, trusted_until = await self._describe_source(request)
         limit = self._config.max_src_file_size
         if limit and info.size > limit:
@@ -102,6 +110,8 @@ class Previews:
         stored = await self._store.lookup(key)
         if stored is not None:
             self._renders.record(Outcome.FOUND)
+            if self._guard.generation() != generation:
+                trusted_until = 0.0  # found as a purge ran: serve it, but the hot map must not keep it
             return FoundPreview(stored, "HIT", trusted_until, from_store=True)
         try:
             got = await self._renders.get(
@@ -123,10 +133,11 @@ class Previews:
             found = self._source_info.get(source)
             if found is not None:
                 return found
-        described_at = time.monotonic()
+        described_at, generation = time.monotonic(), self._guard.generation()
         info = await originals.describe(request.ref)
         trusted_until = described_at + self._source_info_ttl
-        if self._source_info is not None:
+        if self._source_info is not None and self._guard.generation() == generation:
+            # Not when a purge ran meanwhile: the version described may be the one it removed.
             self._source_info[source] = (info, trusted_until)
         return info, trusted_until
 
@@ -136,6 +147,7 @@ class Previews:
 
     async def _render_locked(self, request: PreviewRequest, key: str, info: ObjectInfo, deadline: float,
                              deliver: Delivery[StoredPreview]) -> None:
+        since = self._guard.generation()  # before the original is read: a purge after it refuses the store
         try:
             located = await (request.originals or self._originals).open_for_render(request.ref)
             options, config = request.options, self._config
@@ -147,7 +159,8 @@ class Previews:
             preview = StoredPreview(meta, data=rendered.data)
             deliver.set_result(preview)
             if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
-                await self._store.store(key, meta, rendered.data)
+                source = (request.originals or self._originals).original_key(request.ref)
+                await self._store.store(key, meta, rendered.data, source, since)
         except Exception as error:
             # A refusal (4xx) is the client's answer and a wait that passed the deadline is load, not a
             # fault; anything else (a 5xx, or an error of no type we know) is worth a log line.
