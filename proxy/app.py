@@ -9,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from cache.disk_tier import DiskTier
+from cache.purge.index import PurgeIndex
 from proxy.app_keys import (
     CONFIG,
     CONVERTER,
@@ -18,6 +19,7 @@ from proxy.app_keys import (
     ORIGINALS,
     PREVIEWS,
     PROVIDER,
+    PURGER,
     RENDER_POOL,
     TIERS,
 )
@@ -33,6 +35,7 @@ from proxy.routes.conversions import get_conversion
 from proxy.routes.links import get_link
 from proxy.routes.originals import get_original
 from proxy.routes.previews import PREVIEW_ROUTE, get_preview
+from proxy.routes.purge import PURGE, PURGE_ROUTE, purge
 from proxy.storage.breaker import BreakerProvider, CircuitBreaker
 from proxy.storage.config import StorageConfig
 from proxy.storage.instrumented import InstrumentedProvider
@@ -47,6 +50,8 @@ from proxy.tiers.linked_originals import Link, LinkedOriginals
 from proxy.tiers.originals import Originals
 from proxy.tiers.preview_store import PreviewStore
 from proxy.tiers.previews import Previews
+from proxy.tiers.purge_guard import PurgeGuard
+from proxy.tiers.purges import Purger
 
 log = logging.getLogger(__name__)
 
@@ -71,33 +76,43 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     local = raw_provider if isinstance(raw_provider, LocalProvider) else None
     namespace = main_storage_namespace(config.storage)
     stale_if_error = config.cache.stale_if_error
+    # Beside the tiers and shared by every worker: what was made from each original, and the purges.
+    purge_index = PurgeIndex(config.cache.previews.path.parent)
+    guard = PurgeGuard(purge_index)
 
     def build_link(entry: LinkEntry) -> Link:
         raw = (FolderProvider(entry.storage.root, entry.name) if entry.provider == "fs"
                else build_provider(entry.storage))
         guarded = _guarded(raw, entry.storage, metrics, f"link:{entry.name}")
         in_place = raw if isinstance(raw, LocalProvider) else None
-        return Originals(guarded, in_place, storage_tier, metrics, link_namespace(entry), stale_if_error), guarded
+        return Originals(guarded, in_place, storage_tier, metrics, link_namespace(entry), stale_if_error,
+                         guard), guarded
 
     app = web.Application(middlewares=[errors_and_metrics])
     app[CONFIG] = config
     app[METRICS] = metrics
     app[PROVIDER] = provider
     app[TIERS] = tiers
-    app[ORIGINALS] = originals = Originals(provider, local, storage_tier, metrics, namespace, stale_if_error)
+    app[ORIGINALS] = originals = Originals(provider, local, storage_tier, metrics, namespace, stale_if_error, guard)
     links_config = config.links or LinksConfig(config.data_path / "remote_links.yml", required=False)
     app[LINKS] = LinkedOriginals(links_config, config.storage, build_link)
     settings = config.previews
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics,
                                          RenderMemory(settings.memory_limit))
-    store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max)
-    app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout)
+    store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max, guard)
+    app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout,
+                               guard)
     app[PREVIEWS] = Previews(originals, store, pool, settings.render, metrics, settings.timeout,
                              settings.source_info_ttl)
     cors = cors_policy(config.cors)  # None when CORS_ALLOW_ORIGINS is unset
     # The hot map shares the memory budget of the store it reuses bodies from (0 turns both off).
     app[HOT_PREVIEWS] = HotPreviews(settings.memory_bytes, settings.memory_entry_max, metrics, previews_tier.name,
                                     cors)
+
+    # A purge in any worker drops this worker's hot map before its next lookup (hot lane included).
+    guard.on_purge(app[HOT_PREVIEWS].clear)
+    app[HOT_PREVIEWS].watch_purges(guard.generation)
+    app[PURGER] = Purger(purge_index, guard, tiers, metrics)
 
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
@@ -107,6 +122,8 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app.router.add_get("/image-converter/{tail:.+}", get_conversion, name="image-converter")
     # Last: everything else is /<bucket>/<key>.
     app.router.add_get("/{bucket}/{key:.+}", get_original, name="original")
+    # Admins remove originals with what was made from them, or one preview (proxy/routes/purge.py).
+    app.router.add_route(PURGE, "/{tail:.*}", purge, name=PURGE_ROUTE)
     # Pages on other origins may read originals, previews and conversions (CORS_ALLOW_ORIGINS).
     install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter"))
     app.cleanup_ctx.append(_lifecycle)
@@ -120,7 +137,7 @@ def _guarded(raw: StorageProvider, storage: StorageConfig, metrics: Metrics, lab
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    sweeper = asyncio.create_task(_sweep_idle_entries(app[TIERS]))
+    sweeper = asyncio.create_task(_sweep_idle_entries(app[TIERS], app[PURGER]))
     yield
     sweeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -133,11 +150,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[PROVIDER].close()
     for tier in app[TIERS]:
         await asyncio.to_thread(tier.close)
+    await asyncio.to_thread(app[PURGER].close)
 
 
-async def _sweep_idle_entries(tiers: tuple[DiskTier, ...]) -> None:
+async def _sweep_idle_entries(tiers: tuple[DiskTier, ...], purger: Purger) -> None:
     interval = min(SWEEP_INTERVAL_CAP, *(tier.config.idle_seconds / 4 for tier in tiers))
     while True:
         await asyncio.sleep(interval)
         for tier in tiers:
             await asyncio.to_thread(tier.cull_expired)
+        # After the cull: the index's rows of what it evicted go too.
+        await asyncio.to_thread(purger.prune_index)

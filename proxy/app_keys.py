@@ -12,6 +12,7 @@ from proxy.tiers.conversions import Converter
 from proxy.tiers.linked_originals import LinkedOriginals
 from proxy.tiers.originals import Originals
 from proxy.tiers.previews import Previews
+from proxy.tiers.purges import Purger
 
 CONFIG = web.AppKey("config", Config)
 METRICS = web.AppKey("metrics", Metrics)
@@ -23,3 +24,4 @@ HOT_PREVIEWS = web.AppKey("hot_previews", HotPreviews)
 RENDER_POOL = web.AppKey("render_pool", RenderPool)
 LINKS = web.AppKey("links", LinkedOriginals)
 CONVERTER = web.AppKey("converter", Converter)
+PURGER = web.AppKey("purger", Purger)
