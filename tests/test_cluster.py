@@ -27,6 +27,7 @@ from tests.support.nginx_front import (
     HASH_LINE,
     ROUND_ROBIN,
     free_port,
+    free_ports,
     loopback_front,
     nginx_missing,
     ring_placement,
@@ -75,8 +76,7 @@ ROUTE_KEYS = [
 def key_echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """routing.conf in an nginx whose every answer is the request's routing key. Yields its base URL."""
     directory = tmp_path_factory.mktemp("route-key")
-    port = free_port()
-    backend = free_port()
+    port, backend = free_ports(2)
     conf = loopback_front(directory, port, [f"127.0.0.1:{backend}"], backends=[backend])
     # The stand-in node answers with the key nginx computed for the request it was passed.
     conf.write_text(conf.read_text().replace(f"listen 127.0.0.1:{backend}; return 204;",
@@ -236,7 +236,7 @@ def test_a_lost_node_costs_one_fetch_per_original_it_held(hashed: ClusterRun) ->
 def test_removing_one_of_four_nodes_moves_about_a_quarter_of_the_keys(
         tmp_path_factory: pytest.TempPathFactory, record_property: Callable[[str, object], None],
         capsys: pytest.CaptureFixture[str]) -> None:
-    stand_ins = [free_port() for _ in range(4)]
+    stand_ins = free_ports(4)
     paths = [preview_path(f"photos/album-{index // 10}/photo-{index:04d}.jpg", 300) for index in range(REMAP_KEYS)]
     before, after = (ring_placement(tmp_path_factory.mktemp(f"ring-of-{len(nodes)}"), nodes, stand_ins, paths)
                      for nodes in (stand_ins, stand_ins[:3]))

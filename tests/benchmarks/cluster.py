@@ -35,6 +35,7 @@ from tests.support.nginx_front import (
     HASH_LINE,
     ROUND_ROBIN,
     free_port,
+    free_ports,
     loopback_front,
     nginx_missing,
     nginx_version,
@@ -124,7 +125,7 @@ def _front(root: Path, moto: MotoS3, nodes: int, balancing: str) -> Iterator[tup
 
 def share_moved(root: Path, keys: int, nodes: int) -> float:
     """The share of `keys` preview keys that change node when one of `nodes` stand-in nodes is removed."""
-    stand_ins = [free_port() for _ in range(nodes)]
+    stand_ins = free_ports(nodes)
     paths = [preview_path(f"photos/album-{index // 10}/photo-{index:05d}.jpg", 300) for index in range(keys)]
     before = ring_placement(root / f"ring-{nodes}", stand_ins, stand_ins, paths)
     after = ring_placement(root / f"ring-{nodes}-less-one", stand_ins[:-1], stand_ins, paths)

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from tests.support.cluster_nodes import fetch_all
@@ -93,7 +93,8 @@ def run_nginx(conf: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
 def ring_placement(directory: Path, nodes: Sequence[int], stand_ins: Sequence[int],
                    paths: Sequence[str]) -> dict[str, str]:
     """The node the example front's ring picks for each path, with `nodes` (of the `stand_ins`) in it."""
-    port = free_port()
+    # Distinct ports, so at least one is none of the stand-ins' (which are not listening yet).
+    port = next(port for port in free_ports(len(stand_ins) + 1) if port not in stand_ins)
     conf = loopback_front(directory, port, [f"127.0.0.1:{node}" for node in nodes], backends=stand_ins)
     with run_nginx(conf, port):
         answers = fetch_all(f"http://127.0.0.1:{port}", paths)
@@ -108,9 +109,16 @@ def nginx_version() -> str:
 
 def free_port() -> int:
     """A loopback port that was free a moment ago (nginx can't be told to pick one)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports that were free a moment ago (all held at once while picked)."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def _once(text: str, pattern: str, replacement: str | Callable[[re.Match[str]], str]) -> str:
