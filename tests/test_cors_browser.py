@@ -7,7 +7,6 @@ not load, and one loaded without crossOrigin taints the canvas (getImageData thr
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +36,7 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """A flat-coloured photo behind both proxies, and the two page origins (skips without a browser)."""
     reason = unavailable()
     if reason:
         pytest.skip(reason)
@@ -56,10 +56,12 @@ def preview(server: ServerProcess) -> str:
 
 
 def canvas(url: str, cross_origin: bool = True) -> dict[str, Any]:
+    """A check that draws `url` on a canvas (with crossOrigin="anonymous" unless told) and reads a pixel."""
     return {"kind": "canvas", "url": url, "crossOrigin": cross_origin}
 
 
 def read_x_cache(url: str) -> dict[str, Any]:
+    """A check that fetch()es `url` and reads headers a page may read only when they are exposed."""
     return {"kind": "fetch", "url": url, "headers": ["X-Cache", "ETag", "Content-Length"]}
 
 
@@ -76,6 +78,7 @@ def warm(server: ServerProcess, url: str) -> None:
 
 
 def assert_colour(result: dict[str, Any]) -> None:
+    """The canvas check loaded its image and read back the photo's colour."""
     assert result.get("loaded") and "error" not in result, result
     assert all(abs(got - want) <= TOLERANCE for got, want in zip(result["pixel"], COLOUR, strict=True)), result
 

@@ -102,7 +102,7 @@ def run_visits(visits: list[Visit], timeout: float) -> list[list[dict[str, Any]]
 class _PageHandler(BaseHTTPRequestHandler):
     """Answers every GET with the checks page."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+    def do_GET(self) -> None:
         body = PAGE.read_bytes()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -111,7 +111,7 @@ class _PageHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the test reads the results, not the page server's log."""
 
 
