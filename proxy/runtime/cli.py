@@ -1,4 +1,4 @@
-"""`preview-proxy serve | config | sample`."""
+"""`preview-proxy serve | config | sample | cache ...` (the cache subcommands: proxy.runtime.cache_commands)."""
 
 import argparse
 import logging
@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from proxy.config import Config, read_environment
+from proxy.runtime.cache_commands import add_cache_commands, run_cache_command
 from proxy.runtime.exits import exit_without_teardown
 from proxy.runtime.log_redaction import install_redaction, register_config_secrets
 from proxy.secrets.registry import SECRETS
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 "else the number of usable cores)")
     commands.add_parser("config", help="print the effective configuration, secrets masked")
     commands.add_parser("sample", help="place a sample image in the sample bucket of local storage")
+    add_cache_commands(commands)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, value in config.describe().items():
             print(f"{name} = {SECRETS.redact(value)}")  # masked already; this catches a value that slipped
         return 0
+    if args.command == "cache":
+        return run_cache_command(args, config)
     if args.command == "sample":
         from proxy.runtime.sample import place_sample, sample_url_path
 
