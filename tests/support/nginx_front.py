@@ -64,9 +64,8 @@ def loopback_front(directory: Path, port: int, nodes: Sequence[str], balancing: 
     found = _EXAMPLE_NODE.findall(text)
     assert len(found) >= 2, "the example's upstream block has no `server 10.0.0.x:8080 ...;` lines"
     indent, parameters = found[0]
-    ours = "".join(f"{indent}server {node}{parameters};\n" for node in nodes)
-    text = _EXAMPLE_NODE.sub(lambda _: "", text)
-    text = _once(text, r"^( *)upstream preview_proxy \{\n", lambda m: m.group(0) + ours)
+    ours = iter(["".join(f"{indent}server {node}{parameters};\n" for node in nodes)])
+    text = _EXAMPLE_NODE.sub(lambda _: next(ours, ""), text)  # ours where the example's first node was
     if balancing != HASH_LINE:
         text = _once(text, r"^( *)" + re.escape(HASH_LINE) + r"\n",
                      lambda match: match.group(1) + balancing + "\n" if balancing else "")
