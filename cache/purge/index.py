@@ -21,6 +21,7 @@ Every method blocks (SQLite, file renames): run it in an executor. Index errors 
 commit they hit is dropped (the request is still served), reported to the tier.
 """
 
+import logging
 import sqlite3
 import threading
 import time
@@ -32,6 +33,7 @@ from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
 from cache.purge.generation import PurgeGeneration
 
+log = logging.getLogger(__name__)
 FILE_NAME = "purge-index.db"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another: a purge of a large prefix holds the lock a while
 PURGE_RECORDS_KEPT = 24 * 3600.0  # seconds a purge record is kept for the fills that started before it
@@ -90,6 +92,7 @@ class PurgeIndex:
             with self._writing() as db:
                 if self._covered(db, since, source, tier.name, key):
                     tier.discard(part)
+                    log.info("tier %s: not kept, a purge came after it began: %s", tier.name, key.replace("\n", " "))
                     return False
                 if not tier.commit(key, part, meta):
                     return False
