@@ -12,7 +12,7 @@ from PIL import Image
 
 from tests.conftest import REPO, StartServer
 from tests.support.http import request
-from tests.support.previews_kit import place
+from tests.support.previews_kit import place, poll
 
 
 def noise_jpeg(width: int, height: int) -> bytes:
@@ -28,6 +28,12 @@ def cache_cli(data_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "cache", *args], cwd=REPO,
                           env={**env, "DATA_PATH": str(data_path)}, capture_output=True, text=True, timeout=30,
                           check=False)
+
+
+def wait_for_previews(data_path: Path, count: int) -> None:
+    """Until the previews tier holds `count` entry files: a render is answered before its entry is on disk."""
+    folder = data_path / "cache" / "previews"
+    poll(lambda: len(list(folder.rglob("*.val"))) == count or None, f"{count} previews on disk")
 
 
 def stats(data_path: Path) -> dict[str, dict[str, str]]:
@@ -46,6 +52,7 @@ def test_stats_and_purge_while_the_server_runs(data_path: Path, start_server: St
                 for name in ("a.jpg", "b.jpg") for width in (16, 32)}
     for path in [*previews.values(), *previews.values()]:  # twice: the second is kept in memory
         assert request(server.url(path)).status == 200
+    wait_for_previews(data_path, 4)
 
     found = stats(data_path)
     assert found["previews"]["entries"] == "4"
@@ -60,6 +67,7 @@ def test_stats_and_purge_while_the_server_runs(data_path: Path, start_server: St
     assert cache_cli(data_path, "purge", "photos/*").returncode == 2  # a whole bucket: refused
     done = cache_cli(data_path, "purge", "photos/b*")
     assert done.stdout.strip() == "previews=2 storage=0 image-converter=0"
+    wait_for_previews(data_path, 2)
     assert stats(data_path)["previews"]["entries"] == "2"  # the two a.jpg rendered again
 
 
@@ -68,6 +76,7 @@ def test_verify_reports_damage_and_fix_repairs_it(data_path: Path, start_server:
     server = start_server()
     for width in (16, 32):
         assert request(server.url(f"/previews/q/rs:fit:{width}:0/plain/photos/a.jpg@png")).status == 200
+    wait_for_previews(data_path, 2)
     assert cache_cli(data_path, "verify").stdout.strip() == "verify: 0 problem(s)"
 
     tier = data_path / "cache" / "previews"

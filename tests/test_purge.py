@@ -7,12 +7,13 @@ a fill that started before a purge is in test_purge_no_resurrection.py.
 
 import io
 import json
+from pathlib import Path
 
 from PIL import Image
 
 from tests.conftest import StartServer
 from tests.support.http import Reply, request
-from tests.support.previews_kit import b64_source, metric
+from tests.support.previews_kit import b64_source, metric, poll
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, s3_env
 from tests.support.server import ServerProcess
 
@@ -40,6 +41,12 @@ def purge(server: ServerProcess, path: str) -> dict[str, int]:
     return dict(json.loads(reply.body)["removed"])
 
 
+def wait_for_entries(data_path: Path, tier: str, count: int) -> None:
+    """Until `tier` holds `count` entry files: a render is answered before its entry is written to disk."""
+    folder = data_path / "cache" / tier
+    poll(lambda: len(list(folder.rglob("*.val"))) >= count or None, f"{count} entries in {tier}")
+
+
 def get(server: ServerProcess, path: str) -> Reply:
     """GET on a fresh connection; must be 200."""
     reply = request(server.url(path))
@@ -47,7 +54,7 @@ def get(server: ServerProcess, path: str) -> Reply:
     return reply
 
 
-def test_purge_removes_the_original_its_previews_and_conversions_in_every_worker(moto, bucket,
+def test_purge_removes_the_original_its_previews_and_conversions_in_every_worker(moto, bucket, data_path: Path,
                                                                                 start_server: StartServer):
     moto.put(bucket, "scans/a.tif", image(400, 300, "TIFF"), "image/tiff")
     # The hot lane on, and source versions trusted for an hour: without the purge, every worker would
@@ -62,6 +69,8 @@ def test_purge_removes_the_original_its_previews_and_conversions_in_every_worker
     old = [size_of(get(server, preview).body) for _ in range(FRESH_CONNECTIONS)]
     assert set(old) == {(100, 75)}
     assert metric(server, "preview_proxy_hot_answers_total") > 0  # answered from memory, lane or handler
+    wait_for_entries(data_path, "previews", 2)
+    wait_for_entries(data_path, "image-converter", 1)
 
     moto.put(bucket, "scans/a.tif", new_tiff := image(200, 300, "TIFF"), "image/tiff")
     assert purge(server, original) == {"storage": 1, "previews": 2, "image-converter": 1}
@@ -77,7 +86,7 @@ def test_purge_removes_the_original_its_previews_and_conversions_in_every_worker
     assert "admin-token" not in server.log_text()
 
 
-def test_prefix_purge_finds_what_an_earlier_run_stored(moto, bucket, start_server: StartServer):
+def test_prefix_purge_finds_what_an_earlier_run_stored(moto, bucket, data_path: Path, start_server: StartServer):
     for key in ("dir/a.jpg", "dir/sub/b.jpg", "dirt/c.jpg"):
         moto.put(bucket, key, image(64, 48), "image/jpeg")
     env = {"ADMIN_TOKENS": TOKENS, **s3_env(moto.endpoint)}
@@ -85,6 +94,7 @@ def test_prefix_purge_finds_what_an_earlier_run_stored(moto, bucket, start_serve
     for key in ("dir/a.jpg", "dir/sub/b.jpg", "dirt/c.jpg"):
         get(first, f"/{bucket}/{key}")
     get(first, f"/previews/q/rs:fit:32:0/plain/{bucket}/dir/sub/b.jpg")
+    wait_for_entries(data_path, "previews", 1)
     first.stop()
 
     server = start_server(**env)  # the same cache folders: the index survived the restart
@@ -105,18 +115,20 @@ def test_a_linked_original_is_purged_apart_from_the_main_storage(moto, bucket, d
     get(server, linked)
     get(server, main)
     get(server, f"/previews/q/rs:fit:32:0/{b64_source(f's3://{bucket}/a.jpg')}.png")
+    wait_for_entries(data_path, "previews", 1)
 
     assert purge(server, linked) == {"storage": 1, "previews": 1, "image-converter": 0}
     assert get(server, main).headers["X-Cache"] == "HIT"  # same bucket and key, another provider
     assert get(server, linked).headers["X-Cache"] == "MISS"
 
 
-def test_purging_a_preview_url_removes_that_preview_alone(moto, bucket, start_server: StartServer):
+def test_purging_a_preview_url_removes_that_preview_alone(moto, bucket, data_path: Path, start_server: StartServer):
     moto.put(bucket, "a.jpg", image(64, 48), "image/jpeg")
     server = start_server(ADMIN_TOKENS=TOKENS, **s3_env(moto.endpoint))
     small, large = (f"/previews/q/rs:fit:{w}:0/plain/{bucket}/a.jpg@png" for w in (16, 32))
     for path in (small, large, small):
         get(server, path)
+    wait_for_entries(data_path, "previews", 2)
 
     assert purge(server, small) == {"storage": 0, "previews": 1, "image-converter": 0}
     assert get(server, small).headers["X-Cache"] == "MISS"

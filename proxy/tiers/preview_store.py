@@ -63,10 +63,15 @@ class PreviewStore:
         return StoredPreview(entry.meta, data=data)
 
     async def store(self, key: str, meta: EntryMeta, data: bytes, source: str, since: int) -> None:
-        """Keep a new preview of the original `source`, rendered from generation `since` on: on disk
-        off the event loop (best effort), then in memory, unless a purge since then refused it."""
-        if await asyncio.to_thread(self.guard.store_bytes, self.tier, key, data, meta, source, since):
+        """Keep a new preview of the original `source`, rendered from generation `since` on: in memory
+        at once, on disk off the event loop (best effort; refused if a purge came since).
+
+        Not in memory if a purge has come since: it may hold what the purge removed. A purge during the
+        disk write moves the generation, which drops memory before the next lookup.
+        """
+        if self.guard.generation() == since:
             self._remember(key, meta, data)
+        await asyncio.to_thread(self.guard.store_bytes, self.tier, key, data, meta, source, since)
 
     def _remember(self, key: str, meta: EntryMeta, data: bytes) -> None:
         if self._memory is not None and len(data) <= self._memory_entry_max:
