@@ -7,7 +7,9 @@ on both, and each is warmed until it answers the preview from memory: the lane o
 the other. What is left to differ is parsing and connection handling, which is what the cases poke at:
 pipelining, CL/TE, Host missing or twice, duplicate singleton headers, obs-fold, bare LF, HTTP/1.0,
 absolute-form targets, long heads, lowercase methods, Proxy-Connection, garbage after a request,
-heads arriving in pieces. Everything runs twice: with aiohttp's C parser (llhttp) and its Python one.
+heads arriving in pieces, and Origin (CORS is on, for a list of origins: the answers' CORS lines depend
+on it, and every answer varies on it). Everything runs twice: with aiohttp's C parser (llhttp) and its
+Python one. A shorter set of cases runs with CORS off and with CORS for any origin.
 
 How a case is read: everything the server sends until it closes or sends nothing for QUIET_SECONDS;
 then, if it is still open, one more request (a probe for /healthz) and the same again. The probe is
@@ -33,6 +35,9 @@ QUIET_SECONDS = 1.0  # far above a loopback answer's few milliseconds, even on a
 CASE_SECONDS = 15.0
 PROBE = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 WEBP = "image/webp,*/*"
+ALLOWED = "http://allowed.test"
+ALLOWED_WITH_PORT = "http://127.0.0.1:9"
+CORS_LIST = f"{ALLOWED},{ALLOWED_WITH_PORT}"
 _DATE = re.compile(rb"\r\nDate: [^\r\n]*\r\n")
 
 
@@ -44,6 +49,7 @@ class Pair:
     with_lane: ServerProcess
     path: str  # a preview both answer from memory, for the Accept class of no format and for webp
     parser: str  # aiohttp's: "llhttp" or "python"
+    cors: str  # CORS_ALLOW_ORIGINS ("": off)
 
 
 @pytest.fixture(scope="module", params=["llhttp", "python"], ids=["c-parser", "python-parser"])
@@ -51,16 +57,21 @@ def pair(site: Site, tmp_path_factory: pytest.TempPathFactory, request: pytest.F
     """Two servers on one cache folder, the preview warmed on both (first where the lane is off, so
     the other finds the very same stored answer). aiohttp parses with llhttp (its C extension, the
     default) or, with AIOHTTP_NO_EXTENSIONS, with http_parser.py: the lane must match either."""
+    yield from warmed_pair(site, tmp_path_factory, request.param, CORS_LIST)
+
+
+def warmed_pair(site: Site, tmp_path_factory: pytest.TempPathFactory, parser: str, cors: str) -> Iterator[Pair]:
+    """The two servers, with `parser` and CORS_ALLOW_ORIGINS=`cors` (empty: off), the preview warmed."""
     cache = str(tmp_path_factory.mktemp("differential-cache"))
     settings = {"CACHE_PATH": cache, "ACCESS_LOG": "0", "CACHE_SOURCE_INFO_TTL": "1h", "IMGPROXY_AUTO_WEBP": "1",
-                "AIOHTTP_NO_EXTENSIONS": "1" if request.param == "python" else ""}
+                "AIOHTTP_NO_EXTENSIONS": "1" if parser == "python" else "", "CORS_ALLOW_ORIGINS": cors}
     path = f"/previews/q/{buster()}/rs:fit:120:120/plain/{BUCKET}/{KEY}"
     with running_server(site.data_path, HOT_LANE="0", **settings) as without_lane, \
             running_server(site.data_path, HOT_LANE="1", **settings) as with_lane:
         for server, by in ((without_lane, "handler"), (with_lane, "lane")):
             for accept in ("image/jpeg", WEBP):
                 warm(server, path, accept, by)
-        yield Pair(without_lane, with_lane, path, request.param)
+        yield Pair(without_lane, with_lane, path, parser, cors)
 
 
 def warm(server: ServerProcess, path: str, accept: str, by: str) -> None:
@@ -222,7 +233,46 @@ CASES: dict[str, Case] = {
     "split-hot-then-garbage": (head(), "XYZ\r\n\r\n"),
     "split-hot-and-part-then-no-host": (head() + "GET {hot} HTTP/1.1\r\n", "X-A: 1\r\n\r\n"),
     "split-three-hot": (head() + head()[:20], head()[20:] + head()[:-3], head()[-3:]),
+    # Origin: the CORS lines follow Date and Server, per request.
+    "origin-allowed": head("", f"Origin: {ALLOWED}"),
+    "origin-allowed-head": head("", f"Origin: {ALLOWED}", method="HEAD"),
+    "origin-allowed-with-port": head("", f"Origin: {ALLOWED_WITH_PORT}"),
+    "origin-other": head("", "Origin: http://other.test"),
+    "origin-null": head("", "Origin: null"),
+    "origin-empty": head("", "Origin:"),
+    "origin-name-case": head("", f"oRIGIN: {ALLOWED}"),
+    "origin-value-case": head("", f"Origin: {ALLOWED.upper()}"),
+    "origin-no-space": head("", f"Origin:{ALLOWED}"),
+    "origin-spaces-around": head("", f"Origin:   {ALLOWED}   "),
+    "origin-tabs-around": head("", f"Origin:\t{ALLOWED}\t"),
+    "origin-trailing-slash": head("", f"Origin: {ALLOWED}/"),
+    "origin-prefix-of-allowed": head("", "Origin: http://allowed.tes"),
+    "origin-twice-allowed-first": head("", f"Origin: {ALLOWED}", "Origin: http://other.test"),
+    "origin-twice-other-first": head("", "Origin: http://other.test", f"Origin: {ALLOWED}"),
+    "origin-apart": head("", f"Origin: {ALLOWED}", "Accept: */*", "Origin: http://other.test"),
+    "origin-like-names": head("", f"X-Origin: {ALLOWED}", f"Origin-X: {ALLOWED}"),
+    "origin-first-line": head("", f"Origin: {ALLOWED}", "Host: t", host=False),
+    "origin-webp": head("", f"Accept: {WEBP}", f"Origin: {ALLOWED}"),
+    "origin-browser": head("", "User-Agent: Mozilla/5.0", "Accept: image/avif,image/webp,*/*",
+                           "Sec-Fetch-Mode: cors", "Sec-Fetch-Site: same-site", f"Origin: {ALLOWED}",
+                           f"Referer: {ALLOWED}/page"),
+    "origin-pipelined": head("", f"Origin: {ALLOWED}") + head("", "Origin: http://other.test") + head()
+    + head("", f"Origin: {ALLOWED_WITH_PORT}"),
+    "origin-if-none-match": head("", f"Origin: {ALLOWED}", "If-None-Match: *"),
+    "origin-range": head("", f"Origin: {ALLOWED}", "Range: bytes=0-9"),
+    "origin-absolute-form": head("http://preview.test{hot}", f"Origin: {ALLOWED}"),
+    "origin-split-value": (f"GET {{hot}} HTTP/1.1\r\nHost: t\r\nOrigin: {ALLOWED[:9]}", f"{ALLOWED[9:]}\r\n\r\n"),
+    "preflight": head("", f"Origin: {ALLOWED}", "Access-Control-Request-Method: GET",
+                      "Access-Control-Request-Headers: range", method="OPTIONS"),
+    "preflight-other": head("", "Origin: http://other.test", "Access-Control-Request-Method: GET",
+                            method="OPTIONS"),
+    "hot-then-preflight-then-hot": head("", f"Origin: {ALLOWED}")
+    + head("", f"Origin: {ALLOWED}", "Access-Control-Request-Method: GET", method="OPTIONS")
+    + head("", f"Origin: {ALLOWED}"),
 }
+# What the pairs with CORS off and for any origin run: the lane's own answers, with and without Origin.
+SHORT_CASES = ("plain", "head", "webp", "browser", "pipelined", "origin-allowed", "origin-other", "origin-webp",
+               "origin-pipelined", "preflight", "hot-then-preflight-then-hot")
 
 
 def request_bytes(case: str | bytes, path: str) -> bytes:
@@ -281,7 +331,8 @@ def exchange(server: ServerProcess, data: list[bytes]) -> tuple[bytes, bool]:
 def compare(pair: Pair, name: str) -> str | None:
     """None if both servers answer the case alike, else what differs."""
     data = pieces(CASES[name], pair.path)
-    without_lane, with_lane = exchange(pair.without_lane, data), exchange(pair.with_lane, data)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two servers: no reason to wait for one, then the other
+        without_lane, with_lane = pool.map(lambda server: exchange(server, data), (pair.without_lane, pair.with_lane))
     if without_lane == with_lane:
         return None
     return (f"{name}: aiohttp closed={without_lane[1]} {without_lane[0][:300]!r}\n"
@@ -291,7 +342,8 @@ def compare(pair: Pair, name: str) -> str | None:
 def test_the_lane_answers_every_case_as_aiohttp_does(pair: Pair) -> None:
     assert len(CASES) >= 70
     lane_before = metric(pair.with_lane, HOT, by="lane")
-    with ThreadPoolExecutor(max_workers=16) as pool:
+    # Most of a case is waiting QUIET_SECONDS for nothing more to come: many at once cost little CPU.
+    with ThreadPoolExecutor(max_workers=32) as pool:
         differences = [found for found in pool.map(lambda name: compare(pair, name), CASES) if found]
 
     assert not differences, "\n".join(differences)
@@ -300,7 +352,8 @@ def test_the_lane_answers_every_case_as_aiohttp_does(pair: Pair) -> None:
 
 
 @pytest.mark.parametrize("name", ["plain", "pipelined", "webp", "proxy-connection-keep-alive",
-                                  "duplicate-plain-header", "split-request-line", "split-three-hot"])
+                                  "duplicate-plain-header", "split-request-line", "split-three-hot",
+                                  "origin-pipelined"])
 def test_plain_cases_are_answered_by_the_lane_itself(pair: Pair, name: str) -> None:
     """The comparison above would pass with a lane that answers nothing: these must reach it."""
     data = pieces(CASES[name], pair.path)
@@ -340,3 +393,38 @@ def test_each_run_uses_the_parser_it_names(pair: Pair) -> None:
     closed = exchange(pair.without_lane, data)[1]
     assert closed == (pair.parser == "llhttp")
     assert exchange(pair.with_lane, data)[1] == closed
+
+
+def test_the_lane_sends_cors_lines_for_the_request_origin(pair: Pair) -> None:
+    """The comparison above would pass if neither sent them: the lane's answers carry them, per Origin."""
+    before = metric(pair.with_lane, HOT, by="lane")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        (allowed, _), (other, _) = pool.map(lambda name: exchange(pair.with_lane, pieces(CASES[name], pair.path)),
+                                            ("origin-allowed", "origin-other"))
+    assert (f"\r\nServer: {{server}}\r\nAccess-Control-Allow-Origin: {ALLOWED}\r\n"
+            "Access-Control-Expose-Headers: ").encode() in re.sub(rb"\r\nServer: [^\r]*", b"\r\nServer: {server}",
+                                                                 allowed)
+    # One Vary line: the format is negotiated (IMGPROXY_AUTO_WEBP), and a list of origins varies on Origin.
+    assert b"\r\nVary: Accept, Origin\r\n" in allowed.split(b"\r\n\r\n")[0]
+    assert b"Access-Control-" not in other and b"\r\nVary: Accept, Origin\r\n" in other
+    assert metric(pair.with_lane, HOT, by="lane") == before + 2  # the lane's answers, not aiohttp's
+
+
+@pytest.fixture(scope="module", params=["", "*"], ids=["cors-off", "cors-any"])
+def other_pair(site: Site, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Pair]:
+    """The two servers with CORS off, or for any origin (llhttp only: the Origin cases' parsing is the
+    list's, above)."""
+    yield from warmed_pair(site, tmp_path_factory, "llhttp", request.param)
+
+
+def test_the_lane_answers_as_aiohttp_with_cors_off_or_for_anyone(other_pair: Pair) -> None:
+    lane_before = metric(other_pair.with_lane, HOT, by="lane")
+    with ThreadPoolExecutor(max_workers=len(SHORT_CASES)) as pool:
+        differences = [found for found in pool.map(lambda name: compare(other_pair, name), SHORT_CASES) if found]
+
+    assert not differences, "\n".join(differences)
+    assert metric(other_pair.with_lane, HOT, by="lane") - lane_before >= 10
+    answer, _ = exchange(other_pair.with_lane, pieces(CASES["origin-other"], other_pair.path))
+    assert (b"\r\nAccess-Control-Allow-Origin: *\r\n" in answer) == (other_pair.cors == "*")
+    assert (b"Access-Control-" in answer) == (other_pair.cors == "*")
+    assert b"Origin" not in answer.split(b"\r\nDate: ")[0]  # no Vary: Origin, off or for anyone
