@@ -9,9 +9,10 @@ With a list of origins the answer depends on Origin even where it carries no COR
 origin, or none), so every answer says `Vary: Origin` and a shared cache keeps them apart. With `*`
 every answer is the same, and no Vary is needed.
 
-No `Access-Control-Allow-Credentials`: the image routes read no cookie, and signed URLs carry their own
-authorisation, so a page never needs to send credentials; without it a browser never sends cookies
-cross-origin with these requests either.
+No `Access-Control-Allow-Credentials`: the image routes read no cookie and no HTTP authentication
+(signed URLs carry their own authorisation), so a page never needs to send credentials; without it a
+browser does not hand a page the answer to a request made with them, so no cookie of this host can
+ever be what lets a page read something.
 """
 
 from collections.abc import Iterable
