@@ -9,6 +9,7 @@ cross-origin, as for a web application on another host.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -84,8 +85,16 @@ class LaunchFailed(Exception):
 def run_visits(visits: list[Visit], timeout: float) -> list[list[dict[str, Any]]]:
     """Open each page in one headless Chromium, in order; each page's results, one per check."""
     spec = json.dumps([{"page": visit.page, "checks": visit.checks} for visit in visits])
-    result = subprocess.run(["node", str(DRIVER), str(PLAYWRIGHT_CORE), spec], capture_output=True, text=True,
-                            timeout=timeout, check=False)
+    # A process group of its own: on a timeout, Chromium's processes go with the driver.
+    driver = subprocess.Popen(["node", str(DRIVER), str(PLAYWRIGHT_CORE), spec], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = driver.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.communicate(timeout=10)
+        raise
+    result = subprocess.CompletedProcess(driver.args, driver.returncode, stdout, stderr)
     last_line = (result.stdout.strip().splitlines() or ["{}"])[-1]
     try:
         output = json.loads(last_line)
