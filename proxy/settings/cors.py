@@ -51,7 +51,8 @@ def _origin(name: str, item: str) -> str:
     lowered = item.lower()
     match = _ORIGIN.fullmatch(lowered)
     if match is None or (match[5] is not None and not 0 < int(match[5]) < 65536):
-        raise ConfigError(f"{name}: {item!r} is not an origin (scheme://host[:port], no path); expected {ORIGINS_FORMS}")
+        raise ConfigError(f"{name}: {item!r} is not an origin (scheme://host[:port], no path); "
+                          f"expected {ORIGINS_FORMS}")
     scheme, host, port = match[1], match[2], match[5]
     if port is None or _DEFAULT_PORTS.get(scheme) == port:
         return f"{scheme}://{host}"
