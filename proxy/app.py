@@ -122,8 +122,9 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app.router.add_get("/image-converter/{tail:.+}", get_conversion, name="image-converter")
     # Last: everything else is /<bucket>/<key>.
     app.router.add_get("/{bucket}/{key:.+}", get_original, name="original")
-    # Admins remove originals with what was made from them, or one preview (proxy/routes/purge.py).
-    app.router.add_route(PURGE, "/{tail:.*}", purge, name=PURGE_ROUTE)
+    # Admins remove originals with what was made from them, or one preview (proxy/routes/purge.py). Two
+    # segments at least, like every purgeable path: a catch-all would turn other methods' 404s into 405s.
+    app.router.add_route(PURGE, "/{bucket}/{key:.+}", purge, name=PURGE_ROUTE)
     # Pages on other origins may read originals, previews and conversions (CORS_ALLOW_ORIGINS).
     install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter"))
     app.cleanup_ctx.append(_lifecycle)

@@ -40,10 +40,15 @@ def test_a_missing_or_wrong_token_is_401_with_a_bearer_challenge(server: ServerP
     assert "admin-token" not in server.log_text()
 
 
+@pytest.mark.parametrize(("path", "status"), [("/", 404), ("/bucket*", 404), ("/healthz", 405)])
+def test_paths_of_one_segment_match_no_purge_route(server: ServerProcess, path: str, status: int):
+    reply = request(server.url(path), "PURGE", GOOD)
+
+    assert reply.status == status
+    assert_one_line(reply.body)
+
+
 @pytest.mark.parametrize(("path", "reason"), [
-    ("/", "PURGE needs /<bucket>/<key>"),
-    ("/healthz", "PURGE needs /<bucket>/<key>"),
-    ("/bucket*", "PURGE needs /<bucket>/<key>"),
     ("/bucket/*", "PURGE of a whole bucket is refused"),  # decided: too costly a slip to allow
     ("/bucket/a%00b.jpg", "control characters"),
     ("/bucket/a/../b.jpg", "'.' or '..' segments"),

@@ -5,6 +5,8 @@
     PURGE /links/<scheme>/<bucket>/<key>  the same for a linked original (a trailing * for a prefix)
     PURGE /previews/<signature>/...       that one preview (every version and negotiated format of it)
 
+A path of one segment (`/`, `/healthz`) matches no PURGE route: 404, or 405 where GET is served.
+
 Admins only: `Authorization: Bearer <token>`, one of ADMIN_TOKENS (401 with `WWW-Authenticate: Bearer`
 otherwise; 403 while none is configured). The answer is 200 with the entries removed per tier, as
 JSON; every purge writes one log line naming the token by its place (`token #2`), never the token.
