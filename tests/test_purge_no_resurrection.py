@@ -1,6 +1,6 @@
-"""No resurrection: a fill that began before a purge of its original never makes the old version visible
-after the purge has answered, even in the same worker process, where a later request would otherwise
-join the fill in flight.
+"""No resurrection: a fill, or a render, that began before a purge of its original never makes the old
+version visible after the purge has answered, even in the same worker process, where a later request
+would otherwise join the fill in flight.
 
 The provider is moto behind the counting TCP proxy, throttled so the old fill takes seconds.
 """
@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.conftest import StartServer
 from tests.support.http import request
-from tests.support.previews_kit import poll
+from tests.support.previews_kit import metric, poll
 from tests.support.s3 import s3_env
 
 TOKEN = "the-admin-token-0123456789"
@@ -35,9 +35,13 @@ def test_a_fill_begun_before_a_purge_is_not_kept_and_the_new_version_is_served(m
     original, preview = f"/{bucket}/a.jpg", f"/previews/q/rs:fit:100:0/plain/{bucket}/a.jpg@png"
     s3_proxy.faults.bytes_per_second = len(old) / FILL_SECONDS
 
-    with ThreadPoolExecutor(1) as pool:
+    with ThreadPoolExecutor(2) as pool:
         slow = pool.submit(request, server.url(original), timeout=60)
         poll(lambda: s3_proxy.bytes_down > 64 * 1024 or None, "the old fill to be under way")
+        # A render of the old version, waiting for that fill.
+        slow_preview = pool.submit(request, server.url(preview), timeout=60)
+        poll(lambda: metric(server, "preview_proxy_singleflight_waiters_total", tier="storage") or None,
+             "the render to join the fill")
         purged = request(server.url(original), "PURGE", {"Authorization": f"Bearer {TOKEN}"})
         assert purged.status == 200
         assert json.loads(purged.body)["removed"]["storage"] == 0  # nothing committed yet
@@ -49,8 +53,10 @@ def test_a_fill_begun_before_a_purge_is_not_kept_and_the_new_version_is_served(m
         assert slow.done() is False, "the old fill ended too soon to prove anything; throttle harder"
         assert Image.open(io.BytesIO(request(server.url(preview)).body)).size == (100, 200)
         assert slow.result().body == old  # asked before the purge: it may have the old version
+        assert Image.open(io.BytesIO(slow_preview.result().body)).size == (100, 75)
 
-    server.wait_for_log("not kept, a purge came after it began", timeout=30)
+    server.wait_for_log("tier storage: not kept, a purge came after it began", timeout=30)
+    server.wait_for_log("tier previews: not kept, a purge came after it began", timeout=30)
     again = request(server.url(original))
     assert (again.status, again.headers["X-Cache"], again.body) == (200, "HIT", new)
     hit = request(server.url(preview))
