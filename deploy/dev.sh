@@ -74,9 +74,10 @@ fetch_corpus() {
 AZURITE_VERSION=3.35.0
 NODE_PREFIX=.cache/node
 # Debian programs the tests run as real peers: nginx (the consistent-hash front of a cluster) and
-# promtool, from the prometheus package (alert rules and their unit tests). Installed only, never
+# promtool, from the prometheus package (alert rules and their unit tests), and Chromium (a real
+# browser for the CORS test, driven by playwright-core, which downloads no browser). Installed only, never
 # started as services (apt-install.sh sees to that).
-APT_TEST_PACKAGES=(nginx-light prometheus)
+APT_TEST_PACKAGES=(nginx-light prometheus chromium)
 
 install_test_peers() {
   bash deploy/apt-install.sh "${APT_TEST_PACKAGES[@]}"
