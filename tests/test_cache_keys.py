@@ -7,7 +7,7 @@ spread through proxy/), not written down as an opaque string.
 import hashlib
 from pathlib import Path
 
-from previews.conversions.conversion import SOURCE_PREFIX, Conversion
+from previews.conversions.request import SOURCE_PREFIX, Conversion
 from previews.grammar.options import ProcessingOptions
 from previews.video.position import parse_frame_position
 from proxy.storage.config import StorageConfig

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from previews.conversions.conversion import SOURCE_PREFIX, parse_conversion
+from previews.conversions.request import SOURCE_PREFIX, parse_conversion
 from previews.grammar.url import parse_preview_url
 from tests.support.cluster_nodes import Answer, cluster_nodes, fetch_all, object_gets, preview_path, small_originals
 from tests.support.nginx_front import (

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from previews.config import RenderConfig
-from previews.conversions.convert import ConvertOptions
+from previews.conversions.still import ConvertOptions
 from previews.errors import InvalidOption, PreviewError, RenderDeadlinePassed, TooManyPixels, UnsupportedImage
 from tests.support.conversions import convert, multipage_tiff, result_image, tiff, tiff_claiming
 from tests.support.images import encoded, quadrants

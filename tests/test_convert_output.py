@@ -8,8 +8,8 @@ import io
 import pytest
 from PIL import Image
 
-from previews.conversions.convert import ConvertOptions, encode_for_browser
 from previews.conversions.jpeg2000 import uses_reversible_wavelet
+from previews.conversions.still import ConvertOptions, encode_for_browser
 from tests.support.conversions import convert, result_image, tiff
 from tests.support.images import encoded, exif_block, quadrant_names, quadrants
 from tests.support.perceptual import mean_abs_diff

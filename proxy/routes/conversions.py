@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from aiohttp import hdrs, web
 
-from previews.conversions.conversion import parse_conversion
+from previews.conversions.request import parse_conversion
 from proxy.app_keys import CONFIG, CONVERTER
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond

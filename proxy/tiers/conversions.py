@@ -23,8 +23,8 @@ from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
 from previews.config import RenderConfig
 from previews.conversions.config import ConverterConfig
-from previews.conversions.conversion import Conversion, prepare_conversion_job
-from previews.conversions.convert import Converted, ConvertOptions
+from previews.conversions.request import Conversion, prepare_conversion_job
+from previews.conversions.still import Converted, ConvertOptions
 from proxy.errors import RenderWaitTimedOut, ServiceUnavailable
 from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job

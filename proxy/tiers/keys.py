@@ -5,7 +5,7 @@ orphans every entry on disk: the strings these functions produce must stay byte 
 (tests/test_cache_keys.py holds them to the recipes they replaced).
 """
 
-from previews.conversions.conversion import SOURCE_PREFIX
+from previews.conversions.request import SOURCE_PREFIX
 from proxy.storage.config import StorageConfig
 from proxy.storage.links.entry import LinkEntry
 from proxy.storage.provider import ObjectRef

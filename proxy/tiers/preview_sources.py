@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from previews.conversions.conversion import SOURCE_PREFIX, parse_conversion
+from previews.conversions.request import SOURCE_PREFIX, parse_conversion
 from proxy.app_keys import CONVERTER
 from proxy.routes.links import source_originals
 from proxy.storage.provider import ObjectInfo, ObjectRef

@@ -1,4 +1,4 @@
-"""One-call image conversion through previews.conversions.convert, and TIFF files made in code for its tests."""
+"""One-call image conversion through previews.conversions.still, and TIFF files made in code for its tests."""
 
 import io
 import struct
@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image
 
 from previews.config import RenderConfig
-from previews.conversions.convert import Converted, ConvertOptions, convert_image
+from previews.conversions.still import Converted, ConvertOptions, convert_image
 from previews.render import deadline_after
 from tests.support.images import encoded
 

@@ -16,7 +16,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import parse_qsl
 
 from previews.config import RenderConfig
-from previews.conversions.convert import Converted, ConvertOptions, encode_for_browser, prepare_conversion
+from previews.conversions.still import Converted, ConvertOptions, encode_for_browser, prepare_conversion
 from previews.errors import InvalidSource
 from previews.video.position import FramePosition, parse_frame_position
 
