@@ -99,6 +99,7 @@ class Config:
             described.update(self.links.masked())
         if self.cors is not None:
             described["CORS_ALLOW_ORIGINS"] = self.cors.describe()
+            described["CORS_MAX_AGE"] = f"{self.cors.max_age_seconds}s"
         described["ADMIN_TOKENS"] = self.admin.describe()
         described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()
         for tier in self.cache.tiers():

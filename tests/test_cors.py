@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from proxy.config import Config
 from proxy.settings.cors import read_cors_config
 from proxy.settings.errors import ConfigError
 from tests.support.conversions import tiff
@@ -206,3 +207,10 @@ def test_serve_refuses_a_bad_origin_in_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().startswith("preview-proxy: CORS_ALLOW_ORIGINS: 'https://a/b' is not an origin")
     result = run_cli(["config"], tmp_path, {**env, "CORS_ALLOW_ORIGINS": "https://b.example,https://a.example"})
     assert described(result.stdout)["CORS_ALLOW_ORIGINS"] == "https://a.example,https://b.example"
+
+
+def test_config_dump_shows_both_cors_settings(tmp_path: Path) -> None:
+    config = Config.from_env({"DATA_PATH": str(tmp_path), "CORS_ALLOW_ORIGINS": "https://a.example",
+                              "CORS_MAX_AGE": "10m"})
+    described = config.describe()
+    assert (described["CORS_ALLOW_ORIGINS"], described["CORS_MAX_AGE"]) == ("https://a.example", "600s")
