@@ -77,6 +77,9 @@ class Metrics:
                                "`cache purge`, by tier.", ["tier"], registry=r)
         self._purge_requests = Counter("preview_proxy_purge_requests_total", "PURGE requests by outcome: purged, "
                                        "unauthorized (401), disabled (403), invalid (4xx).", ["outcome"], registry=r)
+        self._revalidations = Counter("preview_proxy_revalidations_total", "Background checks of cached "
+                                      "originals: not_modified (304), changed (refetched or gone), failed "
+                                      "(the copy kept).", ["tier", "provider", "outcome"], registry=r)
         self._singleflight_waiters = Counter("preview_proxy_singleflight_waiters_total",
                                              "Requests that joined a fill already in flight.", ["tier"],
                                              registry=r)
@@ -157,6 +160,10 @@ class Metrics:
     def purged(self, tier: str, entries: int) -> None:
         """A purge removed `entries` entries of `tier` (0 too: the series exists from the first purge)."""
         self._purged.labels(tier).inc(entries)
+
+    def revalidated(self, tier: str, provider: str, outcome: str) -> None:
+        """A cached original of `tier` from `provider` was checked: not_modified, changed or failed."""
+        self._revalidations.labels(tier, provider, outcome).inc()
 
     def purge_request(self, outcome: str) -> None:
         """A PURGE request answered with `outcome`."""
