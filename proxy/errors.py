@@ -144,3 +144,18 @@ class RenderMemoryTimeout(UpstreamTimeout):
     """The deadline passed while the render waited for memory."""
 
     default_reason = "render timed out waiting for memory"
+
+
+class UploadUnauthorized(AdminUnauthorized):
+    """A PUT with neither a bearer token of UPLOAD_TOKENS nor a valid presigned query.
+
+    An AdminUnauthorized, so the middleware adds `WWW-Authenticate: Bearer` to it as well.
+    """
+
+    default_reason = "PUT needs Authorization: Bearer <one of UPLOAD_TOKENS> or a presigned URL"
+
+
+class UploadsDisabled(Forbidden):
+    """A PUT while neither UPLOAD_TOKENS nor UPLOAD_SIGNING_KEYS is configured."""
+
+    default_reason = "uploads are off: no UPLOAD_TOKENS or UPLOAD_SIGNING_KEYS are configured"

@@ -43,3 +43,22 @@ class ProviderAccessDenied(UpstreamFailed):
 
 class ProviderTimeout(UpstreamTimeout):
     """The provider did not answer within the configured time."""
+
+
+class ChecksumMismatch(BadRequest):
+    """An upload's body does not match the Content-MD5 or x-amz-checksum-sha256 its client sent."""
+
+    default_reason = "the body does not match its checksum"
+
+
+class UploadTooLarge(BadRequest):
+    """An upload's body is larger than a provider can take in one object, or than its Content-Length said."""
+
+    status = 413
+    default_reason = "the body is too large for one object"
+
+
+class WriteAborted(ProviderFailure):
+    """A write given up before it completed (its client went away, or the server is shutting down)."""
+
+    default_reason = "the upload was aborted"
