@@ -142,14 +142,19 @@ class DiskTier:
 
     def store_bytes(self, key: str, data: bytes, meta: EntryMeta) -> bool:
         """Store a small body produced in memory (a rendered preview): part file, then commit."""
+        part = self.write_part(data)
+        return part is not None and self.commit(key, part, meta)
+
+    def write_part(self, data: bytes) -> Path | None:
+        """A new part file holding `data`, ready to commit; None (and the error counted) if it can't be written."""
         try:
             part = self.new_part_path()
             with open(part, "xb") as file:
                 file.write(data)
         except OSError as error:
             self._report("write", error)
-            return False
-        return self.commit(key, part, meta)
+            return None
+        return part
 
     def remove(self, key: str) -> bool:
         """Delete the entry for `key` (a purge); True if there was one. Its file goes after the row."""

@@ -108,14 +108,8 @@ class PurgeIndex:
 
     def store_bytes(self, tier: DiskTier, key: str, data: bytes, meta: EntryMeta, source: str, since: int) -> bool:
         """`commit` for a small body made in memory (a preview, a conversion)."""
-        try:
-            part = tier.new_part_path()
-            with open(part, "xb") as file:
-                file.write(data)
-        except OSError as error:
-            tier.report_error("write", error)
-            return False
-        return self.commit(tier, key, part, meta, source, since)
+        part = tier.write_part(data)
+        return part is not None and self.commit(tier, key, part, meta, source, since)
 
     def purge(self, tiers: Mapping[str, DiskTier], kind: str, target: str, tier: str = "") -> dict[str, int]:
         """Remove every entry `kind` and `target` name (`tier` too, for ENTRY), record the purge and

@@ -8,7 +8,6 @@ import os
 import platform
 import resource
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 import aiohttp
 import uvloop
 
+from tests.support.processes import stop_process_group
 from tests.support.server import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,28 +159,9 @@ def process_group(argv: Sequence[str], ready_url: str, env: dict[str, str] | Non
         wait_until_serving(ready_url, process)
         yield process
     finally:
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            if not _signal_group(process, sig, grace):
-                break
+        stop_process_group(process, grace=10.0)
         if log:
             output.close()  # type: ignore[union-attr]  # a file when `log` is given
-
-
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals, grace: float) -> bool:
-    """Send `sig` to the group and wait up to `grace` s for it to empty; True if some member is left."""
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        process.poll()  # reap the leader, or it stays a zombie in the group
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> None:

@@ -10,7 +10,6 @@ own process group (never as a service); every path it writes is in the test's di
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -19,6 +18,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from tests.support.cluster_nodes import fetch_all
+from tests.support.processes import stop_process_group
 
 NGINX = "/usr/sbin/nginx"
 CLUSTER = Path(__file__).resolve().parents[2] / "deploy" / "cluster"
@@ -142,16 +142,4 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], directory: Path)
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the master's group (its workers too), then SIGKILL if any is left after 10 s."""
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            process.poll()  # reap the master, or it stays a zombie in the group
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.02)
+    stop_process_group(process, grace=10.0)
