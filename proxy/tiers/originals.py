@@ -5,6 +5,8 @@ range of it. On a miss exactly one fill per key runs, detached from the request 
 every other request for the key in this process tails the same part file. Across worker processes,
 the fill holds the key's tier lock (cache.key_lock): another process waits for it, then serves the
 committed entry. A stale copy in the tier is served (X-Cache: STALE) only when the provider fails.
+An entry older than the revalidation period (`revalidate`, 0: never) is served and checked against
+the provider in the background (proxy.tiers.revalidation).
 """
 
 import asyncio
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from cache.disk_tier import DiskTier
-from cache.entry import EntryMeta
+from cache.entry import CachedEntry, EntryMeta
 from cache.errors import FillFailed
 from cache.fill import Fill
 from proxy.errors import ProxyError, UpstreamFailed, UpstreamTimeout
@@ -29,6 +31,7 @@ from proxy.tiers.keys import original_key
 from proxy.tiers.once_per_key import Delivery, OncePerKey, Outcome
 from proxy.tiers.purge_guard import PurgeGuard
 from proxy.tiers.range_file import ProviderRangeFile
+from proxy.tiers.revalidation.revalidator import Revalidator, entry_age
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ class Originals:
 
     def __init__(self, provider: StorageProvider, local: LocalProvider | None, tier: DiskTier,
                  metrics: Metrics, namespace: str, stale_if_error: bool = True,
-                 guard: PurgeGuard | None = None) -> None:
+                 guard: PurgeGuard | None = None, revalidate: float = 0.0) -> None:
         self._provider = provider
         self._stale_if_error = stale_if_error
         self._local = local
@@ -83,6 +86,7 @@ class Originals:
         self._namespace = namespace
         self._guard = guard or PurgeGuard()
         self._fills: OncePerKey[FillOutcome] = OncePerKey(tier, metrics, job_key=self._guard.job_key)
+        self._revalidator = Revalidator(provider, tier, metrics, self._guard, revalidate)
 
     async def locate(self, ref: ObjectRef, want_body: bool) -> Located:
         """Find the original. With `want_body`, a miss starts (or joins) the fill of the storage tier.
@@ -94,7 +98,7 @@ class Originals:
             file, info = await asyncio.to_thread(self._local.open_in_place, ref)
             return Located(info, "BYPASS", file=file)
         key = self.cache_key(ref)
-        entry = await asyncio.to_thread(self._tier.lookup, key)
+        entry = await self._lookup(ref, key)
         if entry is not None and not entry.stale:
             self._fills.record(Outcome.FOUND)
             return Located(entry.meta.info, "HIT", file=entry.file)
@@ -146,7 +150,7 @@ class Originals:
         """The original's metadata without touching its bytes: stat, the tier's row, or a provider HEAD."""
         if self._local is not None:
             return await asyncio.to_thread(self._local.stat_in_place, ref)
-        entry = await asyncio.to_thread(self._tier.lookup, self.cache_key(ref))
+        entry = await self._lookup(ref, self.cache_key(ref))
         if entry is not None:
             entry.file.close()
             if not entry.stale:
@@ -158,6 +162,15 @@ class Originals:
                 raise
             self._stale_served(ref, error)
             return entry.meta.info
+
+    async def _lookup(self, ref: ObjectRef, key: str) -> CachedEntry | None:
+        """The tier's entry for `key`; a fresh one older than the revalidation period starts a check."""
+        if self._revalidator.period <= 0:
+            return await asyncio.to_thread(self._tier.lookup, key)
+        entry, age = await asyncio.to_thread(_lookup_with_age, self._tier, key)
+        if entry is not None and not entry.stale and self._revalidator.due(age):
+            self._revalidator.start(ref, key)  # stale-while-revalidate: this request is served the copy
+        return entry
 
     def _stale_served(self, ref: ObjectRef, error: ProxyError) -> None:
         self._fills.record(Outcome.STALE)
@@ -255,16 +268,28 @@ class Originals:
     @property
     def busy(self) -> bool:
         """True while a fill runs (a links reload keeps a retired Originals until it is idle)."""
-        return self._fills.busy
+        return self._fills.busy or self._revalidator.busy
 
     async def close(self) -> None:
-        """Cancel fills still running (at shutdown)."""
+        """Cancel fills and revalidations still running (at shutdown)."""
+        await self._revalidator.close()
         await self._fills.close()
 
 
 async def _committed_elsewhere(tier: DiskTier, key: str) -> FilledElsewhere | None:
     """COMMITTED if the tier holds a fresh entry for `key` (another process filled it since our miss)."""
     return FilledElsewhere.COMMITTED if await asyncio.to_thread(_has_fresh_entry, tier, key) else None
+
+
+def _lookup_with_age(tier: DiskTier, key: str) -> tuple[CachedEntry | None, float]:
+    """The entry for `key` and its age (see proxy.tiers.revalidation). Blocks."""
+    entry = tier.lookup(key)
+    if entry is None:
+        return None, 0.0
+    try:
+        return entry, entry_age(entry)
+    except OSError:
+        return entry, 0.0
 
 
 def _has_fresh_entry(tier: DiskTier, key: str) -> bool:

@@ -21,6 +21,7 @@ import yaml
 
 from proxy.secrets.registry import SECRETS
 from proxy.settings.errors import ConfigError
+from proxy.settings.revalidation import describe_revalidate
 from proxy.storage.config import StorageConfig, mask
 from proxy.storage.links.entry import FIELDS, NAME, LinkEntry, parse_entry
 from proxy.storage.links.errors import LinkFieldError
@@ -56,7 +57,8 @@ class LinksConfig:
             described[f"link {entry.name}"] = (
                 f"{entry.provider} {where} buckets={','.join(entry.buckets)} access_key={mask(storage.access_key)} "
                 f"secret_key={mask(storage.secret_key)} iam_role={storage.iam_role or '(unset)'} "
-                f"credentials_path={storage.credentials_path or '(unset)'}")
+                f"credentials_path={storage.credentials_path or '(unset)'}"
+                + ("" if entry.provider == "fs" else f" revalidate={describe_revalidate(entry.revalidate)}"))
         return described
 
     def secrets(self) -> tuple[str, ...]:

@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from proxy.settings.errors import ConfigError
+from proxy.settings.revalidation import DEFAULT_LINK_REVALIDATE, parse_revalidate
+from proxy.settings.units import DURATION_FORMS
 from proxy.storage.cloud.azure import CONTAINER_NAME
 from proxy.storage.cloud.credentials import AZURE_ACCOUNT_NAME, check_service_account, read_service_account, sas_token
 from proxy.storage.cloud.gcs import BUCKET_NAME as GCS_BUCKET_NAME
@@ -22,12 +24,13 @@ from proxy.storage.links.errors import LinkFieldError
 # The links file's provider names, and the STORAGE_PROVIDER each builds (fs: local disk, in place).
 LINK_PROVIDERS = {"minio": "minio", "azure": "azure", "google": "google", "fs": LOCAL_DISK}
 FIELDS = ("provider", "endpoint", "access_key", "secret_key", "iam_role", "region", "credentials_path",
-          "buckets", "path")
-# Fields each provider may carry; any other is refused, so a typo never passes silently.
+          "buckets", "path", "revalidate")
+# Fields each provider may carry; any other is refused, so a typo never passes silently. An fs
+# entry's files are read in place, never cached, so they are always current: it has no `revalidate`.
 ALLOWED = {
-    "minio": {"provider", "endpoint", "access_key", "secret_key", "iam_role", "region", "buckets"},
-    "azure": {"provider", "endpoint", "access_key", "secret_key", "buckets"},
-    "google": {"provider", "endpoint", "credentials_path", "buckets"},
+    "minio": {"provider", "endpoint", "access_key", "secret_key", "iam_role", "region", "buckets", "revalidate"},
+    "azure": {"provider", "endpoint", "access_key", "secret_key", "buckets", "revalidate"},
+    "google": {"provider", "endpoint", "credentials_path", "buckets", "revalidate"},
     "fs": {"provider", "path"},
 }
 # Names that may follow a link scheme: a bucket, a container, or an fs entry's own name (its storage id).
@@ -43,6 +46,8 @@ class LinkEntry:
     provider: str  # minio | azure | google | fs
     buckets: tuple[str, ...]  # for fs: the entry's own name, its storage id
     storage: StorageConfig = field(repr=False)  # holds the secret key: never in a repr
+    # Seconds a cached original is served before it is checked against the bucket again (0: never).
+    revalidate: float = field(default_factory=lambda: parse_revalidate(DEFAULT_LINK_REVALIDATE))
 
 
 def parse_entry(name: Any, raw: Any, base: StorageConfig) -> LinkEntry:
@@ -72,7 +77,7 @@ def parse_entry(name: Any, raw: Any, base: StorageConfig) -> LinkEntry:
     else:
         storage = _google(raw, storage)
         buckets = _buckets(raw, GCS_BUCKET_NAME, "a bucket name (3-222 lowercase letters, digits, '-_.')")
-    return LinkEntry(name, provider, buckets, storage)
+    return LinkEntry(name, provider, buckets, storage, _revalidate(raw))
 
 
 def _minio(raw: Mapping[str, Any], storage: StorageConfig) -> StorageConfig:
@@ -129,6 +134,21 @@ def _buckets(raw: Mapping[str, Any], pattern: re.Pattern[str], what: str) -> tup
             # By its place: what is not a bucket name may be a secret pasted into the wrong field.
             raise LinkFieldError("buckets", f"item #{number}: expected {what}")
     return tuple(dict.fromkeys(buckets))
+
+
+def _revalidate(raw: Mapping[str, Any]) -> float:
+    """`revalidate:` in seconds: a duration (`30s`, `5m`), a number of seconds, or 0/`off` for never."""
+    value = raw.get("revalidate", DEFAULT_LINK_REVALIDATE)
+    if value is False:  # YAML reads a bare `off` as false
+        return 0.0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    try:
+        if isinstance(value, str):
+            return parse_revalidate(value)
+    except ValueError:
+        pass
+    raise LinkFieldError("revalidate", f"expected off, 0 or {DURATION_FORMS}")
 
 
 def _endpoint(raw: Mapping[str, Any]) -> str | None:

@@ -1,0 +1,1 @@
+"""Revalidation of cached originals that can change (linked buckets, CACHE_REVALIDATE): docs/revalidation.md."""
