@@ -20,6 +20,7 @@ from proxy.settings.cors import CorsConfig, read_cors_config
 from proxy.settings.env_values import read_flag
 from proxy.settings.errors import ConfigError
 from proxy.settings.previews import PreviewsConfig
+from proxy.settings.revalidation import RevalidationConfig, read_revalidation_config
 from proxy.settings.tiers import read_cache_config
 from proxy.storage.config import StorageConfig
 from proxy.storage.links.config import LinksConfig
@@ -57,6 +58,8 @@ class Config:
     converter: ConverterConfig = field(default_factory=ConverterConfig)
     cors: CorsConfig | None = None  # None: no CORS header, OPTIONS refused (proxy/http/cors.py)
     admin: AdminConfig = field(default_factory=AdminConfig)  # no tokens: PURGE refused
+    # Cached originals that can change: checked in the background past a period (proxy/tiers/revalidation/).
+    revalidation: RevalidationConfig = field(default_factory=RevalidationConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080,
@@ -66,10 +69,13 @@ class Config:
         `workers` is the --workers flag's text, if given; it wins over SERVER_WORKERS.
         """
         data_path = Path(env.get("DATA_PATH") or "./data").absolute()
+        revalidation = read_revalidation_config(env)
         server = ServerConfig(
             host=host,
             port=port,
-            originals_cache_control=env.get("ORIGINALS_CACHE_CONTROL") or DEFAULT_ORIGINALS_CACHE_CONTROL,
+            # Not `immutable` when CACHE_REVALIDATE says the main storage's objects can change.
+            originals_cache_control=revalidation.originals_cache_control(env.get("ORIGINALS_CACHE_CONTROL"),
+                                                                         DEFAULT_ORIGINALS_CACHE_CONTROL),
             sendfile=read_flag(env, "SENDFILE", default=True),
             access_log=read_flag(env, "ACCESS_LOG", default=True),
             workers=read_workers(env, workers),
@@ -79,7 +85,7 @@ class Config:
         previews = PreviewsConfig.from_env(env, processes=server.workers)
         return cls(data_path, server, storage, read_cache_config(env, data_path), previews,
                    LinksConfig.from_env(env, data_path, storage), read_converter_config(env),
-                   cors=read_cors_config(env), admin=read_admin_config(env))
+                   cors=read_cors_config(env), admin=read_admin_config(env), revalidation=revalidation)
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -101,6 +107,7 @@ class Config:
             described["CORS_ALLOW_ORIGINS"] = self.cors.describe()
             described["CORS_MAX_AGE"] = f"{self.cors.max_age_seconds}s"
         described["ADMIN_TOKENS"] = self.admin.describe()
+        described.update(self.revalidation.describe())
         described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()
         for tier in self.cache.tiers():
             described[f"cache {tier.name}"] = (
