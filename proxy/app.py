@@ -86,14 +86,15 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
         guarded = _guarded(raw, entry.storage, metrics, f"link:{entry.name}")
         in_place = raw if isinstance(raw, LocalProvider) else None
         return Originals(guarded, in_place, storage_tier, metrics, link_namespace(entry), stale_if_error,
-                         guard), guarded
+                         guard, revalidate=entry.revalidate), guarded
 
     app = web.Application(middlewares=[errors_and_metrics])
     app[CONFIG] = config
     app[METRICS] = metrics
     app[PROVIDER] = provider
     app[TIERS] = tiers
-    app[ORIGINALS] = originals = Originals(provider, local, storage_tier, metrics, namespace, stale_if_error, guard)
+    app[ORIGINALS] = originals = Originals(provider, local, storage_tier, metrics, namespace, stale_if_error, guard,
+                                           revalidate=config.revalidation.main_revalidate)
     links_config = config.links or LinksConfig(config.data_path / "remote_links.yml", required=False)
     app[LINKS] = LinkedOriginals(links_config, config.storage, build_link)
     settings = config.previews
