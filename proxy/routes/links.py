@@ -4,11 +4,16 @@
 tier, single fill, ranges, 304) from the provider of the links-file entry that lists `photos`.
 A second segment that is not a link scheme keeps the plain meaning: the bucket `links` of the main
 storage, so `/links/<key>` still reaches it unless the key starts with a scheme name.
+
+Linked buckets belong to users, who overwrite files, so a linked original is never sent `immutable`:
+its Cache-Control is LINKS_CACHE_CONTROL (default `public, max-age=60`, as long as the proxy itself
+serves a copy before revalidating it by default).
 """
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from proxy.app_keys import LINKS, ORIGINALS
+from proxy.app_keys import CONFIG, LINKS, ORIGINALS
+from proxy.config import Config
 from proxy.http.object_path import parse_object_path, parse_source_ref
 from proxy.http.request_target import path_and_query
 from proxy.routes.originals import get_original, serve_original
@@ -27,7 +32,24 @@ async def get_link(request: web.Request) -> web.StreamResponse:
         return await get_original(request)
     ref = parse_object_path("/" + rest)
     originals = request.app[LINKS].resolve(LinkRef(scheme, ref))
-    return await serve_original(request, originals, ref)
+    cache_control = request.app[CONFIG].revalidation.links_cache_control
+    return await serve_original(request, originals, ref, {hdrs.CACHE_CONTROL: cache_control})
+
+
+def changing_source_cache_control(config: Config, source: str) -> str | None:
+    """The Cache-Control of what is made from `source` (a preview, a conversion) if the source can
+    change, else None (the route's own, `immutable`, fits).
+
+    A preview's URL does not carry its source's version, so a browser told `immutable` for a year
+    would keep an old preview of a file overwritten since. Sources that can change: links (`s3://`,
+    also inside an `image-converter/...` source), which get LINKS_CACHE_CONTROL, and the main
+    storage when CACHE_REVALIDATE is set, which gets a max-age of that period.
+    """
+    if "://" in source:
+        return config.revalidation.links_cache_control
+    if config.revalidation.main_revalidate > 0:
+        return f"public, max-age={int(config.revalidation.main_revalidate)}"
+    return None
 
 
 def source_originals(app: web.Application, source: str) -> tuple[Originals, ObjectRef]:
