@@ -7,6 +7,7 @@ from typing import Protocol
 # What a HEAD tells, and what a GET's stream describes: the one description of an object that
 # the tiers store too, so it is defined in cache/ (which may not import proxy/).
 from cache.entry import ObjectInfo
+from proxy.storage.writes import WritePlan, WriteResult
 
 __all__ = ["ByteSpan", "NotModified", "ObjectInfo", "ObjectRef", "ObjectStream", "StorageProvider",
            "absolute_span", "quote_etag"]
@@ -63,6 +64,14 @@ class StorageProvider(Protocol):
 
     async def put(self, ref: ObjectRef, chunks: AsyncIterable[bytes], content_type: str) -> None:
         """Write an object; large ones go up in parts."""
+        ...
+
+    async def write(self, ref: ObjectRef, chunks: AsyncIterable[bytes], plan: WritePlan) -> WriteResult:
+        """Write an object as `plan` says (one request or parts): it appears whole or not at all.
+
+        If `chunks` raise or the call is cancelled, nothing becomes visible and no multipart upload
+        stays open on the provider (proxy.storage.writes).
+        """
         ...
 
     async def check(self) -> None:
