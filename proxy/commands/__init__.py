@@ -1,0 +1,1 @@
+"""Long-running operator commands that use the server's own components (`preview-proxy warm`)."""
