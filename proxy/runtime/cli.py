@@ -1,10 +1,12 @@
-"""`preview-proxy serve | config | sample | cache ...` (the cache subcommands: proxy.runtime.cache_commands)."""
+"""`preview-proxy serve | config | sample | cache ... | warm` (the cache subcommands: proxy.runtime.cache_commands;
+warm: proxy.commands.warm, imported only when it runs)."""
 
 import argparse
 import logging
 import sys
 from pathlib import Path
 
+from proxy.commands.warm_arguments import add_warm_command
 from proxy.config import Config, read_environment
 from proxy.runtime.cache_commands import add_cache_commands, run_cache_command
 from proxy.runtime.exits import exit_without_teardown
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("config", help="print the effective configuration, secrets masked")
     commands.add_parser("sample", help="place a sample image in the sample bucket of local storage")
     add_cache_commands(commands)
+    add_warm_command(commands)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -49,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "cache":
         return run_cache_command(args, config)
+    if args.command == "warm":
+        from proxy.commands.warm import run_warm_command  # the app's components: only when warming
+
+        return run_warm_command(args, config)
     if args.command == "sample":
         from proxy.runtime.sample import place_sample, sample_url_path
 
