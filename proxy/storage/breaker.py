@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 
 from proxy.storage.errors import CircuitOpen, ProviderFailure, ProviderTimeout
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
+from proxy.storage.writes import WritePlan, WriteResult
 
 T = TypeVar("T")
 
@@ -128,6 +129,10 @@ class BreakerProvider:
     async def put(self, ref: ObjectRef, chunks: AsyncIterable[bytes], content_type: str) -> None:
         """See StorageProvider.put."""
         await self.breaker.call(self.inner.put(ref, chunks, content_type))
+
+    async def write(self, ref: ObjectRef, chunks: AsyncIterable[bytes], plan: WritePlan) -> WriteResult:
+        """See StorageProvider.write; a client's fault (a bad checksum, a body cut off) is no provider failure."""
+        return await self.breaker.call(self.inner.write(ref, chunks, plan))
 
     async def check(self) -> None:
         """Readiness asks the provider itself: an open circuit must not hide a recovery."""

@@ -4,7 +4,7 @@ They derive from proxy.errors' status classes, so they share the one root (previ
 and the middleware renders them like any other.
 """
 
-from proxy.errors import BadRequest, NotFound, UpstreamFailed, UpstreamTimeout
+from proxy.errors import BadRequest, NotFound, ServiceUnavailable, UpstreamFailed, UpstreamTimeout
 
 
 class ObjectNotFound(NotFound):
@@ -58,7 +58,13 @@ class UploadTooLarge(BadRequest):
     default_reason = "the body is too large for one object"
 
 
-class WriteAborted(ProviderFailure):
-    """A write given up before it completed (its client went away, or the server is shutting down)."""
+class WriteAborted(ServiceUnavailable):
+    """A write given up before it completed (the server is shutting down); not the provider's failure."""
 
     default_reason = "the upload was aborted"
+
+
+class BodyCutOff(BadRequest):
+    """The client's body broke off before its end (a disconnect): the write is aborted, nothing stored."""
+
+    default_reason = "the request body was cut off"

@@ -7,6 +7,7 @@ from typing import Any
 from proxy.metrics.registry import Metrics
 from proxy.storage.errors import CircuitOpen, ObjectNotFound, ProviderAccessDenied, ProviderTimeout
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
+from proxy.storage.writes import WritePlan, WriteResult
 
 
 class InstrumentedProvider:
@@ -35,6 +36,10 @@ class InstrumentedProvider:
     async def put(self, ref: ObjectRef, chunks: AsyncIterable[bytes], content_type: str) -> None:
         """See StorageProvider.put."""
         await self._timed(self.inner.put(ref, chunks, content_type))
+
+    async def write(self, ref: ObjectRef, chunks: AsyncIterable[bytes], plan: WritePlan) -> WriteResult:
+        """See StorageProvider.write."""
+        return await self._timed(self.inner.write(ref, chunks, plan))
 
     async def check(self) -> None:
         """See StorageProvider.check."""

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from proxy.storage.errors import InvalidObjectPath, ObjectNotFound
+from proxy.storage.local_write import write_file
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, absolute_span
+from proxy.storage.writes import WritePlan, WriteResult
 
 READ_CHUNK = 256 * 1024
 
@@ -79,6 +81,10 @@ class LocalProvider:
             file.close()
             temporary.unlink(missing_ok=True)
             raise
+
+    async def write(self, ref: ObjectRef, chunks: AsyncIterable[bytes], plan: WritePlan) -> WriteResult:
+        """A part file beside the target, renamed over it at the end (local_write); the bucket must exist."""
+        return await write_file(self._resolve(ref), chunks)
 
     async def check(self) -> None:
         """Ready when the storage root exists."""

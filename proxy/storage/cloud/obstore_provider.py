@@ -20,9 +20,11 @@ from proxy.storage.cloud.obstore_calls import (
     answers,
     info_from_obstore,
 )
+from proxy.storage.cloud.obstore_write import write_object
 from proxy.storage.config import StorageConfig
 from proxy.storage.errors import ObjectNotFound
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream
+from proxy.storage.writes import WritePlan, WriteResult
 
 if TYPE_CHECKING:  # obstore's option types exist only in its stubs, not at run time
     from obstore import GetOptions, GetResult
@@ -117,6 +119,13 @@ class ObstoreProvider:
             head += chunk
         await self._calls.call(ref, "put", obstore.put_async(
             store, ref.key, _prepend(bytes(head), iterator), attributes=attributes, chunk_size=MULTIPART_THRESHOLD))
+
+    async def write(self, ref: ObjectRef, chunks: AsyncIterable[bytes], plan: WritePlan) -> WriteResult:
+        """One PUT or a multipart upload as `plan` says (proxy.storage.cloud.obstore_write)."""
+        result = await write_object(self.store(ref.bucket), self._calls, ref, chunks, plan)
+        if not result.etag:
+            result = WriteResult((await self.head(ref)).etag, result.size)
+        return result
 
     async def check(self) -> None:
         """Ready when the endpoint answers with our credentials, in the bucket that last answered if any."""
