@@ -22,6 +22,7 @@ from proxy.settings.errors import ConfigError
 from proxy.settings.previews import PreviewsConfig
 from proxy.settings.revalidation import RevalidationConfig, read_revalidation_config
 from proxy.settings.tiers import read_cache_config
+from proxy.settings.uploads import UploadConfig, read_upload_config
 from proxy.storage.config import StorageConfig
 from proxy.storage.links.config import LinksConfig
 
@@ -58,6 +59,7 @@ class Config:
     converter: ConverterConfig = field(default_factory=ConverterConfig)
     cors: CorsConfig | None = None  # None: no CORS header, OPTIONS refused (proxy/http/cors.py)
     admin: AdminConfig = field(default_factory=AdminConfig)  # no tokens: PURGE refused
+    uploads: UploadConfig = field(default_factory=UploadConfig)  # no tokens or keys: PUT refused
     # Cached originals that can change: checked in the background past a period (proxy/tiers/revalidation/).
     revalidation: RevalidationConfig = field(default_factory=RevalidationConfig)
 
@@ -85,7 +87,8 @@ class Config:
         previews = PreviewsConfig.from_env(env, processes=server.workers)
         return cls(data_path, server, storage, read_cache_config(env, data_path), previews,
                    LinksConfig.from_env(env, data_path, storage), read_converter_config(env),
-                   cors=read_cors_config(env), admin=read_admin_config(env), revalidation=revalidation)
+                   cors=read_cors_config(env), admin=read_admin_config(env), revalidation=revalidation,
+                   uploads=read_upload_config(env))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -107,6 +110,7 @@ class Config:
             described["CORS_ALLOW_ORIGINS"] = self.cors.describe()
             described["CORS_MAX_AGE"] = f"{self.cors.max_age_seconds}s"
         described["ADMIN_TOKENS"] = self.admin.describe()
+        described.update(self.uploads.describe())
         described.update(self.revalidation.describe())
         described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()
         for tier in self.cache.tiers():
