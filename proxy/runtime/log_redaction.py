@@ -52,6 +52,7 @@ def register_config_secrets(config: Config, registry: SecretRegistry = SECRETS) 
     """
     registry.add(*config.storage.secrets())
     registry.add(*config.admin.tokens)  # ADMIN_TOKENS: a token quoted in a log line or error is masked
+    registry.add(*config.uploads.secrets())  # UPLOAD_TOKENS and UPLOAD_SIGNING_KEYS, the same way
     registry.add_keys(*(part for pair in config.previews.signature.pairs for part in pair))
     if config.links is not None:
         registry.add(*config.links.secrets())
