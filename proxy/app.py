@@ -36,6 +36,7 @@ from proxy.routes.links import get_link
 from proxy.routes.originals import get_original
 from proxy.routes.previews import PREVIEW_ROUTE, get_preview
 from proxy.routes.purge import PURGE, PURGE_ROUTE, purge
+from proxy.routes.uploads import UPLOAD_ROUTE, put_object
 from proxy.storage.breaker import BreakerProvider, CircuitBreaker
 from proxy.storage.config import StorageConfig
 from proxy.storage.instrumented import InstrumentedProvider
@@ -126,6 +127,8 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     # Admins remove originals with what was made from them, or one preview (proxy/routes/purge.py). Two
     # segments at least, like every purgeable path: a catch-all would turn other methods' 404s into 405s.
     app.router.add_route(PURGE, "/{bucket}/{key:.+}", purge, name=PURGE_ROUTE)
+    # Writes, by bearer token or presigned URL (proxy/routes/uploads.py); /links/<scheme>/... writes to a link.
+    app.router.add_put("/{bucket}/{key:.+}", put_object, name=UPLOAD_ROUTE)
     # Pages on other origins may read originals, previews and conversions (CORS_ALLOW_ORIGINS).
     install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter"))
     app.cleanup_ctx.append(_lifecycle)
