@@ -11,6 +11,7 @@ from proxy.config import Config, read_environment
 from proxy.runtime.cache_commands import add_cache_commands, run_cache_command
 from proxy.runtime.exits import exit_without_teardown
 from proxy.runtime.log_redaction import install_redaction, register_config_secrets
+from proxy.runtime.presign_command import add_presign_command, run_presign_command
 from proxy.secrets.registry import SECRETS
 from proxy.settings.errors import ConfigError
 from proxy.settings.listen_address import read_listen_address
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("config", help="print the effective configuration, secrets masked")
     commands.add_parser("sample", help="place a sample image in the sample bucket of local storage")
     add_cache_commands(commands)
+    add_presign_command(commands)
     add_warm_command(commands)
     args = parser.parse_args(argv)
 
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "cache":
         return run_cache_command(args, config)
+    if args.command == "presign":
+        return run_presign_command(args, config)
     if args.command == "warm":
         from proxy.commands.warm import run_warm_command  # the app's components: only when warming
 
