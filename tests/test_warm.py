@@ -208,3 +208,15 @@ def _read_all(fd: int) -> str:
             break
         chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
+
+
+def test_an_original_the_storage_tier_refuses_is_a_failure_not_a_warm(
+        moto: MotoS3, s3_proxy: TcpProxy, bucket: str, data_path: Path, tmp_path: Path) -> None:
+    moto.put(bucket, "big.bin", os.urandom(2_000_000))
+    sources = tmp_path / "sources.txt"
+    sources.write_text(f"{bucket}/big.bin\n")
+
+    done = warm(data_path, sources, env=s3_env(s3_proxy.endpoint, CACHE_STORAGE_SIZE="1m"))
+
+    assert (done.returncode, counts(done.stdout)) == (1, (1, 0, 0, 1)), done.stdout + done.stderr
+    assert f"failed: line 1: {bucket}/big.bin: original: fetched but not kept" in done.stdout

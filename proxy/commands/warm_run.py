@@ -49,7 +49,8 @@ class Warmer:
         self._app = app
         self._specs = specs
         self._render_timeout = render_timeout
-        self._previews_tier = next(tier for tier in app[TIERS] if tier.name == "previews")
+        tiers = {tier.name: tier for tier in app[TIERS]}
+        self._storage_tier, self._previews_tier = tiers["storage"], tiers["previews"]
 
     async def warm(self, item: WarmSource) -> SourceResult:
         """The original first (a render then reads it from the tier), then each preview."""
@@ -72,6 +73,9 @@ class Warmer:
             if located.cache_status == "MISS":
                 if located.fill is None:  # read past the tier (its log line says why): nothing kept
                     raise RuntimeError("the storage tier could not take it")
+                if not await asyncio.to_thread(self._storage_tier.holds, originals.cache_key(ref)):
+                    # The commit refused it: over one entry's share of the tier, or purged meanwhile.
+                    raise RuntimeError("fetched but not kept (too large for the storage tier, or purged meanwhile)")
                 result.status, result.bytes = Status.WARMED, located.info.size
         finally:
             await asyncio.to_thread(located.close)
