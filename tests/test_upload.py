@@ -20,7 +20,7 @@ from tests.conftest import StartServer
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY
 from tests.support.http import request
 from tests.support.previews_kit import poll
-from tests.support.s3 import s3_env
+from tests.support.s3 import MotoS3, s3_env
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
 
@@ -67,7 +67,7 @@ def jpeg(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-def open_uploads(moto, bucket: str) -> list[str]:  # type: ignore[no-untyped-def]
+def open_uploads(moto: MotoS3, bucket: str) -> list[str]:
     """Keys of the multipart uploads still open on moto."""
     return [upload["Key"] for upload in moto.client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
