@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # another process), and two checks of the same key exclude each other.
 LOCK_SUFFIX = "\n#revalidate"
 NOT_MODIFIED, CHANGED, FAILED = "not_modified", "changed", "failed"
+# Keys remembered as failed lately, at most: past it the memory is dropped whole (a provider down for
+# long, with many keys asked), which costs one more attempt per key, not unbounded memory.
+QUIET_KEYS_MAX = 10_000
 
 
 def entry_age(entry: CachedEntry) -> float:
@@ -85,6 +88,8 @@ class Revalidator:
             raise
         except Exception as error:
             self._metrics.revalidated(self._tier.name, self._label, FAILED)
+            if len(self._quiet_until) >= QUIET_KEYS_MAX:
+                self._quiet_until.clear()
             self._quiet_until[key] = time.monotonic() + self.period
             log.warning("revalidation of %s/%s failed, serving the cached copy for another %gs: %s",
                         ref.bucket, ref.key, self.period, getattr(error, "reason", None) or error
