@@ -20,7 +20,7 @@ from PIL import Image
 from tests.conftest import StartServer
 from tests.support.http import Reply, request
 from tests.support.previews_kit import metric, poll
-from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, s3_env
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
 
@@ -206,3 +206,21 @@ def test_a_failed_revalidation_keeps_serving_the_cached_copy(
     assert f"{link.bucket}/{KEY} failed, serving the cached copy" in line
     # Once per period and key in a process, however many hits follow.
     assert metric(server, REVALIDATIONS, tier="storage", provider="link:cars", outcome="failed") == 1
+
+
+def test_the_main_storage_is_revalidated_when_cache_revalidate_is_set(
+        moto: MotoS3, bucket: str, s3_proxy: TcpProxy, start_server: StartServer) -> None:
+    old, new = solid_jpeg(RED), solid_jpeg(BLUE)
+    moto.put(bucket, KEY, old, "image/jpeg")
+    server = start_server(**s3_env(s3_proxy.endpoint, CACHE_REVALIDATE=f"{REVALIDATE:g}s"))
+    path = f"/{bucket}/{KEY}"
+
+    first = request(server.url(path))
+    filled_at = time.monotonic()
+    moto.put(bucket, KEY, new, "image/jpeg")
+    wait_out_the_period(filled_at)
+    during, after = served_old_then_new(server, path, old, new)
+
+    assert (first.body, during.body) == (old, old)
+    assert after.headers["Cache-Control"] == f"public, max-age={REVALIDATE:g}"
+    assert metric(server, REVALIDATIONS, tier="storage", provider="s3", outcome="changed") == 1
