@@ -91,9 +91,10 @@ class Revalidator:
             if len(self._quiet_until) >= QUIET_KEYS_MAX:
                 self._quiet_until.clear()
             self._quiet_until[key] = time.monotonic() + self.period
+            # A provider error's reason is one line and names no secret; obstore's own text was logged by it.
+            reason = getattr(error, "reason", "") or str(error) or type(error).__name__
             log.warning("revalidation of %s/%s failed, serving the cached copy for another %gs: %s",
-                        ref.bucket, ref.key, self.period, getattr(error, "reason", None) or error
-                        or type(error).__name__)
+                        ref.bucket, ref.key, self.period, reason)
 
     async def _check_locked(self, ref: ObjectRef, key: str) -> None:
         entry = await asyncio.to_thread(self._tier.lookup, key)
