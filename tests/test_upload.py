@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import io
 import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
+from proxy.runtime.server import SHUTDOWN_SECONDS
 from tests.conftest import StartServer
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY
 from tests.support.http import request
@@ -170,3 +172,20 @@ def test_azure_takes_a_multipart_upload_as_blocks(azurite, start_server: StartSe
         got = request(server.url(f"/{container}/blob.bin"))
         assert (got.headers["ETag"], hashlib.sha256(got.body).digest()) == (headers["ETag"],
                                                                             sha256_of(generated(size)))
+
+
+def test_a_shutdown_mid_upload_aborts_it(moto, bucket, s3_proxy: TcpProxy, start_server: StartServer):
+    server = start_server(**SMALL_PARTS, **s3_env(s3_proxy.endpoint))
+    parts = urlsplit(server.url("/"))
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as client:
+        client.sendall(f"PUT /{bucket}/stopped.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                       f"Content-Length: {MULTIPART_SIZE}\r\n\r\n".encode())
+        for chunk in generated(16 * MIB):
+            client.sendall(chunk)
+        poll(lambda: any("partNumber=" in seen.target for seen in s3_proxy.requests), "a part on the wire")
+        # The client stays, silent: the server's grace period runs out and the request is cancelled.
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(SHUTDOWN_SECONDS + 20) == 0
+    assert any(seen.method == "DELETE" and "uploadId=" in seen.target for seen in s3_proxy.requests)
+    assert open_uploads(moto, bucket) == []
+    assert moto.client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
