@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from proxy.config import DEFAULT_ORIGINALS_CACHE_CONTROL, Config
+from proxy.routes.links import changing_source_cache_control
 from proxy.settings.errors import ConfigError
 from proxy.storage.links.config import read_links
 from tests.conftest import StartServer
@@ -69,3 +70,17 @@ def test_the_server_sends_them(start_server: StartServer, data_path: Path) -> No
 
     assert reply.body == b"not really a cat"
     assert {reply.headers["Cache-Control"], described.headers["Cache-Control"]} == {"public, max-age=45"}
+
+
+@pytest.mark.parametrize(("env", "source", "expected"), [
+    ({}, "photos/cat.jpg", None),  # content-hashed main storage: the route's own immutable fits
+    ({}, "s3://cars/a.jpg", "public, max-age=60"),
+    ({}, "image-converter/convert/azure://boats/a.tif", "public, max-age=60"),
+    ({"LINKS_CACHE_CONTROL": "public, max-age=5"}, "fs://planes/a.jpg", "public, max-age=5"),
+    ({"CACHE_REVALIDATE": "2m"}, "photos/cat.jpg", "public, max-age=120"),
+])
+def test_what_is_made_from_a_changing_source_is_not_immutable(
+        tmp_path: Path, env: dict[str, str], source: str, expected: str | None) -> None:
+    config = Config.from_env({"DATA_PATH": str(tmp_path), **env})
+
+    assert changing_source_cache_control(config, source) == expected
