@@ -57,7 +57,8 @@ def test_an_overwritten_blob_is_served_old_within_the_period_then_new(
     assert after.headers["ETag"] != first.headers["ETag"]
     assert after.headers["Cache-Control"] == "public, max-age=60"
     assert is_colour(preview_colour(server, source), BLUE)
-    assert metric(server, REVALIDATIONS, tier="storage", provider="link:boats", outcome="changed") == 1
+    assert metric(server, REVALIDATIONS, tier="storage", provider="link:boats", outcome="changed") == 1, (
+        after.headers["X-Cache"], server.log_lines[-20:])
 
 
 def test_an_unchanged_blob_is_revalidated_without_its_body(
