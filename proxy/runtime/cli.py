@@ -6,12 +6,12 @@ import logging
 import sys
 from pathlib import Path
 
+from proxy.commands.presign import add_presign_command, run_presign_command
 from proxy.commands.warm_arguments import add_warm_command
 from proxy.config import Config, read_environment
 from proxy.runtime.cache_commands import add_cache_commands, run_cache_command
 from proxy.runtime.exits import exit_without_teardown
 from proxy.runtime.log_redaction import install_redaction, register_config_secrets
-from proxy.runtime.presign_command import add_presign_command, run_presign_command
 from proxy.secrets.registry import SECRETS
 from proxy.settings.errors import ConfigError
 from proxy.settings.listen_address import read_listen_address
