@@ -81,6 +81,8 @@ class AbortableChunks:
         self._source = aiter(chunks)
         self._pending: asyncio.Future[bytes | None] | None = None
         self._aborted = False
+        # What the body raised, if it did: the cause of the write's failure, whatever the provider says after.
+        self.failure: BaseException | None = None
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -93,7 +95,11 @@ class AbortableChunks:
             chunk = await self._pending
         except asyncio.CancelledError:
             if self._aborted:
-                raise WriteAborted() from None
+                self.failure = WriteAborted()
+                raise self.failure from None
+            raise
+        except Exception as error:
+            self.failure = error
             raise
         finally:
             self._pending = None

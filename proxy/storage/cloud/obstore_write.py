@@ -9,14 +9,17 @@ expire); when its call is cancelled it does not, so a cancellation goes through 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import obstore
 
 from proxy.storage.cloud.obstore_calls import ObstoreCalls
 from proxy.storage.provider import ObjectRef, quote_etag
 from proxy.storage.writes import AbortableChunks, WritePlan, WriteResult, write_or_abort
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # obstore's store type exists only in its stubs, not at run time
     from obstore import PutResult
@@ -39,15 +42,26 @@ async def write_object(store: ObjectStore, calls: ObstoreCalls, ref: ObjectRef, 
                 break
         else:
             result = await calls.call(ref, "put", obstore.put_async(
-                store, ref.key, bytes(head), attributes=attributes, use_multipart=False))
+                store, ref.key, head, attributes=attributes, use_multipart=False))
             return _result(result, counter.bytes)
-    parts = AbortableChunks(_prepend(bytes(head), body)) if head else body
+    # The gathered head is handed over as it is (obstore takes any byte buffer): no copy of up to the threshold.
+    parts = AbortableChunks(_prepend(head, body)) if head else body
     del head
     # No overall timeout here, unlike calls.call: a multipart upload of terabytes takes as long as it takes.
     with calls.translated(ref, "multipart put"):
-        result = await write_or_abort(parts, obstore.put_async(
-            store, ref.key, parts, attributes=attributes, use_multipart=True,
-            chunk_size=plan.effective_part_size, max_concurrency=plan.concurrency))
+        try:
+            result = await write_or_abort(parts, obstore.put_async(
+                store, ref.key, parts, attributes=attributes, use_multipart=True,
+                chunk_size=plan.effective_part_size, max_concurrency=plan.concurrency))
+        except Exception as error:
+            if parts.failure is None or error is parts.failure:
+                raise
+            # The body failed (a checksum, a client gone) and then so did obstore's abort: the client
+            # is told about its body, and the operator that an upload may be left open on the provider.
+            log.warning("%s/%s: the multipart upload was not aborted after %s: %s; it may stay open until "
+                        "a lifecycle rule removes it", ref.bucket, ref.key, type(parts.failure).__name__,
+                        " ".join(str(error).split())[:300])
+            raise parts.failure from None
     return _result(result, counter.bytes)
 
 
@@ -68,7 +82,7 @@ class _Counter:
             yield chunk
 
 
-async def _prepend(first: bytes, rest: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    yield first
+async def _prepend(first: bytearray, rest: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    yield cast(bytes, first)  # obstore reads any byte buffer; a copy would double the head's memory
     async for chunk in rest:
         yield chunk
