@@ -23,6 +23,9 @@ from tests.support.tcp_proxy import TcpProxy
 # Query markers of one uploaded part: S3's UploadPart, Azure's Put Block.
 PART_MARKERS = ("partNumber=", "comp=block&")
 SMALL_PLAN = WritePlan("application/octet-stream", None, threshold=5 * MIB, part_size=5 * MIB, concurrency=2)
+# moto (not S3) answers 500 to an AbortMultipartUpload that arrives while it still receives a part ("read of
+# closed file"), and the upload stays open; one part at a time keeps these cases about our abort, not that race.
+ABORT_PLAN = WritePlan("application/octet-stream", None, threshold=5 * MIB, part_size=5 * MIB, concurrency=1)
 NO_GCS_WRITES = "fake-gcs-server has no XML API uploads, which obstore's GCSStore writes with"
 
 
@@ -99,7 +102,7 @@ def test_a_checksum_mismatch_stores_nothing_and_leaves_no_upload_open(backend: B
     async def scenario() -> None:
         with pytest.raises(ChecksumMismatch):
             await backend.provider().write(ObjectRef(backend.bucket, "bad.bin"),
-                                           verified(_chunks(data), wrong, len(data), len(data)), SMALL_PLAN)
+                                           verified(_chunks(data), wrong, len(data), len(data)), ABORT_PLAN)
 
     asyncio.run(scenario())
     _nothing_left(backend, request, "bad.bin")
@@ -117,7 +120,7 @@ def test_a_cancelled_write_aborts_its_parts(backend: Backend, request: pytest.Fi
             yield b""  # not reached
 
         task = asyncio.ensure_future(backend.provider().write(ObjectRef(backend.bucket, "cut.bin"), endless(),
-                                                              SMALL_PLAN))
+                                                              ABORT_PLAN))
         await asyncio.wait_for(started.wait(), 30)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
