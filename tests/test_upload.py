@@ -22,7 +22,7 @@ from tests.conftest import StartServer
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY
 from tests.support.http import request
 from tests.support.previews_kit import poll
-from tests.support.s3 import MotoS3, s3_env
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, s3_env
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
 
@@ -193,3 +193,20 @@ def test_a_shutdown_mid_upload_aborts_it(moto, bucket, s3_proxy: TcpProxy, start
     assert any(seen.method == "DELETE" and "uploadId=" in seen.target for seen in s3_proxy.requests)
     assert open_uploads(moto, bucket) == []
     assert moto.client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_a_linked_bucket_takes_uploads_on_its_own_provider(moto, bucket, data_path: Path, start_server: StartServer):
+    links = data_path / "remote_links.yml"
+    links.write_text(f'cars: {{provider: minio, endpoint: "{moto.endpoint}", access_key: {ACCESS_KEY}, '
+                     f'secret_key: {SECRET_KEY}, region: {REGION}, buckets: [{bucket}]}}\n')
+    # The main storage is local disk, with no such bucket: the write can only have gone through the link.
+    server = start_server(UPLOAD_TOKENS=TOKEN, REMOTE_LINKS_PATH=str(links))
+    moto.put(bucket, "car.jpg", old := jpeg(64, 48), "image/jpeg")
+    assert request(server.url(f"/links/s3/{bucket}/car.jpg")).body == old  # now in the storage tier
+    new = jpeg(32, 48)
+    status, headers, _ = put(server, f"/links/s3/{bucket}/car.jpg", new, len(new), AUTH)
+    assert (status, headers["Location"]) == (201, f"/links/s3/{bucket}/car.jpg")
+    assert moto.client.get_object(Bucket=bucket, Key="car.jpg")["Body"].read() == new
+    got = request(server.url(f"/links/s3/{bucket}/car.jpg"))
+    assert (got.body, got.headers["X-Cache"]) == (new, "MISS")  # purged, fetched again
+    assert put(server, "/links/s3/not-listed/car.jpg", new, len(new), AUTH)[0] == 404
