@@ -41,6 +41,8 @@ def preview_colour(server: ServerProcess, source: str) -> tuple[int, int, int]:
     """The centre pixel of an 8x8 PNG preview of `source`."""
     reply = request(server.url(f"/previews/insecure/rs:fit:8:8/f:png/plain/{source}"))
     assert reply.status == 200, reply.body[:200]
+    # Its URL doesn't carry the source's version, so a preview of a changing source is never immutable.
+    assert reply.headers["Cache-Control"] == "public, max-age=60", reply.headers["Cache-Control"]
     image = Image.open(io.BytesIO(reply.body)).convert("RGB")
     pixel = image.getpixel((image.width // 2, image.height // 2))
     assert isinstance(pixel, tuple)

@@ -13,7 +13,7 @@ from previews.conversions.request import parse_conversion
 from proxy.app_keys import CONFIG, CONVERTER
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
-from proxy.routes.links import source_originals
+from proxy.routes.links import changing_source_cache_control, source_originals
 from proxy.routes.originals import serve_original
 from proxy.tiers.conversions import ConversionRequest
 
@@ -29,7 +29,8 @@ async def get_conversion(request: web.Request) -> web.StreamResponse:
     settings = config.converter
     allow_webp = settings.auto_webp and "image/webp" in request.headers.get(hdrs.ACCEPT, "").lower()
     result = await request.app[CONVERTER].get(ConversionRequest(conversion, ref, originals, allow_webp))
-    headers = {hdrs.CACHE_CONTROL: config.server.originals_cache_control, "X-Converted-From": result.converted_from}
+    cache_control = changing_source_cache_control(config, source) or config.server.originals_cache_control
+    headers = {hdrs.CACHE_CONTROL: cache_control, "X-Converted-From": result.converted_from}
     if settings.auto_webp:
         headers[hdrs.VARY] = "Accept"
     if result.meta is None:

@@ -20,6 +20,7 @@ from proxy.hot.previews import answer, hot_key
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.http.signature import verify
+from proxy.routes.links import changing_source_cache_control
 from proxy.routes.preview_headers import preview_headers
 from proxy.settings.previews import PreviewsConfig
 from proxy.tiers.keys import preview_source_id
@@ -60,8 +61,9 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     found = await request.app[PREVIEWS].get(
         PreviewRequest(ref, source_id, options, options.format or "auto", originals))
     preview = found.preview
-    headers = preview_headers(preview.meta.info, settings.cache_control, options, ref.key, found.cache_status,
-                              negotiated)
+    # A preview's URL doesn't carry its source's version: one of a source that can change is not immutable.
+    cache_control = changing_source_cache_control(config, url.source) or settings.cache_control
+    headers = preview_headers(preview.meta.info, cache_control, options, ref.key, found.cache_status, negotiated)
     if found.from_store and preview.data is not None and hot.enabled:
         # Only answers from the store are kept: a render's bytes may come from an original that
         # changed while it ran, which the store refuses to keep too.
