@@ -251,7 +251,8 @@ def test_an_upstream_that_echoes_the_request_gets_no_secret_into_logs_bodies_or_
     # call is a line of its own (checked for leaks with the whole log below).
     failures = [line for line in log.splitlines() if " failed: " in line and " of cont/" in line]
     assert len([line for line in failures if "five.jpg" in line]) == 1, failures
-    assert failures and all(END_OF_BODY in line and "Request was: GET /" in line and "********" in line for line in failures)
+    assert failures
+    assert all(END_OF_BODY in line and "Request was: GET /" in line and "********" in line for line in failures)
     leaks = [(where, form) for where, text in [("log", log), *(("body/metrics", b) for b in bodies)]
              for form in forms if form in text]
     assert leaks == [], f"{name}: secret forms leaked: {leaks}"

@@ -1,1 +1,2 @@
-"""Long-running operator commands that use the server's own components (`preview-proxy warm`)."""
+"""The operator's commands beside `serve`, each on the server's own components: `cache` (stats, purge,
+verify), `warm` and `presign`."""

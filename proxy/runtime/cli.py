@@ -1,15 +1,15 @@
-"""`preview-proxy serve | config | sample | cache ... | warm` (the cache subcommands: proxy.runtime.cache_commands;
-warm: proxy.commands.warm, imported only when it runs)."""
+"""`preview-proxy serve | config | sample | cache ... | warm | presign` (the operator's commands live in
+proxy.commands; warm is imported only when it runs)."""
 
 import argparse
 import logging
 import sys
 from pathlib import Path
 
+from proxy.commands.cache import add_cache_commands, run_cache_command
 from proxy.commands.presign import add_presign_command, run_presign_command
 from proxy.commands.warm_arguments import add_warm_command
 from proxy.config import Config, read_environment
-from proxy.runtime.cache_commands import add_cache_commands, run_cache_command
 from proxy.runtime.exits import exit_without_teardown
 from proxy.runtime.log_redaction import install_redaction, register_config_secrets
 from proxy.secrets.registry import SECRETS
