@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -72,6 +73,21 @@ def jpeg(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
+@contextmanager
+def upload_under_way(server: ServerProcess, path: str, s3_proxy: TcpProxy) -> Iterator[socket.socket]:
+    """A raw PUT of MULTIPART_SIZE bytes whose first 16 MiB are sent and whose parts are on the wire;
+    the connection closes when the block ends, mid-body."""
+    parts = urlsplit(server.url("/"))
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as client:
+        client.sendall(f"PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                       f"Content-Length: {MULTIPART_SIZE}\r\n\r\n".encode())
+        for chunk in generated(16 * MIB):
+            client.sendall(chunk)
+        # Parts are on their way before the block runs: the upload was really started.
+        poll(lambda: any("partNumber=" in seen.target for seen in s3_proxy.requests), "a part on the wire")
+        yield client
+
+
 def open_uploads(moto: MotoS3, bucket: str) -> list[str]:
     """Keys of the multipart uploads still open on moto."""
     return [upload["Key"] for upload in moto.client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
@@ -118,14 +134,8 @@ def test_a_checksum_mismatch_is_400_and_stores_nothing(moto, bucket, start_serve
 
 def test_a_client_that_leaves_midway_aborts_the_upload(moto, bucket, s3_proxy: TcpProxy, start_server: StartServer):
     server = start_server(**ABORTING, **s3_env(s3_proxy.endpoint))
-    parts = urlsplit(server.url("/"))
-    with socket.create_connection((parts.hostname, parts.port), timeout=30) as client:
-        client.sendall(f"PUT /{bucket}/left.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-                       f"Content-Length: {MULTIPART_SIZE}\r\n\r\n".encode())
-        for chunk in generated(16 * MIB):
-            client.sendall(chunk)
-        # Parts are on their way before the client goes: the upload was really started.
-        poll(lambda: any("partNumber=" in seen.target for seen in s3_proxy.requests), "a part on the wire")
+    with upload_under_way(server, f"/{bucket}/left.bin", s3_proxy):
+        pass  # the client goes, mid-body
     poll(lambda: any(seen.method == "DELETE" and "uploadId=" in seen.target for seen in s3_proxy.requests),
          "the abort of the multipart upload")
     # The proxy sees the DELETE go by before moto has acted on it.
@@ -180,13 +190,7 @@ def test_azure_takes_a_multipart_upload_as_blocks(azurite, start_server: StartSe
 
 def test_a_shutdown_mid_upload_aborts_it(moto, bucket, s3_proxy: TcpProxy, start_server: StartServer):
     server = start_server(**ABORTING, **s3_env(s3_proxy.endpoint))
-    parts = urlsplit(server.url("/"))
-    with socket.create_connection((parts.hostname, parts.port), timeout=30) as client:
-        client.sendall(f"PUT /{bucket}/stopped.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-                       f"Content-Length: {MULTIPART_SIZE}\r\n\r\n".encode())
-        for chunk in generated(16 * MIB):
-            client.sendall(chunk)
-        poll(lambda: any("partNumber=" in seen.target for seen in s3_proxy.requests), "a part on the wire")
+    with upload_under_way(server, f"/{bucket}/stopped.bin", s3_proxy):
         # The client stays, silent: the server's grace period runs out and the request is cancelled.
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(SHUTDOWN_SECONDS + 20) == 0
