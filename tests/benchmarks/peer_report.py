@@ -14,7 +14,7 @@ from tests.benchmarks.peer_workloads import Sample
 
 PP, NGINX, THUMBOR = "preview-proxy", "nginx", "thumbor"
 PEERS = (NGINX, THUMBOR)
-README_BEGIN, README_END = "<!-- peers-benchmark:begin -->", "<!-- peers-benchmark:end -->"
+SECTION_BEGIN, SECTION_END = "<!-- peers-benchmark:begin -->", "<!-- peers-benchmark:end -->"
 
 # scenario -> peer -> one sample per repetition
 Results = dict[str, dict[str, list[Sample]]]
@@ -133,10 +133,10 @@ def targets_text(results: Results) -> list[str]:
     return [f"- {target.text}: {value}{marks[met]}" for target, value, met in judge(results)]
 
 
-def replace_readme_section(readme: Path, block: list[str]) -> None:
-    """Put `block` between the peers-benchmark markers of the README (they must be there, once each)."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.DOTALL)
+def replace_marked_section(document: Path, block: list[str]) -> None:
+    """Put `block` between the peers-benchmark markers of `document` (they must be there, once each)."""
+    text = document.read_text()
+    pattern = re.compile(re.escape(SECTION_BEGIN) + r".*?" + re.escape(SECTION_END), re.DOTALL)
     if len(pattern.findall(text)) != 1:
-        raise SystemExit(f"{readme}: expected one {README_BEGIN} ... {README_END} section")
-    readme.write_text(pattern.sub(lambda _: "\n".join([README_BEGIN, *block, README_END]), text))
+        raise SystemExit(f"{document}: expected one {SECTION_BEGIN} ... {SECTION_END} section")
+    document.write_text(pattern.sub(lambda _: "\n".join([SECTION_BEGIN, *block, SECTION_END]), text))

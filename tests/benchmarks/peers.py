@@ -16,9 +16,9 @@ runs every peer back to back, in a rotating order), and ratios are preview-proxy
   cache while they stream). thumbor has no originals pass-through. Ceiling: the same GET straight
   from the origin. Peak RSS is VmHWM summed over the proxy's processes.
 
-Run:  bash tests/benchmarks/peers.sh [--quick] [--only W1,W2] [--update-readme]
+Run:  bash tests/benchmarks/peers.sh [--quick] [--only W1,W2] [--update-docs]
 The report is printed and written to tests/benchmarks/results/peers.md (git-ignored); with
---update-readme it also replaces the README's peers-benchmark section.
+--update-docs it also replaces the peers-benchmark section of docs/benchmarks.md.
 """
 
 import argparse
@@ -40,10 +40,10 @@ from tests.benchmarks import peer_servers as servers
 from tests.benchmarks import peer_workloads as load
 from tests.benchmarks.harness import REPO, BenchmarkError, machine
 from tests.benchmarks.originals import BigFile, MiB, write_big_file
-from tests.benchmarks.peer_report import NGINX, PP, THUMBOR, Results, replace_readme_section, table, targets_text
+from tests.benchmarks.peer_report import NGINX, PP, THUMBOR, Results, replace_marked_section, table, targets_text
 
 RESULTS = REPO / "tests" / "benchmarks" / "results" / "peers.md"
-README = REPO / "README.md"
+BENCHMARKS_DOC = REPO / "docs" / "benchmarks.md"
 CORPUS = REPO / ".cache" / "corpus" / "photos"
 BIG_FILES = REPO / ".cache" / "peers"  # generated once, reused by later runs; never committed
 WORKLOADS = ("W1", "W2", "W3", "W4")
@@ -70,7 +70,7 @@ class Settings:
     wrk_seconds: float
     big_size: int
     only: tuple[str, ...]
-    update_readme: bool
+    update_docs: bool
     quick: bool
 
 
@@ -273,26 +273,26 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description="preview-proxy against nginx and thumbor.")
     parser.add_argument("--quick", action="store_true", help="1 repetition, wrk for 5 s, a 256 MiB original")
     parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads, e.g. W1,W2")
-    parser.add_argument("--update-readme", action="store_true", help="also rewrite the README's peers section")
+    parser.add_argument("--update-docs", action="store_true", help="also rewrite the peers section of docs/benchmarks.md")
     args = parser.parse_args(argv)
     only = tuple(name.strip().upper() for name in args.only.split(",") if name.strip())
     if unknown := set(only) - set(WORKLOADS):
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}; choose from {', '.join(WORKLOADS)}")
     if args.quick:
-        return Settings(1, 5.0, 256 * MiB, only, args.update_readme, True)
-    return Settings(3, 10.0, 1024 * MiB, only, args.update_readme, False)
+        return Settings(1, 5.0, 256 * MiB, only, args.update_docs, True)
+    return Settings(3, 10.0, 1024 * MiB, only, args.update_docs, False)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run, print the report, write it to RESULTS and, if asked, into the README."""
+    """Run, print the report, write it to RESULTS and, if asked, into docs/benchmarks.md."""
     settings = parse_args(argv)
     body = run(settings)
     report = "\n".join(["# preview-proxy against nginx and thumbor", "", *body]) + "\n"
     print(report)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(report)
-    if settings.update_readme:
-        replace_readme_section(README, body)
+    if settings.update_docs:
+        replace_marked_section(BENCHMARKS_DOC, body)
     return 0
 
 
