@@ -273,7 +273,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description="preview-proxy against nginx and thumbor.")
     parser.add_argument("--quick", action="store_true", help="1 repetition, wrk for 5 s, a 256 MiB original")
     parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads, e.g. W1,W2")
-    parser.add_argument("--update-docs", action="store_true", help="also rewrite the peers section of docs/benchmarks.md")
+    parser.add_argument("--update-docs", action="store_true",
+                        help="also rewrite the peers section of docs/benchmarks.md")
     args = parser.parse_args(argv)
     only = tuple(name.strip().upper() for name in args.only.split(",") if name.strip())
     if unknown := set(only) - set(WORKLOADS):
