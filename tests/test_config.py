@@ -59,7 +59,7 @@ def test_cache_sizes_and_expiry_read_per_tier() -> None:
     assert config.previews.size_limit == read_cache_config({}, DATA).previews.size_limit
 
 
-@pytest.mark.parametrize("value", ["lots", "-1g", "1.5g", "0"])
+@pytest.mark.parametrize("value", ["lots", "-1g", "1.5", "0"])
 def test_bad_cache_size_names_variable(value: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
         read_cache_config({"CACHE_STORAGE_SIZE": value}, DATA)
