@@ -10,10 +10,10 @@ import logging
 import sys
 from pathlib import Path
 
+from proxy.build_info import build_info
 from proxy.commands.cache import add_cache_commands, run_cache_command
 from proxy.commands.presign import add_presign_command, run_presign_command
 from proxy.commands.warm_arguments import add_warm_command
-from proxy.build_info import build_info
 from proxy.config import Config
 from proxy.runtime.exits import exit_without_teardown
 from proxy.runtime.log_redaction import install_redaction, register_config_secrets

@@ -82,7 +82,8 @@ class PreviewsConfig:
             "IMGPROXY_AUTO_AVIF": str(self.auto_avif).lower(),
             "IMGPROXY_PRESETS": ", ".join(self.render.presets) or "(none)",
             "IMGPROXY_QUALITY": str(self.render.quality),
-            "IMGPROXY_FORMAT_QUALITY": ",".join(f"{name}={q}" for name, q in sorted(self.render.format_quality.items())),
+            "IMGPROXY_FORMAT_QUALITY": ",".join(f"{name}={quality}"
+                                                for name, quality in sorted(self.render.format_quality.items())),
             # As the default preset leaves them: a preset may turn one off.
             "IMGPROXY_AUTO_ROTATE": str(self.render.defaults.auto_rotate).lower(),
             "IMGPROXY_STRIP_METADATA": str(self.render.defaults.strip_metadata).lower(),

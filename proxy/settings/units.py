@@ -9,8 +9,8 @@ another is the kind of surprise this module exists to avoid. A number may have a
 """
 
 import re
-from fractions import Fraction
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 
 from proxy.settings.errors import ConfigError
 

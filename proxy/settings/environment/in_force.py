@@ -41,7 +41,8 @@ def settings_in_force(described: Mapping[str, str], env: Environment, names: Col
 
 
 def as_text(settings: list[Setting]) -> str:
-    """`NAME = value  # note` lines: the note holds what a size or duration given with a unit reads as, and the source."""
+    """`NAME = value  # note` lines; the note holds the source, after what a size or duration given with a
+    unit was read as."""
     lines = []
     for setting in settings:
         shown = setting.given if setting.given is not None else setting.value
