@@ -10,18 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 from cache.config import CacheConfig
 from previews.conversions.config import ConverterConfig
 from proxy.settings.admin import AdminConfig, read_admin_config
 from proxy.settings.conversions import read_converter_config
 from proxy.settings.cors import CorsConfig, read_cors_config
-from proxy.settings.env_values import read_flag
+from proxy.settings.env_values import read_flag, read_folder
+from proxy.settings.environment.reading import read_environment as read_environment  # where callers find it
 from proxy.settings.errors import ConfigError
 from proxy.settings.previews import PreviewsConfig
 from proxy.settings.revalidation import RevalidationConfig, read_revalidation_config
-from proxy.settings.tiers import read_cache_config
+from proxy.settings.tiers import TIER_DEFAULTS, read_cache_config
 from proxy.settings.uploads import UploadConfig, read_upload_config
 from proxy.storage.config import StorageConfig
 from proxy.storage.links.config import LinksConfig
@@ -70,7 +69,7 @@ class Config:
 
         `workers` is the --workers flag's text, if given; it wins over SERVER_WORKERS.
         """
-        data_path = Path(env.get("DATA_PATH") or "./data").absolute()
+        data_path = read_folder(env, "DATA_PATH", "./data")
         revalidation = read_revalidation_config(env)
         server = ServerConfig(
             host=host,
@@ -94,7 +93,8 @@ class Config:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
         described = {
             "DATA_PATH": str(self.data_path),
-            "listen": f"{self.server.host}:{self.server.port}",
+            "SERVER_HOST": self.server.host,
+            "SERVER_PORT": str(self.server.port),
             "ORIGINALS_CACHE_CONTROL": self.server.originals_cache_control,
             "SENDFILE": str(self.server.sendfile).lower(),
             "ACCESS_LOG": str(self.server.access_log).lower(),
@@ -106,17 +106,18 @@ class Config:
         described.update(self.converter.describe())
         if self.links is not None:
             described.update(self.links.masked())
-        if self.cors is not None:
-            described["CORS_ALLOW_ORIGINS"] = self.cors.describe()
-            described["CORS_MAX_AGE"] = f"{self.cors.max_age_seconds}s"
+        described["CORS_ALLOW_ORIGINS"] = self.cors.describe() if self.cors else "(none: no CORS headers)"
+        described["CORS_MAX_AGE"] = f"{self.cors.max_age_seconds}s" if self.cors else "(no CORS)"
         described["ADMIN_TOKENS"] = self.admin.describe()
         described.update(self.uploads.describe())
         described.update(self.revalidation.describe())
         described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()
+        described["CACHE_STALE_GRACE"] = f"{self.cache.storage.stale_seconds:g}s"
+        described["CACHE_PATH"] = str(self.cache.previews.path.parent)
         for tier in self.cache.tiers():
-            described[f"cache {tier.name}"] = (
-                f"{tier.path} size={tier.size_limit} bytes, inactive={tier.idle_seconds:g}s, "
-                f"kept stale={tier.stale_seconds:g}s")
+            prefix = TIER_DEFAULTS[tier.name][0]
+            described[f"{prefix}_SIZE"] = str(tier.size_limit)
+            described[f"{prefix}_EXPIRES"] = f"{tier.idle_seconds:g}s"
         return described
 
 
@@ -129,10 +130,3 @@ def read_workers(env: Mapping[str, str], flag: str | None) -> int:
     if not text.isascii() or not text.isdigit() or int(text) < 1:
         raise ConfigError(f"{name}={text!r}: expected a whole number, 1 or more")
     return int(text)
-
-
-def read_environment(env_file: Path | None) -> dict[str, str]:
-    """The process environment over the .env file (`./.env` unless named); real variables win."""
-    path = env_file or Path(".env")
-    from_file = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
-    return {**from_file, **os.environ}

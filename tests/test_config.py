@@ -59,7 +59,7 @@ def test_cache_sizes_and_expiry_read_per_tier() -> None:
     assert config.previews.size_limit == read_cache_config({}, DATA).previews.size_limit
 
 
-@pytest.mark.parametrize("value", ["lots", "-1g", "1.5g", "0"])
+@pytest.mark.parametrize("value", ["lots", "-1g", "1.5", "0"])
 def test_bad_cache_size_names_variable(value: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
         read_cache_config({"CACHE_STORAGE_SIZE": value}, DATA)
@@ -229,7 +229,28 @@ def test_dot_env_in_cwd_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert read_environment(None)["CACHE_PREVIEWS_EXPIRES"] == "30m"
 
 
-def test_missing_env_file_gives_process_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_dot_env_gives_process_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PP_TEST_MARKER", "present")
-    env = read_environment(tmp_path / "absent.env")
-    assert env["PP_TEST_MARKER"] == "present"
+    assert read_environment(None)["PP_TEST_MARKER"] == "present"
+
+
+@pytest.mark.parametrize("kind", ["absent", "folder"])
+def test_named_env_file_that_is_not_a_file_is_an_error(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "production.env"
+    if kind == "folder":
+        path.mkdir()
+    with pytest.raises(ConfigError) as excinfo:
+        read_environment(path)
+    message = str(excinfo.value)
+    assert "\n" not in message and "--env-file" in message and str(path) in message
+
+
+@pytest.mark.parametrize("name", ["DATA_PATH", "CACHE_PATH"])
+def test_a_file_where_a_folder_belongs_is_named(tmp_path: Path, name: str) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    env = {"DATA_PATH": str(tmp_path / "data"), name: str(a_file)}
+    with pytest.raises(ConfigError) as excinfo:
+        Config.from_env(env)
+    assert str(excinfo.value).startswith(f"{name}=") and "not a folder" in str(excinfo.value)

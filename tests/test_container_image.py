@@ -338,3 +338,16 @@ def test_the_image_builds_and_serves_a_preview():
 def _logs(docker: str, container: str) -> str:
     result = subprocess.run([docker, "logs", "--tail", "30", container], capture_output=True, text=True, timeout=30)
     return result.stdout + result.stderr
+
+
+def test_preview_proxy_flags_before_the_command_go_to_preview_proxy(tmp_path: Path):
+    # `docker run image --version` and `docker run image --strict-config serve` reach preview-proxy itself.
+    simd_file = tmp_path / "simd"
+    simd_file.write_text("sse4\n")
+    env = {**os.environ, "PREVIEW_PROXY_SIMD_FILE": str(simd_file),
+           "PREVIEW_PROXY_CPUINFO": str(_cpuinfo(tmp_path, HASWELL_FLAGS)),
+           "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(["/bin/sh", str(ENTRYPOINT), "--version"], env=env, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("preview-proxy ") and "pillow-simd" in result.stdout

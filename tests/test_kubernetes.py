@@ -11,6 +11,7 @@
   Debian's nginx on loopback (`nginx -t`, then requests through it to stand-in pods).
 """
 
+import json
 import os
 import re
 import secrets
@@ -218,8 +219,9 @@ def test_secret_is_a_template_of_placeholders_that_is_never_rendered(rendered: l
 
 
 def run_config(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`preview-proxy config` with exactly `env` (no .env file: `cwd` is empty)."""
-    return subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "config"], cwd=cwd, capture_output=True,
+    """`preview-proxy --strict-config config --json` with exactly `env` (no .env file: `cwd` is empty)."""
+    return subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "--strict-config", "config", "--json"],
+                          cwd=cwd, capture_output=True,
                           text=True, timeout=60, env={"PYTHONPATH": str(REPO), **env})
 
 
@@ -228,9 +230,10 @@ def test_settings_are_accepted_by_the_proxy_and_placeholders_are_not(rendered: l
     keys = {"STORAGE_ACCESS_KEY": "test-access", "STORAGE_SECRET_KEY": secrets.token_hex(16),
             "IMGPROXY_KEY": secrets.token_hex(32), "IMGPROXY_SALT": secrets.token_hex(16)}
     accepted = run_config({**env, **keys}, tmp_path)
-    assert accepted.returncode == 0, accepted.stderr
-    assert "listen = 0.0.0.0:8080" in accepted.stdout
-    assert f"RENDER_MEMORY_LIMIT = {parse_size(env['RENDER_MEMORY_LIMIT'])}" in accepted.stdout
+    assert accepted.returncode == 0, accepted.stderr  # strict: every name the manifests set is a setting
+    shown = json.loads(accepted.stdout)
+    assert (shown["SERVER_HOST"]["value"], shown["SERVER_PORT"]["value"]) == ("0.0.0.0", "8080")
+    assert shown["RENDER_MEMORY_LIMIT"]["value"] == str(parse_size(env["RENDER_MEMORY_LIMIT"]))
     placeholders = yaml.safe_load((BASE / "proxy" / "secret.example.yaml").read_text())["stringData"]
     refused = run_config({**env, **placeholders}, tmp_path)
     assert refused.returncode == 2 and "IMGPROXY_KEY" in refused.stderr, refused.stderr

@@ -233,3 +233,31 @@ def test_the_root_config_reads_the_links_file_from_data_path(tmp_path: Path) -> 
     (tmp_path / "remote_links.yml").write_text(f"here: {{provider: fs, path: {tmp_path}}}\n")
     config = Config.from_env({"DATA_PATH": str(tmp_path)})
     assert config.links is not None and [entry.name for entry in config.links.entries] == ["here"]
+
+
+# The links file and STORAGE_PROVIDER=azure take the same keys: one check, each naming its own field.
+AZURE_KEYS = [
+    ("account key", "devstoreaccount1", ACCOUNT_KEY),
+    ("SAS token", "devstoreaccount1", "?sv=2022-11-02&sp=r&sig=c2lnbmF0dXJl"),
+    ("key without padding", "devstoreaccount1", ACCOUNT_KEY.rstrip("=")),
+    ("not base64", "devstoreaccount1", "key-with-dashes!"),
+    ("spaces only", "devstoreaccount1", "   "),
+    ("account with capitals", "DevStore", ACCOUNT_KEY),
+    ("account too short", "ab", ACCOUNT_KEY),
+]
+
+
+@pytest.mark.parametrize(("account", "key"), [case[1:] for case in AZURE_KEYS], ids=[case[0] for case in AZURE_KEYS])
+def test_links_file_and_environment_accept_the_same_azure_keys(tmp_path: Path, account: str, key: str) -> None:
+    try:
+        StorageConfig.from_env({"STORAGE_PROVIDER": "azure", "STORAGE_ACCESS_KEY": account,
+                                "STORAGE_SECRET_KEY": key}, Path("/srv/data"))
+        environment = None
+    except ConfigError as error:
+        environment = "account" if "STORAGE_ACCESS_KEY" in str(error) else "key"
+    try:
+        load(tmp_path, f"boats: {{provider: azure, access_key: '{account}', secret_key: '{key}', buckets: [boats]}}\n")
+        links = None
+    except ConfigError as error:
+        links = "account" if "field 'access_key'" in str(error) else "key"
+    assert environment == links

@@ -45,11 +45,35 @@ def test_size_units_are_powers_of_1024() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "-1", "-1g", "1.5g", "g", "10x", "10 gb extra", "1e9", "ten", "10gg", "0x10", "+5m"],
+    ["", "   ", "-1", "-1g", "g", "10x", "10 gb extra", "1e9", "ten", "10gg", "0x10", "+5m", "1.5", "1.g", ".5g",
+     "10ib", "10gib extra", "10bb", "1,5g"],
 )
 def test_size_rejects_junk(text: str) -> None:
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+@pytest.mark.parametrize("spelling", ["1g", "1G", "1gb", "1GB", "1GiB", "1gib", "1024m", "1024MiB", "1048576k"])
+def test_every_spelling_of_a_gibibyte_is_the_same_size(spelling: str) -> None:
+    # One reading for every spelling: a binary unit whether or not it says `i`, never 10**9.
+    assert parse_size(spelling) == GIB
+
+
+@pytest.mark.parametrize(("text", "expected"), [("1.5g", GIB + GIB // 2), ("0.5GiB", GIB // 2),
+                                                ("1.5GB", GIB + GIB // 2), ("2.25k", 2304), ("0.1k", 102)])
+def test_size_decimal_numbers_are_rounded_down_to_a_byte(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+def test_size_byte_count_is_exact_when_large() -> None:
+    # A float would round this; the count must come back as written.
+    assert parse_size("9007199254740993") == 9007199254740993
+
+
+@pytest.mark.parametrize(("text", "expected"), [("1.5h", 5400), ("0.5m", 30), ("1.5s", 1.5), ("0.25d", 21600),
+                                                ("1.5ms", 0.001)])
+def test_duration_decimal_numbers(text: str, expected: float) -> None:
+    assert parse_duration(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -84,7 +108,7 @@ def test_duration_bare_number_is_seconds() -> None:
     assert parse_duration("90") == parse_duration("90s") == parse_duration("1m30s")
 
 
-@pytest.mark.parametrize("text", ["", "   ", "h", "1.5h", "-5s", "10x", "1h-30m", "12 hours", "s30", "1hh"])
+@pytest.mark.parametrize("text", ["", "   ", "h", "1.h", ".5h", "-5s", "10x", "1h-30m", "12 hours", "s30", "1hh"])
 def test_duration_rejects_junk(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)

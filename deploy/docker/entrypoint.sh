@@ -4,6 +4,7 @@
 # empty local storage, then exec the command so that it runs as PID 1 and receives docker's signals.
 #
 #   entrypoint.sh serve [flags]     preview-proxy serve (the image's CMD); also config, sample
+#   entrypoint.sh --flag ...        preview-proxy with its own flags first (--version, --strict-config serve)
 #   entrypoint.sh <program> [args]  any other program, after the same CPU check
 #
 # PREVIEW_PROXY_SIMD_FILE and PREVIEW_PROXY_CPUINFO exist for the tests alone (a recorded level and a
@@ -40,6 +41,6 @@ case "${1:-}" in
     fi
     exec preview-proxy "$@"
     ;;
-  config | sample) exec preview-proxy "$@" ;;
+  config | sample | -*) exec preview-proxy "$@" ;;
   *) exec "$@" ;;
 esac

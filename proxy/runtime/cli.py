@@ -1,18 +1,27 @@
 """`preview-proxy serve | config | sample | cache ... | warm | presign` (the operator's commands live in
-proxy.commands; warm is imported only when it runs)."""
+proxy.commands; warm is imported only when it runs).
+
+Every command reads the settings the same way: the environment over the env file, checked whole, then
+the variables under our prefixes that nothing read are reported (errors with --strict-config).
+"""
 
 import argparse
 import logging
 import sys
 from pathlib import Path
 
+from proxy.build_info import build_info
 from proxy.commands.cache import add_cache_commands, run_cache_command
 from proxy.commands.presign import add_presign_command, run_presign_command
 from proxy.commands.warm_arguments import add_warm_command
-from proxy.config import Config, read_environment
+from proxy.config import Config
 from proxy.runtime.exits import exit_without_teardown
 from proxy.runtime.log_redaction import install_redaction, register_config_secrets
 from proxy.secrets.registry import SECRETS
+from proxy.settings.environment.catalogue import KNOWN_NAMES
+from proxy.settings.environment.in_force import as_json, as_text, settings_in_force
+from proxy.settings.environment.reading import Environment, read_environment
+from proxy.settings.environment.unknown_names import unknown_names
 from proxy.settings.errors import ConfigError
 from proxy.settings.listen_address import read_listen_address
 
@@ -20,7 +29,10 @@ from proxy.settings.listen_address import read_listen_address
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `preview-proxy` console script."""
     parser = argparse.ArgumentParser(prog="preview-proxy", description="Caching proxy for images in object storage.")
+    parser.add_argument("--version", action="version", version=build_info().line())
     parser.add_argument("--env-file", type=Path, help="a .env file to read (default: ./.env if present)")
+    parser.add_argument("--strict-config", action="store_true",
+                        help="refuse to start when a variable under a preview-proxy prefix is not a setting")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the HTTP server")
     serve_parser.add_argument("--host", help="address to listen on (default: SERVER_HOST, else IMGPROXY_BIND's "
@@ -29,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                                                        "IMGPROXY_BIND's port, else 8080)")
     serve_parser.add_argument("--workers", help="worker processes on the port (default: SERVER_WORKERS, "
                                                 "else the number of usable cores)")
-    commands.add_parser("config", help="print the effective configuration, secrets masked")
+    config_parser = commands.add_parser("config", help="print every setting in force and its source, secrets masked")
+    config_parser.add_argument("--json", action="store_true", help="as one JSON object")
     commands.add_parser("sample", help="place a sample image in the sample bucket of local storage")
     add_cache_commands(commands)
     add_presign_command(commands)
@@ -47,10 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"preview-proxy: {SECRETS.redact(str(error))}", file=sys.stderr)
         return 2
     register_config_secrets(config)
+    if not _names_checked(env, strict=args.strict_config):
+        return 2
 
     if args.command == "config":
-        for name, value in config.describe().items():
-            print(f"{name} = {SECRETS.redact(value)}")  # masked already; this catches a value that slipped
+        settings = settings_in_force(config.describe(), env, KNOWN_NAMES | env.looked_up)
+        # Masked already; the redaction catches a value that slipped.
+        print(SECRETS.redact(as_json(settings) if args.json else as_text(settings)), end="")
         return 0
     if args.command == "cache":
         return run_cache_command(args, config)
@@ -68,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     exit_without_teardown(_serve(config))
     return 0  # not reached
+
+
+def _names_checked(env: Environment, strict: bool) -> bool:
+    """Report the variables under our prefixes that nothing read: warnings, or with `strict` errors (False)."""
+    unknown = unknown_names(env, env.looked_up, env.source)
+    for line in unknown:
+        if strict:
+            print(f"preview-proxy: {line}", file=sys.stderr)
+        else:
+            logging.getLogger("proxy.config").warning("%s", line)
+    return not (strict and unknown)
 
 
 def _serve(config: Config) -> int:

@@ -6,6 +6,7 @@ Sizes and durations are read by proxy.settings.units (read_size, read_duration).
 """
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from proxy.settings.errors import ConfigError
 
@@ -43,3 +44,11 @@ def read_number(env: Mapping[str, str], name: str, default: float, low: float, h
     if not low <= value <= high:  # also refuses NaN
         raise ConfigError(f"{name}={text!r}: expected a number from {low:g} to {high:g}")
     return value
+
+
+def read_folder(env: Mapping[str, str], name: str, default: str | Path) -> Path:
+    """An absolute folder path (created later if absent); ConfigError naming `name` when a file is there."""
+    path = Path(env.get(name) or default).absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{name}={str(path)!r}: not a folder")
+    return path

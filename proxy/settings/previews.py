@@ -81,6 +81,13 @@ class PreviewsConfig:
             "IMGPROXY_AUTO_WEBP": str(self.auto_webp).lower(),
             "IMGPROXY_AUTO_AVIF": str(self.auto_avif).lower(),
             "IMGPROXY_PRESETS": ", ".join(self.render.presets) or "(none)",
+            "IMGPROXY_QUALITY": str(self.render.quality),
+            "IMGPROXY_FORMAT_QUALITY": ",".join(f"{name}={quality}"
+                                                for name, quality in sorted(self.render.format_quality.items())),
+            # As the default preset leaves them: a preset may turn one off.
+            "IMGPROXY_AUTO_ROTATE": str(self.render.defaults.auto_rotate).lower(),
+            "IMGPROXY_STRIP_METADATA": str(self.render.defaults.strip_metadata).lower(),
+            "IMGPROXY_STRIP_COLOR_PROFILE": str(self.render.defaults.strip_color_profile).lower(),
             "PREVIEWS_CACHE_CONTROL": self.cache_control,
             "CACHE_PREVIEWS_MEMORY": str(self.memory_bytes),
             "CACHE_SOURCE_INFO_TTL": f"{self.source_info_ttl:g}s",

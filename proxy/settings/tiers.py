@@ -5,7 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cache.config import CacheConfig, TierConfig
-from proxy.settings.env_values import read_flag
+from proxy.settings.env_values import read_flag, read_folder
 from proxy.settings.units import read_duration, read_size
 
 # tier name -> (env prefix, default size, default idle time), as in the README's table.
@@ -19,7 +19,7 @@ TIER_DEFAULTS = {
 
 def read_cache_config(env: Mapping[str, str], data_path: Path) -> CacheConfig:
     """Read CACHE_PATH, the six CACHE_*_SIZE / CACHE_*_EXPIRES variables, and stale-if-error's two."""
-    root = Path(env.get("CACHE_PATH") or data_path / "cache")
+    root = read_folder(env, "CACHE_PATH", data_path / "cache")
     tiers = {name: _tier_from_env(env, root, name) for name in TIER_DEFAULTS}
     stale_if_error = read_flag(env, "CACHE_STALE_IF_ERROR", default=True)
     grace = read_duration(env, "CACHE_STALE_GRACE", "1d")

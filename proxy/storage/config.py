@@ -109,6 +109,7 @@ class StorageConfig:
             # The path is shown, so an operator can see which file is used; never what is in it.
             "STORAGE_CREDENTIALS_PATH": str(self.credentials_path) if self.credentials_path else "(unset)",
             "STORAGE_METADATA_ENDPOINT": self.metadata_endpoint or "(provider default)",
+            "STORAGE_CA_FILE": str(self.ca_file) if self.ca_file else "(system certificates)",
             "STORAGE_CONNECT_TIMEOUT": f"{self.connect_timeout:g}s",
             "STORAGE_READ_TIMEOUT": f"{self.read_timeout:g}s",
             "STORAGE_RETRIES": str(self.retries),

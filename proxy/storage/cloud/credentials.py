@@ -9,6 +9,7 @@ import binascii
 import json
 import re
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import parse_qs, unquote
 
 from proxy.settings.errors import ConfigError
@@ -34,18 +35,37 @@ def sas_token(secret: str | None) -> str | None:
     return token if "sv" in fields and "sig" in fields else None
 
 
+class AzureProblem(NamedTuple):
+    """What is wrong with an Azure account name and key: `part` is `account` or `key`, `reason` says why."""
+
+    part: str
+    reason: str
+
+
+def azure_problem(account: str | None, secret: str | None) -> AzureProblem | None:
+    """The one check of an Azure account name and its key or SAS token, for the environment and the links
+    file alike (each names the problem in its own terms); None when both are usable. Never quotes the key."""
+    if not account:
+        return AzureProblem("account", "required: the storage account name")
+    if not AZURE_ACCOUNT_NAME.fullmatch(account):
+        return AzureProblem("account", "expected an Azure storage account name (3 to 24 lowercase letters and digits)")
+    if not secret or not secret.strip():
+        return AzureProblem("key", "required: the account key or a SAS token")
+    if sas_token(secret) is None and not _is_base64(secret.strip()):
+        return AzureProblem("key", "expected an Azure account key (base64) or a SAS token (a query string with "
+                                   "sv= and sig=)")
+    return None
+
+
 def check_azure(account: str | None, secret: str | None) -> None:
     """STORAGE_ACCESS_KEY is a storage account name; STORAGE_SECRET_KEY its key or a SAS token."""
-    if not account:
-        raise ConfigError("STORAGE_ACCESS_KEY: required for STORAGE_PROVIDER=azure (the storage account name)")
-    if not AZURE_ACCOUNT_NAME.fullmatch(account):
-        raise ConfigError(f"STORAGE_ACCESS_KEY={account!r}: expected an Azure storage account name "
-                          "(3 to 24 lowercase letters and digits)")
-    if not secret:
-        raise ConfigError("STORAGE_SECRET_KEY: required for STORAGE_PROVIDER=azure (account key or SAS token)")
-    if sas_token(secret) is None and not _is_base64(secret.strip()):
-        raise ConfigError("STORAGE_SECRET_KEY: expected an Azure account key (base64) or a SAS token "
-                          "(a query string with sv= and sig=)")
+    problem = azure_problem(account, secret)
+    if problem is None:
+        return
+    if problem.part == "key":
+        raise ConfigError(f"STORAGE_SECRET_KEY: {problem.reason}")
+    shown = f"={account!r}" if account else ""  # an account name is not a secret
+    raise ConfigError(f"STORAGE_ACCESS_KEY{shown}: {problem.reason} for STORAGE_PROVIDER=azure")
 
 
 def azure_secret_pieces(secret: str | None) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from proxy.settings.errors import ConfigError
 from proxy.settings.revalidation import DEFAULT_LINK_REVALIDATE, parse_revalidate
 from proxy.settings.units import DURATION_FORMS
 from proxy.storage.cloud.azure import CONTAINER_NAME
-from proxy.storage.cloud.credentials import AZURE_ACCOUNT_NAME, check_service_account, read_service_account, sas_token
+from proxy.storage.cloud.credentials import azure_problem, check_service_account, read_service_account
 from proxy.storage.cloud.gcs import BUCKET_NAME as GCS_BUCKET_NAME
 from proxy.storage.config import LOCAL_DISK, StorageConfig
 from proxy.storage.links.errors import LinkFieldError
@@ -35,7 +35,6 @@ ALLOWED = {
 }
 # Names that may follow a link scheme: a bucket, a container, or an fs entry's own name (its storage id).
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
-BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 @dataclass(frozen=True)
@@ -93,12 +92,9 @@ def _minio(raw: Mapping[str, Any], storage: StorageConfig) -> StorageConfig:
 
 def _azure(raw: Mapping[str, Any], storage: StorageConfig) -> StorageConfig:
     account, secret = _text(raw, "access_key"), _text(raw, "secret_key")
-    if not account or not AZURE_ACCOUNT_NAME.fullmatch(account):
-        raise LinkFieldError("access_key", "expected the storage account name (3-24 lowercase letters and digits)")
-    if not secret:
-        raise LinkFieldError("secret_key", "required: the account key or a SAS token")
-    if sas_token(secret) is None and not BASE64.fullmatch(secret.strip()):
-        raise LinkFieldError("secret_key", "expected an account key (base64) or a SAS token (sv=...&sig=...)")
+    problem = azure_problem(account, secret)  # the same check as STORAGE_PROVIDER=azure's
+    if problem is not None:
+        raise LinkFieldError("secret_key" if problem.part == "key" else "access_key", problem.reason)
     return replace(storage, access_key=account, secret_key=secret)
 
 
