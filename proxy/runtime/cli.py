@@ -2,7 +2,6 @@
 proxy.commands; warm is imported only when it runs)."""
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -10,11 +9,13 @@ from proxy.commands.cache import add_cache_commands, run_cache_command
 from proxy.commands.presign import add_presign_command, run_presign_command
 from proxy.commands.warm_arguments import add_warm_command
 from proxy.config import Config, read_environment
+from proxy.logs.setup import configure_logging
 from proxy.runtime.exits import exit_without_teardown
-from proxy.runtime.log_redaction import install_redaction, register_config_secrets
+from proxy.runtime.log_redaction import register_config_secrets
 from proxy.secrets.registry import SECRETS
 from proxy.settings.errors import ConfigError
 from proxy.settings.listen_address import read_listen_address
+from proxy.settings.logs import read_log_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,10 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     add_warm_command(commands)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_redaction()
     try:
         env = read_environment(args.env_file)
+        configure_logging(read_log_config(env))  # first: reading the rest may log
         host, port = read_listen_address(env, getattr(args, "host", None), getattr(args, "port", None))
         config = Config.from_env(env, host=host, port=port, workers=getattr(args, "workers", None))
     except ConfigError as error:
