@@ -41,6 +41,15 @@ def access_record(fields: dict[str, Any], request_id: str | None, created: float
     return record
 
 
+def _body_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
+    """The body's length as sent: its Content-Length when there is one (aiohttp's body_length counts
+    what its writer buffered, which leaves out part of a body written with its head or by sendfile)."""
+    if request.method == "HEAD" or response.status in (204, 304):
+        return 0
+    length = response.content_length
+    return length if length is not None else response.body_length
+
+
 class AccessLogger(AbstractAccessLogger):
     """aiohttp's access logger (AppRunner's access_log_class), writing the line above."""
 
@@ -48,7 +57,7 @@ class AccessLogger(AbstractAccessLogger):
         """One line for an answered request."""
         version = request.version
         fields = access_fields(request.remote or "-", request.method, request.raw_path,
-                               f"{version.major}.{version.minor}", response.status, response.body_length,
+                               f"{version.major}.{version.minor}", response.status, _body_bytes(request, response),
                                time_taken, response.headers.get("X-Cache", ""), request.headers.get("User-Agent", ""))
         record = access_record(fields, answered_request_id(response), time.time())
         if self.logger.isEnabledFor(logging.INFO):
