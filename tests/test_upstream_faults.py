@@ -81,7 +81,8 @@ def test_reads_are_retried_with_backoff_before_their_headers(
     # every line with the request's id.
     server.wait_for_log('"GET /')  # the access line comes after the provider's lines
     about = [line for line in server.log_lines if f"{bucket}/r.jpg failed" in line]
-    assert [line.split()[2] for line in about] == ["DEBUG"] * min(failures, attempts - 1) + ["WARNING"] * (status == 502)
+    levels = ["DEBUG"] * min(failures, attempts - 1) + ["WARNING"] * (status == 502)
+    assert [line.split()[2] for line in about] == levels
     assert all(line.endswith(" request_id=retried-read") and "503" in line for line in about)
 
 
