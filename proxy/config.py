@@ -19,7 +19,7 @@ from proxy.settings.conversions import read_converter_config
 from proxy.settings.cors import CorsConfig, read_cors_config
 from proxy.settings.env_values import read_flag
 from proxy.settings.errors import ConfigError
-from proxy.settings.logs import LogConfig, read_log_config
+from proxy.settings.operations.logs import LogConfig, read_log_config
 from proxy.settings.previews import PreviewsConfig
 from proxy.settings.revalidation import RevalidationConfig, read_revalidation_config
 from proxy.settings.tiers import read_cache_config

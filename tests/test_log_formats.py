@@ -16,7 +16,7 @@ from proxy.logs.request_ids import REQUEST_ID, request_id_for
 from proxy.runtime.log_redaction import RedactingFilter
 from proxy.secrets.registry import MASK, SecretRegistry
 from proxy.settings.errors import ConfigError
-from proxy.settings.logs import JSON, TEXT, read_log_config
+from proxy.settings.operations.logs import JSON, TEXT, read_log_config
 
 SECRET = 'pa"ss\\wörd-7f3a9c'  # a quote, a backslash and a non-ASCII letter: each JSON-escaped or kept
 

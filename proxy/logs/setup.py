@@ -5,7 +5,7 @@ import logging
 
 from proxy.logs.formats import JsonFormatter, TextFormatter
 from proxy.runtime.log_redaction import install_redaction
-from proxy.settings.logs import JSON, LogConfig
+from proxy.settings.operations.logs import JSON, LogConfig
 
 DEFAULT = LogConfig()
 

@@ -15,7 +15,7 @@ from proxy.runtime.log_redaction import register_config_secrets
 from proxy.secrets.registry import SECRETS
 from proxy.settings.errors import ConfigError
 from proxy.settings.listen_address import read_listen_address
-from proxy.settings.logs import read_log_config
+from proxy.settings.operations.logs import read_log_config
 
 
 def main(argv: list[str] | None = None) -> int:
