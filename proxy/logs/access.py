@@ -7,6 +7,7 @@ any decoding. ACCESS_LOG=false turns both writers off.
 """
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -33,12 +34,32 @@ def access_text(fields: dict[str, Any]) -> str:
 
 
 def access_record(fields: dict[str, Any], request_id: str | None, created: float) -> logging.LogRecord:
-    """The record of an access line, as if logged at `created` (the hot lane writes its lines later)."""
-    record = ACCESS_LOGGER.makeRecord(ACCESS_LOGGER.name, logging.INFO, __file__, 0, access_text(fields), (), None,
-                                      extra={"access": fields, "request_id": request_id})
-    record.created = created
-    record.msecs = (created - int(created)) * 1000
+    """The record of an access line, as if logged at `created` (the hot lane writes its lines later).
+
+    Made from a prototype record of this process: LogRecord's constructor (the caller's file name
+    split, the thread and process looked up) costs as much as writing the line, for values that are
+    the same on every access line.
+    """
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    record.__dict__ = {**_prototype(), "msg": access_text(fields), "created": created,
+                       "msecs": (created - int(created)) * 1000, "relativeCreated": (created - _started) * 1000,
+                       "access": fields, "request_id": request_id}
     return record
+
+
+_prototype_pid = 0
+_prototype_fields: dict[str, Any] = {}
+_started = time.time()
+
+
+def _prototype() -> dict[str, Any]:
+    """What every access record of this process shares (made again in a new process)."""
+    global _prototype_pid, _prototype_fields, _started
+    if _prototype_pid != os.getpid():
+        record = ACCESS_LOGGER.makeRecord(ACCESS_LOGGER.name, logging.INFO, __file__, 0, "", (), None)
+        _prototype_pid, _prototype_fields = os.getpid(), dict(record.__dict__)
+        _started = record.created - record.relativeCreated / 1000
+    return _prototype_fields
 
 
 def _body_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:

@@ -30,6 +30,16 @@ class TextFormatter(logging.Formatter):
     def __init__(self, with_pid: bool = False, registry: SecretRegistry = SECRETS) -> None:
         super().__init__(TEXT_LINE_WITH_PID if with_pid else TEXT_LINE)
         self.registry = registry
+        self._second = -1
+        self._second_text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """logging's default time (`2026-01-31 12:00:00,123`, local time), its seconds made once a second:
+        a busy server writes thousands of lines in each."""
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._second_text = second, super().formatTime(record, datefmt)[:19]
+        return f"{self._second_text},{int(record.msecs):03d}"
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         """The line before any traceback, with the request id at its end."""
