@@ -100,3 +100,16 @@ def test_every_answer_echoes_its_id_and_every_line_about_it_carries_it(start_ser
     assert by_id[refused[1]["X-Request-ID"]]["status"] == refused[0]
     # Lines other than JSON: only what is printed, not logged (the listening line).
     assert all(line.startswith("{") or line.startswith("preview-proxy ") for line in server.log_lines)
+
+
+def test_workers_and_their_supervisor_write_json_alike(start_server: StartServer) -> None:
+    server = start_server(workers=2, LOG_FORMAT="json")
+    for n in range(6):
+        fetch(server, f"/healthz?workers-{n}")
+    poll(lambda: sum("workers-" in line for line in server.log_lines) == 6, "six access lines")
+
+    records = [json.loads(line) for line in server.log_lines if not line.startswith("preview-proxy ")]
+    supervisor = {r["pid"] for r in records if r["logger"] == "proxy.runtime.supervisor"}
+    workers = {r["pid"] for r in records if r["logger"] == "aiohttp.access"}
+    assert supervisor == {server.pid} and workers and server.pid not in workers
+    assert all(r.get("request_id") for r in records if r["logger"] == "aiohttp.access")

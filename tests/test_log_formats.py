@@ -143,6 +143,19 @@ def test_batched_lines_are_written_at_the_size_bound_and_on_flush(registry: Secr
     assert '10.0.0.1 "GET /p3 HTTP/1.1" 200 10 0.000100s "HIT" "agent"' in lines[3]
 
 
+def test_no_batched_line_is_written_above_info(registry: SecretRegistry) -> None:
+    logger, stream = _logger(TextFormatter(), registry, "test.batch-level")
+    logger.setLevel(logging.WARNING)
+
+    async def run() -> None:
+        access = BufferedAccessLog(logger, max_lines=1)
+        access.add((1_700_000_000.0, "10.0.0.1", "GET", "/w", 200, 1, 0.0, "", "", "id-w"))
+        access.flush()
+
+    asyncio.run(run())
+    assert stream.getvalue() == ""
+
+
 def test_batched_lines_are_written_when_their_time_is_up(registry: SecretRegistry) -> None:
     logger, stream = _logger(TextFormatter(), registry, "test.batch-time")
 

@@ -53,7 +53,7 @@ class BufferedAccessLog:
             self._timer.cancel()
             self._timer = None
         lines, self._pending = self._pending, []
-        if lines:
+        if lines and self.enabled:
             write_together(self._logger, [
                 access_record(access_fields(peer, method, target, "1.1", status, size, seconds, cache, agent),
                               request_id, created)

@@ -112,6 +112,8 @@ def _site(runner: web.AppRunner, sock: socket.socket, app: web.Application) -> w
     hot = app[HOT_PREVIEWS]
     if config.server.hot_lane and hot.enabled:
         access_log = BufferedAccessLog() if config.server.access_log else None
+        if access_log is not None and not access_log.enabled:
+            access_log = None  # LOG_LEVEL above info: no access line is written, so none is kept
         lane = HotLane(hot, app[LINKS], config.previews, app[METRICS], access_log)
         return HotLaneListener(runner, sock, lane)
     return web.SockSite(runner, sock)
