@@ -158,15 +158,21 @@ def test_no_batched_line_is_written_above_info(registry: SecretRegistry) -> None
 
 def test_batched_lines_are_written_when_their_time_is_up(registry: SecretRegistry) -> None:
     logger, stream = _logger(TextFormatter(), registry, "test.batch-time")
+    written = asyncio.Event()
+
+    class Signalling(io.StringIO):
+        def write(self, text: str) -> int:
+            written.set()
+            return super().write(text)
+
+    stream = logger.handlers[0].stream = Signalling()  # type: ignore[attr-defined]
 
     async def run() -> str:
-        written = asyncio.Event()
-        stream.write = lambda text, write=stream.write: (written.set(), write(text))[1]  # type: ignore[method-assign]
         access = BufferedAccessLog(logger, max_lines=100, flush_seconds=0.05)
         access.add((1_700_000_000.0, "10.0.0.1", "HEAD", "/t", 200, 0, 0.0, "", "", "id-t"))
         assert stream.getvalue() == ""  # kept, not yet written
         await asyncio.wait_for(written.wait(), 5)
         return stream.getvalue()
 
-    written = asyncio.run(run())
-    assert '"HEAD /t HTTP/1.1" 200 0 ' in written and '"-" "-"' in written
+    text = asyncio.run(run())
+    assert '"HEAD /t HTTP/1.1" 200 0 ' in text and '"-" "-"' in text
