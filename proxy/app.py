@@ -27,6 +27,7 @@ from proxy.config import Config
 from proxy.hot.previews import HotPreviews
 from proxy.http.cors import cors_policy, install_cors
 from proxy.http.middleware import errors_and_metrics
+from proxy.logs.request_ids import install_request_ids, request_ids
 from proxy.metrics.registry import Metrics
 from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool
@@ -89,7 +90,8 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
         return Originals(guarded, in_place, storage_tier, metrics, link_namespace(entry), stale_if_error,
                          guard, revalidate=entry.revalidate), guarded
 
-    app = web.Application(middlewares=[errors_and_metrics])
+    # Outermost: the request's id is set before anything may log about it.
+    app = web.Application(middlewares=[request_ids, errors_and_metrics])
     app[CONFIG] = config
     app[METRICS] = metrics
     app[PROVIDER] = provider
@@ -130,6 +132,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     # Writes, by bearer token or presigned URL (proxy/routes/uploads.py); /links/<scheme>/... writes to a link.
     app.router.add_put("/{bucket}/{key:.+}", put_object, name=UPLOAD_ROUTE)
     # Pages on other origins may read originals, previews and conversions (CORS_ALLOW_ORIGINS).
+    install_request_ids(app)  # before CORS: the hot lane writes the request id's line first too
     install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter"))
     app.cleanup_ctx.append(_lifecycle)
     return app

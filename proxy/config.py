@@ -18,6 +18,7 @@ from proxy.settings.cors import CorsConfig, read_cors_config
 from proxy.settings.env_values import read_flag, read_folder
 from proxy.settings.environment.reading import read_environment as read_environment  # where callers find it
 from proxy.settings.errors import ConfigError
+from proxy.settings.operations.logs import LogConfig, read_log_config
 from proxy.settings.previews import PreviewsConfig
 from proxy.settings.revalidation import RevalidationConfig, read_revalidation_config
 from proxy.settings.tiers import TIER_DEFAULTS, read_cache_config
@@ -40,8 +41,7 @@ class ServerConfig:
     access_log: bool = True
     # Worker processes on one port (SO_REUSEPORT). 1 serves in the process itself, with no supervisor.
     workers: int = 1
-    # Hot preview requests answered before aiohttp (proxy/hot/lane.py); only with the access log off,
-    # since the lane writes no access log line.
+    # Hot preview requests answered before aiohttp (proxy/hot/lane.py), which writes their access lines too.
     hot_lane: bool = True
 
 
@@ -61,6 +61,7 @@ class Config:
     uploads: UploadConfig = field(default_factory=UploadConfig)  # no tokens or keys: PUT refused
     # Cached originals that can change: checked in the background past a period (proxy/tiers/revalidation/).
     revalidation: RevalidationConfig = field(default_factory=RevalidationConfig)
+    logs: LogConfig = field(default_factory=LogConfig)  # LOG_FORMAT and LOG_LEVEL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080,
@@ -87,7 +88,7 @@ class Config:
         return cls(data_path, server, storage, read_cache_config(env, data_path), previews,
                    LinksConfig.from_env(env, data_path, storage), read_converter_config(env),
                    cors=read_cors_config(env), admin=read_admin_config(env), revalidation=revalidation,
-                   uploads=read_upload_config(env))
+                   uploads=read_upload_config(env), logs=read_log_config(env))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -99,8 +100,9 @@ class Config:
             "SENDFILE": str(self.server.sendfile).lower(),
             "ACCESS_LOG": str(self.server.access_log).lower(),
             "SERVER_WORKERS": str(self.server.workers),
-            "HOT_LANE": str(self.server.hot_lane and not self.server.access_log).lower(),
+            "HOT_LANE": str(self.server.hot_lane).lower(),
         }
+        described.update(self.logs.describe())
         described.update(self.storage.masked())
         described.update(self.previews.describe())
         described.update(self.converter.describe())

@@ -1,5 +1,6 @@
 """The hot lane against aiohttp, differentially: the same raw bytes sent to a server with the lane and to
-one without it get the same answers, byte for byte (the Date header's value aside), and leave the
+one without it get the same answers, byte for byte (the Date header's value and request ids the servers
+made aside), and leave the
 connection in the same state (closed by the server, or still answering).
 
 Both servers share one cache folder, so the stored preview (ETag, Last-Modified, X-Cache) is the same
@@ -46,6 +47,8 @@ CASE_SECONDS = 15.0
 PROBE = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
 CORS_LIST = f"{ALLOWED},{ALLOWED_WITH_PORT}"
 _DATE = re.compile(rb"\r\nDate: [^\r\n]*\r\n")
+# A request id made by the server (for a request that sent none, or one that is not sane) is random.
+_MADE_REQUEST_ID = re.compile(rb"\r\nX-Request-ID: [0-9a-f]{32}\r\n")
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def exchange(server: ServerProcess, data: list[bytes]) -> tuple[bytes, bool]:
             else:
                 more, closed = read_until_quiet(sock, deadline)
                 received += more
-    return _DATE.sub(b"\r\nDate: -\r\n", received), closed
+    return _MADE_REQUEST_ID.sub(b"\r\nX-Request-ID: made\r\n", _DATE.sub(b"\r\nDate: -\r\n", received)), closed
 
 
 def compare(pair: Pair, name: str) -> str | None:
@@ -158,7 +161,7 @@ def test_the_lane_answers_every_case_as_aiohttp_does(pair: Pair) -> None:
 
 @pytest.mark.parametrize("name", ["plain", "pipelined", "webp", "proxy-connection-keep-alive",
                                   "duplicate-plain-header", "split-request-line", "split-three-hot",
-                                  "origin-pipelined"])
+                                  "origin-pipelined", "request-id-pipelined", "request-id-129", "request-id-twice"])
 def test_plain_cases_are_answered_by_the_lane_itself(pair: Pair, name: str) -> None:
     """The comparison above would pass with a lane that answers nothing: these must reach it."""
     data = pieces(CASES[name], pair.path)
@@ -206,7 +209,7 @@ def test_the_lane_sends_cors_lines_for_the_request_origin(pair: Pair) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         (allowed, _), (other, _) = pool.map(lambda name: exchange(pair.with_lane, pieces(CASES[name], pair.path)),
                                             ("origin-allowed", "origin-other"))
-    assert (f"\r\nServer: {{server}}\r\nAccess-Control-Allow-Origin: {ALLOWED}\r\n"
+    assert (f"\r\nServer: {{server}}\r\nX-Request-ID: made\r\nAccess-Control-Allow-Origin: {ALLOWED}\r\n"
             "Access-Control-Expose-Headers: ").encode() in re.sub(rb"\r\nServer: [^\r]*", b"\r\nServer: {server}",
                                                                  allowed)
     # One Vary line: the format is negotiated (IMGPROXY_AUTO_WEBP), and a list of origins varies on Origin.

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import StartServer
 from tests.support.http import request
 from tests.support.metadata_server import CREDENTIALS_PATH, MetadataServer
-from tests.support.s3 import ACCESS_KEY, REGION, MotoS3, s3_env
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, s3_env
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.tls import make_tls_files
 
@@ -37,10 +37,16 @@ def test_https_endpoint_with_an_untrusted_certificate_fails_closed(
     with TcpProxy(("127.0.0.1", moto.port), tls=server_tls) as https_front:
         server = start_server(**s3_env(https_front.endpoint, STORAGE_RETRIES="0"))
 
-        reply = request(server.url(f"/{bucket}/tls.jpg"))
+        reply = request(server.url(f"/{bucket}/tls.jpg"), headers={"X-Request-ID": "tls-mismatch"})
 
         assert reply.status == 502
         assert b"secret image" not in reply.body
+        # Logged once, with the transport's reason (the certificate refused), and the request's id.
+        server.wait_for_log('"GET /')
+        failed = [line for line in server.log_lines if "tls.jpg failed" in line]
+        assert len(failed) == 1 and failed[0].endswith(" request_id=tls-mismatch")
+        assert "InvalidCertificate" in failed[0] and "UnknownIssuer" in failed[0]
+        assert SECRET_KEY not in server.log_text()
 
 
 def test_endpoint_without_scheme_uses_port_region_and_path_style(moto: MotoS3, bucket, start_server: StartServer):

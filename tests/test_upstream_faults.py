@@ -71,12 +71,19 @@ def test_reads_are_retried_with_backoff_before_their_headers(
         retries: str, failures: int, status: int, attempts: int) -> None:
     moto.put(bucket, "r.jpg", b"retried until it came")
     s3_proxy.faults.error_status, s3_proxy.faults.error_connections = 503, failures
-    server = start_server(**s3_env(s3_proxy.endpoint, STORAGE_RETRIES=retries))
+    server = start_server(**s3_env(s3_proxy.endpoint, STORAGE_RETRIES=retries, LOG_LEVEL="debug"))
 
-    reply = request(server.url(f"/{bucket}/r.jpg"))
+    reply = request(server.url(f"/{bucket}/r.jpg"), headers={"X-Request-ID": "retried-read"})
 
     assert reply.status == status
     assert len(s3_proxy.gets("/r.jpg")) == attempts
+    # One DEBUG line per retried attempt, and the failure once, as a warning, when the last one fails:
+    # every line with the request's id.
+    server.wait_for_log('"GET /')  # the access line comes after the provider's lines
+    about = [line for line in server.log_lines if f"{bucket}/r.jpg failed" in line]
+    levels = ["DEBUG"] * min(failures, attempts - 1) + ["WARNING"] * (status == 502)
+    assert [line.split()[2] for line in about] == levels
+    assert all(line.endswith(" request_id=retried-read") and "503" in line for line in about)
 
 
 def test_a_reset_before_the_headers_is_retried(

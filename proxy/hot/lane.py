@@ -23,7 +23,10 @@ bad before it is complete (bare LF, a duplicate Host, ...), so anything else goe
 at once (lane_server.py). The bytes sent are those aiohttp would send: the entry's headers in
 order, then Date and Server, then the CORS headers for the request's Origin (the first Origin line,
 its value without the spaces and tabs around it, as both of aiohttp's parsers read it), the same lines
-aiohttp's response hook adds (http/cors.py). OPTIONS, a preflight, is never the lane's.
+aiohttp's response hook adds (http/cors.py), after the request's `X-Request-ID` line (its own when it
+is sane, else a new one, as proxy/logs/request_ids.py decides). OPTIONS, a preflight, is never the lane's.
+With the access log on, each answer's line is kept and written in batches (proxy/logs/buffered_access.py),
+in the form of aiohttp's lines.
 """
 
 import re
@@ -33,6 +36,8 @@ from email.utils import formatdate
 from aiohttp.http import SERVER_SOFTWARE
 
 from proxy.hot.previews import HotPreviews, hot_key
+from proxy.logs.buffered_access import BufferedAccessLog
+from proxy.logs.request_ids import SANE_ID_BYTES, new_request_id
 from proxy.metrics.registry import Metrics
 from proxy.routes.previews import PREFIX, PREVIEW_ROUTE, negotiated_format
 from proxy.settings.previews import PreviewsConfig
@@ -77,18 +82,25 @@ _CHECKED_FIELDS = re.compile(
 _ACCEPT = re.compile(rb"\r\naccept:([\t -~]*)\r\n")  # the first one, as aiohttp's headers.get() gives
 # The first Origin line, in the head as received (its value's case matters): its name in any case.
 _ORIGIN = re.compile(rb"(?:^|\r\n)origin:[ \t]*([\t -~]*?)[ \t]*\r\n", re.IGNORECASE)
+# The first line of these headers, as aiohttp's headers.get() gives it: the value without the spaces and
+# tabs around it. Only searched for when the lowercased lines hold the name.
+_REQUEST_ID = re.compile(rb"(?:^|\r\n)x-request-id:[ \t]*([\t -~]*?)[ \t]*\r\n", re.IGNORECASE)
+_USER_AGENT = re.compile(rb"(?:^|\r\n)user-agent:[ \t]*([\t -~]*?)[ \t]*\r\n", re.IGNORECASE)
 _SERVER_LINE = f"Server: {SERVER_SOFTWARE}\r\n".encode()
 LANE = "lane"
 # One request the lane may answer: where its head ends in the buffer (after the empty line), its hot
-# key, whether it is a GET (a HEAD gets no body), and its CORS header lines.
-Planned = tuple[int, str, bool, bytes]
+# key, whether it is a GET (a HEAD gets no body), its CORS header lines, its request id, and for its
+# access line its target and User-Agent ("" with the access log off).
+Planned = tuple[int, str, bool, bytes, str, str, str]
 
 
 class HotLane:
     """Reads request heads as aiohttp would and turns hot ones into the bytes of their answers."""
 
-    def __init__(self, hot: HotPreviews, links: LinkedOriginals, settings: PreviewsConfig, metrics: Metrics) -> None:
+    def __init__(self, hot: HotPreviews, links: LinkedOriginals, settings: PreviewsConfig, metrics: Metrics,
+                 access_log: BufferedAccessLog | None = None) -> None:
         self._hot = hot
+        self._access_log = access_log
         self._links = links
         self._settings = settings
         self._negotiates = settings.auto_webp or settings.auto_avif
@@ -112,18 +124,31 @@ class HotLane:
             return None
         return planned
 
-    def answer(self, key: str, is_get: bool, cors: bytes = b"") -> bytes | None:
-        """The whole response to a planned request, or None if its key is not hot (aiohttp answers it)."""
+    def answer(self, request: Planned, peer: str = "-") -> bytes | None:
+        """The whole response to a planned request from `peer` (its address, for the access line), or
+        None if its key is not hot (aiohttp answers it)."""
         started = time.monotonic()
+        _, key, is_get, cors, request_id, target, user_agent = request
         entry = self._hot.find(key, self._links.config)
         if entry is None or entry.wire_head is None:
             return None
         self._hot.answered(LANE)
-        parts = [entry.wire_head, self._date(), _SERVER_LINE, cors, b"\r\n"]
+        parts = [entry.wire_head, self._date(), _SERVER_LINE, b"X-Request-ID: ", request_id.encode(), b"\r\n",
+                 cors, b"\r\n"]
         if is_get:
             parts.append(entry.body)
-        self._metrics.request_done(PREVIEW_ROUTE, 200, time.monotonic() - started)
+        taken = time.monotonic() - started
+        self._metrics.request_done(PREVIEW_ROUTE, 200, taken)
+        if self._access_log is not None:
+            self._access_log.add((time.time(), peer, "GET" if is_get else "HEAD", target, 200,
+                                  len(entry.body) if is_get else 0, taken, entry.headers.get("X-Cache", ""),
+                                  user_agent, request_id))
         return b"".join(parts)
+
+    def flush_access_log(self) -> None:
+        """Write the access lines kept so far (at shutdown: none is lost at a clean stop)."""
+        if self._access_log is not None:
+            self._access_log.flush()
 
     def _read(self, buffer: bytes, start: int, end: int) -> Planned | None:
         """The request whose head is buffer[start:end] (its lines with their CRLFs; the empty line
@@ -141,8 +166,19 @@ class HotLane:
         if self._negotiates:
             found = _ACCEPT.search(fields)
             accept = found[1].decode("ascii") if found else ""
-        key = hot_key(match[2].decode("ascii"), negotiated_format(accept, self._settings) or "")
-        return end + 2, key, match[1] == b"GET", self._cors_lines(match[3])
+        target = match[2].decode("ascii")
+        key = hot_key(target, negotiated_format(accept, self._settings) or "")
+        request_id = ""
+        if b"\r\nx-request-id:" in fields:
+            sent = _REQUEST_ID.search(match[3])
+            if sent is not None and SANE_ID_BYTES.fullmatch(sent[1]):
+                request_id = sent[1].decode("ascii")
+        user_agent = ""
+        if self._access_log is not None and b"user-agent" in checked:
+            found_agent = _USER_AGENT.search(match[3])
+            user_agent = found_agent[1].decode("ascii") if found_agent else ""
+        return (end + 2, key, match[1] == b"GET", self._cors_lines(match[3]), request_id or new_request_id(), target,
+                user_agent)
 
     def _cors_lines(self, lines: bytes) -> bytes:
         """The CORS header lines of the answer to a request with these header `lines`."""

@@ -62,11 +62,15 @@ class HotLaneConnection(asyncio.Protocol):
         self._reading_paused_here = False
         self._last_seen = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._peer = "-"  # the client's address, for the access lines of the lane's answers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self._transport = transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            self._peer = str(peer[0])
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # As aiohttp does: an answer is one small write that must not wait for an ACK (Nagle).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -103,16 +107,15 @@ class HotLaneConnection(asyncio.Protocol):
             self._plan, self._planned, self._answered_to = plan, 0, 0
         plan, index, answered_to = self._plan, self._planned, self._answered_to
         while index < len(plan) and not self._writing_paused:
-            end, key, is_get, cors = plan[index]
             try:
-                answer = self._lane.answer(key, is_get, cors)
+                answer = self._lane.answer(plan[index], self._peer)
             except Exception:
                 log.exception("hot lane failed on a request; aiohttp answers this connection")
                 answer = None
             if answer is None:
                 break
             self._transport.write(answer)
-            answered_to = end
+            answered_to = plan[index][0]
             index += 1
         _drop_prefix(self._pending, answered_to - self._answered_to)
         self._planned, self._answered_to = index, answered_to
@@ -224,6 +227,7 @@ class HotLaneListener:
             self._listening = None
         for connection in list(self._connections):
             connection.close()
+        self._lane.flush_access_log()
 
 
 def _drop_prefix(chunks: list[bytes], count: int) -> None:

@@ -15,8 +15,9 @@ from proxy.commands.cache import add_cache_commands, run_cache_command
 from proxy.commands.presign import add_presign_command, run_presign_command
 from proxy.commands.warm_arguments import add_warm_command
 from proxy.config import Config
+from proxy.logs.setup import configure_logging
 from proxy.runtime.exits import exit_without_teardown
-from proxy.runtime.log_redaction import install_redaction, register_config_secrets
+from proxy.runtime.log_redaction import register_config_secrets
 from proxy.secrets.registry import SECRETS
 from proxy.settings.environment.catalogue import KNOWN_NAMES
 from proxy.settings.environment.in_force import as_json, as_text, settings_in_force
@@ -24,6 +25,7 @@ from proxy.settings.environment.reading import Environment, read_environment
 from proxy.settings.environment.unknown_names import unknown_names
 from proxy.settings.errors import ConfigError
 from proxy.settings.listen_address import read_listen_address
+from proxy.settings.operations.logs import read_log_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,10 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     add_warm_command(commands)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_redaction()
     try:
         env = read_environment(args.env_file)
+        configure_logging(read_log_config(env))  # first: reading the rest may log
         host, port = read_listen_address(env, getattr(args, "host", None), getattr(args, "port", None))
         config = Config.from_env(env, host=host, port=port, workers=getattr(args, "workers", None))
     except ConfigError as error:

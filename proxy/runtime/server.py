@@ -23,6 +23,8 @@ from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS
 from proxy.config import Config
 from proxy.hot.lane import HotLane
 from proxy.hot.lane_server import HotLaneListener
+from proxy.logs.access import ACCESS_LOGGER, AccessLogger
+from proxy.logs.buffered_access import BufferedAccessLog
 from proxy.routes.health import WORKERS_LISTENING
 from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket
 from proxy.runtime.log_floods import install_flood_filters
@@ -31,7 +33,6 @@ from proxy.runtime.readiness import READY, WorkersListening
 
 log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 10
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{X-Cache}o" "%{User-Agent}i"'
 
 
 def serve(config: Config) -> int:
@@ -66,9 +67,8 @@ async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Pat
     app = build_app(config, metrics_dir)
     if listening is not None:
         app[WORKERS_LISTENING] = listening
-    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if config.server.access_log
-                           else None, access_log_format=ACCESS_LOG_FORMAT, handler_cancellation=True,
-                           shutdown_timeout=SHUTDOWN_SECONDS)
+    runner = web.AppRunner(app, access_log=ACCESS_LOGGER if config.server.access_log else None,
+                           access_log_class=AccessLogger, handler_cancellation=True, shutdown_timeout=SHUTDOWN_SECONDS)
     await runner.setup()
     site = _site(runner, sock, app)
     await site.start()
@@ -106,11 +106,14 @@ def _watch_supervisor(loop: asyncio.AbstractEventLoop, supervisor: Connection, s
 
 
 def _site(runner: web.AppRunner, sock: socket.socket, app: web.Application) -> web.SockSite | HotLaneListener:
-    """The listening site: with the hot lane in front of aiohttp when it is on (and can be: the lane
-    writes no access log line, and with no memory budget there is nothing hot)."""
+    """The listening site: with the hot lane in front of aiohttp when it is on (and can be: with no
+    memory budget there is nothing hot). The lane writes its access lines in batches."""
     config = app[CONFIG]
     hot = app[HOT_PREVIEWS]
-    if config.server.hot_lane and not config.server.access_log and hot.enabled:
-        lane = HotLane(hot, app[LINKS], config.previews, app[METRICS])
+    if config.server.hot_lane and hot.enabled:
+        access_log = BufferedAccessLog() if config.server.access_log else None
+        if access_log is not None and not access_log.enabled:
+            access_log = None  # LOG_LEVEL above info: no access line is written, so none is kept
+        lane = HotLane(hot, app[LINKS], config.previews, app[METRICS], access_log)
         return HotLaneListener(runner, sock, lane)
     return web.SockSite(runner, sock)

@@ -37,12 +37,12 @@ from prometheus_client import multiprocess
 
 from cache.startup import prepare_tiers, remove_parts_of
 from proxy.config import Config
+from proxy.logs.setup import configure_logging
 from proxy.metrics.shared_folder import fresh_metrics_folder, remove_metrics_folder
 from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket, refuse_taken_port
-from proxy.runtime.log_redaction import install_redaction
 from proxy.runtime.readiness import READY, WorkersListening
 from proxy.runtime.signal_inbox import SignalInbox
-from proxy.runtime.worker import LOG_FORMAT, WorkerSpec, run_worker
+from proxy.runtime.worker import WorkerSpec, run_worker
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,7 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve through the workers; return 0 after a clean stop, 1 otherwise."""
-        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
-        install_redaction()  # basicConfig(force=True) replaced the handler cli.main had filtered
+        configure_logging(self._config.logs, with_pid=True)  # the workers' form: lines name their process
         host, port = self._config.server.host, self._config.server.port
         try:
             refuse_taken_port(host, port)

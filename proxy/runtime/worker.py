@@ -14,11 +14,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from proxy.config import Config
+from proxy.logs.setup import configure_logging
 from proxy.runtime.exits import exit_without_teardown
 from proxy.runtime.readiness import WorkersListening
 
-# The pid tells which worker wrote a line; the supervisor's lines carry its own.
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ def run_worker(spec: WorkerSpec) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # prometheus_client picks its multiprocess mode when it is first imported (proxy.runtime.server imports it).
     os.environ[METRICS_DIR_VARIABLE] = str(spec.metrics_dir)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
+    configure_logging(spec.config.logs, with_pid=True)
     from proxy.runtime.server import serve_worker
 
     try:

@@ -194,10 +194,26 @@ CASES: dict[str, Case] = {
     "hot-then-preflight-then-hot": head("", f"Origin: {ALLOWED}")
     + head("", f"Origin: {ALLOWED}", "Access-Control-Request-Method: GET", method="OPTIONS")
     + head("", f"Origin: {ALLOWED}"),
+    # X-Request-ID: echoed when sane (1 to 128 of A-Z a-z 0-9 . _ : -), else replaced by a made one
+    # (made ones are blanked before comparing; these sent ones are never 32 hex digits).
+    "request-id": head("", "X-Request-ID: trace-1.a_b:c"),
+    "request-id-name-case": head("", "x-REQUEST-id: trace-2"),
+    "request-id-spaces-around": head("", "X-Request-ID: \t trace-3 \t"),
+    "request-id-128": head("", "X-Request-ID: " + "r" * 128),
+    "request-id-129": head("", "X-Request-ID: " + "r" * 129),
+    "request-id-space-inside": head("", "X-Request-ID: trace 4"),
+    "request-id-slash": head("", "X-Request-ID: trace/5"),
+    "request-id-empty": head("", "X-Request-ID:"),
+    "request-id-twice": head("", "X-Request-ID: first-6", "X-Request-ID: second-6"),
+    "request-id-twice-bad-first": head("", "X-Request-ID: bad id", "X-Request-ID: second-7"),
+    "request-id-like-names": head("", "X-Request-ID-X: trace-8", "Request-ID: trace-8"),
+    "request-id-pipelined": head("", "X-Request-ID: p-1") + head() + head("", "X-Request-ID: p-3"),
+    "request-id-not-hot": head("/healthz", "X-Request-ID: healthz-9"),
+    "request-id-split": ("GET {hot} HTTP/1.1\r\nHost: t\r\nX-Request-ID: tra", "ce-10\r\n\r\n"),
 }
 # What the pairs with CORS off and for any origin run: the lane's own answers, with and without Origin.
 SHORT_CASES = ("plain", "head", "webp", "browser", "pipelined", "origin-allowed", "origin-other", "origin-webp",
-               "origin-pipelined", "preflight", "hot-then-preflight-then-hot")
+               "origin-pipelined", "preflight", "hot-then-preflight-then-hot", "request-id", "request-id-pipelined")
 
 
 def request_bytes(case: str | bytes, path: str) -> bytes:

@@ -32,6 +32,7 @@ BACKOFF_CAP = 2.0
 # message tells them apart, where object_store's HttpErrorKind appears (checked 2026-11-22 against
 # obstore 0.12.1: connect and read timeouts both show `kind: Timeout`).
 TIMEOUT_MARKER = "kind: Timeout"
+MAX_CAUSES = 8  # a chain of causes is short; a loop or a runaway chain must not make a line endless
 
 
 class ObstoreCalls:
@@ -45,12 +46,14 @@ class ObstoreCalls:
         self.timeout = timeout
         self.retries = retries
 
-    async def call(self, ref: ObjectRef, operation: str, awaitable: Awaitable[T], quiet: bool = False) -> T:
+    async def call(self, ref: ObjectRef, operation: str, awaitable: Awaitable[T], quiet: bool = False,
+                   attempt: str = "") -> T:
         """Await one obstore call within the read timeout (never retried: writes go here).
 
-        `quiet`: don't log a failure (an attempt that will be retried; the last one logs).
+        `quiet`: log a failure at DEBUG only, as `attempt` (an attempt that will be retried; the last
+        one logs its failure as a warning, once for the request).
         """
-        with self.translated(ref, operation, quiet):
+        with self.translated(ref, operation, quiet, attempt):
             async with asyncio.timeout(self.timeout):
                 return await awaitable
 
@@ -61,11 +64,14 @@ class ObstoreCalls:
         a client, so a body that breaks off fails the response instead (obstore's own retries, which
         would resume a body with a Range request, are switched off: see retry_config).
         """
-        for attempt_number in range(self.retries + 1):
+        attempts = self.retries + 1
+        for attempt_number in range(attempts):
+            retried = attempt_number < self.retries
             try:
-                return await self.call(ref, operation, attempt(), quiet=attempt_number < self.retries)
+                return await self.call(ref, operation, attempt(), quiet=retried,
+                                       attempt=f"attempt {attempt_number + 1} of {attempts}" if retried else "")
             except (ProviderFailure, ProviderTimeout):
-                if attempt_number == self.retries:
+                if not retried:
                     raise
             ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** attempt_number)
             await asyncio.sleep(random.uniform(0, ceiling))
@@ -83,8 +89,11 @@ class ObstoreCalls:
                 yield bytes(chunk)
 
     @contextmanager
-    def translated(self, ref: ObjectRef, operation: str, quiet: bool = False) -> Iterator[None]:
-        """Map obstore and timeout errors to provider errors, logging the whole cause unless `quiet`."""
+    def translated(self, ref: ObjectRef, operation: str, quiet: bool = False, attempt: str = "") -> Iterator[None]:
+        """Map obstore and timeout errors to provider errors, logging the whole cause (at DEBUG if `quiet`,
+        naming the `attempt`)."""
+        level = logging.DEBUG if quiet else logging.WARNING
+        retried = f" ({attempt}; retried)" if attempt else ""
         try:
             yield
         except obstore_errors.NotModifiedError:
@@ -96,26 +105,37 @@ class ObstoreCalls:
             self._log(ref, operation, error, " -- access denied: check the credentials and the bucket's policy")
             raise ProviderAccessDenied() from None
         except TimeoutError:
-            if not quiet:
-                log.warning("%s: %s of %s/%s timed out after %gs", self.provider_id, operation, ref.bucket,
-                            ref.key, self.timeout)
+            log.log(level, "%s: %s of %s/%s timed out after %gs%s", self.provider_id, operation, ref.bucket,
+                    ref.key, self.timeout, retried)
             raise ProviderTimeout() from None
         except obstore_errors.GenericError as error:
-            if not quiet:
-                self._log(ref, operation, error)
+            self._log(ref, operation, error, retried, level)
             if TIMEOUT_MARKER in str(error):
                 raise ProviderTimeout() from None
             raise ProviderFailure() from None
         except (obstore_errors.BaseError, OSError) as error:
-            if not quiet:
-                self._log(ref, operation, error)
+            self._log(ref, operation, error, retried, level)
             raise ProviderFailure() from None
 
-    def _log(self, ref: ObjectRef, operation: str, error: BaseException, hint: str = "") -> None:
-        # The whole cause on one line: obstore's text ends with the upstream's answer, the useful part.
-        cause = " ".join(str(error).split())
-        log.warning("%s: %s of %s/%s failed: %s: %s%s", self.provider_id, operation, ref.bucket, ref.key,
-                    type(error).__name__, cause, hint)
+    def _log(self, ref: ObjectRef, operation: str, error: BaseException, hint: str = "",
+             level: int = logging.WARNING) -> None:
+        # The whole cause on one line, never cut: obstore's text ends with the upstream's answer or the
+        # transport's reason (a certificate it refused, say), the useful part.
+        log.log(level, "%s: %s of %s/%s failed: %s%s", self.provider_id, operation, ref.bucket, ref.key,
+                whole_cause(error), hint)
+
+
+def whole_cause(error: BaseException) -> str:
+    """`error` and the errors it was raised from or during, each as `Type: text`, on one line."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(parts) < MAX_CAUSES:
+        seen.add(id(current))
+        text = " ".join(str(current).split())
+        parts.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return " <- ".join(parts)
 
 
 async def answers(provider: Any, bucket: str) -> None:

@@ -1,0 +1,1 @@
+"""Settings of how the server is operated rather than what it serves: its logs."""
