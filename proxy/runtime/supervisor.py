@@ -37,6 +37,7 @@ from prometheus_client import multiprocess
 
 from cache.startup import prepare_tiers, remove_parts_of
 from proxy.config import Config
+from proxy.metrics.process_figures import REFRESH_SECONDS, SupervisorFigures
 from proxy.metrics.shared_folder import fresh_metrics_folder, remove_metrics_folder
 from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket, refuse_taken_port
 from proxy.runtime.log_redaction import install_redaction
@@ -98,6 +99,7 @@ class Supervisor:
                                                                 port=reserved.getsockname()[1]))
             self._metrics_dir = fresh_metrics_folder()
             log.info("%d workers; their metrics files in %s", len(self._slots), self._metrics_dir)
+            figures = SupervisorFigures(self._metrics_dir)
             try:
                 prepare_tiers(self._config.cache.tiers())
                 for slot in self._slots:
@@ -105,11 +107,16 @@ class Supervisor:
                 if self._wait_until_ready(inbox):
                     announce(self._config, base_url(reserved))
                     self._serving = True
+                    figures_due = 0.0
                     while not self._stopping:
-                        self._turn(inbox, self._restart_timeout())
+                        if time.monotonic() >= figures_due:  # our own memory, CPU and descriptors, in the scrape
+                            figures.refresh()
+                            figures_due = time.monotonic() + REFRESH_SECONDS
+                        self._turn(inbox, _sooner(self._restart_timeout(), figures_due - time.monotonic()))
                         self._restart_due()
                 self._stop_all(inbox)
             finally:
+                figures.close()
                 remove_metrics_folder(self._metrics_dir)
         return 1 if self._failed else 0
 
@@ -245,6 +252,11 @@ class Supervisor:
             slot.restart_at = None
             if slot.process is not None:
                 _kill(slot.process, signum)
+
+
+def _sooner(timeout: float | None, other: float) -> float:
+    """The shorter of two waits (`timeout` None: no limit), never negative."""
+    return max(0.0, other if timeout is None else min(timeout, other))
 
 
 def _kill(process: BaseProcess, signum: int) -> None:
