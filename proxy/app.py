@@ -119,7 +119,8 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
 
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
-    app.router.add_get("/metrics", health.metrics, name="metrics")
+    if config.server.metrics_bind is None:  # else on its own address only (proxy.metrics.listener)
+        app.router.add_get("/metrics", health.metrics, name="metrics")
     app.router.add_get("/previews/{tail:.+}", get_preview, name=PREVIEW_ROUTE)
     app.router.add_get("/links/{tail:.+}", get_link, name="link")
     app.router.add_get("/image-converter/{tail:.+}", get_conversion, name="image-converter")

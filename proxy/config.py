@@ -19,6 +19,7 @@ from proxy.settings.conversions import read_converter_config
 from proxy.settings.cors import CorsConfig, read_cors_config
 from proxy.settings.env_values import read_flag
 from proxy.settings.errors import ConfigError
+from proxy.settings.listen_address import read_metrics_bind
 from proxy.settings.previews import PreviewsConfig
 from proxy.settings.revalidation import RevalidationConfig, read_revalidation_config
 from proxy.settings.tiers import read_cache_config
@@ -44,6 +45,8 @@ class ServerConfig:
     # Hot preview requests answered before aiohttp (proxy/hot/lane.py); only with the access log off,
     # since the lane writes no access log line.
     hot_lane: bool = True
+    # Where /metrics is answered instead of the main port (METRICS_BIND); None: on the main port.
+    metrics_bind: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Config:
             access_log=read_flag(env, "ACCESS_LOG", default=True),
             workers=read_workers(env, workers),
             hot_lane=read_flag(env, "HOT_LANE", default=True),
+            metrics_bind=read_metrics_bind(env, (host, port)),
         )
         storage = StorageConfig.from_env(env, data_path)
         previews = PreviewsConfig.from_env(env, processes=server.workers)
@@ -100,6 +104,8 @@ class Config:
             "ACCESS_LOG": str(self.server.access_log).lower(),
             "SERVER_WORKERS": str(self.server.workers),
             "HOT_LANE": str(self.server.hot_lane and not self.server.access_log).lower(),
+            "METRICS_BIND": (f"{self.server.metrics_bind[0]}:{self.server.metrics_bind[1]}"
+                             if self.server.metrics_bind else "(the main port)"),
         }
         described.update(self.storage.masked())
         described.update(self.previews.describe())

@@ -23,7 +23,8 @@ bad before it is complete (bare LF, a duplicate Host, ...), so anything else goe
 at once (lane_server.py). The bytes sent are those aiohttp would send: the entry's headers in
 order (X-Cache and Cache-Status among them), its Age, then Date and Server, then the CORS headers for
 the request's Origin (the first Origin line, its value without the spaces and tabs around it, as both
-of aiohttp's parsers read it), the same lines aiohttp's response hook adds (http/cors.py). OPTIONS, a preflight, is never the lane's.
+of aiohttp's parsers read it), the same lines aiohttp's response hook adds (http/cors.py). OPTIONS, a
+preflight, is never the lane's.
 """
 
 import re

@@ -103,7 +103,8 @@ class Metrics:
                             "(as /readyz), checked at each scrape; 0 otherwise.", registry=r,
                             multiprocess_mode="mostrecent")
         # Each process's own memory, CPU and descriptors, listed per process (process_figures.py).
-        self.process = ProcessGauges(r, "single" if multiprocess_dir is None else "worker", multiprocess_dir is not None)
+        shared = multiprocess_dir is not None
+        self.process = ProcessGauges(r, "worker" if shared else "single", shared)
         self._build_info = Gauge("preview_proxy_build_info", "1, labelled with the version and the pillow-simd "
                                  "build (its version and SIMD level) the server runs.", list(BUILD_LABELS),
                                  registry=r, multiprocess_mode="livemax")

@@ -88,6 +88,13 @@ class Supervisor:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
         install_redaction()  # basicConfig(force=True) replaced the handler cli.main had filtered
         host, port = self._config.server.host, self._config.server.port
+        metrics_host, metrics_port = self._config.server.metrics_bind or ("", 0)
+        try:
+            # The first worker binds METRICS_BIND; a taken port stops the server here, in one line.
+            refuse_taken_port(metrics_host, metrics_port)
+        except OSError as error:
+            print(f"preview-proxy: {cannot_listen(metrics_host, metrics_port, error)}", file=sys.stderr)
+            return 1
         try:
             refuse_taken_port(host, port)
             reserved = listening_socket(host, port, reuse_port=True)
@@ -122,7 +129,8 @@ class Supervisor:
 
     def _start(self, slot: _Slot) -> None:
         ours, theirs = self._context.Pipe(duplex=True)
-        spec = WorkerSpec(self._config, self._metrics_dir, theirs, self._listening)
+        # The first slot's worker answers /metrics on METRICS_BIND, if set (proxy.metrics.listener).
+        spec = WorkerSpec(self._config, self._metrics_dir, theirs, self._listening, serves_metrics=slot.index == 0)
         process = self._context.Process(target=run_worker, args=(spec,), name=f"preview-proxy-worker-{slot.index}")
         process.start()
         theirs.close()  # the worker holds its end; ours reads EOF once the worker is gone

@@ -32,6 +32,7 @@ class WorkerSpec:
     metrics_dir: Path
     channel: Connection  # the worker says READY on it; its EOF means the supervisor is gone
     listening: WorkersListening  # how many workers listen, as the supervisor counts them (for /healthz)
+    serves_metrics: bool = False  # this worker answers /metrics on METRICS_BIND (the first slot's)
 
 
 def run_worker(spec: WorkerSpec) -> None:
@@ -46,7 +47,7 @@ def run_worker(spec: WorkerSpec) -> None:
     from proxy.runtime.server import serve_worker
 
     try:
-        serve_worker(spec.config, spec.channel, spec.metrics_dir, spec.listening)
+        serve_worker(spec.config, spec.channel, spec.metrics_dir, spec.listening, spec.serves_metrics)
     except Exception:
         log.exception("worker failed")
         exit_without_teardown(1)
