@@ -86,9 +86,14 @@ def test_a_hot_answer_repeats_the_full_paths_headers_and_bytes(hot_server: Serve
     assert (miss[0], field(miss[1], "X-Cache"), miss[3]) == (200, "MISS", False)
     assert (full_hit[0], field(full_hit[1], "X-Cache"), full_hit[3]) == (200, "HIT", False)
     assert (hot_hit[0], field(hot_hit[1], "X-Cache"), hot_hit[3]) == (200, "HIT", True)
-    # Same headers in the same order, only Date may move on; same bytes.
-    assert without(hot_hit[1], "Date") == without(full_hit[1], "Date")
-    assert without(hot_hit[1], "Date", "X-Cache") == without(miss[1], "Date", "X-Cache")
+    # Same headers in the same order, only Date and Age may move on; same bytes.
+    assert [name for name, _ in hot_hit[1]] == [name for name, _ in full_hit[1]]
+    assert without(hot_hit[1], "Date", "Age") == without(full_hit[1], "Date", "Age")
+    # The miss was made now: no Age, and its cache status says so.
+    assert (field(miss[1], "Cache-Status"), field(hot_hit[1], "Cache-Status")) == (
+        "preview-proxy; fwd=miss; stored", "preview-proxy; hit")
+    assert without(hot_hit[1], "Date", "X-Cache", "Cache-Status", "Age") == without(
+        miss[1], "Date", "X-Cache", "Cache-Status")
     assert hot_hit[2] == full_hit[2] == miss[2]
     assert field(hot_hit[1], "Content-Length") == str(len(hot_hit[2]))
     assert max(decoded(hot_hit[2]).size) == 160
@@ -132,8 +137,9 @@ def test_head_on_a_hot_url_sends_the_get_headers_and_no_body(hot_server: ServerP
     assert status_line.startswith("HTTP/1.1 200 ")
     assert metric(hot_server, HOT) == before + 1
     assert rest == b""
-    expected = {name.lower(): value for name, value in without(fields, "Date")}
-    assert {name: value for name, value in head.items() if name not in ("date", "connection")} == expected
+    expected = {name.lower(): value for name, value in without(fields, "Date", "Age")}
+    assert {name: value for name, value in head.items() if name not in ("date", "age", "connection")} == expected
+    assert head["age"].isdigit()
     assert head["content-length"] == str(len(body))
 
 
@@ -190,7 +196,9 @@ def test_a_different_accept_gets_its_own_format_not_the_hot_one(site: Site, tmp_
             assert decoded(again_body).format == pillow_format
             assert field(again, "Content-Type") == f"image/{pillow_format.lower()}"
             assert field(again, "Vary") == "Accept"
-            assert without(again, "Date", "X-Cache") == without(fields, "Date", "X-Cache")
+            # `fields` may be a miss's (the first answer in its format): made now, so without an Age.
+            cache_fields = ("Date", "X-Cache", "Cache-Status", "Age")
+            assert without(again, *cache_fields) == without(fields, *cache_fields)
 
 
 def test_a_changed_original_is_seen_once_the_source_info_ttl_passes(
