@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from proxy.http.cache_status import age_seconds, cache_status
 from tests.conftest import StartServer
 from tests.support.http import Reply, request
 from tests.support.previews_kit import metric, place, poll
@@ -167,3 +168,21 @@ def test_an_answer_made_now_and_then_kept_has_a_small_age(start_server: StartSer
     hit, _, after = timed(server, path)
     assert hit.headers["Cache-Status"] == HIT
     assert 0 <= int(hit.headers["Age"]) <= int(after - made_before) + 1
+
+
+@pytest.mark.parametrize(("x_cache", "from_entry", "stored", "expected"), [
+    ("HIT", True, False, "preview-proxy; hit"),
+    ("HIT", False, False, "preview-proxy; fwd=miss; collapsed"),  # joined another request's fill
+    ("MISS", False, True, "preview-proxy; fwd=miss; stored"),
+    ("MISS", False, False, "preview-proxy; fwd=miss"),
+    ("STALE", True, False, "preview-proxy; fwd=stale; detail=stale-if-error"),
+    ("BYPASS", False, False, "preview-proxy; fwd=bypass"),
+])
+def test_each_x_cache_status_has_its_rfc_9211_form(x_cache: str, from_entry: bool, stored: bool,
+                                                   expected: str) -> None:
+    assert cache_status(x_cache, from_entry, stored) == expected
+
+
+def test_age_is_whole_seconds_and_never_negative() -> None:
+    assert age_seconds(1000.0, now=1041.999) == "41"
+    assert age_seconds(1000.0, now=999.0) == "0"  # an mtime a little ahead of this clock
