@@ -52,3 +52,5 @@ class CachedEntry:
     file: BinaryIO
     path: str
     stale: bool = False  # idle past the tier's idle period, kept only for stale-if-error
+    # When the entry was written (its file's mtime, epoch seconds): what an answer's Age counts from.
+    stored_at: float = 0.0

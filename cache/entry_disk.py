@@ -92,7 +92,11 @@ class EntryDisk(diskcache.Disk):
         """Open an adopted entry; an IOError here is diskcache's signal for "deleted meanwhile"."""
         if mode == diskcache.core.MODE_BINARY and isinstance(value, str):
             full_path = os.path.join(self._directory, filename)
-            return CachedEntry(meta=EntryMeta.from_json(value), file=open(full_path, "rb"), path=full_path)
+            file = open(full_path, "rb")  # noqa: SIM115 - the caller owns the open file (CachedEntry.file)
+            # The file's last write came just before its commit, and nothing writes it after: its
+            # mtime is when the entry was stored (one fstat on a file already open).
+            stored_at = os.fstat(file.fileno()).st_mtime
+            return CachedEntry(meta=EntryMeta.from_json(value), file=file, path=full_path, stored_at=stored_at)
         return super().fetch(mode, filename, value, read)
 
     def remove(self, file_path: Any) -> None:

@@ -28,6 +28,7 @@ from proxy.hot.previews import HotPreviews
 from proxy.http.cors import cors_policy, install_cors
 from proxy.http.middleware import errors_and_metrics
 from proxy.logs.request_ids import install_request_ids, request_ids
+from proxy.metrics.process_figures import keep_fresh
 from proxy.metrics.registry import Metrics
 from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool
@@ -99,7 +100,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app[ORIGINALS] = originals = Originals(provider, local, storage_tier, metrics, namespace, stale_if_error, guard,
                                            revalidate=config.revalidation.main_revalidate)
     links_config = config.links or LinksConfig(config.data_path / "remote_links.yml", required=False)
-    app[LINKS] = LinkedOriginals(links_config, config.storage, build_link)
+    app[LINKS] = LinkedOriginals(links_config, config.storage, build_link, metrics.links_read)
     settings = config.previews
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics,
                                          RenderMemory(settings.memory_limit))
@@ -120,7 +121,8 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
 
     app.router.add_get("/healthz", health.healthz, name="healthz")
     app.router.add_get("/readyz", health.readyz, name="readyz")
-    app.router.add_get("/metrics", health.metrics, name="metrics")
+    if config.server.metrics_bind is None:  # else on its own address only (proxy.metrics.listener)
+        app.router.add_get("/metrics", health.metrics, name="metrics")
     app.router.add_get("/previews/{tail:.+}", get_preview, name=PREVIEW_ROUTE)
     app.router.add_get("/links/{tail:.+}", get_link, name="link")
     app.router.add_get("/image-converter/{tail:.+}", get_conversion, name="image-converter")
@@ -146,10 +148,12 @@ def _guarded(raw: StorageProvider, storage: StorageConfig, metrics: Metrics, lab
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     sweeper = asyncio.create_task(_sweep_idle_entries(app[TIERS], app[PURGER]))
+    figures = asyncio.create_task(keep_fresh(app[METRICS].process))
     yield
-    sweeper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sweeper
+    for task in (sweeper, figures):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await app[PREVIEWS].close()
     await app[CONVERTER].close()
     app[RENDER_POOL].close()

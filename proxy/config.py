@@ -19,6 +19,7 @@ from proxy.settings.env_values import read_flag, read_folder
 from proxy.settings.environment.reading import read_environment as read_environment  # where callers find it
 from proxy.settings.errors import ConfigError
 from proxy.settings.operations.logs import LogConfig, read_log_config
+from proxy.settings.listen_address import read_metrics_bind
 from proxy.settings.previews import PreviewsConfig
 from proxy.settings.revalidation import RevalidationConfig, read_revalidation_config
 from proxy.settings.tiers import TIER_DEFAULTS, read_cache_config
@@ -43,6 +44,8 @@ class ServerConfig:
     workers: int = 1
     # Hot preview requests answered before aiohttp (proxy/hot/lane.py), which writes their access lines too.
     hot_lane: bool = True
+    # Where /metrics is answered instead of the main port (METRICS_BIND); None: on the main port.
+    metrics_bind: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Config:
             access_log=read_flag(env, "ACCESS_LOG", default=True),
             workers=read_workers(env, workers),
             hot_lane=read_flag(env, "HOT_LANE", default=True),
+            metrics_bind=read_metrics_bind(env, (host, port)),
         )
         storage = StorageConfig.from_env(env, data_path)
         previews = PreviewsConfig.from_env(env, processes=server.workers)
@@ -101,6 +105,8 @@ class Config:
             "ACCESS_LOG": str(self.server.access_log).lower(),
             "SERVER_WORKERS": str(self.server.workers),
             "HOT_LANE": str(self.server.hot_lane).lower(),
+            "METRICS_BIND": (f"{self.server.metrics_bind[0]}:{self.server.metrics_bind[1]}"
+                             if self.server.metrics_bind else "(the main port)"),
         }
         described.update(self.logs.describe())
         described.update(self.storage.masked())

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from proxy.settings.errors import ConfigError
-from proxy.settings.listen_address import read_listen_address
+from proxy.settings.listen_address import read_listen_address, read_metrics_bind
 from tests.support.server import ServerProcess
 from tests.test_cli import cli_env, run_cli
 
@@ -127,4 +127,16 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("", None), ("127.0.0.1:9090", ("127.0.0.1", 9090)), (":9090", ("0.0.0.0", 9090)),
+    ("[::1]:9090", ("::1", 9090)), (" 10.0.0.5:0 ", ("10.0.0.5", 0)), ("127.0.0.1:0", ("127.0.0.1", 0))])
+def test_metrics_bind_takes_the_forms_of_imgproxy_bind(value: str, expected: tuple[str, int] | None) -> None:
+    assert read_metrics_bind({"METRICS_BIND": value}, ("127.0.0.1", 0)) == expected
+
+
+@pytest.mark.parametrize("value", ["9090", "host:", "h:99999", "127.0.0.1:8080"])
+def test_metrics_bind_refuses_what_is_not_an_address_of_its_own(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^METRICS_BIND="):
+        read_metrics_bind({"METRICS_BIND": value}, ("127.0.0.1", 8080))
 

@@ -214,6 +214,11 @@ def test_dashboard_covers_what_an_operator_asks() -> None:
         "errors and circuit state": {"preview_proxy_cache_errors_total", "preview_proxy_upstream_circuit_state"},
         "render queue": {"preview_proxy_render_queue_depth"},
         "process memory": {"preview_proxy_process_resident_memory_bytes"},
+        "each process's CPU and descriptors": {"preview_proxy_process_cpu_seconds_total",
+                                                "preview_proxy_process_open_fds"},
+        "bytes served by tier and result": {"preview_proxy_served_bytes_total"},
+        "links file taken": {"preview_proxy_links_reload_success"},
+        "what each node runs": {"preview_proxy_build_info"},
     }
     absent = {question: names - used for question, names in wanted.items() if names - used}
     assert not absent, absent

@@ -86,9 +86,15 @@ def test_a_hot_answer_repeats_the_full_paths_headers_and_bytes(hot_server: Serve
     assert (miss[0], field(miss[1], "X-Cache"), miss[3]) == (200, "MISS", False)
     assert (full_hit[0], field(full_hit[1], "X-Cache"), full_hit[3]) == (200, "HIT", False)
     assert (hot_hit[0], field(hot_hit[1], "X-Cache"), hot_hit[3]) == (200, "HIT", True)
-    # Same headers in the same order, only Date may move on; same bytes.
-    assert without(hot_hit[1], "Date", "X-Request-ID") == without(full_hit[1], "Date", "X-Request-ID")
-    assert without(hot_hit[1], "Date", "X-Request-ID", "X-Cache") == without(miss[1], "Date", "X-Request-ID", "X-Cache")
+    # Same headers in the same order, only Date, Age and the request id may move on; same bytes.
+    assert [name for name, _ in hot_hit[1]] == [name for name, _ in full_hit[1]]
+    per_request = ("Date", "Age", "X-Request-ID")
+    assert without(hot_hit[1], *per_request) == without(full_hit[1], *per_request)
+    # The miss was made now: no Age, and its cache status says so.
+    assert (field(miss[1], "Cache-Status"), field(hot_hit[1], "Cache-Status")) == (
+        "preview-proxy; fwd=miss; stored", "preview-proxy; hit")
+    assert without(hot_hit[1], *per_request, "X-Cache", "Cache-Status") == without(
+        miss[1], *per_request, "X-Cache", "Cache-Status")
     assert hot_hit[2] == full_hit[2] == miss[2]
     assert field(hot_hit[1], "Content-Length") == str(len(hot_hit[2]))
     assert max(decoded(hot_hit[2]).size) == 160
@@ -132,9 +138,10 @@ def test_head_on_a_hot_url_sends_the_get_headers_and_no_body(hot_server: ServerP
     assert status_line.startswith("HTTP/1.1 200 ")
     assert metric(hot_server, HOT) == before + 1
     assert rest == b""
-    expected = {name.lower(): value for name, value in without(fields, "Date", "X-Request-ID")}
-    per_request = ("date", "connection", "x-request-id")
+    expected = {name.lower(): value for name, value in without(fields, "Date", "Age", "X-Request-ID")}
+    per_request = ("date", "age", "connection", "x-request-id")
     assert {name: value for name, value in head.items() if name not in per_request} == expected
+    assert head["age"].isdigit()
     assert head["content-length"] == str(len(body))
 
 
@@ -191,7 +198,8 @@ def test_a_different_accept_gets_its_own_format_not_the_hot_one(site: Site, tmp_
             assert decoded(again_body).format == pillow_format
             assert field(again, "Content-Type") == f"image/{pillow_format.lower()}"
             assert field(again, "Vary") == "Accept"
-            per_request = ("Date", "X-Request-ID", "X-Cache")
+            # `fields` may be a miss's (the first answer in its format): made now, so without an Age.
+            per_request = ("Date", "X-Request-ID", "X-Cache", "Cache-Status", "Age")
             assert without(again, *per_request) == without(fields, *per_request)
 
 

@@ -209,6 +209,9 @@ def test_an_expired_copy_is_served_stale_when_the_provider_fails(
     reply = _after_idle(server, f"/{bucket}/s.jpg", 1.0)
 
     assert (reply.status, reply.headers["X-Cache"], reply.body) == (200, "STALE", b"kept past its expiry")
+    # RFC 9211: the request went on to the provider because the entry was stale; Age counts from its storing.
+    assert reply.headers["Cache-Status"] == "preview-proxy; fwd=stale; detail=stale-if-error"
+    assert int(reply.headers["Age"]) >= 1  # stored before the idle second the test waited out
     assert "serving a stale copy" in server.wait_for_log(f"{bucket}/s.jpg: the provider failed")
     head = request(server.url(f"/{bucket}/s.jpg"), method="HEAD")
     assert (head.status, head.headers["X-Cache"]) == (200, "STALE")

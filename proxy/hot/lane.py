@@ -21,12 +21,12 @@ A buffer is answered only if all of it reads so, the head still arriving include
 requests it parsed from a read when a later one in that read is bad, and answers a head it can tell is
 bad before it is complete (bare LF, a duplicate Host, ...), so anything else goes to aiohttp whole and
 at once (lane_server.py). The bytes sent are those aiohttp would send: the entry's headers in
-order, then Date and Server, then the CORS headers for the request's Origin (the first Origin line,
-its value without the spaces and tabs around it, as both of aiohttp's parsers read it), the same lines
-aiohttp's response hook adds (http/cors.py), after the request's `X-Request-ID` line (its own when it
-is sane, else a new one, as proxy/logs/request_ids.py decides). OPTIONS, a preflight, is never the lane's.
-With the access log on, each answer's line is kept and written in batches (proxy/logs/buffered_access.py),
-in the form of aiohttp's lines.
+order (X-Cache and Cache-Status among them), its Age, then Date and Server, then the CORS headers for
+the request's Origin (the first Origin line, its value without the spaces and tabs around it, as both
+of aiohttp's parsers read it), the same lines aiohttp's response hook adds (http/cors.py), after the
+request's `X-Request-ID` line (its own when it is sane, else a new one, as proxy/logs/request_ids.py
+decides). OPTIONS, a preflight, is never the lane's. With the access log on, each answer's line is kept
+and written in batches (proxy/logs/buffered_access.py), in the form of aiohttp's lines.
 """
 
 import re
@@ -38,6 +38,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from proxy.hot.previews import HotPreviews, hot_key
 from proxy.logs.buffered_access import BufferedAccessLog
 from proxy.logs.request_ids import SANE_ID_BYTES, new_request_id
+from proxy.http.cache_status import age_seconds
 from proxy.metrics.registry import Metrics
 from proxy.routes.previews import PREFIX, PREVIEW_ROUTE, negotiated_format
 from proxy.settings.previews import PreviewsConfig
@@ -132,8 +133,10 @@ class HotLane:
         entry = self._hot.find(key, self._links.config)
         if entry is None or entry.wire_head is None:
             return None
-        self._hot.answered(LANE)
-        parts = [entry.wire_head, self._date(), _SERVER_LINE, b"X-Request-ID: ", request_id.encode(), b"\r\n",
+        self._hot.answered(LANE, len(entry.body) if is_get else 0)
+        # Age follows the kept headers, as the handler's answer adds it (hot/previews.py).
+        age = b"Age: " + age_seconds(entry.stored_at).encode() + b"\r\n"
+        parts = [entry.wire_head, age, self._date(), _SERVER_LINE, b"X-Request-ID: ", request_id.encode(), b"\r\n",
                  cors, b"\r\n"]
         if is_get:
             parts.append(entry.body)

@@ -34,6 +34,7 @@ from aiohttp import hdrs, web
 from cachetools import LRUCache
 from multidict import CIMultiDict
 
+from proxy.http.cache_status import CacheAnswer, age_seconds
 from proxy.http.cors import CorsPolicy, add_vary_origin
 from proxy.http.respond import respond
 from proxy.metrics.registry import Metrics
@@ -44,6 +45,8 @@ from proxy.storage.links.config import LinksConfig
 ENTRY_OVERHEAD_BYTES = 1024
 # Request headers that make the answer depend on more than the URL. Requests with any of them go
 # through `respond`, which evaluates them in RFC 9110's order (section 13.2.2) as the full path does.
+HANDLER = "handler"  # the `by` label of answers the handler gives from the map
+HIT = "HIT"  # every kept answer is a previews-store hit
 CONDITIONAL_HEADERS = (hdrs.IF_MATCH, hdrs.IF_NONE_MATCH, hdrs.IF_MODIFIED_SINCE, hdrs.IF_UNMODIFIED_SINCE,
                        hdrs.RANGE, hdrs.IF_RANGE)
 
@@ -59,6 +62,7 @@ class HotPreview:
     fresh_until: float  # time.monotonic() after which the source's version must be checked again
     links: LinksConfig  # the links file in force when the source was resolved
     wire_head: bytes | None  # the status line and `headers` as aiohttp writes them, for the hot lane
+    stored_at: float  # epoch seconds the store kept the preview: each answer's Age counts from it
 
 
 class HotPreviews:
@@ -68,8 +72,8 @@ class HotPreviews:
                  cors: CorsPolicy | None = None) -> None:
         self.cors = cors  # what completes each answer per request (None: CORS is off)
         self._entry_max = entry_max
-        self._metrics = metrics
-        self._tier = tier
+        self.metrics = metrics
+        self.tier = tier  # the previews tier, whose hits these answers are
         # Values are (entry, weight): the weight counts the key too, which may be kilobytes long.
         self._entries: LRUCache[str, tuple[HotPreview, int]] | None = (
             LRUCache(maxsize=budget_bytes, getsizeof=lambda item: item[1]) if budget_bytes else None)
@@ -108,23 +112,26 @@ class HotPreviews:
             return None
         return entry
 
-    def answered(self, by: str) -> None:
-        """Count an answer given from the map (`by` the handler or the hot lane): it is a previews-tier
-        hit as far as the tier's metrics go, answered the short way."""
-        self._metrics.cache_result(self._tier, "hit")
-        self._metrics.hot_answer(by)
+    def answered(self, by: str, body_bytes: int) -> None:
+        """Count an answer given from the map (`by` the handler or the hot lane) with `body_bytes` of
+        body: it is a previews-tier hit as far as the tier's metrics go, answered the short way."""
+        self.metrics.cache_result(self.tier, "hit")
+        self.metrics.hot_answer(by)
+        if body_bytes:
+            self.metrics.bytes_served(self.tier, "hit", body_bytes)
 
     def keep(self, key: str, preview: PreviewHeaders, body: bytes, expires: int, fresh_until: float,
-             links: LinksConfig) -> None:
+             links: LinksConfig, stored_at: float) -> None:
         """Remember the 200 of `body` with the handler's `preview` headers for `key`, if it is small
-        enough and still worth keeping; its headers are serialised here, once, for the hot lane."""
+        enough and still worth keeping; its headers are serialised here, once, for the hot lane. The
+        store kept it at `stored_at` (epoch seconds), which each answer's Age counts from."""
         if (self._entries is None or len(body) > self._entry_max or len(body) != preview.info.size
                 or time.monotonic() >= fresh_until):
             return
         headers = preview.whole()
         if self.cors is not None and self.cors.varies:
             add_vary_origin(headers)  # as the response hook would, so the lane's bytes have it too
-        entry = HotPreview(preview, headers, body, expires, fresh_until, links, _wire_head(headers))
+        entry = HotPreview(preview, headers, body, expires, fresh_until, links, _wire_head(headers), stored_at)
         self._entries[key] = (entry, len(body) + 2 * len(key) + ENTRY_OVERHEAD_BYTES)
 
 
@@ -142,12 +149,19 @@ def hot_key(raw_path: str, accept_class: str) -> str:
     return f"{raw_path}\n{accept_class}" if accept_class else raw_path
 
 
-async def answer(request: web.Request, entry: HotPreview) -> web.StreamResponse:
+async def answer(request: web.Request, entry: HotPreview, hot: HotPreviews) -> web.StreamResponse:
     """Send a kept answer: prebuilt for a plain GET or HEAD, through `respond` for conditional requests."""
     request_headers = request.headers
     for name in CONDITIONAL_HEADERS:
         if name in request_headers:
-            return await respond(request, entry.preview.info, entry.preview.route, data=entry.body)
+            hot.answered(HANDLER, 0)  # respond counts the bytes of what it sends (a range, or none for a 304)
+            cache = CacheAnswer(hot.tier, HIT, entry.stored_at)
+            return await respond(request, entry.preview.info, entry.preview.route, data=entry.body,
+                                 cache=cache, metrics=hot.metrics)
+    hot.answered(HANDLER, len(entry.body) if request.method == hdrs.METH_GET else 0)
     # A Response with its whole body goes out in one write, headers and body together; for HEAD,
-    # aiohttp keeps the Content-Length and leaves the body out.
-    return web.Response(body=entry.body, headers=entry.headers)
+    # aiohttp keeps the Content-Length and leaves the body out. Age goes last, after the kept headers,
+    # where the hot lane writes it too.
+    response = web.Response(body=entry.body, headers=entry.headers)
+    response.headers[hdrs.AGE] = age_seconds(entry.stored_at)
+    return response

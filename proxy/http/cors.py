@@ -25,7 +25,7 @@ from proxy.settings.cors import CorsConfig
 # The answers' headers a script may read beyond the CORS-safelisted ones. Content-Length and
 # Last-Modified are safelisted by now; they are listed for older browsers.
 EXPOSED_HEADERS = ("ETag, Last-Modified, Content-Length, Content-Range, Accept-Ranges, Content-Disposition, "
-                   "X-Cache, X-Converted-From")
+                   "X-Cache, Cache-Status, Age, X-Converted-From")
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 # Request headers a preflight may ask for: those the image routes read (ranges, revalidation, format
 # negotiation). Authorization is not among them: no GET route reads it, and a page has no token to send.

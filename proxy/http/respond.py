@@ -12,7 +12,9 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from proxy.http.body import FileSpans, abort, send_chunks, send_file, send_spans
+from proxy.http.cache_status import CacheAnswer
 from proxy.http.conditional import Outcome, evaluate
+from proxy.metrics.registry import Metrics
 from proxy.storage.provider import ObjectInfo
 
 # Bytes [start, end) of a body that isn't one open file: chunks, or spans of a file still being written.
@@ -21,17 +23,28 @@ ChunkSource = Callable[[int, int], AsyncIterator[bytes] | FileSpans]
 
 async def respond(request: web.Request, info: ObjectInfo, headers: Mapping[str, str], *,
                   data: bytes | None = None, file: BinaryIO | None = None, chunks: ChunkSource | None = None,
-                  use_sendfile: bool = True) -> web.StreamResponse:
-    """Answer with `info`'s representation; the body comes from exactly one of data, file or chunks."""
+                  use_sendfile: bool = True, cache: CacheAnswer | None = None,
+                  metrics: Metrics | None = None) -> web.StreamResponse:
+    """Answer with `info`'s representation; the body comes from exactly one of data, file or chunks.
+
+    `cache` says how a tier answered: an answer read from an entry gets its Age (last, as the hot
+    previews send it), and `metrics` counts the body's bytes by its tier and result."""
     decision = evaluate(request.headers, info)
+    age = cache.age() if cache is not None else None
     if decision.outcome is Outcome.NOT_MODIFIED:
         not_modified = CIMultiDict(validators(info))
         not_modified.update(headers)
+        if age is not None:
+            not_modified[hdrs.AGE] = age
         return web.StreamResponse(status=decision.outcome.value, headers=not_modified)
     start, end = decision.start, decision.end
     response = web.StreamResponse(status=decision.outcome.value, headers=body_headers(info, headers, end - start))
     if decision.outcome is Outcome.PARTIAL:
         response.headers[hdrs.CONTENT_RANGE] = f"bytes {start}-{end - 1}/{info.size}"
+    if age is not None:
+        response.headers[hdrs.AGE] = age
+    if cache is not None and metrics is not None and request.method == hdrs.METH_GET:
+        metrics.bytes_served(cache.tier, cache.result, end - start)
     if data is not None and request.method == hdrs.METH_GET:
         await response.prepare(request)
         await response.write(data[start:end])

@@ -7,7 +7,6 @@ scrape. Each gauge declares how its per-process values combine (`multiprocess_mo
 mode the argument is ignored.
 """
 
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from proxy.metrics.build import BUILD_LABELS, build_labels
 from proxy.metrics.event_loop import (
     LoopCollector,
     LoopCounter,
@@ -24,6 +24,7 @@ from proxy.metrics.event_loop import (
     SharedCounter,
     SharedHistogram,
 )
+from proxy.metrics.process_figures import ProcessGauges
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -101,12 +102,25 @@ class Metrics:
         self._ready = Gauge("preview_proxy_ready", "1 when the caches are open and the storage provider answers "
                             "(as /readyz), checked at each scrape; 0 otherwise.", registry=r,
                             multiprocess_mode="mostrecent")
-        # prometheus_client's ProcessCollector can't sum workers, so each process reports its own RSS here
-        # (summed over the living workers). It is refreshed by the process that answers a scrape: with
-        # several workers, another worker's figure is as old as the last scrape that reached it.
-        self._resident_memory = Gauge("preview_proxy_process_resident_memory_bytes",
-                                      "Resident memory of the server's processes (each as of the last scrape it "
-                                      "answered), summed.", registry=r, multiprocess_mode="livesum")
+        # Each process's own memory, CPU and descriptors, listed per process (process_figures.py).
+        shared = multiprocess_dir is not None
+        self.process = ProcessGauges(r, "worker" if shared else "single", shared)
+        self._build_info = Gauge("preview_proxy_build_info", "1, labelled with the version and the pillow-simd "
+                                 "build (its version and SIMD level) the server runs.", list(BUILD_LABELS),
+                                 registry=r, multiprocess_mode="livemax")
+        self._build_info.labels(*build_labels().values()).set(1)
+        self._served_bytes = Counter("preview_proxy_served_bytes_total", "Body bytes of answers a tier gave, by "
+                                     "tier and result (hit, miss, stale, bypass), hot previews included.",
+                                     ["tier", "result"], registry=r)
+        # Every worker reads the links file at start and on SIGHUP: the latest attempt, and whether any
+        # living worker's last one failed.
+        self._links_reload_time = Gauge("preview_proxy_links_reload_timestamp_seconds",
+                                        "When the links file was last read (at start or on SIGHUP), epoch seconds.",
+                                        registry=r, multiprocess_mode="livemax")
+        self._links_reload_ok = Gauge("preview_proxy_links_reload_success",
+                                      "1 if the last read of the links file succeeded (in every worker), 0 if it "
+                                      "was refused and the previous file stayed in force.",
+                                      registry=r, multiprocess_mode="livemin")
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
         """One answered request (on the event loop)."""
@@ -157,6 +171,15 @@ class Metrics:
             counter.inc(len(chunk))
             yield chunk
 
+    def bytes_served(self, tier: str, result: str, count: int) -> None:
+        """An answer's body of `count` bytes given by `tier` with `result` (hit, miss, stale, bypass)."""
+        self._served_bytes.labels(tier, result).inc(count)
+
+    def links_read(self, succeeded: bool) -> None:
+        """The links file was read (at start, or a reload): now, and whether it was taken."""
+        self._links_reload_time.set(time.time())
+        self._links_reload_ok.set(1 if succeeded else 0)
+
     def purged(self, tier: str, entries: int) -> None:
         """A purge removed `entries` entries of `tier` (0 too: the series exists from the first purge)."""
         self._purged.labels(tier).inc(entries)
@@ -194,9 +217,7 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text format for /metrics: this process's registry, or the sum over every worker."""
-        rss = _resident_bytes()
-        if rss is not None:
-            self._resident_memory.set(rss)
+        self.process.refresh()
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         # A fresh registry per scrape, as prometheus-client's multiprocess docs do: the collector reads
@@ -213,15 +234,6 @@ _CACHE_REQUESTS = ("preview_proxy_cache_requests_total", "Cache lookups by resul
 _HOT_ANSWERS = ("preview_proxy_hot_answers_total",
                 "Preview hits answered from the hot-previews map, without parsing the URL again, by the handler "
                 "or by the hot lane (before aiohttp).", ["by"])
-
-
-def _resident_bytes() -> int | None:
-    """This process's resident set size from /proc (Linux); None where there is no /proc."""
-    try:
-        fields = Path("/proc/self/statm").read_text().split()
-    except OSError:
-        return None
-    return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _loop_per_request(registry: CollectorRegistry) -> PerRequest:

@@ -10,7 +10,8 @@ from urllib.parse import unquote
 from aiohttp import hdrs, web
 
 from previews.conversions.request import parse_conversion
-from proxy.app_keys import CONFIG, CONVERTER
+from proxy.app_keys import CONFIG, CONVERTER, METRICS
+from proxy.http.cache_status import CacheAnswer
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.routes.links import changing_source_cache_control, source_originals
@@ -35,9 +36,11 @@ async def get_conversion(request: web.Request) -> web.StreamResponse:
         headers[hdrs.VARY] = "Accept"
     if result.meta is None:
         return await serve_original(request, originals, ref, headers)
-    headers["X-Cache"] = result.cache_status
+    converter = request.app[CONVERTER]
+    cache = CacheAnswer(converter.tier.name, result.cache_status, result.stored_at, stored=True)
+    headers.update(cache.headers())
     try:
         return await respond(request, result.meta.info, headers, data=result.data, file=result.file,
-                             use_sendfile=config.server.sendfile)
+                             use_sendfile=config.server.sendfile, cache=cache, metrics=request.app[METRICS])
     finally:
         result.close()

@@ -4,7 +4,8 @@ from collections.abc import Mapping
 
 from aiohttp import hdrs, web
 
-from proxy.app_keys import CONFIG, ORIGINALS
+from proxy.app_keys import CONFIG, METRICS, ORIGINALS
+from proxy.http.cache_status import CacheAnswer
 from proxy.http.object_path import parse_object_path
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
@@ -24,10 +25,11 @@ async def serve_original(request: web.Request, originals: Originals, ref: Object
     server = request.app[CONFIG].server
     located = await originals.locate(ref, want_body=request.method == hdrs.METH_GET)
     try:
-        headers = {hdrs.CACHE_CONTROL: server.originals_cache_control, **(extra_headers or {}),
-                   "X-Cache": located.cache_status}
+        cache = CacheAnswer(originals.tier_name, located.cache_status, located.stored_at,
+                            stored=located.fill is not None)
+        headers = {hdrs.CACHE_CONTROL: server.originals_cache_control, **(extra_headers or {}), **cache.headers()}
         return await respond(request, located.info, headers, file=located.file,
                              chunks=lambda start, end: originals.body(ref, located, start, end),
-                             use_sendfile=server.sendfile)
+                             use_sendfile=server.sendfile, cache=cache, metrics=request.app[METRICS])
     finally:
         located.close()

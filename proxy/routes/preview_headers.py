@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 
 from previews.grammar.options import ProcessingOptions
 from previews.imaging.formats import FORMATS
+from proxy.http.cache_status import CacheAnswer
 from proxy.http.respond import body_headers
 from proxy.storage.provider import ObjectInfo
 
@@ -28,7 +29,7 @@ class PreviewHeaders:
     it; `respond` puts the validators first and Content-Type and Content-Length last."""
 
     info: ObjectInfo
-    route: dict[str, str]  # Cache-Control, Content-Disposition, X-Cache and, when negotiated, Vary
+    route: dict[str, str]  # Cache-Control, Content-Disposition, X-Cache, Cache-Status and, when negotiated, Vary
 
     def whole(self) -> CIMultiDict[str]:
         """Every header of a 200 with the whole body but Date and Server, in the order they go out."""
@@ -36,13 +37,14 @@ class PreviewHeaders:
 
 
 def preview_headers(info: ObjectInfo, cache_control: str, options: ProcessingOptions, key: str,
-                    cache_status: str, negotiated: bool) -> PreviewHeaders:
+                    cache: CacheAnswer, negotiated: bool) -> PreviewHeaders:
     """The headers of the preview `info` describes, rendered with `options` from the source named `key`;
-    `cache_status` is its X-Cache, and `negotiated` says the format was picked from Accept."""
+    `cache` gives its X-Cache and Cache-Status, and `negotiated` says the format was picked from Accept.
+    Age changes with every answer: `respond` and the hot previews add it as each goes out."""
     route = {
         hdrs.CACHE_CONTROL: cache_control,
         hdrs.CONTENT_DISPOSITION: _disposition(options, key, info.content_type),
-        "X-Cache": cache_status,
+        **cache.headers(),
     }
     if negotiated:
         route[hdrs.VARY] = "Accept"

@@ -14,9 +14,10 @@ from aiohttp import hdrs, web
 from previews.grammar.option_table import apply_options
 from previews.grammar.options import ProcessingOptions
 from previews.grammar.url import parse_preview_url
-from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, PREVIEWS
+from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS, PREVIEWS
 from proxy.errors import Forbidden
 from proxy.hot.previews import answer, hot_key
+from proxy.http.cache_status import CacheAnswer
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.http.signature import verify
@@ -42,8 +43,7 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     links = request.app[LINKS].config  # read before resolving: a reload meanwhile must not bless this answer
     entry = hot.find(key, links)
     if entry is not None:
-        hot.answered("handler")
-        return await answer(request, entry)
+        return await answer(request, entry, hot)
     raw_path, _, query = target.partition("?")
     url = parse_preview_url(raw_path[len(PREFIX):], query)
     # The query string belongs to the source (imgproxy URLs have none), so it is signed with the path.
@@ -58,19 +58,22 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     originals, ref = preview_source(request.app, url.source, query)
     options, negotiated = _negotiate_format(options, accept, settings)
     source_id = preview_source_id(originals.cache_key(ref), query)
-    found = await request.app[PREVIEWS].get(
+    previews = request.app[PREVIEWS]
+    found = await previews.get(
         PreviewRequest(ref, source_id, options, options.format or "auto", originals))
     preview = found.preview
     # A preview's URL doesn't carry its source's version: one of a source that can change is not immutable.
     cache_control = changing_source_cache_control(config, url.source) or settings.cache_control
-    headers = preview_headers(preview.meta.info, cache_control, options, ref.key, found.cache_status, negotiated)
-    if found.from_store and preview.data is not None and hot.enabled:
+    cache = CacheAnswer(previews.tier_name, found.cache_status, preview.stored_at, stored=True)
+    headers = preview_headers(preview.meta.info, cache_control, options, ref.key, cache, negotiated)
+    if found.from_store and preview.data is not None and preview.stored_at is not None and hot.enabled:
         # Only answers from the store are kept: a render's bytes may come from an original that
         # changed while it ran, which the store refuses to keep too.
-        hot.keep(key, headers, preview.data, options.expires or 0, found.source_trusted_until, links)
+        hot.keep(key, headers, preview.data, options.expires or 0, found.source_trusted_until, links,
+                 preview.stored_at)
     try:
         return await respond(request, headers.info, headers.route, data=preview.data, file=preview.file,
-                             use_sendfile=config.server.sendfile)
+                             use_sendfile=config.server.sendfile, cache=cache, metrics=request.app[METRICS])
     finally:
         if preview.file is not None:
             preview.file.close()

@@ -7,6 +7,7 @@ answering /healthz 503 until the supervisor has seen every worker listen (proxy.
 """
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -25,6 +26,7 @@ from proxy.hot.lane import HotLane
 from proxy.hot.lane_server import HotLaneListener
 from proxy.logs.access import ACCESS_LOGGER, AccessLogger
 from proxy.logs.buffered_access import BufferedAccessLog
+from proxy.metrics.listener import start_metrics_listener
 from proxy.routes.health import WORKERS_LISTENING
 from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket
 from proxy.runtime.log_floods import install_flood_filters
@@ -40,26 +42,38 @@ def serve(config: Config) -> int:
 
     Port 0 picks a free port; the chosen one is printed. (Several workers: proxy.runtime.supervisor.)
     """
-    try:
-        sock = listening_socket(config.server.host, config.server.port, reuse_port=False)
-    except OSError as error:
-        print(f"preview-proxy: {cannot_listen(config.server.host, config.server.port, error)}", file=sys.stderr)
-        return 1
-    with sock:
+    binds = [(config.server.host, config.server.port)]
+    if config.server.metrics_bind is not None:
+        binds.append(config.server.metrics_bind)
+    with contextlib.ExitStack() as stack:
+        socks = []
+        for host, port in binds:
+            try:
+                socks.append(stack.enter_context(listening_socket(host, port, reuse_port=False)))
+            except OSError as error:
+                print(f"preview-proxy: {cannot_listen(host, port, error)}", file=sys.stderr)
+                return 1
         prepare_tiers(config.cache.tiers())
-        uvloop.run(_serve(config, supervisor=None, metrics_dir=None, listening=None, sock=sock))
+        metrics_sock = socks[1] if len(socks) > 1 else None
+        uvloop.run(_serve(config, supervisor=None, metrics_dir=None, listening=None, sock=socks[0],
+                          metrics_sock=metrics_sock))
     return 0
 
 
-def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path, listening: WorkersListening) -> None:
-    """One worker of a multi-worker server, until SIGTERM or until its supervisor is gone."""
-    sock = listening_socket(config.server.host, config.server.port, reuse_port=True)
-    with sock:
-        uvloop.run(_serve(config, supervisor, metrics_dir, listening, sock))
+def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path, listening: WorkersListening,
+                 serves_metrics: bool) -> None:
+    """One worker of a multi-worker server, until SIGTERM or until its supervisor is gone. With
+    `serves_metrics` it also answers /metrics on METRICS_BIND (proxy.metrics.listener)."""
+    bind = config.server.metrics_bind if serves_metrics else None
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(listening_socket(config.server.host, config.server.port, reuse_port=True))
+        metrics_sock = stack.enter_context(listening_socket(*bind, reuse_port=False)) if bind else None
+        uvloop.run(_serve(config, supervisor, metrics_dir, listening, sock, metrics_sock))
 
 
 async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Path | None,
-                 listening: WorkersListening | None, sock: socket.socket) -> None:
+                 listening: WorkersListening | None, sock: socket.socket,
+                 metrics_sock: socket.socket | None) -> None:
     # Here, after the process configured its logging (a worker does so before it imports this module).
     register_config_secrets(config)
     install_redaction()
@@ -72,6 +86,7 @@ async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Pat
     await runner.setup()
     site = _site(runner, sock, app)
     await site.start()
+    metrics_runner = await start_metrics_listener(app, metrics_sock) if metrics_sock is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -86,6 +101,8 @@ async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Pat
         supervisor.send_bytes(READY)
     await stop.wait()
     log.info("shutting down")
+    if metrics_runner is not None:
+        await metrics_runner.cleanup()
     await site.stop()  # first, as runner.cleanup() does with the sites it knows
     await runner.cleanup()
 

@@ -38,6 +38,7 @@ from prometheus_client import multiprocess
 from cache.startup import prepare_tiers, remove_parts_of
 from proxy.config import Config
 from proxy.logs.setup import configure_logging
+from proxy.metrics.process_figures import REFRESH_SECONDS, SupervisorFigures
 from proxy.metrics.shared_folder import fresh_metrics_folder, remove_metrics_folder
 from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket, refuse_taken_port
 from proxy.runtime.readiness import READY, WorkersListening
@@ -86,6 +87,13 @@ class Supervisor:
         """Serve through the workers; return 0 after a clean stop, 1 otherwise."""
         configure_logging(self._config.logs, with_pid=True)  # the workers' form: lines name their process
         host, port = self._config.server.host, self._config.server.port
+        metrics_host, metrics_port = self._config.server.metrics_bind or ("", 0)
+        try:
+            # The first worker binds METRICS_BIND; a taken port stops the server here, in one line.
+            refuse_taken_port(metrics_host, metrics_port)
+        except OSError as error:
+            print(f"preview-proxy: {cannot_listen(metrics_host, metrics_port, error)}", file=sys.stderr)
+            return 1
         try:
             refuse_taken_port(host, port)
             reserved = listening_socket(host, port, reuse_port=True)
@@ -97,6 +105,7 @@ class Supervisor:
                                                                 port=reserved.getsockname()[1]))
             self._metrics_dir = fresh_metrics_folder()
             log.info("%d workers; their metrics files in %s", len(self._slots), self._metrics_dir)
+            figures = SupervisorFigures(self._metrics_dir)
             try:
                 prepare_tiers(self._config.cache.tiers())
                 for slot in self._slots:
@@ -104,17 +113,23 @@ class Supervisor:
                 if self._wait_until_ready(inbox):
                     announce(self._config, base_url(reserved))
                     self._serving = True
+                    figures_due = 0.0
                     while not self._stopping:
-                        self._turn(inbox, self._restart_timeout())
+                        if time.monotonic() >= figures_due:  # our own memory, CPU and descriptors, in the scrape
+                            figures.refresh()
+                            figures_due = time.monotonic() + REFRESH_SECONDS
+                        self._turn(inbox, _sooner(self._restart_timeout(), figures_due - time.monotonic()))
                         self._restart_due()
                 self._stop_all(inbox)
             finally:
+                figures.close()
                 remove_metrics_folder(self._metrics_dir)
         return 1 if self._failed else 0
 
     def _start(self, slot: _Slot) -> None:
         ours, theirs = self._context.Pipe(duplex=True)
-        spec = WorkerSpec(self._config, self._metrics_dir, theirs, self._listening)
+        # The first slot's worker answers /metrics on METRICS_BIND, if set (proxy.metrics.listener).
+        spec = WorkerSpec(self._config, self._metrics_dir, theirs, self._listening, serves_metrics=slot.index == 0)
         process = self._context.Process(target=run_worker, args=(spec,), name=f"preview-proxy-worker-{slot.index}")
         process.start()
         theirs.close()  # the worker holds its end; ours reads EOF once the worker is gone
@@ -244,6 +259,11 @@ class Supervisor:
             slot.restart_at = None
             if slot.process is not None:
                 _kill(slot.process, signum)
+
+
+def _sooner(timeout: float | None, other: float) -> float:
+    """The shorter of two waits (`timeout` None: no limit), never negative."""
+    return max(0.0, other if timeout is None else min(timeout, other))
 
 
 def _kill(process: BaseProcess, signum: int) -> None:

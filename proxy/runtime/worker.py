@@ -31,6 +31,7 @@ class WorkerSpec:
     metrics_dir: Path
     channel: Connection  # the worker says READY on it; its EOF means the supervisor is gone
     listening: WorkersListening  # how many workers listen, as the supervisor counts them (for /healthz)
+    serves_metrics: bool = False  # this worker answers /metrics on METRICS_BIND (the first slot's)
 
 
 def run_worker(spec: WorkerSpec) -> None:
@@ -45,7 +46,7 @@ def run_worker(spec: WorkerSpec) -> None:
     from proxy.runtime.server import serve_worker
 
     try:
-        serve_worker(spec.config, spec.channel, spec.metrics_dir, spec.listening)
+        serve_worker(spec.config, spec.channel, spec.metrics_dir, spec.listening, spec.serves_metrics)
     except Exception:
         log.exception("worker failed")
         exit_without_teardown(1)

@@ -1,4 +1,5 @@
-"""Where to listen: the --host/--port flags, else SERVER_HOST/SERVER_PORT, else imgproxy's IMGPROXY_BIND."""
+"""Where to listen: the --host/--port flags, else SERVER_HOST/SERVER_PORT, else imgproxy's IMGPROXY_BIND;
+and METRICS_BIND, the address of /metrics when it must not be on the public port."""
 
 from collections.abc import Mapping
 
@@ -25,14 +26,30 @@ def read_listen_address(env: Mapping[str, str], host_flag: str | None = None,
     return host.strip("[]"), port
 
 
-def _split_bind(text: str) -> tuple[str, int | None]:
+def read_metrics_bind(env: Mapping[str, str], main: tuple[str, int]) -> tuple[str, int] | None:
+    """METRICS_BIND as (host, port), or None to answer /metrics on the main port.
+
+    The same forms as IMGPROXY_BIND (`host:port`, `:port`, `[v6]:port`); it must not be the main address.
+    """
+    text = env.get("METRICS_BIND", "").strip()
+    if not text:
+        return None
+    host, port = _split_bind(text, "METRICS_BIND")
+    assert port is not None  # a non-empty text has a port, or _split_bind raised
+    bind = host.strip("[]"), port
+    if port != 0 and bind == main:
+        raise ConfigError(f"METRICS_BIND={text!r}: the main address; give /metrics a port of its own")
+    return bind
+
+
+def _split_bind(text: str, name: str = "IMGPROXY_BIND") -> tuple[str, int | None]:
     if not text:
         return "", None
     host, colon, port = text.rpartition(":")
     if not colon:
-        raise ConfigError(f"IMGPROXY_BIND={text!r}: expected host:port or :port")
+        raise ConfigError(f"{name}={text!r}: expected host:port or :port")
     # ":8080" listens on every address, as in imgproxy (Go's net.Listen).
-    return host or "0.0.0.0", _port("IMGPROXY_BIND", port)
+    return host or "0.0.0.0", _port(name, port)
 
 
 def _port(name: str, text: str) -> int:

@@ -63,6 +63,7 @@ class ConversionResult:
     meta: EntryMeta | None = None
     data: bytes | None = None
     file: BinaryIO | None = None
+    stored_at: float | None = None  # when the tier's entry served was written (for Age); None if none was read
 
     def close(self) -> None:
         """Release the open tier file, if any."""
@@ -109,7 +110,8 @@ class Converter:
         entry = await asyncio.to_thread(self.tier.lookup, key)
         if entry is not None:
             self._flights.record(Outcome.FOUND)
-            return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file)
+            return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file,
+                                    stored_at=entry.stored_at)
         try:
             got = await self._flights.get(
                 key, lambda: self._look_again(key),
@@ -121,7 +123,8 @@ class Converter:
             entry = await asyncio.to_thread(self.tier.lookup, key)
             if entry is None:
                 raise ServiceUnavailable("the conversion was evicted as it was made; try again")
-            return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file)
+            return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file,
+                                    stored_at=entry.stored_at)
         return replace(got.value, cache_status="MISS" if got.outcome is Outcome.MADE else "HIT")
 
     async def _look_again(self, key: str) -> ConversionResult | None:

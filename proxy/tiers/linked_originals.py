@@ -25,14 +25,18 @@ Link = tuple[Originals, StorageProvider]
 class LinkedOriginals:
     """Resolves link sources to the Originals of the entry that lists their bucket."""
 
-    def __init__(self, config: LinksConfig, base: StorageConfig, build: Callable[[LinkEntry], Link]) -> None:
+    def __init__(self, config: LinksConfig, base: StorageConfig, build: Callable[[LinkEntry], Link],
+                 on_read: Callable[[bool], object] = lambda succeeded: None) -> None:
+        """`on_read` hears of every read of the file: this first one, then each reload and whether it was taken."""
         self._base = base
+        self._on_read = on_read
         self._build = build
         self._table = LinkTable(config)
         self._links: dict[LinkEntry, Link] = {entry: build(entry) for entry in config.entries}
         self._retired: list[Link] = []  # replaced by a reload, kept while their fills run
         self._lock = asyncio.Lock()
         self._reloads: set[asyncio.Task[bool]] = set()
+        on_read(True)
 
     @property
     def config(self) -> LinksConfig:
@@ -50,6 +54,7 @@ class LinkedOriginals:
                 config = await asyncio.to_thread(self._table.config.reread, self._base)
             except ConfigError as error:
                 log.error("links file not reloaded; the previous one stays in use: %s", error)
+                self._on_read(False)
                 return False
             kept = sum(1 for entry in config.entries if entry in self._links)
             links = {entry: self._links.get(entry) or self._build(entry) for entry in config.entries}
@@ -58,6 +63,7 @@ class LinkedOriginals:
             self._retired = [link for link in self._retired + retired if link[0].busy]
             log.info("links file %s reloaded: %d entries (%d unchanged), %d retired",
                      config.path, len(links), kept, len(retired))
+            self._on_read(True)
             return True
 
     def reload_soon(self) -> None:

@@ -65,6 +65,7 @@ class Located:
     cache_status: str
     file: BinaryIO | None = None
     fill: Fill | None = None
+    stored_at: float | None = None  # when the tier's entry served was written (for Age); None if none was read
 
     def close(self) -> None:
         """Release the open file, if any."""
@@ -88,6 +89,11 @@ class Originals:
         self._fills: OncePerKey[FillOutcome] = OncePerKey(tier, metrics, job_key=self._guard.job_key)
         self._revalidator = Revalidator(provider, tier, metrics, self._guard, revalidate)
 
+    @property
+    def tier_name(self) -> str:
+        """The name of the tier that keeps these originals."""
+        return self._tier.name
+
     async def locate(self, ref: ObjectRef, want_body: bool) -> Located:
         """Find the original. With `want_body`, a miss starts (or joins) the fill of the storage tier.
 
@@ -101,14 +107,14 @@ class Originals:
         entry = await self._lookup(ref, key)
         if entry is not None and not entry.stale:
             self._fills.record(Outcome.FOUND)
-            return Located(entry.meta.info, "HIT", file=entry.file)
+            return Located(entry.meta.info, "HIT", file=entry.file, stored_at=entry.stored_at)
         try:
             located = await self._fetch(ref, key, want_body)
         except (UpstreamFailed, UpstreamTimeout) as error:
             if entry is None or not self._stale_if_error:
                 raise
             self._stale_served(ref, error)
-            return Located(entry.meta.info, "STALE", file=entry.file)
+            return Located(entry.meta.info, "STALE", file=entry.file, stored_at=entry.stored_at)
         except BaseException:
             if entry is not None:
                 entry.file.close()
@@ -131,7 +137,7 @@ class Originals:
             entry = await asyncio.to_thread(self._tier.lookup, key)
             if entry is not None:
                 self._fills.record(Outcome.FOUND)
-                return Located(entry.meta.info, "HIT", file=entry.file)
+                return Located(entry.meta.info, "HIT", file=entry.file, stored_at=entry.stored_at)
             # Evicted at once (a tier smaller than its traffic): stream from the provider.
             fill, outcome = None, Outcome.MADE if got.started else Outcome.JOINED
         elif fill is not None and fill.failed:

@@ -6,6 +6,7 @@ holds what memory can't).
 """
 
 import asyncio
+import time
 from typing import BinaryIO
 
 from cachetools import LRUCache
@@ -19,12 +20,14 @@ from proxy.tiers.purge_guard import PurgeGuard
 class StoredPreview:
     """A preview body with its metadata: bytes in memory, or an open file from the disk tier."""
 
-    __slots__ = ("data", "file", "meta")
+    __slots__ = ("data", "file", "meta", "stored_at")
 
-    def __init__(self, meta: EntryMeta, data: bytes | None = None, file: BinaryIO | None = None) -> None:
+    def __init__(self, meta: EntryMeta, data: bytes | None = None, file: BinaryIO | None = None,
+                 stored_at: float | None = None) -> None:
         self.meta = meta
         self.data = data
         self.file = file
+        self.stored_at = stored_at  # epoch seconds it was stored (for Age); None for a render's own result
 
 
 class PreviewStore:
@@ -36,7 +39,8 @@ class PreviewStore:
         self._metrics = metrics
         self._memory_entry_max = memory_entry_max
         self.guard = guard or PurgeGuard()
-        self._memory: LRUCache[str, tuple[EntryMeta, bytes]] | None = (
+        # Values are (meta, body, when it was stored).
+        self._memory: LRUCache[str, tuple[EntryMeta, bytes, float]] | None = (
             LRUCache(maxsize=memory_bytes, getsizeof=lambda item: len(item[1]) + 200) if memory_bytes else None)
         if self._memory is not None:
             self.guard.on_purge(self._memory.clear)  # a purge in any process: memory may hold what it removed
@@ -46,12 +50,12 @@ class PreviewStore:
         if self._memory is not None:
             found = self._memory.get(key)
             if found is not None:
-                return StoredPreview(found[0], data=found[1])
+                return StoredPreview(found[0], data=found[1], stored_at=found[2])
         entry = await asyncio.to_thread(self.tier.lookup, key)
         if entry is None:
             return None
         if self._memory is None or entry.meta.info.size > self._memory_entry_max:
-            return StoredPreview(entry.meta, file=entry.file)
+            return StoredPreview(entry.meta, file=entry.file, stored_at=entry.stored_at)
         try:
             data = await asyncio.to_thread(_read_all, entry.file)
         except OSError as error:
@@ -59,8 +63,8 @@ class PreviewStore:
             return None
         if len(data) != entry.meta.info.size:
             return None
-        self._remember(key, entry.meta, data)
-        return StoredPreview(entry.meta, data=data)
+        self._remember(key, entry.meta, data, entry.stored_at)
+        return StoredPreview(entry.meta, data=data, stored_at=entry.stored_at)
 
     async def store(self, key: str, meta: EntryMeta, data: bytes, source: str, since: int) -> None:
         """Keep a new preview of the original `source`, rendered from generation `since` on: in memory
@@ -70,12 +74,12 @@ class PreviewStore:
         disk write moves the generation, which drops memory before the next lookup.
         """
         if self.guard.generation() == since:
-            self._remember(key, meta, data)
+            self._remember(key, meta, data, time.time())
         await asyncio.to_thread(self.guard.store_bytes, self.tier, key, data, meta, source, since)
 
-    def _remember(self, key: str, meta: EntryMeta, data: bytes) -> None:
+    def _remember(self, key: str, meta: EntryMeta, data: bytes, stored_at: float) -> None:
         if self._memory is not None and len(data) <= self._memory_entry_max:
-            self._memory[key] = (meta, data)
+            self._memory[key] = (meta, data, stored_at)
 
 
 def _read_all(file: BinaryIO) -> bytes:

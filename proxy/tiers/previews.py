@@ -98,6 +98,11 @@ class Previews:
             self._guard.on_purge(self._source_info.clear)  # a purged original is described afresh
         self._renders: OncePerKey[StoredPreview] = OncePerKey(store.tier, metrics, job_key=self._guard.job_key)
 
+    @property
+    def tier_name(self) -> str:
+        """The name of the tier that keeps the previews."""
+        return self._store.tier.name
+
     async def get(self, request: PreviewRequest) -> FoundPreview:
         """The preview, its X-Cache status, and how long its source version is trusted."""
         deadline = time.monotonic() + self._timeout
