@@ -17,6 +17,7 @@ from previews.grammar.url import parse_preview_url
 from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, PREVIEWS
 from proxy.errors import Forbidden
 from proxy.hot.previews import answer, hot_key
+from proxy.http.private_buckets import private_preview_cache_control
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.http.signature import verify
@@ -56,13 +57,15 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     # `<bucket>/<key>` of the main storage, a link (`s3://bucket/key`, ...) through the links file,
     # or a conversion of either (`image-converter/convert/<bucket>/<key>`).
     originals, ref = preview_source(request.app, url.source, query)
+    private_cache_control = private_preview_cache_control(config, ref.bucket)  # a private source: signed URLs only
     options, negotiated = _negotiate_format(options, accept, settings)
     source_id = preview_source_id(originals.cache_key(ref), query)
     found = await request.app[PREVIEWS].get(
         PreviewRequest(ref, source_id, options, options.format or "auto", originals))
     preview = found.preview
     # A preview's URL doesn't carry its source's version: one of a source that can change is not immutable.
-    cache_control = changing_source_cache_control(config, url.source) or settings.cache_control
+    cache_control = (private_cache_control or changing_source_cache_control(config, url.source)
+                     or settings.cache_control)
     headers = preview_headers(preview.meta.info, cache_control, options, ref.key, found.cache_status, negotiated)
     if found.from_store and preview.data is not None and hot.enabled:
         # Only answers from the store are kept: a render's bytes may come from an original that
