@@ -19,7 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
+from proxy.config import Config
 from proxy.http.presign import presigned_query, without_presign
+from proxy.runtime.log_redaction import register_config_secrets
+from proxy.secrets.registry import SecretRegistry
 from proxy.settings.access.private_buckets import read_private_buckets_config
 from proxy.settings.errors import ConfigError
 from proxy.settings.uploads import read_upload_config
@@ -319,3 +322,13 @@ def test_without_presign_keeps_the_rest_of_the_query_as_sent():
     assert without_presign("page=2&expires=10&signature=a%2Bb") == "page=2"
     assert without_presign("expires=10&videoStreamIndex=1&signature=x") == "videoStreamIndex=1"
     assert without_presign("page=2&x=%20") == "page=2&x=%20"
+
+
+def test_read_tokens_are_registered_as_secrets(tmp_path: Path):
+    config = Config.from_env({"DATA_PATH": str(tmp_path), "PRIVATE_BUCKETS": "*-private", "READ_TOKENS": READ_TOKEN,
+                              "SIGNING_KEYS": SIGNING_KEY})
+    registry = SecretRegistry()
+    register_config_secrets(config, registry)
+    masked = registry.redact(f"Authorization: Bearer {READ_TOKEN}; key {SIGNING_KEY}")
+    assert READ_TOKEN not in masked and SIGNING_KEY not in masked
+    assert READ_TOKEN not in " ".join(config.describe().values())
