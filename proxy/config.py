@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cache.config import CacheConfig
 from previews.conversions.config import ConverterConfig
+from proxy.settings.access.private_buckets import PrivateBucketsConfig, read_private_buckets_config
 from proxy.settings.admin import AdminConfig, read_admin_config
 from proxy.settings.conversions import read_converter_config
 from proxy.settings.cors import CorsConfig, read_cors_config
@@ -65,6 +66,8 @@ class Config:
     # Cached originals that can change: checked in the background past a period (proxy/tiers/revalidation/).
     revalidation: RevalidationConfig = field(default_factory=RevalidationConfig)
     logs: LogConfig = field(default_factory=LogConfig)  # LOG_FORMAT and LOG_LEVEL
+    # Buckets read only by presigned URL or token, previewed only by signed URL (proxy/http/private_buckets.py).
+    private_buckets: PrivateBucketsConfig = field(default_factory=PrivateBucketsConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080,
@@ -89,10 +92,12 @@ class Config:
         )
         storage = StorageConfig.from_env(env, data_path)
         previews = PreviewsConfig.from_env(env, processes=server.workers)
+        admin, uploads = read_admin_config(env), read_upload_config(env)
+        private_buckets = read_private_buckets_config(env, bool(admin.tokens or uploads.enabled))
         return cls(data_path, server, storage, read_cache_config(env, data_path), previews,
                    LinksConfig.from_env(env, data_path, storage), read_converter_config(env),
-                   cors=read_cors_config(env), admin=read_admin_config(env), revalidation=revalidation,
-                   uploads=read_upload_config(env), logs=read_log_config(env))
+                   cors=read_cors_config(env), admin=admin, revalidation=revalidation,
+                   uploads=uploads, private_buckets=private_buckets, logs=read_log_config(env))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -118,6 +123,7 @@ class Config:
         described["CORS_MAX_AGE"] = f"{self.cors.max_age_seconds}s" if self.cors else "(no CORS)"
         described["ADMIN_TOKENS"] = self.admin.describe()
         described.update(self.uploads.describe())
+        described.update(self.private_buckets.describe())
         described.update(self.revalidation.describe())
         described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()
         described["CACHE_STALE_GRACE"] = f"{self.cache.storage.stale_seconds:g}s"

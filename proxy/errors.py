@@ -159,3 +159,24 @@ class UploadsDisabled(Forbidden):
     """A PUT while neither UPLOAD_TOKENS nor UPLOAD_SIGNING_KEYS is configured."""
 
     default_reason = "uploads are off: no UPLOAD_TOKENS or UPLOAD_SIGNING_KEYS are configured"
+
+
+class PrivateBucketForbidden(Forbidden):
+    """A read of a private bucket (PRIVATE_BUCKETS) with neither a bearer token nor a presigned URL."""
+
+    default_reason = "this bucket is private: it needs a presigned URL or Authorization: Bearer <token>"
+
+
+class PrivateBucketUnauthorized(AdminUnauthorized):
+    """A read of a private bucket with a bearer token that is none of READ_TOKENS, UPLOAD_TOKENS, ADMIN_TOKENS.
+
+    An AdminUnauthorized, so the middleware adds `WWW-Authenticate: Bearer` to it, as to a PUT's.
+    """
+
+    default_reason = "this bucket is private: the bearer token is not one of READ_TOKENS"
+
+
+class PrivatePreviewUnsigned(Forbidden):
+    """A preview of a private bucket's image while IMGPROXY_KEY is unset, so no preview URL is signed."""
+
+    default_reason = "previews of a private bucket need a signed URL, and IMGPROXY_KEY is not set"

@@ -76,4 +76,4 @@ def test_the_presign_command_prints_a_url_the_server_takes(data_path: Path, star
                                  cwd=REPO, env={**env, "UPLOAD_SIGNING_KEYS": ""}, capture_output=True, text=True,
                                  timeout=60)
     assert without_key.returncode == 2
-    assert without_key.stderr == "preview-proxy presign: no UPLOAD_SIGNING_KEYS configured\n"
+    assert without_key.stderr == "preview-proxy presign: no SIGNING_KEYS configured\n"

@@ -1,4 +1,8 @@
-"""`preview-proxy presign PUT <bucket>/<key> --expires 15m`: print a presigned URL (proxy.http.presign)."""
+"""`preview-proxy presign PUT|GET <bucket>/<key> --expires 15m`: print a presigned URL (proxy.http.presign).
+
+PUT uploads the object; GET reads it from a private bucket (PRIVATE_BUCKETS), also as
+`links/<scheme>/<bucket>/<key>` or `image-converter/convert/<bucket>/<key>`.
+"""
 
 import argparse
 import sys
@@ -9,14 +13,15 @@ from proxy.http.presign import object_url_path, presigned_query
 from proxy.settings.units import parse_duration
 
 COMMAND = "presign"
-METHODS = ("PUT",)
+METHODS = ("GET", "PUT")
 
 
 def add_presign_command(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register the subcommand on the CLI's parser."""
     parser = commands.add_parser(COMMAND, help="print a URL that allows one method on one object until it expires")
     parser.add_argument("method", type=str.upper, choices=METHODS, help="the HTTP method the URL allows")
-    parser.add_argument("object", help="<bucket>/<key>, or links/<scheme>/<bucket>/<key> for a linked bucket")
+    parser.add_argument("object", help="<bucket>/<key>, links/<scheme>/<bucket>/<key> for a linked bucket, or "
+                                       "(GET) image-converter/<operation>/<bucket>/<key>")
     parser.add_argument("--expires", default="15m", help="how long the URL is valid: 90s, 15m, 1h, 7d (default: 15m)")
     parser.add_argument("--base-url", help="the proxy as clients reach it (default: http://<listen address>)")
 
@@ -25,7 +30,7 @@ def run_presign_command(args: argparse.Namespace, config: Config) -> int:
     """Print the URL; 2 with one line on stderr if no signing key is configured or the arguments are wrong."""
     keys = config.uploads.signing_keys
     if not keys:
-        print("preview-proxy presign: no UPLOAD_SIGNING_KEYS configured", file=sys.stderr)
+        print("preview-proxy presign: no SIGNING_KEYS configured", file=sys.stderr)
         return 2
     try:
         seconds = parse_duration(args.expires)

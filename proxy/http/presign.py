@@ -2,15 +2,16 @@
 
 The string signed is `<METHOD>\\n<path>\\n<expires>`: the method in capitals, the path exactly as it is
 sent (percent-encoded, without the query) and the expiry in decimal. The signature is the HMAC-SHA256
-of it under one of UPLOAD_SIGNING_KEYS, in unpadded base64url. docs/uploads.md shows how an
-application computes it.
+of it under one of SIGNING_KEYS, in unpadded base64url. docs/uploads.md shows how an application
+computes it. A PUT's URL writes (routes/uploads.py); a GET's reads a private bucket
+(http/private_buckets.py), and is taken for a HEAD of the same path too.
 """
 
 import base64
 import hashlib
 import hmac
 import time
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, unquote_plus
 
 from proxy.errors import Forbidden
 
@@ -42,6 +43,15 @@ def presigned_query(key: bytes, method: str, path: str, expires: int) -> str:
 def is_presigned(query: str) -> bool:
     """Whether a raw query string carries a signature at all."""
     return SIGNATURE in parse_qs(query)
+
+
+def without_presign(query: str) -> str:
+    """A raw query string without its `expires` and `signature` fields, the others kept as sent (a
+    conversion's `page=`, which the signature does not cover)."""
+    if SIGNATURE not in query and EXPIRES not in query:
+        return query
+    kept = [part for part in query.split("&") if unquote_plus(part.partition("=")[0]) not in (EXPIRES, SIGNATURE)]
+    return "&".join(kept)
 
 
 def verify_presigned(keys: tuple[bytes, ...], method: str, path: str, query: str, now: float | None = None) -> None:

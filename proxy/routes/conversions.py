@@ -12,6 +12,8 @@ from aiohttp import hdrs, web
 from previews.conversions.request import parse_conversion
 from proxy.app_keys import CONFIG, CONVERTER, METRICS
 from proxy.http.cache_status import CacheAnswer
+from proxy.http.presign import without_presign
+from proxy.http.private_buckets import private_read_headers, with_private_headers
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.routes.links import changing_source_cache_control, source_originals
@@ -25,8 +27,10 @@ async def get_conversion(request: web.Request) -> web.StreamResponse:
     """Serve a conversion from the converter tier, converting on a miss; pass browser-ready sources through."""
     config = request.app[CONFIG]
     raw_path, _, query = path_and_query(request).partition("?")
-    conversion, source = parse_conversion(unquote(raw_path[len(PREFIX):]), query)
+    # A presigned URL's fields are the private-bucket check's, not the conversion's.
+    conversion, source = parse_conversion(unquote(raw_path[len(PREFIX):]), without_presign(query))
     originals, ref = source_originals(request.app, source)
+    private = private_read_headers(request, ref.bucket)
     settings = config.converter
     allow_webp = settings.auto_webp and "image/webp" in request.headers.get(hdrs.ACCEPT, "").lower()
     result = await request.app[CONVERTER].get(ConversionRequest(conversion, ref, originals, allow_webp))
@@ -34,6 +38,7 @@ async def get_conversion(request: web.Request) -> web.StreamResponse:
     headers = {hdrs.CACHE_CONTROL: cache_control, "X-Converted-From": result.converted_from}
     if settings.auto_webp:
         headers[hdrs.VARY] = "Accept"
+    headers = with_private_headers(headers, private)
     if result.meta is None:
         return await serve_original(request, originals, ref, headers)
     converter = request.app[CONVERTER]

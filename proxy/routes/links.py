@@ -15,6 +15,7 @@ from aiohttp import hdrs, web
 from proxy.app_keys import CONFIG, LINKS, ORIGINALS
 from proxy.config import Config
 from proxy.http.object_path import parse_object_path, parse_source_ref
+from proxy.http.private_buckets import private_read_headers
 from proxy.http.request_target import path_and_query
 from proxy.routes.originals import get_original, serve_original
 from proxy.storage.links.sources import SCHEMES, LinkRef, parse_link_source
@@ -31,9 +32,10 @@ async def get_link(request: web.Request) -> web.StreamResponse:
     if scheme not in SCHEMES:
         return await get_original(request)
     ref = parse_object_path("/" + rest)
+    private = private_read_headers(request, ref.bucket)  # PRIVATE_BUCKETS match a link's bucket name too
     originals = request.app[LINKS].resolve(LinkRef(scheme, ref))
     cache_control = request.app[CONFIG].revalidation.links_cache_control
-    return await serve_original(request, originals, ref, {hdrs.CACHE_CONTROL: cache_control})
+    return await serve_original(request, originals, ref, {hdrs.CACHE_CONTROL: cache_control, **private})
 
 
 def changing_source_cache_control(config: Config, source: str) -> str | None:

@@ -7,6 +7,7 @@ from aiohttp import hdrs, web
 from proxy.app_keys import CONFIG, METRICS, ORIGINALS
 from proxy.http.cache_status import CacheAnswer
 from proxy.http.object_path import parse_object_path
+from proxy.http.private_buckets import private_read_headers
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.storage.provider import ObjectRef
@@ -16,7 +17,8 @@ from proxy.tiers.originals import Originals
 async def get_original(request: web.Request) -> web.StreamResponse:
     """Serve an original (or a range of it) from local disk, the storage cache or the provider."""
     ref = parse_object_path(path_and_query(request))
-    return await serve_original(request, request.app[ORIGINALS], ref)
+    private = private_read_headers(request, ref.bucket)  # before any I/O: a refusal fetches nothing
+    return await serve_original(request, request.app[ORIGINALS], ref, private or None)
 
 
 async def serve_original(request: web.Request, originals: Originals, ref: ObjectRef,

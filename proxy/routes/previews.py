@@ -18,6 +18,7 @@ from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS, PREVIEWS
 from proxy.errors import Forbidden
 from proxy.hot.previews import answer, hot_key
 from proxy.http.cache_status import CacheAnswer
+from proxy.http.private_buckets import private_preview_cache_control
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.http.signature import verify
@@ -56,6 +57,7 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     # `<bucket>/<key>` of the main storage, a link (`s3://bucket/key`, ...) through the links file,
     # or a conversion of either (`image-converter/convert/<bucket>/<key>`).
     originals, ref = preview_source(request.app, url.source, query)
+    private_cache_control = private_preview_cache_control(config, ref.bucket)  # a private source: signed URLs only
     options, negotiated = _negotiate_format(options, accept, settings)
     source_id = preview_source_id(originals.cache_key(ref), query)
     previews = request.app[PREVIEWS]
@@ -63,7 +65,8 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
         PreviewRequest(ref, source_id, options, options.format or "auto", originals))
     preview = found.preview
     # A preview's URL doesn't carry its source's version: one of a source that can change is not immutable.
-    cache_control = changing_source_cache_control(config, url.source) or settings.cache_control
+    cache_control = (private_cache_control or changing_source_cache_control(config, url.source)
+                     or settings.cache_control)
     cache = CacheAnswer(previews.tier_name, found.cache_status, preview.stored_at, stored=True)
     headers = preview_headers(preview.meta.info, cache_control, options, ref.key, cache, negotiated)
     if found.from_store and preview.data is not None and preview.stored_at is not None and hot.enabled:

@@ -45,14 +45,16 @@ class RedactingFilter(logging.Filter):
 
 
 def register_config_secrets(config: Config, registry: SecretRegistry = SECRETS) -> None:
-    """Add every secret `config` holds: the storage's, the admin tokens, the signature keys and salts, the links file's.
+    """Add every secret `config` holds: the storage's, the admin, upload and read tokens, the presigning
+    keys, the signature keys and salts, the links file's.
 
     Each process calls it at start-up; a spawned worker gets its config pickled, not the
     supervisor's registry.
     """
     registry.add(*config.storage.secrets())
     registry.add(*config.admin.tokens)  # ADMIN_TOKENS: a token quoted in a log line or error is masked
-    registry.add(*config.uploads.secrets())  # UPLOAD_TOKENS and UPLOAD_SIGNING_KEYS, the same way
+    registry.add(*config.uploads.secrets())  # UPLOAD_TOKENS and SIGNING_KEYS, the same way
+    registry.add(*config.private_buckets.secrets())  # READ_TOKENS
     registry.add_keys(*(part for pair in config.previews.signature.pairs for part in pair))
     if config.links is not None:
         registry.add(*config.links.secrets())

@@ -43,9 +43,14 @@ class AdminConfig:
 
 def read_admin_config(env: Mapping[str, str]) -> AdminConfig:
     """ADMIN_TOKENS, comma-separated; ConfigError for a token that is short or holds spaces."""
-    tokens = tuple(part.strip() for part in (env.get("ADMIN_TOKENS") or "").split(",") if part.strip())
+    return read_tokens(env, "ADMIN_TOKENS")
+
+
+def read_tokens(env: Mapping[str, str], name: str) -> AdminConfig:
+    """The bearer tokens of the setting `name`, comma-separated, checked as ADMIN_TOKENS' are."""
+    tokens = tuple(part.strip() for part in (env.get(name) or "").split(",") if part.strip())
     for number, token in enumerate(tokens, start=1):
         if len(token) < MIN_TOKEN_LENGTH or not token.isascii() or not token.isprintable() or " " in token:
-            raise ConfigError(f"ADMIN_TOKENS: token #{number} must be at least {MIN_TOKEN_LENGTH} printable "
+            raise ConfigError(f"{name}: token #{number} must be at least {MIN_TOKEN_LENGTH} printable "
                               "ASCII characters with no spaces")
     return AdminConfig(tokens)

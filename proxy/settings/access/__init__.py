@@ -1,0 +1,1 @@
+"""Settings of who may read what: private buckets and the tokens that open them."""
