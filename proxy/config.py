@@ -15,6 +15,7 @@ from dotenv import dotenv_values
 from cache.config import CacheConfig
 from previews.conversions.config import ConverterConfig
 from proxy.settings.admin import AdminConfig, read_admin_config
+from proxy.settings.compat.url_forms import UrlFormsConfig, read_url_forms_config
 from proxy.settings.conversions import read_converter_config
 from proxy.settings.cors import CorsConfig, read_cors_config
 from proxy.settings.env_values import read_flag
@@ -62,6 +63,8 @@ class Config:
     uploads: UploadConfig = field(default_factory=UploadConfig)  # no tokens or keys: PUT refused
     # Cached originals that can change: checked in the background past a period (proxy/tiers/revalidation/).
     revalidation: RevalidationConfig = field(default_factory=RevalidationConfig)
+    # imgproxy's `local://` sources and path prefix (proxy/settings/compat/url_forms.py).
+    url_forms: UrlFormsConfig = field(default_factory=UrlFormsConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080,
@@ -88,7 +91,7 @@ class Config:
         return cls(data_path, server, storage, read_cache_config(env, data_path), previews,
                    LinksConfig.from_env(env, data_path, storage), read_converter_config(env),
                    cors=read_cors_config(env), admin=read_admin_config(env), revalidation=revalidation,
-                   uploads=read_upload_config(env))
+                   uploads=read_upload_config(env), url_forms=read_url_forms_config(env))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -112,6 +115,7 @@ class Config:
         described["ADMIN_TOKENS"] = self.admin.describe()
         described.update(self.uploads.describe())
         described.update(self.revalidation.describe())
+        described.update(self.url_forms.describe())
         described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()
         for tier in self.cache.tiers():
             described[f"cache {tier.name}"] = (
