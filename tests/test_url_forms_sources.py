@@ -93,7 +93,7 @@ def test_abs_is_azure(start_server: StartServer, azurite: Azurite, tmp_path: Pat
     links.write_text(f'boats: {{provider: azure, endpoint: "{azurite.endpoint}", access_key: {ACCOUNT}, '
                      f'secret_key: "{ACCOUNT_KEY}", buckets: [{container}]}}\n')
     server = start_server(REMOTE_LINKS_PATH=str(links))
-    status, headers, body = fetch(server, f"/previews/_/rs:fit:40:40/f:png/plain/abs://{container}/a/photo.png")
+    status, _, body = fetch(server, f"/previews/_/rs:fit:40:40/f:png/plain/abs://{container}/a/photo.png")
     assert status == 200, body
     assert Image.open(io.BytesIO(body)).size == (40, 30)
     status, again, same = fetch(server, f"/previews/_/rs:fit:40:40/f:png/plain/azure://{container}/a/photo.png")
