@@ -7,6 +7,7 @@ storage URL becomes `/previews/<width>x<height>,jpeg,q<quality>/image-converter`
 
 import dataclasses
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,15 @@ from previews.grammar.options import ProcessingOptions
 from previews.grammar.sdk_form import parse_sdk_form
 from previews.grammar.url import parse_preview_url
 from tests.conftest import StartServer
-from tests.support.http import fetch
-from tests.support.previews_kit import assert_one_line, metric, place, sign
+from tests.support.http import fetch, request
+from tests.support.previews_kit import assert_one_line, metric, place, poll, sign
 from tests.support.server import ServerProcess
 
 BUCKET = "h5un6l2bnaz1vj8a9qgms4-public"
 KEY = "images/original/S/j/hJ/scan.tif"
 CONVERTED = f"/image-converter/convert/{BUCKET}/{KEY}"
 RENDERS = "preview_proxy_render_duration_seconds_count"
+TOKEN = "an-admin-token-0123456789"
 
 
 def compress_image_url(url: str, width: int | None = None, height: int | None = None, quality: int = 70) -> str:
@@ -45,7 +47,7 @@ def canonical(url_path: str) -> tuple[object, ...]:
 
 
 @pytest.fixture
-def server(start_server: StartServer, data_path: Path) -> ServerProcess:
+def stored(data_path: Path) -> None:
     """Local storage holding a TIFF (a source the converter turns browser-ready)."""
     image = Image.new("RGB", (300, 200), (40, 90, 160))
     for x in range(0, 300, 20):
@@ -53,6 +55,10 @@ def server(start_server: StartServer, data_path: Path) -> ServerProcess:
     out = io.BytesIO()
     image.save(out, "TIFF", compression="tiff_lzw")
     place(data_path, BUCKET, KEY, out.getvalue())
+
+
+@pytest.fixture
+def server(start_server: StartServer, stored: None) -> ServerProcess:
     return start_server()
 
 
@@ -105,6 +111,19 @@ def test_a_malformed_sdk_form_is_a_one_line_400(server: ServerProcess, spec: str
     status, _, body = fetch(server, f"/previews/{spec}{CONVERTED}")
     assert status == 400
     assert reason in assert_one_line(body)
+
+
+def test_purging_the_sdk_form_purges_the_shared_entry(start_server: StartServer, data_path: Path,
+                                                     stored: None) -> None:
+    admin = start_server(ADMIN_TOKENS=TOKEN)
+    sdk = compress_image_url(CONVERTED, 64, 64)
+    imgproxy = f"/previews/_/rs:fit:64:64/q:70/f:jpeg/plain{CONVERTED}"
+    assert fetch(admin, sdk)[1]["X-Cache"] == "MISS"
+    poll(lambda: list((data_path / "cache" / "previews").rglob("*.val")) or None, "the preview on disk")
+    reply = request(admin.url(sdk), "PURGE", {"Authorization": f"Bearer {TOKEN}"})
+    assert reply.status == 200, reply.body
+    assert json.loads(reply.body)["removed"]["previews"] == 1
+    assert fetch(admin, imgproxy)[1]["X-Cache"] == "MISS"
 
 
 def test_the_sdk_form_without_a_source_is_refused() -> None:
