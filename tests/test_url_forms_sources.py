@@ -5,7 +5,10 @@ beside `/healthz`, and IMGPROXY_TTL.
 
 import base64
 import io
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
@@ -13,11 +16,12 @@ from PIL import Image
 from proxy.settings.compat.url_forms import read_url_forms_config
 from proxy.settings.errors import ConfigError
 from proxy.settings.previews import DEFAULT_PREVIEWS_CACHE_CONTROL, PreviewsConfig
-from tests.conftest import StartServer
+from tests.conftest import REPO, StartServer
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from tests.support.http import fetch
 from tests.support.previews_kit import assert_one_line, metric, place, sign
 from tests.support.server import ServerProcess
+from tests.test_upload import put
 
 HOT = "preview_proxy_hot_answers_total"
 REQUESTS = "preview_proxy_requests_total"
@@ -153,6 +157,21 @@ def test_the_hot_lane_never_answers_an_unprefixed_path(prefixed: ServerProcess) 
     assert status == 404, body
     assert metric(prefixed, HOT, by="lane") == 0
     assert metric(prefixed, REQUESTS, route="preview", status="200") == 4
+
+
+def test_presigned_upload_urls_carry_the_prefix(start_server: StartServer, data_path: Path) -> None:
+    key = "upload-signing-key-0123456789abcdef-0123"
+    (data_path / "storage" / "photos").mkdir()
+    server = start_server(UPLOAD_SIGNING_KEYS=key, IMGPROXY_PATH_PREFIX="/img")
+    env = {"DATA_PATH": str(data_path), "UPLOAD_SIGNING_KEYS": key, "IMGPROXY_PATH_PREFIX": "/img",
+           "PATH": "/usr/bin:/bin"}
+    printed = subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "presign", "put", "photos/new.bin",
+                              "--base-url", server.url("")], cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=60, check=True).stdout.strip()
+    url = urlsplit(printed)
+    assert url.path == "/img/photos/new.bin"
+    assert put(server, f"{url.path}?{url.query}", b"uploaded", len(b"uploaded"))[0] == 201
+    assert fetch(server, "/img/photos/new.bin")[2] == b"uploaded"
 
 
 def test_health_is_healthz(start_server: StartServer) -> None:
