@@ -27,14 +27,18 @@ class SourceHeaders:
         self._known: LRUCache[str, HeaderInfo] = LRUCache(maxsize=entries)
 
     async def read(self, originals: Originals, ref: ObjectRef) -> tuple[ObjectInfo, HeaderInfo]:
-        """The original's description and its header facts, read now unless known for this version."""
-        info = await originals.describe(ref)
-        key = source_header_key(originals.cache_key(ref), info.etag)
-        known = self._known.get(key)
-        if known is not None:
-            return info, known
+        """The original's description and its header facts, read now unless known for this version.
+
+        Locating the original (a stat, the storage tier's row, or one provider HEAD) gives its version;
+        its body is not fetched.
+        """
         located = await originals.locate(ref, want_body=False)
         try:
+            info = located.info
+            key = source_header_key(originals.cache_key(ref), info.etag)
+            known = self._known.get(key)
+            if known is not None:
+                return info, known
             if located.file is None:
                 located.file = originals.open_ranges(ref, info, self._timeout)
             header = await asyncio.to_thread(read_header_info, located.file, _video_format(info, ref),
@@ -43,7 +47,6 @@ class SourceHeaders:
             located.close()
         self._known[key] = header
         return info, header
-
 
 def _video_format(info: ObjectInfo, ref: ObjectRef) -> str:
     """A video's format name: its media subtype (`video/mp4`), else its key's extension."""
