@@ -15,12 +15,14 @@ from proxy.app_keys import (
     CONVERTER,
     HOT_PREVIEWS,
     LINKS,
+    LOCAL_FILES,
     METRICS,
     ORIGINALS,
     PREVIEWS,
     PROVIDER,
     PURGER,
     RENDER_POOL,
+    SOURCE_HEADERS,
     TIERS,
 )
 from proxy.config import Config
@@ -29,11 +31,13 @@ from proxy.http.cors import cors_policy, install_cors
 from proxy.http.middleware import errors_and_metrics
 from proxy.logs.request_ids import install_request_ids, request_ids
 from proxy.metrics.process_figures import keep_fresh
+from proxy.http.path_prefix import apply_path_prefix
 from proxy.metrics.registry import Metrics
 from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool
 from proxy.routes import health
 from proxy.routes.conversions import get_conversion
+from proxy.routes.info import INFO_ROUTE, get_info
 from proxy.routes.links import get_link
 from proxy.routes.originals import get_original
 from proxy.routes.previews import PREVIEW_ROUTE, get_preview
@@ -44,17 +48,19 @@ from proxy.storage.config import StorageConfig
 from proxy.storage.instrumented import InstrumentedProvider
 from proxy.storage.links.config import LinksConfig
 from proxy.storage.links.entry import LinkEntry
+from proxy.storage.links.local_files import LOCAL_BUCKET
 from proxy.storage.local import FolderProvider, LocalProvider
 from proxy.storage.provider import StorageProvider
 from proxy.storage.registry import build_provider
 from proxy.tiers.conversions import Converter
-from proxy.tiers.keys import link_namespace, main_storage_namespace
+from proxy.tiers.keys import link_namespace, local_files_namespace, main_storage_namespace
 from proxy.tiers.linked_originals import Link, LinkedOriginals
 from proxy.tiers.originals import Originals
 from proxy.tiers.preview_store import PreviewStore
 from proxy.tiers.previews import Previews
 from proxy.tiers.purge_guard import PurgeGuard
 from proxy.tiers.purges import Purger
+from proxy.tiers.source_headers import SourceHeaders
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +105,11 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app[TIERS] = tiers
     app[ORIGINALS] = originals = Originals(provider, local, storage_tier, metrics, namespace, stale_if_error, guard,
                                            revalidate=config.revalidation.main_revalidate)
+    if (local_root := config.url_forms.local_root) is not None:
+        # imgproxy's `local:///<path>` sources: the folder read in place, like an `fs` link.
+        folder = FolderProvider(local_root, LOCAL_BUCKET)
+        app[LOCAL_FILES] = Originals(_guarded(folder, config.storage, metrics, "local"), folder, storage_tier, metrics,
+                                     local_files_namespace(local_root), stale_if_error, guard)
     links_config = config.links or LinksConfig(config.data_path / "remote_links.yml", required=False)
     app[LINKS] = LinkedOriginals(links_config, config.storage, build_link, metrics.links_read)
     settings = config.previews
@@ -109,6 +120,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
                                guard)
     app[PREVIEWS] = Previews(originals, store, pool, settings.render, metrics, settings.timeout,
                              settings.source_info_ttl)
+    app[SOURCE_HEADERS] = SourceHeaders(settings.render.max_src_resolution, settings.timeout)  # /info
     cors = cors_policy(config.cors)  # None when CORS_ALLOW_ORIGINS is unset
     # The hot map shares the memory budget of the store it reuses bodies from (0 turns both off).
     app[HOT_PREVIEWS] = HotPreviews(settings.memory_bytes, settings.memory_entry_max, metrics, previews_tier.name,
@@ -120,10 +132,12 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app[PURGER] = Purger(purge_index, guard, tiers, metrics)
 
     app.router.add_get("/healthz", health.healthz, name="healthz")
+    app.router.add_get("/health", health.healthz, name="health")  # imgproxy's name for it
     app.router.add_get("/readyz", health.readyz, name="readyz")
     if config.server.metrics_bind is None:  # else on its own address only (proxy.metrics.listener)
         app.router.add_get("/metrics", health.metrics, name="metrics")
     app.router.add_get("/previews/{tail:.+}", get_preview, name=PREVIEW_ROUTE)
+    app.router.add_get("/info/{tail:.+}", get_info, name=INFO_ROUTE)
     app.router.add_get("/links/{tail:.+}", get_link, name="link")
     app.router.add_get("/image-converter/{tail:.+}", get_conversion, name="image-converter")
     # Last: everything else is /<bucket>/<key>.
@@ -135,7 +149,9 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app.router.add_put("/{bucket}/{key:.+}", put_object, name=UPLOAD_ROUTE)
     # Pages on other origins may read originals, previews and conversions (CORS_ALLOW_ORIGINS).
     install_request_ids(app)  # before CORS: the hot lane writes the request id's line first too
-    install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter"))
+    install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter", INFO_ROUTE))
+    # IMGPROXY_PATH_PREFIX: every route above but the operational ones moves under it.
+    apply_path_prefix(app, config.url_forms.path_prefix)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
@@ -158,6 +174,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[CONVERTER].close()
     app[RENDER_POOL].close()
     await app[ORIGINALS].close()
+    if LOCAL_FILES in app:
+        await app[LOCAL_FILES].close()
     await app[LINKS].close()
     await app[PROVIDER].close()
     for tier in app[TIERS]:

@@ -241,3 +241,22 @@ def test_the_lane_answers_as_aiohttp_with_cors_off_or_for_anyone(other_pair: Pai
     assert (b"\r\nAccess-Control-Allow-Origin: *\r\n" in answer) == (other_pair.cors == "*")
     assert (b"Access-Control-" in answer) == (other_pair.cors == "*")
     assert b"Origin" not in answer.split(b"\r\nDate: ")[0]  # no Vary: Origin, off or for anyone
+
+
+def test_under_a_path_prefix_both_answer_alike(site: Site, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """IMGPROXY_PATH_PREFIX: the lane knows no prefix, so it answers neither the prefixed path (aiohttp
+    does, from the hot map) nor the bare one (a 404 from aiohttp), and both servers say the same."""
+    # The source trusted for an hour: a hot entry outlives every case (as in warmed_pair).
+    settings = {"CACHE_PATH": str(tmp_path_factory.mktemp("prefixed-cache")), "ACCESS_LOG": "0",
+                "CACHE_SOURCE_INFO_TTL": "1h", "IMGPROXY_PATH_PREFIX": "/img"}
+    path = f"/img/previews/q/{buster()}/rs:fit:120:120/plain/{BUCKET}/{KEY}"
+    with running_server(site.data_path, HOT_LANE="0", **settings) as without_lane, \
+            running_server(site.data_path, HOT_LANE="1", **settings) as with_lane:
+        for server in (without_lane, with_lane):
+            warm(server, path, "image/jpeg", "handler")
+        for target in (path, path.removeprefix("/img")):
+            pair = Pair(without_lane, with_lane, target, "llhttp", "")
+            differences = [found for name in ("plain", "pipelined", "absolute-form", "split-three-hot")
+                           if (found := compare(pair, name))]
+            assert not differences, "\n".join(differences)
+        assert metric(with_lane, HOT, by="lane") == 0

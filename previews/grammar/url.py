@@ -42,7 +42,7 @@ def parse_preview_url(path: str, query: str = "") -> PreviewUrl:
             source, extension = _source(segments[index:])
             return PreviewUrl(signature, "/" + rest, options, source, extension, query)
         name, *args = segment.split(":")
-        options.append((_decode(name), [_decode(arg) for arg in args]))
+        options.append((decode_segment(name), [decode_segment(arg) for arg in args]))
     raise InvalidSource("the URL has no source after its options")
 
 
@@ -52,7 +52,7 @@ def _source(segments: list[str]) -> tuple[str, str | None]:
         body, at, extension = plain.rpartition("@")
         if not at:
             body, extension = plain, ""
-        return _checked(_decode(body)), _extension(extension)
+        return checked_source(decode_segment(body)), _extension(extension)
     encoded = "".join(segments)
     body, dot, extension = encoded.partition(".")
     if not _BASE64URL.fullmatch(body):
@@ -62,14 +62,15 @@ def _source(segments: list[str]) -> tuple[str, str | None]:
         decoded = raw.decode("utf-8")
     except (binascii.Error, ValueError):
         raise InvalidSource("the source is neither plain/... nor valid base64url") from None
-    return _checked(decoded), _extension(extension) if dot else None
+    return checked_source(decoded), _extension(extension) if dot else None
 
 
 def _extension(text: str) -> str | None:
-    return output_format("extension", _decode(text)) if text else None
+    return output_format("extension", decode_segment(text)) if text else None
 
 
-def _checked(source: str) -> str:
+def checked_source(source: str) -> str:
+    """`source`, refused when empty or longer than MAX_SOURCE_BYTES."""
     if not source:
         raise InvalidSource("the source is empty")
     if len(source.encode()) > MAX_SOURCE_BYTES:
@@ -77,7 +78,8 @@ def _checked(source: str) -> str:
     return source
 
 
-def _decode(text: str) -> str:
+def decode_segment(text: str) -> str:
+    """Percent-decoded `text`; InvalidOption when the result is not UTF-8."""
     try:
         return unquote(text, errors="strict")
     except UnicodeDecodeError:

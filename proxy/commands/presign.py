@@ -44,5 +44,7 @@ def run_presign_command(args: argparse.Namespace, config: Config) -> int:
     path = object_url_path(bucket, key)
     expires = int(time.time() + seconds)
     base = (args.base_url or f"http://{config.server.host}:{config.server.port}").rstrip("/")
-    print(f"{base}{path}?{presigned_query(keys[0], args.method, path, expires)}")
+    # The signature covers the path after IMGPROXY_PATH_PREFIX, which the server takes off before checking.
+    query = presigned_query(keys[0], args.method, path, expires)
+    print(f"{base}{config.url_forms.path_prefix}{path}?{query}")
     return 0

@@ -12,12 +12,14 @@ serves a copy before revalidating it by default).
 
 from aiohttp import hdrs, web
 
-from proxy.app_keys import CONFIG, LINKS, ORIGINALS
+from proxy.app_keys import CONFIG, LINKS, LOCAL_FILES, ORIGINALS
 from proxy.config import Config
 from proxy.http.object_path import parse_object_path, parse_source_ref
 from proxy.http.private_buckets import private_read_headers
 from proxy.http.request_target import path_and_query
 from proxy.routes.originals import get_original, serve_original
+from proxy.storage.errors import LocalFilesOff
+from proxy.storage.links.local_files import is_local_source, parse_local_source
 from proxy.storage.links.sources import SCHEMES, LinkRef, parse_link_source
 from proxy.storage.provider import ObjectRef
 from proxy.tiers.originals import Originals
@@ -55,7 +57,13 @@ def changing_source_cache_control(config: Config, source: str) -> str | None:
 
 
 def source_originals(app: web.Application, source: str) -> tuple[Originals, ObjectRef]:
-    """A preview source: a link (`s3://bucket/key`, ...) resolved through the links file, or `<bucket>/<key>`."""
+    """A preview source: a link (`s3://bucket/key`, ...) resolved through the links file, a file under
+    IMGPROXY_LOCAL_FILESYSTEM_ROOT (`local:///<path>`), or `<bucket>/<key>`."""
+    if is_local_source(source):
+        local_files = app.get(LOCAL_FILES)
+        if local_files is None:
+            raise LocalFilesOff()
+        return local_files, parse_local_source(source)
     link = parse_link_source(source)
     if link is None:
         return app[ORIGINALS], parse_source_ref(source)

@@ -1,5 +1,8 @@
 """GET and HEAD `/previews/<signature>/<options...>/<source>`: imgproxy's URL syntax.
 
+Supervisely's older `/previews/<w>x<h>,<format>,q<quality>/<source>` is read as its imgproxy
+equivalent (previews/grammar/sdk_form.py), so both share one cache entry.
+
 Everything is checked before any I/O, in this order: the path's grammar, the signature, the options,
 the expiry and the source. Then the Previews service finds or renders the image. A URL whose answer
 was found in memory before is answered from the hot-previews map without those steps (hot/previews.py).
@@ -13,13 +16,14 @@ from aiohttp import hdrs, web
 
 from previews.grammar.option_table import apply_options
 from previews.grammar.options import ProcessingOptions
+from previews.grammar.sdk_form import parse_sdk_form
 from previews.grammar.url import parse_preview_url
 from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS, PREVIEWS
 from proxy.errors import Forbidden
 from proxy.hot.previews import answer, hot_key
 from proxy.http.cache_status import CacheAnswer
 from proxy.http.private_buckets import private_preview_cache_control
-from proxy.http.request_target import path_and_query
+from proxy.http.request_target import path_and_query, target_as_sent
 from proxy.http.respond import respond
 from proxy.http.signature import verify
 from proxy.routes.links import changing_source_cache_control
@@ -40,13 +44,16 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     accept = request.headers.get(hdrs.ACCEPT, "")
     hot = request.app[HOT_PREVIEWS]
     target = path_and_query(request)  # absolute-form targets are served (and kept) as their path and query
-    key = hot_key(target, negotiated_format(accept, settings) or "")
+    # Kept under the target as sent, path prefix included: the hot lane, which knows no prefix, never
+    # finds an entry for an unprefixed path that aiohttp would not route here.
+    key = hot_key(target_as_sent(request), negotiated_format(accept, settings) or "")
     links = request.app[LINKS].config  # read before resolving: a reload meanwhile must not bless this answer
     entry = hot.find(key, links)
     if entry is not None:
         return await answer(request, entry, hot)
     raw_path, _, query = target.partition("?")
-    url = parse_preview_url(raw_path[len(PREFIX):], query)
+    path = raw_path[len(PREFIX):]
+    url = parse_sdk_form(path, query) or parse_preview_url(path, query)
     # The query string belongs to the source (imgproxy URLs have none), so it is signed with the path.
     verify(settings.signature, url.signature, url.signed_path + (f"?{query}" if query else ""))
     options = apply_options(settings.render.defaults, url.options, settings.render.presets)

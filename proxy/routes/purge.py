@@ -22,6 +22,7 @@ from aiohttp import hdrs, web
 
 from previews.errors import PublicError
 from previews.grammar.option_table import apply_options
+from previews.grammar.sdk_form import parse_sdk_form
 from previews.grammar.url import parse_preview_url
 from proxy.app_keys import CONFIG, LINKS, METRICS, ORIGINALS, PURGER
 from proxy.errors import AdminDisabled, AdminUnauthorized, BadRequest
@@ -104,7 +105,8 @@ def _preview_key_prefixes(app: web.Application, target: str) -> tuple[str, ...]:
     """
     settings = app[CONFIG].previews
     raw_path, _, query = target.partition("?")
-    url = parse_preview_url(raw_path[len("/previews"):], query)
+    path = raw_path[len("/previews"):]
+    url = parse_sdk_form(path, query) or parse_preview_url(path, query)  # Supervisely's older form too
     verify(settings.signature, url.signature, url.signed_path + (f"?{query}" if query else ""))
     options = apply_options(settings.render.defaults, url.options, settings.render.presets)
     if url.extension:

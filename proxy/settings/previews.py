@@ -59,7 +59,7 @@ class PreviewsConfig:
             timeout=read_number(env, "IMGPROXY_TIMEOUT", cls.timeout, 0.1, 3600),
             auto_webp=read_flag(env, "IMGPROXY_AUTO_WEBP", default=False),
             auto_avif=read_flag(env, "IMGPROXY_AUTO_AVIF", default=False),
-            cache_control=env.get("PREVIEWS_CACHE_CONTROL") or DEFAULT_PREVIEWS_CACHE_CONTROL,
+            cache_control=env.get("PREVIEWS_CACHE_CONTROL") or _ttl_cache_control(env),
             memory_bytes=0 if memory_text == "0" else read_size(env, "CACHE_PREVIEWS_MEMORY", "64m"),
             memory_limit=(read_size(env, "RENDER_MEMORY_LIMIT", limit_text) if limit_text
                           else default_memory_limit(processes)),
@@ -92,3 +92,14 @@ class PreviewsConfig:
             "CACHE_PREVIEWS_MEMORY": str(self.memory_bytes),
             "CACHE_SOURCE_INFO_TTL": f"{self.source_info_ttl:g}s",
         }
+
+
+def _ttl_cache_control(env: Mapping[str, str]) -> str:
+    """imgproxy's IMGPROXY_TTL (seconds) as the previews' max-age, when PREVIEWS_CACHE_CONTROL is not given.
+
+    imgproxy sends `max-age=<ttl>, public` for it, without `immutable`: a TTL is a promise of freshness
+    for that long only. Unset, the default stays a year and `immutable` (the URL names the render).
+    """
+    if not (env.get("IMGPROXY_TTL") or "").strip():
+        return DEFAULT_PREVIEWS_CACHE_CONTROL
+    return f"public, max-age={read_count(env, 'IMGPROXY_TTL', 0)}"

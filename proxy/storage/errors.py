@@ -13,6 +13,12 @@ class ObjectNotFound(NotFound):
     default_reason = "no such object"
 
 
+class LocalFilesOff(ObjectNotFound):
+    """A `local://` source while IMGPROXY_LOCAL_FILESYSTEM_ROOT is not set."""
+
+    default_reason = "local:// sources are off: IMGPROXY_LOCAL_FILESYSTEM_ROOT is not set"
+
+
 class InvalidObjectPath(BadRequest):
     """A bucket or key that no provider may be asked for: traversal, encoded slashes, NUL bytes."""
 

@@ -5,6 +5,8 @@ orphans every entry on disk: the strings these functions produce must stay byte 
 (tests/test_cache_keys.py holds them to the recipes they replaced).
 """
 
+from pathlib import Path
+
 from previews.conversions.request import SOURCE_PREFIX
 from proxy.storage.config import StorageConfig
 from proxy.storage.links.entry import LinkEntry
@@ -22,6 +24,11 @@ def link_namespace(entry: LinkEntry) -> str:
     """The storage-tier key prefix of a links entry: its name, provider kind and endpoint (or folder)."""
     where = str(entry.storage.root) if entry.provider == "fs" else entry.storage.endpoint or ""
     return f"link:{entry.name}:{entry.provider}:{where}"
+
+
+def local_files_namespace(root: Path) -> str:
+    """The storage-tier key prefix of IMGPROXY_LOCAL_FILESYSTEM_ROOT's folder (`local://` sources)."""
+    return f"local-files:{root}"
 
 
 def original_key(namespace: str, ref: ObjectRef) -> str:
@@ -63,3 +70,8 @@ def preview_key(canonical_options: str, source_id: str, source_etag: str, format
 def preview_key_prefix(canonical_options: str, source_id: str) -> str:
     """What the keys of every version and format of one preview start with (a purge of its URL)."""
     return "\n".join((canonical_options, source_id, ""))
+
+
+def source_header_key(source_key: str, etag: str) -> str:
+    """The in-memory key of a source's header facts (`/info`): the source and its version."""
+    return f"header\n{source_key}\n{etag}"

@@ -13,8 +13,9 @@ from proxy.storage.links.config import LinksConfig
 from proxy.storage.links.entry import LinkEntry
 from proxy.storage.provider import ObjectRef
 
-# Link scheme -> the links file's provider that serves it (DESIGN.md, "Links").
-SCHEMES = {"s3": "minio", "minio": "minio", "azure": "azure", "google": "google", "gs": "google",
+# Link scheme -> the links file's provider that serves it (DESIGN.md, "Links"). `abs` is imgproxy's
+# name for Azure Blob Storage.
+SCHEMES = {"s3": "minio", "minio": "minio", "azure": "azure", "abs": "azure", "google": "google", "gs": "google",
            "gcs": "google", "fs": "fs"}
 
 
