@@ -28,6 +28,7 @@ async def with_retries(attempt: Callable[[], Awaitable[T]], retries: int, what: 
             return await attempt()
         except RETRYABLE as error:
             if number == retries:
+                log.warning("migrate: %s: %s; no try left", what, error.reason)
                 raise
             delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** number))
             log.warning("migrate: %s: %s; try %d of %d in %.1f s", what, error.reason, number + 2, retries + 1, delay)

@@ -1,0 +1,310 @@
+"""`preview-proxy migrate` run as a real subprocess from local storage into moto and Azurite, through a counting
+TCP proxy: killed midway and resumed without re-uploading what was done, every object compared by sha256
+after, same-size garbage found and fixed, --verify-only and --dry-run writing nothing, retries on 503s,
+and Ctrl-C aborting a multipart upload in flight."""
+
+import asyncio
+import hashlib
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import obstore
+import pytest
+
+from proxy.runtime.cli import main
+from proxy.storage.cloud.obstore_provider import ObstoreProvider
+from proxy.storage.provider import ObjectRef, ObjectStream
+from tests.conftest import REPO
+from tests.support.azurite import ACCOUNT, ACCOUNT_KEY
+from tests.support.backends import Backend, make_backend
+from tests.support.previews_kit import poll
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3
+from tests.support.tcp_proxy import TcpProxy
+
+MIB = 1024 * 1024
+SMALL_FILES = 200
+# Two files over the multipart threshold: 2 and 3 parts of 5 MiB (S3's smallest part).
+LARGE_FILES = {"large/a.bin": 6 * MIB + 17, "large/b.bin": 11 * MIB}
+SETTINGS = {"STORAGE_MULTIPART_THRESHOLD": "5m", "STORAGE_PART_SIZE": "5m"}
+SUMMARY = re.compile(r"migrate(?: --\S+)?: (\d+) object\(s\) in [\d.]+ s: (.*?)(?:;|$)", re.M)
+ENTRY = "target"
+
+
+@dataclass
+class Migration:
+    """A source tree in DATA_PATH/storage/photos, a destination bucket on a real server reached through a
+    counting proxy, and the links file that names it."""
+
+    backend: Backend
+    proxy: TcpProxy
+    data_path: Path
+    files: dict[str, bytes]
+
+    @property
+    def journal(self) -> Path:
+        return self.data_path / "migrate" / f"{ENTRY}.db"
+
+    def run(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+        """`preview-proxy migrate --to target --bucket photos=<bucket> <args>`, output piped, bounded in time."""
+        return subprocess.run(self.command(*args), cwd=REPO, env=self.env(**env), capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    def run_together(self, *commands: list[str], timeout: float = 60) -> list[subprocess.CompletedProcess[str]]:
+        """Several runs at once (read-only ones), each like `run`."""
+        processes = [subprocess.Popen(self.command(*args), cwd=REPO, env=self.env(), stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for args in commands]
+        done = []
+        try:
+            for args, process in zip(commands, processes, strict=True):
+                stdout, stderr = process.communicate(timeout=timeout)
+                done.append(subprocess.CompletedProcess(self.command(*args), process.returncode, stdout, stderr))
+        finally:
+            for process in processes:
+                process.kill()
+        return done
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "proxy.runtime.cli", "migrate", "--to", ENTRY, "--bucket",
+                f"photos={self.backend.bucket}", *args]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("STORAGE_", "CACHE_", "AWS_"))}
+        return {**clean, "DATA_PATH": str(self.data_path), **SETTINGS, **extra}
+
+    def written_keys(self, since: int = 0) -> list[str]:
+        """Keys the proxy saw written (PUT or POST: single puts, parts, blocks, completions) since request #`since`."""
+        prefix = ("/" + ACCOUNT if self.backend.name.startswith("azure") else "") + f"/{self.backend.bucket}/"
+        return [seen.target.split("?")[0].removeprefix(prefix) for seen in self.proxy.requests[since:]
+                if seen.method in ("PUT", "POST") and seen.target.startswith(prefix)]
+
+    def journaled(self) -> set[str]:
+        """Keys with a row in the journal (read while a run may be writing it: WAL allows that)."""
+        if not self.journal.exists():
+            return set()
+        try:
+            with sqlite3.connect(f"{self.journal.as_uri()}?mode=ro", uri=True, timeout=5) as connection:
+                return {key for (key,) in connection.execute("SELECT key FROM objects")}
+        except sqlite3.OperationalError:  # made, but its table not yet
+            return set()
+
+    def etags(self) -> dict[str, str]:
+        """Every object at the destination and its ETag, listed straight from the server."""
+        provider = cast(ObstoreProvider, self.backend.provider())
+
+        async def listed() -> dict[str, str]:
+            pages = obstore.list(provider.store(self.backend.bucket), chunk_size=1000)
+            return {meta["path"]: str(meta["e_tag"]) async for page in pages for meta in page}
+
+        return asyncio.run(listed())
+
+    def hashes(self, keys: list[str] | None = None) -> dict[str, str]:
+        """The sha256 of every object at the destination (or of `keys`), read straight from the server."""
+        provider = self.backend.provider()
+
+        async def read(key: str, slots: asyncio.Semaphore) -> str:
+            async with slots:
+                stream = await provider.get(ObjectRef(self.backend.bucket, key))
+                assert isinstance(stream, ObjectStream)
+                digest = hashlib.sha256()
+                async for chunk in stream.chunks:
+                    digest.update(chunk)
+                return digest.hexdigest()
+
+        async def read_all(keys: list[str]) -> dict[str, str]:
+            slots = asyncio.Semaphore(8)
+            found = await asyncio.gather(*(read(key, slots) for key in keys))
+            return dict(zip(keys, found, strict=True))
+
+        return asyncio.run(read_all(keys if keys is not None else sorted(self.etags())))
+
+    def sources(self) -> dict[str, str]:
+        return {key: hashlib.sha256(body).hexdigest() for key, body in self.files.items()}
+
+
+def counts(output: str) -> dict[str, int]:
+    """The summary's counts by name: {'copied': 3, 'skipped': 299, 'failed': 0}, and 'objects'."""
+    found = SUMMARY.search(output)
+    assert found, output
+    parsed = {name: int(number) for number, name in re.findall(r"(\d+) ([a-z ]+?)(?:,|$)", found[2])}
+    return {"objects": int(found[1]), **parsed}
+
+
+def links_entry(backend: Backend, endpoint: str) -> str:
+    if backend.name == "s3":
+        return (f'{ENTRY}: {{provider: minio, endpoint: "{endpoint}", access_key: {ACCESS_KEY}, '
+                f'secret_key: {SECRET_KEY}, region: {REGION}, buckets: [{backend.bucket}]}}\n')
+    return (f'{ENTRY}: {{provider: azure, endpoint: "{endpoint}/{ACCOUNT}", access_key: {ACCOUNT}, '
+            f'secret_key: "{ACCOUNT_KEY}", buckets: [{backend.bucket}]}}\n')
+
+
+def make_migration(name: str, request: pytest.FixtureRequest, tmp_path: Path, files: dict[str, bytes]) -> Migration:
+    """`files` in local storage's bucket `photos`, and a links entry for a fresh bucket on backend `name`."""
+    backend = make_backend(name, request, tmp_path)
+    proxy = TcpProxy(backend.upstream)
+    request.addfinalizer(proxy.close)
+    data_path = Path(backend.env["DATA_PATH"])
+    for key, body in files.items():
+        path = data_path / "storage" / "photos" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    (data_path / "remote_links.yml").write_text(links_entry(backend, proxy.endpoint))
+    return Migration(backend, proxy, data_path, files)
+
+
+@pytest.fixture(params=["s3", "azure-key"])
+def migration(request: pytest.FixtureRequest, tmp_path: Path) -> Migration:
+    """A few hundred small files and two over the multipart threshold, to go to moto or Azurite."""
+    files = {f"small/{index:04d}.bin": os.urandom(200 + index * 7) for index in range(SMALL_FILES)}
+    files.update({key: os.urandom(size) for key, size in LARGE_FILES.items()})
+    return make_migration(request.param, request, tmp_path, files)
+
+
+def test_killed_midway_resumes_without_reuploading_then_finds_and_fixes_garbage(migration: Migration) -> None:
+    total = len(migration.files)
+    # Copied by another tool before the first run: equal bytes, never journaled. Read back, not uploaded.
+    copied_before = ["small/0007.bin", "small/0150.bin"]
+    for key in copied_before:
+        migration.backend.seed(key, migration.files[key], "application/octet-stream")
+    migration.proxy.faults.bytes_per_second = 30_000  # ~10 ms a response: the first run takes seconds
+
+    process = subprocess.Popen(migration.command("--jobs", "4"), cwd=REPO, env=migration.env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        poll(lambda: len(migration.journaled()) >= 30, "30 objects journaled", timeout=30)
+        process.kill()
+        process.wait(10)
+    finally:
+        process.kill()
+    journaled, present = migration.journaled(), set(migration.etags())
+    assert 30 <= len(journaled) < total and journaled <= present
+    migration.proxy.faults.bytes_per_second = 0
+    before = len(migration.proxy.requests)
+
+    resumed = migration.run("--jobs", "4")
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    written = set(migration.written_keys(before))
+    # Exactly what was missing went up: nothing journaled, nothing already there (journaled or not).
+    assert written == set(migration.files) - present
+    assert not set(copied_before) & set(migration.written_keys())  # in neither run
+    assert counts(resumed.stdout) == {"objects": total, "copied": len(written), "skipped": total - len(written),
+                                      "failed": 0}
+    assert migration.hashes() == migration.sources()
+    etags = migration.etags()
+
+    # Someone replaces one object with garbage of the same size.
+    victim = "small/0123.bin"
+    migration.backend.seed(victim, os.urandom(len(migration.files[victim])), "application/octet-stream")
+    before = len(migration.proxy.requests)
+
+    dry, verify = migration.run_together(["--dry-run"], ["--verify-only"])  # both read only
+
+    assert migration.written_keys(before) == []
+    assert (dry.returncode, counts(dry.stdout)) == (0, {"objects": total, "would copy": 1, "skipped": total - 1,
+                                                        "failed": 0}), dry.stdout
+    assert re.search(rf"^would copy photos/{victim} -> \S+/{victim} .*another sha256", dry.stdout, re.M), dry.stdout
+    assert verify.returncode == 1, verify.stdout + verify.stderr
+    assert counts(verify.stdout) == {"objects": total, "verified": total - 1, "mismatch": 1, "missing": 0,
+                                     "failed": 0}
+    assert re.search(rf"^  mismatch photos/{victim} .*another sha256", verify.stdout, re.M), verify.stdout
+    assert migration.hashes([victim])[victim] != migration.sources()[victim]  # reported, not fixed
+
+    fixed = migration.run()
+
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert set(migration.written_keys(before)) == {victim}
+    assert counts(fixed.stdout) == {"objects": total, "copied": 1, "skipped": total - 1, "failed": 0}
+    assert migration.hashes() == migration.sources()
+    # Nothing else was rewritten: every other object keeps the ETag it had.
+    final = migration.etags()
+    assert {k: v for k, v in final.items() if k != victim} == {k: v for k, v in etags.items() if k != victim}
+
+
+def test_provider_errors_are_retried_with_backoff_and_a_last_failure_fails_the_run(
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    migration = make_migration("s3", request, tmp_path, {f"{index}.bin": os.urandom(1000) for index in range(4)})
+    migration.proxy.faults.error_status, migration.proxy.faults.error_connections = 503, 3
+
+    retried = migration.run("--jobs", "1", STORAGE_RETRIES="0")  # obstore's own retries off: these are ours
+
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert counts(retried.stdout) == {"objects": 4, "copied": 4, "skipped": 0, "failed": 0}
+    assert len(re.findall(r"migrate: HEAD of \S+: .*; try \d of 5 in [\d.]+ s", retried.stderr)) == 3, retried.stderr
+    assert migration.hashes() == migration.sources()
+    verified = migration.run("--verify-only")
+    assert (verified.returncode, counts(verified.stdout)) == (0, {"objects": 4, "verified": 4, "mismatch": 0,
+                                                                  "missing": 0, "failed": 0}), verified.stdout
+
+    (migration.data_path / "storage" / "photos" / "0-new.bin").write_bytes(b"new")  # listed first
+    migration.proxy.faults.error_connections = 1
+    failed = migration.run("--jobs", "1", "--retries", "0", STORAGE_RETRIES="0")
+
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert counts(failed.stdout) == {"objects": 5, "copied": 0, "skipped": 4, "failed": 1}
+    assert re.search(r"^  failed photos/0-new\.bin -> \S+ \(3 bytes\): storage provider failed$", failed.stdout,
+                     re.M), failed.stdout
+    assert "Traceback" not in failed.stderr
+
+
+def test_ctrl_c_aborts_the_multipart_upload_in_flight_and_logs_progress_without_a_terminal(
+        request: pytest.FixtureRequest, tmp_path: Path, moto: MotoS3) -> None:
+    migration = make_migration("s3", request, tmp_path, {"big.bin": os.urandom(16 * MIB)})
+    migration.proxy.faults.bytes_per_second = 2_000  # each answer ~0.2 s: four parts take a while
+    process = subprocess.Popen(migration.command("--progress-every", "0.1"), cwd=REPO,
+                               env=migration.env(STORAGE_UPLOAD_CONCURRENCY="1"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        poll(lambda: "partNumber=" in " ".join(seen.target for seen in migration.proxy.requests), "a part sent")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+
+    assert process.returncode == 130, stdout + stderr
+    assert "0 copied, 0 skipped, 0 failed; 0 B copied; stopped early, a rerun resumes" in stdout, stdout
+    assert moto.client.list_multipart_uploads(Bucket=migration.backend.bucket).get("Uploads", []) == []
+    assert migration.etags() == {} and migration.journaled() == set()
+    assert re.search(r"migrate: 0/1 objects \(\), [\d.]+ \S+ of 16\.0 MiB, .*/s, ETA \S+", stderr), stderr
+    assert "\r" not in stderr and "\x1b" not in stderr
+
+
+def test_a_bad_entry_or_bucket_is_a_one_line_usage_error(request: pytest.FixtureRequest, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    migration = make_migration("s3", request, tmp_path, {"a.bin": b"a"})
+    (migration.data_path / "remote_links.yml").write_text(
+        links_entry(migration.backend, migration.proxy.endpoint) + "folder: {provider: fs, path: /tmp}\n")
+    for name in os.environ:
+        if name.startswith(("STORAGE_", "REMOTE_LINKS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATA_PATH", str(migration.data_path))
+    monkeypatch.chdir(tmp_path)  # no ./.env is read
+
+    def run(*args: str) -> tuple[int, str]:
+        """The CLI in this process (the checks come before any I/O): its exit status and what it wrote."""
+        status = main(["migrate", *args])
+        captured = capsys.readouterr()
+        return status, (captured.out + captured.err).strip()
+
+    assert run("--to", "nowhere") == (2, f"preview-proxy migrate: --to nowhere: no such entry in "
+                                         f"{migration.data_path / 'remote_links.yml'} (its entries: {ENTRY}, folder)")
+    assert run("--to", "folder") == (2, "preview-proxy migrate: --to folder: a folder entry (provider fs); migrate "
+                                        "copies into an object store (minio, azure or google)")
+    assert run("--to", ENTRY) == (2, f"preview-proxy migrate: --bucket photos=photos: entry '{ENTRY}' does not list "
+                                     f"bucket 'photos' (its buckets: {migration.backend.bucket})")
+    assert run("--to", ENTRY, "--bucket", "videos=x") == (
+        2, f"preview-proxy migrate: --bucket 'videos=x': no bucket folder 'videos' in "
+           f"{migration.data_path / 'storage'}")
+    monkeypatch.setenv("STORAGE_PROVIDER", "azure")
+    monkeypatch.setenv("STORAGE_ACCESS_KEY", ACCOUNT)
+    monkeypatch.setenv("STORAGE_SECRET_KEY", ACCOUNT_KEY)
+    assert run("--to", ENTRY) == (2, "preview-proxy migrate: the main storage is azure: name its buckets with "
+                                     "--bucket SRC[=DST]")
+    assert migration.proxy.requests == []
