@@ -4,13 +4,17 @@ after, same-size garbage found and fixed, --verify-only and --dry-run writing no
 and Ctrl-C aborting a multipart upload in flight."""
 
 import asyncio
+import fcntl
 import hashlib
 import os
+import pty
 import re
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -25,7 +29,7 @@ from tests.conftest import REPO
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY
 from tests.support.backends import Backend, make_backend
 from tests.support.previews_kit import poll
-from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, s3_env
 from tests.support.tcp_proxy import TcpProxy
 
 MIB = 1024 * 1024
@@ -308,3 +312,55 @@ def test_a_bad_entry_or_bucket_is_a_one_line_usage_error(request: pytest.Fixture
     assert run("--to", ENTRY) == (2, "preview-proxy migrate: the main storage is azure: name its buckets with "
                                      "--bucket SRC[=DST]")
     assert migration.proxy.requests == []
+
+
+def test_a_cloud_main_storage_is_listed_and_a_prefix_is_text_not_folders(
+        request: pytest.FixtureRequest, tmp_path: Path, moto: MotoS3, bucket: str) -> None:
+    migration = make_migration("s3", request, tmp_path, {})
+    bodies = {key: os.urandom(500) for key in ("keep/1.bin", "keep/deeper/2.bin", "keepsake.bin", "other/3.bin")}
+    for key, body in bodies.items():
+        moto.put(bucket, key, body)
+    main_storage = s3_env(moto.endpoint, STORAGE_RETRIES="0")
+    command = [sys.executable, "-m", "proxy.runtime.cli", "migrate", "--to", ENTRY, "--bucket",
+               f"{bucket}={migration.backend.bucket}", "--prefix", "keep"]
+
+    done = subprocess.run(command, cwd=REPO, env=migration.env(**main_storage), capture_output=True, text=True,
+                          timeout=60, check=False)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert counts(done.stdout) == {"objects": 3, "copied": 3, "skipped": 0, "failed": 0}
+    wanted = ("keep/1.bin", "keep/deeper/2.bin", "keepsake.bin")
+    assert migration.hashes() == {key: hashlib.sha256(bodies[key]).hexdigest() for key in wanted}
+
+
+def test_on_a_terminal_progress_is_a_bar_for_the_run_and_one_for_a_large_file(
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    migration = make_migration("s3", request, tmp_path, {"big.bin": os.urandom(6 * MIB), "small.bin": b"small"})
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))  # a pty starts 0 columns wide
+    try:
+        done = subprocess.run(migration.command("--jobs", "1"), cwd=REPO, env=migration.env(),
+                              stdout=subprocess.PIPE, stderr=follower, text=True, timeout=60, check=False)
+        os.close(follower)
+        screen = read_pty(leader)
+    finally:
+        os.close(leader)
+
+    assert (done.returncode, counts(done.stdout)) == (0, {"objects": 2, "copied": 2, "skipped": 0, "failed": 0})
+    assert re.search(r"\r100%\|.*\| 6\.00M/6\.00M \[.*B/s, 2/2 objects, copied 2\]", screen), screen
+    assert re.search(r"\S*big\.bin: +\d+%\|", screen), screen  # the large file's own bar
+    assert "migrate: 0/2 objects" not in screen  # no log lines as well as the bars
+
+
+def read_pty(fd: int) -> str:
+    """What a pty's other side wrote, until it is closed (bounded: the writer has exited)."""
+    chunks = []
+    for _ in range(10_000):
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the writer's side is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
