@@ -82,9 +82,13 @@ class Migration:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("STORAGE_", "CACHE_", "AWS_"))}
         return {**clean, "DATA_PATH": str(self.data_path), **SETTINGS, **extra}
 
+    def target(self, key: str) -> str:
+        """The request target of `key` at the destination, as the proxy sees it (Azurite's path names the account)."""
+        return ("/" + ACCOUNT if self.backend.name.startswith("azure") else "") + f"/{self.backend.bucket}/{key}"
+
     def written_keys(self, since: int = 0) -> list[str]:
         """Keys the proxy saw written (PUT or POST: single puts, parts, blocks, completions) since request #`since`."""
-        prefix = ("/" + ACCOUNT if self.backend.name.startswith("azure") else "") + f"/{self.backend.bucket}/"
+        prefix = self.target("")
         return [seen.target.split("?")[0].removeprefix(prefix) for seen in self.proxy.requests[since:]
                 if seen.method in ("PUT", "POST") and seen.target.startswith(prefix)]
 
@@ -220,10 +224,13 @@ def test_killed_midway_resumes_without_reuploading_then_finds_and_fixes_garbage(
     assert re.search(rf"^  mismatch photos/{victim} .*another sha256", verify.stdout, re.M), verify.stdout
     assert migration.hashes([victim])[victim] != migration.sources()[victim]  # reported, not fixed
 
+    gets_before = len(migration.proxy.gets())
     fixed = migration.run()
 
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert set(migration.written_keys(before)) == {victim}
+    # Every other object was skipped on its HEAD alone (the ETag the journal recorded): only the victim read back.
+    assert {seen.target for seen in migration.proxy.gets()[gets_before:]} == {migration.target(victim)}
     assert counts(fixed.stdout) == {"objects": total, "copied": 1, "skipped": total - 1, "failed": 0}
     assert migration.hashes() == migration.sources()
     # Nothing else was rewritten: every other object keeps the ETag it had.
