@@ -286,6 +286,33 @@ def test_ctrl_c_aborts_the_multipart_upload_in_flight_and_logs_progress_without_
     assert "\r" not in stderr and "\x1b" not in stderr
 
 
+def test_a_part_refused_midway_aborts_the_upload_and_the_copy_is_retried_from_the_start(
+        request: pytest.FixtureRequest, tmp_path: Path, moto: MotoS3) -> None:
+    body = os.urandom(11 * MIB)  # three parts of 5 MiB at most
+    migration = make_migration("s3", request, tmp_path, {"big.bin": body})
+    migration.proxy.faults.bytes_per_second = 2_000  # each answer ~0.2 s: time to arm the fault after part 1
+    process = subprocess.Popen(migration.command("--jobs", "1"), cwd=REPO,
+                               env=migration.env(STORAGE_UPLOAD_CONCURRENCY="1", STORAGE_RETRIES="0"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        poll(lambda: any("partNumber=1&" in seen.target for seen in migration.proxy.requests), "part 1 sent")
+        # The next connection (part 2's: moto answers each request on a connection of its own) gets a 503.
+        migration.proxy.faults.error_status, migration.proxy.faults.error_connections = 503, 1
+        migration.proxy.faults.bytes_per_second = 0
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+
+    assert process.returncode == 0, stdout + stderr
+    assert counts(stdout) == {"objects": 1, "copied": 1, "skipped": 0, "failed": 0}
+    assert re.search(r"migrate: copy of \S+/big\.bin: storage provider failed; try 2 of 5", stderr), stderr
+    methods = [(seen.method, seen.target.split("?")[1].split("=")[0]) for seen in migration.proxy.requests
+               if "?" in seen.target]
+    assert methods.count(("POST", "uploads")) == 2 and ("DELETE", "uploadId") in methods, methods
+    assert moto.client.list_multipart_uploads(Bucket=migration.backend.bucket).get("Uploads", []) == []
+    assert migration.hashes() == {"big.bin": hashlib.sha256(body).hexdigest()}
+
+
 def test_a_bad_entry_or_bucket_is_a_one_line_usage_error(request: pytest.FixtureRequest, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:

@@ -158,7 +158,9 @@ class _Tally:
         self._progress = progress
 
     def restart(self, bar: "tqdm[None] | None") -> None:
-        """A new try sends the object from its start."""
+        """A new try sends the object from its start: what the last one sent no longer counts as done."""
+        if self.bytes:
+            self._progress.moved(-self.bytes)
         self.bytes = 0
         if bar is not None:
             bar.reset()

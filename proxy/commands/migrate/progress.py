@@ -52,7 +52,7 @@ class Progress:
             self._postfix()
 
     def moved(self, count: int) -> None:
-        """`count` bytes of an object in progress went by (copied, or read back to compare)."""
+        """`count` bytes of an object in progress were sent (negative: a retry takes back what its try sent)."""
         self.done_bytes += count
         if self._bar is not None:
             self._bar.update(count)
