@@ -340,12 +340,20 @@ def test_a_bad_entry_or_bucket_is_a_one_line_usage_error(request: pytest.Fixture
     assert run("--to", ENTRY, "--bucket", "videos=x") == (
         2, f"preview-proxy migrate: --bucket 'videos=x': no bucket folder 'videos' in "
            f"{migration.data_path / 'storage'}")
-    monkeypatch.setenv("STORAGE_PROVIDER", "azure")
-    monkeypatch.setenv("STORAGE_ACCESS_KEY", ACCOUNT)
-    monkeypatch.setenv("STORAGE_SECRET_KEY", ACCOUNT_KEY)
-    assert run("--to", ENTRY) == (2, "preview-proxy migrate: the main storage is azure: name its buckets with "
-                                     "--bucket SRC[=DST]")
-    assert migration.proxy.requests == []
+    (migration.data_path / "storage" / "videos").mkdir()
+    into = f"photos={migration.backend.bucket}"
+    assert run("--to", ENTRY, "--bucket", into, "--bucket", f"videos={migration.backend.bucket}") == (
+        2, f"preview-proxy migrate: --bucket: several source buckets go into {migration.backend.bucket}; keys could "
+           "collide")
+    with monkeypatch.context() as cloud:
+        cloud.setenv("STORAGE_PROVIDER", "azure")
+        cloud.setenv("STORAGE_ACCESS_KEY", ACCOUNT)
+        cloud.setenv("STORAGE_SECRET_KEY", ACCOUNT_KEY)
+        assert run("--to", ENTRY) == (2, "preview-proxy migrate: the main storage is azure: name its buckets with "
+                                         "--bucket SRC[=DST]")
+    assert migration.proxy.requests == []  # every refusal came before any I/O
+    status, output = run("--to", ENTRY, "--bucket", into, "--bucket", into, "--dry-run")
+    assert (status, counts(output)["objects"]) == (0, 1), output  # a repeated mapping is one route, not two
 
 
 def test_a_cloud_main_storage_is_listed_and_a_prefix_is_text_not_folders(

@@ -54,7 +54,7 @@ def plan_routes(mappings: list[str], entry: LinkEntry, config: Config, local_buc
         if not local_buckets:
             raise MigrateUsageError(f"no bucket folders in {config.storage.root}: nothing to migrate")
         mappings = local_buckets
-    routes = [_route(text, local_buckets, config) for text in mappings]
+    routes = list(dict.fromkeys(_route(text, local_buckets, config) for text in mappings))  # a repeat is one route
     for route in routes:
         if route.dest not in entry.buckets:
             raise MigrateUsageError(f"--bucket {route.source}={route.dest}: entry {entry.name!r} does not list "
@@ -63,7 +63,7 @@ def plan_routes(mappings: list[str], entry: LinkEntry, config: Config, local_buc
     if len(set(dests)) != len(dests):
         twice = sorted({dest for dest in dests if dests.count(dest) > 1})
         raise MigrateUsageError(f"--bucket: several source buckets go into {', '.join(twice)}; keys could collide")
-    return list(dict.fromkeys(routes))
+    return routes
 
 
 def destination_provider(entry: LinkEntry) -> StorageProvider:
