@@ -215,6 +215,11 @@ def test_a_bad_entry_or_bucket_is_a_one_line_usage_error(request: pytest.Fixture
         cloud.setenv("STORAGE_SECRET_KEY", ACCOUNT_KEY)
         assert run("--to", ENTRY) == (2, "preview-proxy migrate: the main storage is azure: name its buckets with "
                                          "--bucket SRC[=DST]")
+    (migration.data_path / "migrate").write_text("a file where the journals' folder should be")
+    status, output = run("--to", ENTRY, "--bucket", into)
+    assert (status, output.startswith(f"preview-proxy migrate: can't open the journal "
+                                      f"{migration.data_path / 'migrate' / ENTRY}.db: ")) == (2, True), output
+    (migration.data_path / "migrate").unlink()
     assert migration.proxy.requests == []  # every refusal came before any I/O
     status, output = run("--to", ENTRY, "--bucket", into, "--bucket", into, "--dry-run")
     assert (status, counts(output)["objects"]) == (0, 1), output  # a repeated mapping is one route, not two

@@ -2,7 +2,8 @@
 
 Copies the main storage (local disk, or a cloud's named buckets) into the provider of a links-file
 entry, keeping bucket and key layout; resumable and verified through its journal (docs/migrate.md).
-Exit status: 0 all done, 1 something failed (or mismatched, in --verify-only), 2 bad usage, 130 stopped.
+Exit status: 0 all done, 1 something failed (or mismatched, in --verify-only), 2 bad usage or no journal,
+130 stopped.
 """
 
 import argparse
@@ -12,7 +13,7 @@ import time
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from proxy.commands.migrate.errors import MigrateUsageError
+from proxy.commands.migrate.errors import JournalUnavailable, MigrateUsageError
 from proxy.commands.migrate.listing import local_buckets
 from proxy.commands.migrate.outcomes import Outcome
 from proxy.commands.migrate.progress import Progress
@@ -50,6 +51,9 @@ def run_migrate_command(args: argparse.Namespace, config: Config) -> int:
                 session = asyncio.run(migrate_all(config, entry, options, progress))
         else:
             session = asyncio.run(migrate_all(config, entry, options, progress))
+    except JournalUnavailable as error:
+        print(f"preview-proxy migrate: {error}", file=sys.stderr)
+        return 2
     finally:
         progress.close()
     _summary(session, mode, progress.done, time.monotonic() - started)

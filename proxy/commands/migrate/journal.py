@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from proxy.commands.migrate.errors import JournalUnavailable
 from proxy.commands.migrate.listing import SourceObject
 
 T = TypeVar("T")
@@ -61,7 +62,10 @@ class Journal:
     async def open(self, read_only: bool = False) -> None:
         """Create the folder and the table if needed; `read_only` (a dry run) creates nothing, and finds no
         row if there is no journal yet."""
-        await self._run(self._open_read_only if read_only else self._open)
+        try:
+            await self._run(self._open_read_only if read_only else self._open)
+        except (OSError, sqlite3.Error) as error:
+            raise JournalUnavailable(f"can't open the journal {self.path}: {error}") from None
 
     async def find(self, item: SourceObject, dest_bucket: str) -> JournalRow | None:
         """The row of this object, if any."""
