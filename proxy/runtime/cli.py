@@ -1,4 +1,4 @@
-"""`preview-proxy serve | config | sample | cache ... | warm | presign` (the operator's commands live in
+"""`preview-proxy serve | config | sample | cache ... | warm | presign | uploads ...` (the operator's commands live in
 proxy.commands; warm is imported only when it runs)."""
 
 import argparse
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from proxy.commands.cache import add_cache_commands, run_cache_command
 from proxy.commands.presign import add_presign_command, run_presign_command
+from proxy.commands.uploads.arguments import add_uploads_command
 from proxy.commands.warm_arguments import add_warm_command
 from proxy.config import Config, read_environment
 from proxy.runtime.exits import exit_without_teardown
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     add_cache_commands(commands)
     add_presign_command(commands)
     add_warm_command(commands)
+    add_uploads_command(commands)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         from proxy.commands.warm import run_warm_command  # the app's components: only when warming
 
         return run_warm_command(args, config)
+    if args.command == "uploads":
+        from proxy.commands.uploads.run import run_uploads_command  # aiohttp's client: only when it runs
+
+        return run_uploads_command(args, config)
     if args.command == "sample":
         from proxy.runtime.sample import place_sample, sample_url_path
 
