@@ -133,7 +133,7 @@ class S3Stub:
     """A loopback S3 with what moto lacks: ListMultipartUploads in pages of one, real initiated times, and
     (when `refuse_aborts`) AccessDenied to every AbortMultipartUpload."""
 
-    def __init__(self, uploads: dict[str, float], refuse_aborts: bool) -> None:
+    def __init__(self, uploads: dict[str, int], refuse_aborts: bool) -> None:
         stub, keys = self, list(uploads)
         self.markers: list[str | None] = []
         self.aborted: list[str] = []

@@ -13,7 +13,7 @@ AGE_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 def describe_age(seconds: float) -> str:
     """`2d3h`, `3h12m`, `45s`: the two largest units, enough to compare with --older-than."""
     whole = max(0, int(seconds))
-    parts = []
+    parts: list[str] = []
     for unit, size in AGE_UNITS:
         if whole >= size or (unit == "s" and not parts):
             parts.append(f"{whole // size}{unit}")
