@@ -25,7 +25,7 @@ from proxy.app_keys import (
 )
 from proxy.config import Config
 from proxy.hot.previews import HotPreviews
-from proxy.http.cors import cors_policy, install_cors
+from proxy.http.cors import CorsWrites, cors_policy, install_cors
 from proxy.http.middleware import errors_and_metrics
 from proxy.metrics.registry import Metrics
 from proxy.render.memory import RenderMemory
@@ -130,7 +130,9 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     # Writes, by bearer token or presigned URL (proxy/routes/uploads.py); /links/<scheme>/... writes to a link.
     app.router.add_put("/{bucket}/{key:.+}", put_object, name=UPLOAD_ROUTE)
     # Pages on other origins may read originals, previews and conversions (CORS_ALLOW_ORIGINS).
-    install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter"))
+    # With uploads on, they may PUT to object paths too (by bearer token or presigned URL).
+    writes = CorsWrites(UPLOAD_ROUTE, frozenset({"original", "link"})) if config.uploads.enabled else None
+    install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter"), writes)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
