@@ -56,16 +56,20 @@ def test_paths_and_queries_are_encoded_once_with_plus_and_slash_kept_apart():
     assert canonical_query([("uploadId", "a+b/c="), ("uploads", "")]) == "uploadId=a%2Bb%2Fc%3D&uploads="
 
 
+@pytest.mark.parametrize("token", [None, "session-token/with+odd=chars"], ids=["static", "session"])
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1:9000/bucket?uploads=&key-marker=a%20b&upload-id-marker=x%2By",
     "http://127.0.0.1:9000/bucket/photos/a%20b/%C3%BC.jpg?uploadId=VXBsb2FkIElE%2B%2F%3D",
 ])
-def test_the_calls_we_make_sign_as_botocore_signs_them(monkeypatch: pytest.MonkeyPatch, url: str):
-    """botocore (the reference client) signs the same request to the same Authorization."""
+def test_the_calls_we_make_sign_as_botocore_signs_them(monkeypatch: pytest.MonkeyPatch, url: str,
+                                                       token: str | None):
+    """botocore (the reference client) signs the same request, with or without a session token, alike."""
     when = datetime(2026, 12, 4, 5, 6, 7)
     monkeypatch.setattr(botocore_auth, "get_current_datetime", lambda: when)
-    keys = SigningKeys("test-access-key", "test-secret-key", "eu-west-1")
+    keys = SigningKeys("test-access-key", "test-secret-key", "eu-west-1", session_token=token)
     reference = AWSRequest(method="DELETE", url=url, headers={"X-Amz-Content-Sha256": hashlib.sha256(b"").hexdigest()})
-    botocore_auth.S3SigV4Auth(Credentials(keys.access_key, keys.secret_key), "s3", keys.region).add_auth(reference)
+    botocore_auth.S3SigV4Auth(Credentials(keys.access_key, keys.secret_key, token), "s3",
+                              keys.region).add_auth(reference)
     ours = sign("DELETE", url, keys, when.replace(tzinfo=UTC))
     assert ours["Authorization"] == reference.headers["Authorization"]
+    assert ours.get("X-Amz-Security-Token") == reference.headers.get("X-Amz-Security-Token") == token

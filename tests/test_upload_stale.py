@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY
+from tests.support.metadata_server import CREDENTIALS_PATH, MetadataServer
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, s3_env
 from tests.support.tcp_proxy import TcpProxy
 
@@ -260,3 +261,27 @@ def test_azure_and_google_say_what_applies_instead(data_path: Path, tmp_path: Pa
 def test_a_bad_age_is_refused_in_one_line(data_path: Path):
     done = uploads(data_path, "abort", "--older-than", "soon")
     assert done.returncode == 2 and "expected a duration" in done.stderr
+
+
+def test_an_iam_role_signs_with_keys_from_instance_metadata(moto: MotoS3, bucket: str, s3_proxy: TcpProxy,
+                                                            data_path: Path):
+    ids = start_uploads(moto, bucket, ["role.bin"])
+    metadata = MetadataServer("preview-proxy-writer", "ASIAROLEKEY456", "role-secret-4e5f", "role-session-token")
+    try:
+        env = {"STORAGE_PROVIDER": "minio", "STORAGE_ENDPOINT": s3_proxy.endpoint, "STORAGE_REGION": REGION,
+               "STORAGE_IAM_ROLE": "preview-proxy-writer", "STORAGE_METADATA_ENDPOINT": metadata.endpoint}
+        done = uploads(data_path, "abort", "--older-than", "0s", "--bucket", bucket, env=env)
+        assert done.returncode == 0, done.stderr
+        assert CREDENTIALS_PATH + "preview-proxy-writer" in metadata.paths
+        (listing,) = [seen for seen in s3_proxy.requests if seen.method == "GET" and "uploads" in seen.target]
+        (abort,) = [seen for seen in s3_proxy.requests if seen.method == "DELETE"]
+        for seen in (listing, abort):
+            assert "Credential=ASIAROLEKEY456/" in seen.headers["authorization"]
+            assert seen.headers["x-amz-security-token"] == "role-session-token"
+        assert open_upload_ids(moto, bucket) == set() != ids
+        assert "role-secret-4e5f" not in done.stdout + done.stderr
+    finally:
+        metadata.stop()
+    gone = uploads(data_path, "list", "--bucket", bucket, env=env)  # the service has stopped: no keys to sign with
+    assert gone.returncode == 1
+    assert "no IAM role credentials from the instance metadata service" in gone.stderr

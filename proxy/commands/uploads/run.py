@@ -40,10 +40,6 @@ def run_uploads_command(args: argparse.Namespace, config: Config) -> int:
     if target.kind == "local":
         roots = [target.storage.root / bucket for bucket in target.buckets] or [target.storage.root]
         return run_local([root for root in roots if root.is_dir()], older_than, dry_run, Tally())
-    if not (target.storage.access_key and target.storage.secret_key):
-        complain("listing and aborting uploads needs an access key and secret key; an IAM role alone is not "
-                 "supported by this command")
-        return 2
     return asyncio.run(run_s3(target.storage, target.buckets, older_than, dry_run, Tally()))
 
 

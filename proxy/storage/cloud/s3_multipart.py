@@ -2,7 +2,8 @@
 
 obstore starts, completes and aborts its own multipart uploads, but can neither list the open ones
 nor abort one by id; these calls are made here over aiohttp, signed by proxy.storage.cloud.sigv4,
-with the settings the S3 provider is built from (endpoint, region, keys, CA file, timeouts).
+with the settings the S3 provider is built from (endpoint, region, static keys or an IAM role's from the
+instance metadata service, CA file, timeouts).
 Requests are path-style, as the provider's are.
 """
 
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 import aiohttp
 from yarl import URL
 
+from proxy.storage.cloud.instance_credentials import instance_keys
 from proxy.storage.cloud.sigv4 import SigningKeys, canonical_path, canonical_query, sign
 from proxy.storage.config import StorageConfig
 from proxy.storage.errors import PermissionMissing, ProviderFailure, ProviderTimeout
@@ -40,9 +42,10 @@ class S3MultipartUploads:
     """ListBuckets, ListMultipartUploads and AbortMultipartUpload on one S3 endpoint (an async context manager)."""
 
     def __init__(self, config: StorageConfig, page_size: int = PAGE_SIZE) -> None:
-        if not (config.access_key and config.secret_key):
-            raise ValueError("static keys are required")  # the command checks this first, with a message
-        self._keys = SigningKeys(config.access_key, config.secret_key, config.region)
+        self._config = config
+        self._keys: SigningKeys | None = None  # static keys, or an IAM role's fetched on entering
+        if config.access_key and config.secret_key:
+            self._keys = SigningKeys(config.access_key, config.secret_key, config.region)
         self._base = (config.endpoint or f"https://s3.{config.region}.amazonaws.com").rstrip("/")
         self._page_size = page_size
         context = ssl.create_default_context(cafile=str(config.ca_file)) if config.ca_file else None
@@ -51,6 +54,12 @@ class S3MultipartUploads:
             timeout=aiohttp.ClientTimeout(sock_connect=config.connect_timeout, sock_read=config.read_timeout))
 
     async def __aenter__(self) -> "S3MultipartUploads":
+        if self._keys is None:
+            try:
+                self._keys = await instance_keys(self._session, self._config.metadata_endpoint, self._config.region)
+            except BaseException:
+                await self._session.close()
+                raise
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -95,6 +104,7 @@ class S3MultipartUploads:
     async def _request(self, method: str, path: str, query: list[tuple[str, str]], bucket: str) -> tuple[int, bytes]:
         """Send one signed request: the status and body, or ProviderTimeout/ProviderFailure if none came."""
         url = f"{self._base}{canonical_path(path)}" + (f"?{canonical_query(query)}" if query else "")
+        assert self._keys is not None, "used outside `async with`"
         headers = sign(method, url, self._keys, datetime.now(UTC))
         try:
             async with self._session.request(method, URL(url, encoded=True), headers=headers) as response:

@@ -22,12 +22,14 @@ UNRESERVED = "-_.~"
 
 @dataclass(frozen=True)
 class SigningKeys:
-    """Who signs, and for which region and service (`s3` for the storage; the test suite says `service`)."""
+    """Who signs, and for which region and service (`s3` for the storage; the test suite says `service`);
+    `session_token` for temporary keys (an IAM role's), sent and signed as X-Amz-Security-Token."""
 
     access_key: str
     secret_key: str = field(repr=False)
     region: str
     service: str = "s3"
+    session_token: str | None = field(default=None, repr=False)
 
 
 def sign(method: str, url: str, keys: SigningKeys, when: datetime, headers: Mapping[str, str] | None = None,
@@ -42,6 +44,8 @@ def sign(method: str, url: str, keys: SigningKeys, when: datetime, headers: Mapp
     signed: dict[str, str] = {"Host": parts.netloc, **(headers or {}), "X-Amz-Date": stamp}
     if keys.service == "s3":
         signed["X-Amz-Content-Sha256"] = payload_sha256
+    if keys.session_token:
+        signed["X-Amz-Security-Token"] = keys.session_token
     canonical_headers = {name.lower(): " ".join(value.split()) for name, value in signed.items()}
     names = sorted(canonical_headers)
     request = "\n".join([
