@@ -27,7 +27,7 @@ from proxy.app_keys import (
 )
 from proxy.config import Config
 from proxy.hot.previews import HotPreviews
-from proxy.http.cors import cors_policy, install_cors
+from proxy.http.cors import CorsWrites, cors_policy, install_cors
 from proxy.http.middleware import errors_and_metrics
 from proxy.logs.request_ids import install_request_ids, request_ids
 from proxy.metrics.process_figures import keep_fresh
@@ -149,7 +149,9 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app.router.add_put("/{bucket}/{key:.+}", put_object, name=UPLOAD_ROUTE)
     # Pages on other origins may read originals, previews and conversions (CORS_ALLOW_ORIGINS).
     install_request_ids(app)  # before CORS: the hot lane writes the request id's line first too
-    install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter", INFO_ROUTE))
+    # With uploads on, they may PUT to object paths too (by bearer token or presigned URL).
+    writes = CorsWrites(UPLOAD_ROUTE, frozenset({"original", "link"})) if config.uploads.enabled else None
+    install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter", INFO_ROUTE), writes)
     # IMGPROXY_PATH_PREFIX: every route above but the operational ones moves under it.
     apply_path_prefix(app, config.url_forms.path_prefix)
     app.cleanup_ctx.append(_lifecycle)

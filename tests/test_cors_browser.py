@@ -4,6 +4,8 @@ reads an exposed header with fetch(). With the page's origin allowed it all work
 answers included; with CORS off, or from an origin not in the list, the browser refuses: the image does
 not load, and one loaded without crossOrigin taints the canvas (getImageData throws SecurityError)."""
 
+import base64
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from proxy.http.presign import presigned_query
 from tests.support.browser import LaunchFailed, Visit, page_server, run_visits, unavailable
 from tests.support.http import fetch
 from tests.support.images import encoded
@@ -22,6 +25,7 @@ COLOUR = (30, 140, 220)
 TOLERANCE = 12  # per channel: JPEG's rounding of a flat colour stays well inside this
 BROWSER_SECONDS = 90.0
 HOT = "preview_proxy_hot_answers_total"
+SIGNING_KEY = "browser-upload-signing-key-0123456789"
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     # ACCESS_LOG off: the hot lane answers previews it already holds, so the browser meets it too.
     settings = {"ACCESS_LOG": "0", "CACHE_SOURCE_INFO_TTL": "1h"}
     with page_server() as allowed, page_server() as other, \
-            running_server(data, CORS_ALLOW_ORIGINS=allowed, **settings) as cors_on, \
+            running_server(data, CORS_ALLOW_ORIGINS=allowed, UPLOAD_SIGNING_KEYS=SIGNING_KEY, **settings) as cors_on, \
             running_server(data, **settings) as cors_off:
         yield Setup(allowed, other, cors_on, cors_off)
 
@@ -122,3 +126,27 @@ def test_without_permission_the_browser_refuses(setup: Setup) -> None:
         assert refused == {"loaded": False}  # the CORS check failed: no image at all
         assert tainted == {"loaded": True, "error": "SecurityError"}  # drawn, but its pixels are not the page's
         assert fetched == {"error": "TypeError"}  # fetch() rejects a response it may not read
+
+
+def upload(url: str, body: bytes) -> dict[str, Any]:
+    """A check that PUTs `body` to a presigned `url` with fetch(), as an uploading page does, and reads the 201's
+    ETag and Location (readable only when exposed)."""
+    return {"kind": "fetch", "url": url, "method": "PUT", "send": {"Content-Type": "image/jpeg"},
+            "body": base64.b64encode(body).decode(), "headers": ["ETag", "Location"]}
+
+
+def test_a_page_uploads_with_a_presigned_url_and_draws_what_it_sent(setup: Setup) -> None:
+    path = f"/photos/uploaded-{uuid.uuid4().hex[:8]}.jpg"
+    url = setup.cors_on.url(f"{path}?{presigned_query(SIGNING_KEY.encode(), 'PUT', path, int(time.time()) + 300)}")
+    jpeg = encoded(Image.new("RGB", (64, 48), COLOUR), "JPEG", quality=95)
+    visits = [Visit(setup.allowed, [upload(url, jpeg), canvas(setup.cors_on.url(path))]),
+              Visit(setup.other, [upload(url, jpeg)])]
+    try:
+        (uploaded, drawn), (refused,) = run_visits(visits, BROWSER_SECONDS)
+    except LaunchFailed as error:
+        pytest.skip(f"chromium cannot start here: {error}")
+    assert uploaded["status"] == 201, uploaded
+    assert uploaded["headers"]["ETag"] and uploaded["headers"]["Location"] == path  # exposed to the page
+    assert_colour(drawn)
+    assert refused == {"error": "TypeError"}  # another origin's preflight is granted nothing
+

@@ -81,6 +81,14 @@ class Metrics:
         self._revalidations = Counter("preview_proxy_revalidations_total", "Background checks of cached "
                                       "originals: not_modified (304), changed (refetched or gone), failed "
                                       "(the copy kept).", ["tier", "provider", "outcome"], registry=r)
+        # Writes through a provider (PUT uploads): how they ended, and what the stored ones carried.
+        self._uploads = Counter("preview_proxy_uploads_total", "Writes to providers (uploads) by outcome: stored, "
+                                "rejected (the body: a checksum, its size, cut off), aborted (a shutdown), failed "
+                                "(the provider).", ["provider", "outcome"], registry=r)
+        self._upload_bytes = Counter("preview_proxy_upload_bytes_total", "Bytes of the objects uploads stored.",
+                                     ["provider"], registry=r)
+        self._upload_parts = Counter("preview_proxy_upload_parts_total", "Parts (S3 parts, Azure blocks) of the "
+                                     "multipart uploads that completed.", ["provider"], registry=r)
         self._singleflight_waiters = Counter("preview_proxy_singleflight_waiters_total",
                                              "Requests that joined a fill already in flight.", ["tier"],
                                              registry=r)
@@ -187,6 +195,13 @@ class Metrics:
     def revalidated(self, tier: str, provider: str, outcome: str) -> None:
         """A cached original of `tier` from `provider` was checked: not_modified, changed or failed."""
         self._revalidations.labels(tier, provider, outcome).inc()
+
+    def upload_done(self, provider: str, outcome: str, size: int = 0, parts: int = 0) -> None:
+        """A write to `provider` ended with `outcome`; a stored one's bytes and parts are counted too."""
+        self._uploads.labels(provider, outcome).inc()
+        if outcome == "stored":
+            self._upload_bytes.labels(provider).inc(size)
+            self._upload_parts.labels(provider).inc(parts)
 
     def purge_request(self, outcome: str) -> None:
         """A PURGE request answered with `outcome`."""

@@ -26,7 +26,6 @@ from proxy.storage.errors import BodyCutOff
 from proxy.storage.links.sources import SCHEMES, LinkRef
 from proxy.storage.provider import ObjectRef, StorageProvider
 from proxy.storage.writes import WritePlan
-from proxy.tiers.linked_originals import LinkedOriginals
 from proxy.tiers.previews import PreviewSource
 
 log = logging.getLogger(__name__)
@@ -76,16 +75,8 @@ def _destination(app: web.Application, path: str) -> tuple[PreviewSource, Storag
     if path.startswith("/links/") and scheme in SCHEMES:
         ref = parse_object_path("/" + rest)
         link = LinkRef(scheme, ref)
-        return app[LINKS].resolve(link), link_provider(app[LINKS], link), ref
+        return app[LINKS].resolve(link), app[LINKS].provider(link), ref
     return app[ORIGINALS], app[PROVIDER], parse_object_path(path)
-
-
-def link_provider(links: LinkedOriginals, link: LinkRef) -> StorageProvider:
-    """The (guarded) provider of the entry that lists `link`'s bucket, or ObjectNotFound.
-
-    LinkedOriginals keeps it beside the entry's Originals but has no public way to it yet.
-    """
-    return links._links[links._table.find(link.scheme, link.ref.bucket)][1]
 
 
 async def _body_chunks(request: web.Request) -> AsyncIterator[bytes]:

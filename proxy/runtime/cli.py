@@ -1,5 +1,5 @@
-"""`preview-proxy serve | config | sample | cache ... | warm | migrate | presign` (the operator's commands live
-in proxy.commands; warm and migrate are imported only when they run).
+"""`preview-proxy serve | config | sample | cache ... | warm | migrate | presign | uploads ...` (the operator's
+commands live in proxy.commands; warm, migrate and uploads are imported only when they run).
 
 Every command reads the settings the same way: the environment over the env file, checked whole, then
 the variables under our prefixes that nothing read are reported (errors with --strict-config).
@@ -14,6 +14,7 @@ from proxy.build_info import build_info
 from proxy.commands.cache import add_cache_commands, run_cache_command
 from proxy.commands.migrate.arguments import add_migrate_command
 from proxy.commands.presign import add_presign_command, run_presign_command
+from proxy.commands.uploads.arguments import add_uploads_command
 from proxy.commands.warm_arguments import add_warm_command
 from proxy.config import Config
 from proxy.logs.setup import configure_logging
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     add_presign_command(commands)
     add_warm_command(commands)
     add_migrate_command(commands)
+    add_uploads_command(commands)
     args = parser.parse_args(argv)
 
     try:
@@ -83,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         from proxy.commands.migrate.command import run_migrate_command  # providers and tqdm: only when migrating
 
         return run_migrate_command(args, config)
+    if args.command == "uploads":
+        from proxy.commands.uploads.run import run_uploads_command  # aiohttp's client: only when it runs
+
+        return run_uploads_command(args, config)
     if args.command == "sample":
         from proxy.runtime.sample import place_sample, sample_url_path
 

@@ -47,6 +47,14 @@ class ProviderAccessDenied(UpstreamFailed):
     default_reason = "storage provider denied access"
 
 
+class PermissionMissing(ProviderAccessDenied):
+    """The provider answered AccessDenied to a call that needs one permission; `permission` names it."""
+
+    def __init__(self, permission: str, bucket: str) -> None:
+        super().__init__(f"access denied: the credentials lack {permission} on bucket {bucket!r}")
+        self.permission = permission
+
+
 class ProviderTimeout(UpstreamTimeout):
     """The provider did not answer within the configured time."""
 

@@ -1,11 +1,13 @@
 """A provider wrapper that records upstream metrics, so no provider module knows about Prometheus."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterable
 from typing import Any
 
+from previews.errors import PublicError
 from proxy.metrics.registry import Metrics
-from proxy.storage.errors import CircuitOpen, ObjectNotFound, ProviderAccessDenied, ProviderTimeout
+from proxy.storage.errors import CircuitOpen, ObjectNotFound, ProviderAccessDenied, ProviderTimeout, WriteAborted
 from proxy.storage.provider import ByteSpan, NotModified, ObjectInfo, ObjectRef, ObjectStream, StorageProvider
 from proxy.storage.writes import WritePlan, WriteResult
 
@@ -38,8 +40,14 @@ class InstrumentedProvider:
         await self._timed(self.inner.put(ref, chunks, content_type))
 
     async def write(self, ref: ObjectRef, chunks: AsyncIterable[bytes], plan: WritePlan) -> WriteResult:
-        """See StorageProvider.write."""
-        return await self._timed(self.inner.write(ref, chunks, plan))
+        """See StorageProvider.write; counted as an upload by how it ended, with its bytes and parts."""
+        try:
+            result: WriteResult = await self._timed(self.inner.write(ref, chunks, plan))
+        except BaseException as error:
+            self._metrics.upload_done(self.label, _write_outcome(error))
+            raise
+        self._metrics.upload_done(self.label, "stored", result.size, result.parts)
+        return result
 
     async def check(self) -> None:
         """See StorageProvider.check."""
@@ -71,3 +79,12 @@ class InstrumentedProvider:
             raise
         finally:
             self._metrics.upstream_call(self.label, outcome, started)
+
+
+def _write_outcome(error: BaseException) -> str:
+    """aborted: a shutdown; rejected: the body's fault (a checksum, its size, a client gone: a 4xx); failed: else."""
+    if isinstance(error, WriteAborted | asyncio.CancelledError):
+        return "aborted"
+    if isinstance(error, PublicError) and error.status < 500:
+        return "rejected"
+    return "failed"

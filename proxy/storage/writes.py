@@ -63,10 +63,12 @@ class WritePlan:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What a completed write made: the new version's ETag (quoted) and its size."""
+    """What a completed write made: the new version's ETag (quoted), its size, and the parts it went up in
+    (0 for a single request or a local file)."""
 
     etag: str
     size: int
+    parts: int = 0
 
 
 class AbortableChunks:

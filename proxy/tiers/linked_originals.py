@@ -47,6 +47,10 @@ class LinkedOriginals:
         """The Originals serving `link`, or ObjectNotFound (404) if no entry lists its bucket."""
         return self._links[self._table.find(link.scheme, link.ref.bucket)][0]
 
+    def provider(self, link: LinkRef) -> StorageProvider:
+        """The provider of the entry that lists `link`'s bucket (writes go there), or ObjectNotFound (404)."""
+        return self._links[self._table.find(link.scheme, link.ref.bucket)][1]
+
     async def reload(self) -> bool:
         """Read the file again; on success swap it in, on error keep the old one. Returns which."""
         async with self._lock:

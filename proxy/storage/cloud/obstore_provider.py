@@ -124,7 +124,7 @@ class ObstoreProvider:
         """One PUT or a multipart upload as `plan` says (proxy.storage.cloud.obstore_write)."""
         result = await write_object(self.store(ref.bucket), self._calls, ref, chunks, plan)
         if not result.etag:
-            result = WriteResult((await self.head(ref)).etag, result.size)
+            result = WriteResult((await self.head(ref)).etag, result.size, result.parts)
         return result
 
     async def check(self) -> None:

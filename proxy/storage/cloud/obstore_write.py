@@ -10,6 +10,7 @@ expire); when its call is cancelled it does not, so a cancellation goes through 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, cast
 
@@ -43,7 +44,7 @@ async def write_object(store: ObjectStore, calls: ObstoreCalls, ref: ObjectRef, 
         else:
             result = await calls.call(ref, "put", obstore.put_async(
                 store, ref.key, head, attributes=attributes, use_multipart=False))
-            return _result(result, counter.bytes)
+            return _result(result, counter.bytes, parts=0)
     # The gathered head is handed over as it is (obstore takes any byte buffer): no copy of up to the threshold.
     parts = AbortableChunks(_prepend(head, body)) if head else body
     del head
@@ -62,12 +63,13 @@ async def write_object(store: ObjectStore, calls: ObstoreCalls, ref: ObjectRef, 
                         "a lifecycle rule removes it", ref.bucket, ref.key, type(parts.failure).__name__,
                         " ".join(str(error).split())[:300])
             raise parts.failure from None
-    return _result(result, counter.bytes)
+    # obstore cuts the body into parts of exactly chunk_size, the last one shorter.
+    return _result(result, counter.bytes, parts=max(1, math.ceil(counter.bytes / plan.effective_part_size)))
 
 
-def _result(result: PutResult, size: int) -> WriteResult:
+def _result(result: PutResult, size: int, parts: int) -> WriteResult:
     etag = result.get("e_tag") or ""  # every backend here answers one; "" lets the caller HEAD instead
-    return WriteResult(quote_etag(etag) if etag else "", size)
+    return WriteResult(quote_etag(etag) if etag else "", size, parts)
 
 
 class _Counter:
