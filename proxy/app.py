@@ -29,9 +29,9 @@ from proxy.config import Config
 from proxy.hot.previews import HotPreviews
 from proxy.http.cors import CorsWrites, cors_policy, install_cors
 from proxy.http.middleware import errors_and_metrics
+from proxy.http.path_prefix import apply_path_prefix
 from proxy.logs.request_ids import install_request_ids, request_ids
 from proxy.metrics.process_figures import keep_fresh
-from proxy.http.path_prefix import apply_path_prefix
 from proxy.metrics.registry import Metrics
 from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool

@@ -20,8 +20,8 @@ from proxy.settings.cors import CorsConfig, read_cors_config
 from proxy.settings.env_values import read_flag, read_folder
 from proxy.settings.environment.reading import read_environment as read_environment  # where callers find it
 from proxy.settings.errors import ConfigError
-from proxy.settings.operations.logs import LogConfig, read_log_config
 from proxy.settings.listen_address import read_metrics_bind
+from proxy.settings.operations.logs import LogConfig, read_log_config
 from proxy.settings.previews import PreviewsConfig
 from proxy.settings.revalidation import RevalidationConfig, read_revalidation_config
 from proxy.settings.tiers import TIER_DEFAULTS, read_cache_config
@@ -67,7 +67,7 @@ class Config:
     # Cached originals that can change: checked in the background past a period (proxy/tiers/revalidation/).
     revalidation: RevalidationConfig = field(default_factory=RevalidationConfig)
     logs: LogConfig = field(default_factory=LogConfig)  # LOG_FORMAT and LOG_LEVEL
-    # Buckets read only by presigned URL or token, previewed only by signed URL (proxy/http/private_buckets.py).
+    # Buckets read only by presigned URL or token, previewed only by signed URL (proxy/http/access/private_buckets.py).
     private_buckets: PrivateBucketsConfig = field(default_factory=PrivateBucketsConfig)
     # imgproxy's `local://` sources and path prefix (proxy/settings/compat/url_forms.py).
     url_forms: UrlFormsConfig = field(default_factory=UrlFormsConfig)

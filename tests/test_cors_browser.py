@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from proxy.http.presign import presigned_query
+from proxy.http.access.presign import presigned_query
 from tests.support.browser import LaunchFailed, Visit, page_server, run_visits, unavailable
 from tests.support.http import fetch
 from tests.support.images import encoded

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from proxy.errors import Forbidden
-from proxy.http.presign import object_url_path, presign_signature, presigned_query, verify_presigned
+from proxy.http.access.presign import object_url_path, presign_signature, presigned_query, verify_presigned
 
 KEY = b"upload-signing-key-0123456789abcdef-0123"
 

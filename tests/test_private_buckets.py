@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from proxy.config import Config
-from proxy.http.presign import presigned_query, without_presign
+from proxy.http.access.presign import presigned_query, without_presign
 from proxy.runtime.log_redaction import register_config_secrets
 from proxy.secrets.registry import SecretRegistry
 from proxy.settings.access.private_buckets import read_private_buckets_config

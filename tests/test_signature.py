@@ -1,4 +1,4 @@
-"""imgproxy-compatible URL signatures (proxy.http.signature): https://docs.imgproxy.net/usage/signing_url.
+"""imgproxy-compatible URL signatures (proxy.http.access.signature): https://docs.imgproxy.net/usage/signing_url.
 
 signature = base64url_nopad(HMAC_SHA256(key=unhex(KEY), msg=unhex(SALT) + path)[:SIGNATURE_SIZE]), where
 path is everything after the signature segment, with its leading slash.
@@ -11,7 +11,7 @@ import pytest
 from previews.grammar.url import parse_preview_url
 from proxy.errors import Forbidden
 from proxy.http import signature as signature_module
-from proxy.http.signature import PLACEHOLDERS, SignatureConfig, sign, verify
+from proxy.http.access.signature import PLACEHOLDERS, SignatureConfig, sign, verify
 from proxy.settings.errors import ConfigError
 
 VECTOR_KEY = "736563726574"  # "secret"

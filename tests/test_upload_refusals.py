@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from proxy.http.presign import presigned_query
+from proxy.http.access.presign import presigned_query
 from tests.conftest import REPO, StartServer
 from tests.support.http import request
 from tests.test_upload import TOKEN, put

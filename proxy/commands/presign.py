@@ -1,4 +1,4 @@
-"""`preview-proxy presign PUT|GET <bucket>/<key> --expires 15m`: print a presigned URL (proxy.http.presign).
+"""`preview-proxy presign PUT|GET <bucket>/<key> --expires 15m`: print a presigned URL (proxy.http.access.presign).
 
 PUT uploads the object; GET reads it from a private bucket (PRIVATE_BUCKETS), also as
 `links/<scheme>/<bucket>/<key>` or `image-converter/convert/<bucket>/<key>`.
@@ -9,7 +9,7 @@ import sys
 import time
 
 from proxy.config import Config
-from proxy.http.presign import object_url_path, presigned_query
+from proxy.http.access.presign import object_url_path, presigned_query
 from proxy.settings.units import parse_duration
 
 COMMAND = "presign"

@@ -36,9 +36,9 @@ from email.utils import formatdate
 from aiohttp.http import SERVER_SOFTWARE
 
 from proxy.hot.previews import HotPreviews, hot_key
+from proxy.http.cache_status import age_seconds
 from proxy.logs.buffered_access import BufferedAccessLog
 from proxy.logs.request_ids import SANE_ID_BYTES, new_request_id
-from proxy.http.cache_status import age_seconds
 from proxy.metrics.registry import Metrics
 from proxy.routes.previews import PREFIX, PREVIEW_ROUTE, negotiated_format
 from proxy.settings.previews import PreviewsConfig

@@ -14,7 +14,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from proxy.metrics.build import BUILD_LABELS, build_labels
+from proxy.build_info import BuildInfo, build_info
 from proxy.metrics.event_loop import (
     LoopCollector,
     LoopCounter,
@@ -114,9 +114,9 @@ class Metrics:
         shared = multiprocess_dir is not None
         self.process = ProcessGauges(r, "worker" if shared else "single", shared)
         self._build_info = Gauge("preview_proxy_build_info", "1, labelled with the version and the pillow-simd "
-                                 "build (its version and SIMD level) the server runs.", list(BUILD_LABELS),
+                                 "build (its version and SIMD level) the server runs.", list(BuildInfo._fields),
                                  registry=r, multiprocess_mode="livemax")
-        self._build_info.labels(*build_labels().values()).set(1)
+        self._build_info.labels(*build_info()).set(1)
         self._served_bytes = Counter("preview_proxy_served_bytes_total", "Body bytes of answers a tier gave, by "
                                      "tier and result (hit, miss, stale, bypass), hot previews included.",
                                      ["tier", "result"], registry=r)

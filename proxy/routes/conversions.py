@@ -11,9 +11,9 @@ from aiohttp import hdrs, web
 
 from previews.conversions.request import parse_conversion
 from proxy.app_keys import CONFIG, CONVERTER, METRICS
+from proxy.http.access.presign import without_presign
+from proxy.http.access.private_buckets import private_read_headers, with_private_headers
 from proxy.http.cache_status import CacheAnswer
-from proxy.http.presign import without_presign
-from proxy.http.private_buckets import private_read_headers, with_private_headers
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.routes.links import changing_source_cache_control, source_originals

@@ -7,7 +7,8 @@ header (proxy/tiers/source_headers.py): nothing is decoded. Conversions (`image-
 refused: what they make is known only once made.
 
 The answer carries a validator of its own (from the source's version and the fields asked) and the
-previews' Cache-Control (a private bucket's: PRIVATE_CACHE_CONTROL, and signed URLs only), so browsers and CDNs keep it as long as a preview of the same source.
+previews' Cache-Control, so browsers and CDNs keep it as long as a preview of the same source. A private
+bucket's answers, like its previews, are for signed URLs only and carry PRIVATE_CACHE_CONTROL.
 """
 
 import hashlib
@@ -21,10 +22,10 @@ from previews.grammar.info_options import InfoFields, parse_info_options
 from previews.grammar.url import parse_preview_url
 from previews.imaging.header_info import HeaderInfo
 from proxy.app_keys import CONFIG, SOURCE_HEADERS
-from proxy.http.private_buckets import private_preview_cache_control
+from proxy.http.access.private_buckets import private_preview_cache_control
+from proxy.http.access.signature import verify
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
-from proxy.http.signature import verify
 from proxy.routes.links import changing_source_cache_control, source_originals
 from proxy.storage.provider import ObjectInfo
 

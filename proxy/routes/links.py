@@ -14,8 +14,8 @@ from aiohttp import hdrs, web
 
 from proxy.app_keys import CONFIG, LINKS, LOCAL_FILES, ORIGINALS
 from proxy.config import Config
+from proxy.http.access.private_buckets import private_read_headers
 from proxy.http.object_path import parse_object_path, parse_source_ref
-from proxy.http.private_buckets import private_read_headers
 from proxy.http.request_target import path_and_query
 from proxy.routes.originals import get_original, serve_original
 from proxy.storage.errors import LocalFilesOff

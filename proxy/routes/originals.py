@@ -5,9 +5,9 @@ from collections.abc import Mapping
 from aiohttp import hdrs, web
 
 from proxy.app_keys import CONFIG, METRICS, ORIGINALS
+from proxy.http.access.private_buckets import private_read_headers
 from proxy.http.cache_status import CacheAnswer
 from proxy.http.object_path import parse_object_path
-from proxy.http.private_buckets import private_read_headers
 from proxy.http.request_target import path_and_query
 from proxy.http.respond import respond
 from proxy.storage.provider import ObjectRef

@@ -21,11 +21,11 @@ from previews.grammar.url import parse_preview_url
 from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS, PREVIEWS
 from proxy.errors import Forbidden
 from proxy.hot.previews import answer, hot_key
+from proxy.http.access.private_buckets import private_preview_cache_control
+from proxy.http.access.signature import verify
 from proxy.http.cache_status import CacheAnswer
-from proxy.http.private_buckets import private_preview_cache_control
 from proxy.http.request_target import path_and_query, target_as_sent
 from proxy.http.respond import respond
-from proxy.http.signature import verify
 from proxy.routes.links import changing_source_cache_control
 from proxy.routes.preview_headers import preview_headers
 from proxy.settings.previews import PreviewsConfig

@@ -26,9 +26,9 @@ from previews.grammar.sdk_form import parse_sdk_form
 from previews.grammar.url import parse_preview_url
 from proxy.app_keys import CONFIG, LINKS, METRICS, ORIGINALS, PURGER
 from proxy.errors import AdminDisabled, AdminUnauthorized, BadRequest
+from proxy.http.access.signature import verify
 from proxy.http.object_path import parse_object_path
 from proxy.http.request_target import path_and_query
-from proxy.http.signature import verify
 from proxy.storage.links.sources import SCHEMES, LinkRef
 from proxy.tiers.keys import preview_key_prefix, preview_source_id
 from proxy.tiers.preview_sources import preview_source

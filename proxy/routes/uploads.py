@@ -1,6 +1,6 @@
 """PUT `/<bucket>/<key>` and `/links/<scheme>/<bucket>/<key>`: write an object, then purge what was cached of it.
 
-Allowed with `Authorization: Bearer <one of UPLOAD_TOKENS>` or a presigned URL (proxy.http.presign);
+Allowed with `Authorization: Bearer <one of UPLOAD_TOKENS>` or a presigned URL (proxy.http.access.presign);
 401 with `WWW-Authenticate: Bearer` otherwise, 403 while neither is configured. The body streams to
 the provider (proxy.storage.writes: one request below STORAGE_MULTIPART_THRESHOLD, parts above it),
 checked against Content-Length, Content-MD5 and x-amz-checksum-sha256 as it goes; a body that is cut
@@ -17,8 +17,8 @@ from aiohttp import hdrs, web
 
 from proxy.app_keys import CONFIG, LINKS, ORIGINALS, PROVIDER, PURGER
 from proxy.errors import UploadsDisabled, UploadUnauthorized
+from proxy.http.access.presign import is_presigned, verify_presigned
 from proxy.http.object_path import parse_object_path
-from proxy.http.presign import is_presigned, verify_presigned
 from proxy.http.request_target import path_and_query
 from proxy.settings.uploads import UploadConfig
 from proxy.storage.checksums import ExpectedDigests, verified

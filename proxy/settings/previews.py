@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from previews.config import RenderConfig
-from proxy.http.signature import SignatureConfig
+from proxy.http.access.signature import SignatureConfig
 from proxy.render.memory import default_memory_limit
 from proxy.settings.env_values import read_count, read_flag, read_number
 from proxy.settings.errors import ConfigError

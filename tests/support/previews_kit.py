@@ -2,7 +2,7 @@
 
 Everything here talks to a real server through its port; nothing reaches into the product's code, so the
 tests check the product against an independent reading of imgproxy's rules (the signature is computed
-here from its definition, not with proxy.http.signature).
+here from its definition, not with proxy.http.access.signature).
 """
 
 import asyncio

@@ -2,7 +2,7 @@
 
 A private bucket's originals, conversions and links answer only a presigned GET (SIGNING_KEYS) or a
 bearer token of READ_TOKENS (or of ADMIN_TOKENS or UPLOAD_TOKENS: their holders may already purge or
-write); its previews only a signed URL (IMGPROXY_KEY). proxy/http/private_buckets.py applies this.
+write); its previews only a signed URL (IMGPROXY_KEY). proxy/http/access/private_buckets.py applies this.
 """
 
 import re
@@ -48,9 +48,7 @@ class PrivateBucketsConfig:
 
     def describe(self) -> dict[str, str]:
         """What `preview-proxy config` shows: the patterns, how many tokens (never the tokens)."""
-        if not self.patterns:
-            return {"PRIVATE_BUCKETS": "(none)"}
-        return {"PRIVATE_BUCKETS": ", ".join(self.patterns),
+        return {"PRIVATE_BUCKETS": ", ".join(self.patterns) or "(none)",
                 "READ_TOKENS": f"{len(self.read_tokens.tokens)} token(s)",
                 "PRIVATE_CACHE_CONTROL": self.cache_control}
 

@@ -33,7 +33,10 @@ KNOWN_NAMES = frozenset((
     "IMGPROXY_ALLOW_ORIGIN",
     "IMAGE_CONVERTER_AUTO_WEBP", "IMAGE_CONVERTER_QUALITY", "IMAGE_CONVERTER_VIDEO_TIMEOUT",
     "CORS_ALLOW_ORIGINS", "CORS_MAX_AGE",
-    "ADMIN_TOKENS", "UPLOAD_TOKENS", "UPLOAD_SIGNING_KEYS",
+    "ADMIN_TOKENS", "UPLOAD_TOKENS", "UPLOAD_SIGNING_KEYS", "SIGNING_KEYS",
+    "PRIVATE_BUCKETS", "READ_TOKENS", "PRIVATE_CACHE_CONTROL",
+    "IMGPROXY_LOCAL_FILESYSTEM_ROOT", "IMGPROXY_PATH_PREFIX", "IMGPROXY_TTL",
+    "LOG_FORMAT", "LOG_LEVEL", "IMGPROXY_LOG_FORMAT", "IMGPROXY_LOG_LEVEL", "METRICS_BIND",
 ))
 
 # Names read under another name's heading: `preview-proxy config` shows them there, not on a line of their own.
@@ -43,13 +46,17 @@ SHOWN_UNDER = {
     "STORAGE_PORT": "STORAGE_ENDPOINT",  # applied to the endpoint's URL
     "STORAGE_SECURE": "STORAGE_ENDPOINT",  # its scheme
     "IMGPROXY_SALT": "IMGPROXY_KEY",  # key/salt pairs
+    "UPLOAD_SIGNING_KEYS": "SIGNING_KEYS",  # its first name, read when SIGNING_KEYS is unset
+    "IMGPROXY_TTL": "PREVIEWS_CACHE_CONTROL",
+    "IMGPROXY_LOG_FORMAT": "LOG_FORMAT",  # imgproxy's names for ours, read when ours are unset
+    "IMGPROXY_LOG_LEVEL": "LOG_LEVEL",  # the max-age it sets when PREVIEWS_CACHE_CONTROL is not given
 }
 
 # A variable under one of these is taken for a setting of ours, so one we do not know is reported.
 # A known name is a prefix too: ACCESS_LOG_FORMAT is a mistake, not somebody else's variable.
 OWNED_PREFIXES = ("CACHE_", "STORAGE_", "IMGPROXY_", "SERVER_", "LOG_", "PREVIEWS_", "IMAGE_CONVERTER_",
                   "CONVERTER_", "CORS_", "ADMIN_", "UPLOAD_", "UPLOADS_", "METRICS_", "RENDER_", "LINKS_",
-                  "REMOTE_LINKS_", "ORIGINALS_")
+                  "REMOTE_LINKS_", "ORIGINALS_", "PRIVATE_", "SIGNING_", "READ_")
 
 # Names under our prefixes that other programs of a deployment set, and that are not reported. Supervisely's
 # instance .env, which preview-proxy may be given whole, holds settings of its other services.

@@ -5,7 +5,7 @@ the path, a link resolved in the links table in memory), before any cache or pro
 a refused request costs no provider request and tells nothing of what the bucket holds:
 
 - originals, links and conversions: `private_read_headers`. A bearer token (READ_TOKENS, UPLOAD_TOKENS
-  or ADMIN_TOKENS) or a presigned GET of the path (http/presign.py; HEAD takes the GET's URL);
+  or ADMIN_TOKENS) or a presigned GET of the path (http/access/presign.py; HEAD takes the GET's URL);
   otherwise 403, or 401 with `WWW-Authenticate: Bearer` for a token that is none of them.
 - previews: `private_preview_cache_control`. Only a signed URL, so only while IMGPROXY_KEY is set
   (the route has checked the signature already). Not a token: the hot-previews map (hot/previews.py)
@@ -23,7 +23,7 @@ from aiohttp import hdrs, web
 from proxy.app_keys import CONFIG
 from proxy.config import Config
 from proxy.errors import PrivateBucketForbidden, PrivateBucketUnauthorized, PrivatePreviewUnsigned
-from proxy.http.presign import is_presigned, verify_presigned
+from proxy.http.access.presign import is_presigned, verify_presigned
 from proxy.http.request_target import path_and_query
 
 # The method a presigned read URL is signed for; a HEAD asks less of the same object.

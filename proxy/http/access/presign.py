@@ -4,7 +4,7 @@ The string signed is `<METHOD>\\n<path>\\n<expires>`: the method in capitals, th
 sent (percent-encoded, without the query) and the expiry in decimal. The signature is the HMAC-SHA256
 of it under one of SIGNING_KEYS, in unpadded base64url. docs/uploads.md shows how an application
 computes it. A PUT's URL writes (routes/uploads.py); a GET's reads a private bucket
-(http/private_buckets.py), and is taken for a HEAD of the same path too.
+(http/access/private_buckets.py), and is taken for a HEAD of the same path too.
 """
 
 import base64
