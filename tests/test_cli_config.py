@@ -5,6 +5,7 @@ import base64
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 from importlib.metadata import version
@@ -62,10 +63,13 @@ def test_unknown_names_are_warnings_naming_the_closest_setting(workdir: Path, da
     assert described(result.stdout)["CACHE_PREVIEWS_SIZE"] == str(1024**3)  # the typo changed nothing
 
 
+README_STRICT = "preview-proxy --strict-config serve"  # as the README gives it
+
+
 def test_strict_config_refuses_with_one_line_per_unknown_name(workdir: Path, data_path: Path) -> None:
     (workdir / ".env").write_text("STORAGE_REGON=eu-west-1\n")
     env = clean_env(data_path, CACHE_PREVIEW_SIZE="2g")
-    result = run(["--strict-config", "serve", "--port", "0"], workdir, env)
+    result = run([*shlex.split(README_STRICT)[1:], "--port", "0"], workdir, env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert [line.split(" is ")[0] for line in lines] == ["preview-proxy: CACHE_PREVIEW_SIZE (environment)",

@@ -8,6 +8,7 @@ import hashlib
 import os
 import pty
 import re
+import shlex
 import signal
 import struct
 import subprocess
@@ -22,7 +23,7 @@ from tests.conftest import REPO
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY
 from tests.support.migrations import ENTRY, Migration, counts, links_entry, make_migration, read_pty
 from tests.support.previews_kit import poll
-from tests.support.s3 import MotoS3, s3_env
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, s3_env
 
 MIB = 1024 * 1024
 SMALL_FILES = 200
@@ -261,3 +262,41 @@ def test_on_a_terminal_progress_is_a_bar_for_the_run_and_one_for_a_large_file(
     assert re.search(r"\r100%\|.*\| 6\.00M/6\.00M \[.*B/s, 2/2 objects, copied 2\]", screen), screen
     assert re.search(r"\S*big\.bin: +\d+%\|", screen), screen  # the large file's own bar
     assert "migrate: 0/2 objects" not in screen  # no log lines as well as the bars
+
+
+# The README's commands, run verbatim against its layout: local bucket `photos`, links entry `archive`.
+README_DRY_RUN = "preview-proxy migrate --to archive --dry-run"
+README_RUN = "preview-proxy migrate --to archive --jobs 8"
+
+
+def test_the_readme_commands_list_then_copy_then_skip(tmp_path: Path) -> None:
+    moto = MotoS3()  # its own server: the README's bucket name is fixed
+    try:
+        moto.create_bucket("photos")
+        files = {f"images/{index}.jpg": os.urandom(300 + index) for index in range(5)}
+        data_path = tmp_path / "data"
+        for key, body in files.items():
+            (data_path / "storage" / "photos" / key).parent.mkdir(parents=True, exist_ok=True)
+            (data_path / "storage" / "photos" / key).write_bytes(body)
+        (data_path / "remote_links.yml").write_text(
+            f'archive: {{provider: minio, endpoint: "{moto.endpoint}", access_key: {ACCESS_KEY}, '
+            f'secret_key: {SECRET_KEY}, region: {REGION}, buckets: [photos]}}\n')
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("STORAGE_", "CACHE_", "AWS_"))}
+        env = {**clean, "DATA_PATH": str(data_path)}
+
+        def run(command: str) -> str:
+            done = subprocess.run([sys.executable, "-m", "proxy.runtime.cli", *shlex.split(command)[1:]], cwd=tmp_path,
+                                  env=env, capture_output=True, text=True, timeout=60, check=False)
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done.stdout
+
+        dry = run(README_DRY_RUN)
+        assert sorted(line.split()[2] for line in dry.splitlines() if line.startswith("would copy ")) == sorted(
+        f"photos/{key}" for key in files), dry
+        assert moto.client.list_objects_v2(Bucket="photos").get("KeyCount") == 0
+        assert counts(run(README_RUN)) == {"objects": 5, "copied": 5, "skipped": 0, "failed": 0}
+        copied = {key: moto.client.get_object(Bucket="photos", Key=key)["Body"].read() for key in files}
+        assert copied == files
+        assert counts(run(README_RUN)) == {"objects": 5, "copied": 0, "skipped": 5, "failed": 0}
+    finally:
+        moto.stop()

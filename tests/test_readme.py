@@ -68,7 +68,12 @@ RUN_HERE: dict[str, Run] = {
         Run(prints=(r"^200 image/webp$",), images={"sample.webp": ("WEBP", 800)}),
     f"curl -sI {README_ADDRESS}/image-converter/convert/sample-public/images/sample.jpg":
         Run(prints=(r"^HTTP/1\.1 200 OK", r"^X-Converted-From: jpeg", r"^Content-Type: image/jpeg")),
-    "preview-proxy config": Run(prints=(r"^STORAGE_PROVIDER = http$", r"^ADMIN_TOKENS = ")),
+    "preview-proxy config": Run(prints=(r"^STORAGE_PROVIDER = http  # ", r"^ADMIN_TOKENS = ")),
+    "preview-proxy config --json":
+        Run(prints=(r'^  "STORAGE_PROVIDER": \{$', r'^    "source": "(default|environment|env file)"')),
+    "preview-proxy --version": Run(prints=(r"^preview-proxy \S+ \(pillow-simd \S+, SIMD \w+\)$",)),
+    "preview-proxy presign GET sample-public/images/sample.jpg --expires 15m":
+        Run(prints=(rf"^{re.escape(README_ADDRESS)}/sample-public/images/sample\.jpg\?expires=\d+&signature=[\w-]+$",)),
     "kubectl kustomize deploy/kubernetes": Run(prints=(r"^kind: StatefulSet$",), in_repo=True, needs="kubectl"),
     f"curl -s {README_ADDRESS}/metrics": Run(prints=(r"^preview_proxy_requests_total\{",)),
     "promtool test rules deploy/monitoring/alerts.test.yml": Run(prints=(r"SUCCESS",), in_repo=True, needs="promtool"),
@@ -81,6 +86,9 @@ RUN_HERE: dict[str, Run] = {
     f"{README_ADDRESS}/sample-public/uploads/preview.jpg": Run(prints=(r"^201$",)),
     "preview-proxy presign PUT sample-public/uploads/b.jpg --expires 15m":
         Run(prints=(rf"^{re.escape(README_ADDRESS)}/sample-public/uploads/b\.jpg\?expires=\d+&signature=[\w-]+$",)),
+    "preview-proxy uploads list": Run(prints=(r"^0 part files of unfinished writes \(\d+ folders? searched\)$",)),
+    "preview-proxy uploads abort --older-than 1d":
+        Run(prints=(r"^0 part files of unfinished writes \(\d+ folders? searched\)$",)),
     "preview-proxy warm links.txt --previews rs:fit:300:0/q:70 --previews rs:fill:64:64 --jobs 8":
         Run(prints=(r"^warm: 1 source\(s\) .*: [01] warmed, [01] already cached, 0 failed",)),
 }
@@ -88,6 +96,9 @@ RUN_HERE: dict[str, Run] = {
 # Run elsewhere: command -> the file (relative to the checkout) that runs it and holds it verbatim.
 RUN_ELSEWHERE: dict[str, str] = {
     "bash deploy/dev.sh test": ".ci/run",
+    "preview-proxy --strict-config serve": "tests/test_cli_config.py",
+    "preview-proxy migrate --to archive --dry-run": "tests/test_migrate.py",
+    "preview-proxy migrate --to archive --jobs 8": "tests/test_migrate.py",
 }
 
 
@@ -291,7 +302,7 @@ def run_readme_command(command: str, run: Run, server: DevServer, workdir: Path)
     result = subprocess.run(["bash", "-c", command.replace(README_ADDRESS, server.base_url)],
                             cwd=REPO if run.in_repo else workdir, capture_output=True, text=True, timeout=120,
                             env=clean_env(DATA_PATH=str(server.data_path), ADMIN_TOKEN=ADMIN_TOKEN,
-                                          UPLOAD_TOKEN=UPLOAD_TOKEN, UPLOAD_SIGNING_KEYS=SIGNING_KEY))
+                                          UPLOAD_TOKEN=UPLOAD_TOKEN, SIGNING_KEYS=SIGNING_KEY))
     assert result.returncode == 0, f"`{command}` exited {result.returncode}:\n{result.stdout}{result.stderr}"
     return result.stdout
 
@@ -324,12 +335,12 @@ def test_a_preview_asked_twice_is_a_hit_the_second_time(dev_server: DevServer, t
 
 
 def test_the_presigned_url_the_readme_prints_takes_an_upload(dev_server: DevServer, tmp_path: Path) -> None:
-    # The server signs with UPLOAD_SIGNING_KEYS of its own environment, so this one gets the key too.
+    # The server signs with SIGNING_KEYS of its own environment, so this one gets the key too.
     command = "preview-proxy presign PUT sample-public/uploads/b.jpg --expires 15m"
     data_path = tmp_path / "data"
     (data_path / "storage" / "sample-public").mkdir(parents=True)
     env = clean_env(DATA_PATH=str(data_path), SERVER_PORT="0", SERVER_WORKERS="1", PYTHONUNBUFFERED="1",
-                    UPLOAD_SIGNING_KEYS=SIGNING_KEY)
+                    SIGNING_KEYS=SIGNING_KEY)
     server = subprocess.Popen([str(VENV_BIN / "preview-proxy"), "serve"], cwd=tmp_path, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:

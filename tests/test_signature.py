@@ -10,7 +10,7 @@ import pytest
 
 from previews.grammar.url import parse_preview_url
 from proxy.errors import Forbidden
-from proxy.http import signature as signature_module
+from proxy.http.access import signature as signature_module
 from proxy.http.access.signature import PLACEHOLDERS, SignatureConfig, sign, verify
 from proxy.settings.errors import ConfigError
 
