@@ -21,8 +21,9 @@ import pytest
 from proxy.runtime.cli import main
 from tests.conftest import REPO
 from tests.support.azurite import ACCOUNT, ACCOUNT_KEY
-from tests.support.migrations import ENTRY, Migration, counts, links_entry, make_migration, read_pty
+from tests.support.migrations import ENTRY, Migration, counts, links_entry, make_migration
 from tests.support.previews_kit import poll
+from tests.support.pty_output import read_pty
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, s3_env
 
 MIB = 1024 * 1024

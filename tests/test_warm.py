@@ -17,6 +17,7 @@ from pathlib import Path
 from tests.conftest import REPO, StartServer
 from tests.support.http import request
 from tests.support.previews_kit import place, poll
+from tests.support.pty_output import read_pty
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, s3_env
 from tests.support.tcp_proxy import TcpProxy
 from tests.test_cache_cli import noise_jpeg
@@ -187,7 +188,7 @@ def test_on_a_terminal_progress_is_a_tqdm_bar(data_path: Path, tmp_path: Path) -
                               env={**clean, "DATA_PATH": str(data_path)}, stdout=subprocess.PIPE, stderr=follower,
                               text=True, timeout=60, check=False)
         os.close(follower)
-        screen = _read_all(leader)
+        screen = read_pty(leader)
     finally:
         os.close(leader)
 
@@ -195,19 +196,6 @@ def test_on_a_terminal_progress_is_a_tqdm_bar(data_path: Path, tmp_path: Path) -
     assert re.search(r"\r100%\|.*\| 2/2 \[.*src/s, failed=1 ", screen), screen
     assert "warm: 0/2 sources" not in screen  # no log lines as well as the bar
 
-
-def _read_all(fd: int) -> str:
-    """What a pty's other side wrote, until it is closed (bounded: the writer has exited)."""
-    chunks = []
-    for _ in range(10_000):
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the writer's side is closed and drained
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
 
 
 def test_an_original_the_storage_tier_refuses_is_a_failure_not_a_warm(

@@ -7,13 +7,13 @@ written is ever visible, since every tier commits by rename.
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from proxy.app import build_app
+from proxy.commands.batch_control import cancelled_by_signals, log_progress_every
 from proxy.commands.warm_list import WarmSource
 from proxy.commands.warm_previews import PreviewSpec
 from proxy.commands.warm_progress import Progress
@@ -47,8 +47,8 @@ async def warm_all(config: Config, sources: list[WarmSource], specs: list[Previe
                 progress.advance(result)
 
         workers = [asyncio.create_task(work()) for _ in range(max(1, min(jobs, len(sources))))]
-        ticker = asyncio.create_task(_tick(progress, log_every))
-        with _stopped_by_signals(workers, session):
+        ticker = asyncio.create_task(log_progress_every(progress, log_every))
+        with cancelled_by_signals(workers, session):
             await asyncio.gather(*workers, return_exceptions=True)
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -58,25 +58,3 @@ async def warm_all(config: Config, sources: list[WarmSource], specs: list[Previe
     return session
 
 
-async def _tick(progress: Progress, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        progress.log_line()
-
-
-@contextlib.contextmanager
-def _stopped_by_signals(workers: list["asyncio.Task[None]"], session: Session) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-
-    def stop() -> None:
-        session.interrupted = True
-        for worker in workers:
-            worker.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop)
-    try:
-        yield
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)

@@ -154,16 +154,3 @@ def make_migration(name: str, request: pytest.FixtureRequest, tmp_path: Path, fi
     (data_path / "remote_links.yml").write_text(links_entry(backend, proxy.endpoint))
     return Migration(backend, proxy, data_path, files)
 
-
-def read_pty(fd: int) -> str:
-    """What a pty's other side wrote, until it is closed (bounded: the writer has exited)."""
-    chunks = []
-    for _ in range(10_000):
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the writer's side is closed and drained
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")

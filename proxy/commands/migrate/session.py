@@ -9,13 +9,12 @@ visible. The journal keeps every object finished before the stop, so a rerun pic
 import asyncio
 import contextlib
 import enum
-import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from proxy.commands.batch_control import cancelled_by_signals, log_progress_every
 from proxy.commands.migrate.journal import Journal, journal_path
 from proxy.commands.migrate.listing import SourceObject, list_objects
 from proxy.commands.migrate.objects import Migrator
@@ -85,8 +84,8 @@ async def migrate_all(config: Config, entry: LinkEntry, options: RunOptions, pro
         queue: asyncio.Queue[tuple[SourceObject, str] | None] = asyncio.Queue(options.jobs * QUEUED_PER_JOB)
         lister = asyncio.create_task(_list(source, options, queue, progress, session))
         workers = [asyncio.create_task(_work(migrator, options.mode, queue, session)) for _ in range(options.jobs)]
-        ticker = asyncio.create_task(_tick(progress, options.log_every))
-        with _stopped_by_signals([lister, *workers], session):
+        ticker = asyncio.create_task(log_progress_every(progress, options.log_every))
+        with cancelled_by_signals([lister, *workers], session):
             await asyncio.gather(lister, *workers, return_exceptions=True)
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -134,25 +133,3 @@ def describe(result: ObjectResult) -> str:
     return f"{result.outcome.value} {where} ({item.size} bytes): {result.why}"
 
 
-async def _tick(progress: Progress, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        progress.log_line()
-
-
-@contextlib.contextmanager
-def _stopped_by_signals(tasks: list["asyncio.Task[None]"], session: Session) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-
-    def stop() -> None:
-        session.interrupted = True
-        for task in tasks:
-            task.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop)
-    try:
-        yield
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
