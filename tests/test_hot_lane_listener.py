@@ -24,6 +24,9 @@ class HandsEverythingOver:
     def plan(self, buffer: bytes) -> None:
         return None
 
+    def flush_access_log(self) -> None:
+        """It answers nothing, so it has no access lines to write."""
+
 
 async def shut_down_while_a_request_runs() -> tuple[bytes, bytes, bool]:
     """The in-flight request's whole answer, what an idle connection held by the lane reads, and
