@@ -1,0 +1,42 @@
+"""GET and HEAD `/iiif/{2,3}/{identifier}/{region}/{size}/{rotation}/{quality}.{format}`.
+
+An image is a preview in another grammar: the previews tier keeps it under its bounds, keyed by the
+request's canonical text and the original's version, made once per key across processes on the render
+pool, within the render limits and timeout, and removed with its original by a purge. The answer says
+how the tier answered (X-Cache, Cache-Status) and links the compliance profile.
+"""
+
+from aiohttp import hdrs, web
+
+from previews.iiif.info import PROFILES
+from previews.iiif.render import IiifRecipe
+from previews.iiif.request import IiifPath
+from proxy.app_keys import CONFIG, METRICS, PREVIEWS
+from proxy.http.cache_status import CacheAnswer
+from proxy.http.respond import respond
+from proxy.routes.iiif.identifiers import resolve_identifier
+from proxy.routes.links import changing_source_cache_control
+from proxy.tiers.keys import preview_source_id
+from proxy.tiers.previews import PreviewRequest
+
+
+async def answer_image(request: web.Request, path: IiifPath) -> web.StreamResponse:
+    """The image `path` asks for, from the previews tier or rendered on a miss."""
+    assert path.image is not None
+    config = request.app[CONFIG]
+    originals, ref = resolve_identifier(request.app, path.identifier)
+    recipe = IiifRecipe(path.image)
+    previews = request.app[PREVIEWS]
+    found = await previews.get(
+        PreviewRequest(ref, preview_source_id(originals.cache_key(ref), ""), recipe, recipe.format, originals))
+    preview = found.preview
+    cache = CacheAnswer(previews.tier_name, found.cache_status, preview.stored_at, stored=True)
+    cache_control = changing_source_cache_control(config, path.identifier) or config.previews.cache_control
+    headers = {hdrs.CACHE_CONTROL: cache_control, hdrs.LINK: f'<{PROFILES[path.version]}>;rel="profile"',
+               **cache.headers()}
+    try:
+        return await respond(request, preview.meta.info, headers, data=preview.data, file=preview.file,
+                             use_sendfile=config.server.sendfile, cache=cache, metrics=request.app[METRICS])
+    finally:
+        if preview.file is not None:
+            preview.file.close()
