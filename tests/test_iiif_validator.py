@@ -8,7 +8,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.support.iiif_validator import IDENTIFIER, Report, ensure_validator, validator_image, validate
+from tests.support.iiif_validator import IDENTIFIER, Report, ensure_validator, validate, validator_image
 from tests.support.images import encoded
 from tests.support.previews_kit import place, running_server
 from tests.support.server import ServerProcess

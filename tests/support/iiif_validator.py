@@ -60,7 +60,8 @@ def ensure_validator() -> str | None:
 
 def validator_image() -> Image.Image:
     """The validator's test image, drawn from its own colour table (colorInfo[x][y] is column x, row y)."""
-    program = "from iiif_validator.validator import ValidationInfo; import json; print(json.dumps(ValidationInfo().colorInfo))"
+    program = ("from iiif_validator.validator import ValidationInfo; import json; "
+               "print(json.dumps(ValidationInfo().colorInfo))")
     printed = subprocess.run([str(PYTHON), "-c", program], capture_output=True, text=True, timeout=60,
                              check=True).stdout
     table = json.loads(printed.strip().splitlines()[-1])  # the last line: one of its modules prints on import
