@@ -19,6 +19,7 @@ from previews.grammar.options import ProcessingOptions
 from previews.iiif.errors import InvalidIiifRequest
 from previews.iiif.output import FORMATS
 from previews.iiif.pixels import apply_quality, rotate, rotated_size
+from previews.iiif.pyramid import PyramidFile, is_pyramid
 from previews.iiif.region import Box
 from previews.iiif.request import ImageRequest
 from previews.iiif.size import size_limits
@@ -58,7 +59,10 @@ class IiifRecipe:
         return FORMATS[self.request.format]
 
     def prepare(self, file: BinaryIO, config: RenderConfig, deadline: float) -> "PreparedIiif":
-        """Open the image in `file`, check it and plan the render; nothing is decoded."""
+        """Open the image (or the tile pyramid made of it) in `file`, check it and plan the render;
+        nothing is decoded."""
+        if is_pyramid(file):
+            return _plan_from_pyramid(PyramidFile(file), self.request, config, deadline)
         image, facts = open_source(file, config.max_src_resolution)
         try:
             with Stages("processed", deadline) as stages:
@@ -73,7 +77,8 @@ class IiifRecipe:
 class PreparedIiif:
     """A source whose header is read and whose region, size and memory are worked out."""
 
-    image: Image.Image
+    image: Image.Image | None  # the source, or None when the pixels come from a pyramid
+    pyramid: PyramidFile | None
     job: Job
     request: ImageRequest
     box: Box  # the region in the full image's pixels
@@ -85,10 +90,15 @@ class PreparedIiif:
         job, request = self.job, self.request
         keeps_alpha = job.output.keeps_alpha
         with Stages("processed", job.deadline) as stages:
-            stages.enter("decode")
-            decoded = load_pixels(self.image)
-            stages.enter("region")
-            picture = _region_at_size(decoded, job, self.box, self.size)
+            if self.pyramid is not None:
+                stages.enter("region")
+                picture = self.pyramid.region(self.box, self.size)
+            else:
+                assert self.image is not None
+                stages.enter("decode")
+                decoded = load_pixels(self.image)
+                stages.enter("region")
+                picture = _region_at_size(decoded, job, self.box, self.size)
             stages.enter("rotation")
             picture = rotate(picture, request.rotation, keeps_alpha)
             picture = apply_quality(picture, request.quality, keeps_alpha)
@@ -104,11 +114,13 @@ class PreparedIiif:
 
     def close(self) -> None:
         """Release the source (and its pixels, if decoded)."""
-        self.image.close()
+        if self.image is not None:
+            self.image.close()
 
 
-def _plan(image: Image.Image, facts: SourceFacts, request: ImageRequest, config: RenderConfig,
-          deadline: float) -> PreparedIiif:
+def _geometry(facts: SourceFacts, request: ImageRequest, config: RenderConfig,
+              deadline: float) -> tuple[Box, tuple[int, int], tuple[int, int], Job]:
+    """The region, the size, the rotated canvas and the job: 400s here cost no decode."""
     box = request.region.box(facts.width, facts.height)
     limits = size_limits(config)
     size = request.size.resolve(box[2], box[3], limits)
@@ -117,7 +129,27 @@ def _plan(image: Image.Image, facts: SourceFacts, request: ImageRequest, config:
         raise InvalidIiifRequest(f"the rotation makes a {canvas[0]}x{canvas[1]} image, over the limits")
     output = OUTPUTS[FORMATS[request.format]]
     options = ProcessingOptions(format=output.name)
-    job = Job(options, facts, output, config.quality_for(output.name, 0), deadline)
+    return box, size, canvas, Job(options, facts, output, config.quality_for(output.name, 0), deadline)
+
+
+def _later_bytes(job: Job, size: tuple[int, int], canvas: tuple[int, int]) -> int:
+    """What the steps after the region hold: the rotated canvas and the encoder's working memory."""
+    per_pixel = ENCODER_BYTES_PER_PIXEL.get(job.output.name, DEFAULT_CODEC_BYTES_PER_PIXEL)
+    return image_bytes(size, "RGBA") + image_bytes(canvas, "RGBA") + per_pixel * canvas[0] * canvas[1]
+
+
+def _plan_from_pyramid(pyramid: PyramidFile, request: ImageRequest, config: RenderConfig,
+                       deadline: float) -> PreparedIiif:
+    # The pyramid's pixels are 8-bit sRGB already: no profile, no metadata to carry.
+    facts = SourceFacts(pyramid.format, pyramid.width, pyramid.height, 1, None, None)
+    box, size, canvas, job = _geometry(facts, request, config, deadline)
+    working = pyramid.read_bytes(box, size) + _later_bytes(job, size, canvas)
+    return PreparedIiif(None, pyramid, job, request, box, size, int(working * ESTIMATE_MARGIN) + JOB_OVERHEAD_BYTES)
+
+
+def _plan(image: Image.Image, facts: SourceFacts, request: ImageRequest, config: RenderConfig,
+          deadline: float) -> PreparedIiif:
+    box, size, canvas, job = _geometry(facts, request, config, deadline)
     scale = max(size[0] / box[2], size[1] / box[3])
     if image.format in ("JPEG", "MPO") and scale < 0.5:
         # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8, the strongest that still covers the result.
@@ -125,10 +157,8 @@ def _plan(image: Image.Image, facts: SourceFacts, request: ImageRequest, config:
     decoded = image_bytes(image.size, image.mode) + decoder_bytes(image, facts)
     fx, fy = image.width / facts.width, image.height / facts.height
     region = image_bytes((math.ceil(box[2] * fx), math.ceil(box[3] * fy)), "RGBA")
-    encoder = ENCODER_BYTES_PER_PIXEL.get(output.name, DEFAULT_CODEC_BYTES_PER_PIXEL) * canvas[0] * canvas[1]
-    working = decoded + 2 * region + image_bytes(size, "RGBA") + image_bytes(canvas, "RGBA") + encoder
-    peak = int(working * ESTIMATE_MARGIN) + JOB_OVERHEAD_BYTES
-    return PreparedIiif(image, job, request, box, size, peak)
+    working = decoded + 2 * region + _later_bytes(job, size, canvas)
+    return PreparedIiif(image, None, job, request, box, size, int(working * ESTIMATE_MARGIN) + JOB_OVERHEAD_BYTES)
 
 
 def _region_at_size(image: Image.Image, job: Job, box: Box, size: tuple[int, int]) -> Image.Image:

@@ -4,20 +4,28 @@ An image is a preview in another grammar: the previews tier keeps it under its b
 request's canonical text and the original's version, made once per key across processes on the render
 pool, within the render limits and timeout, and removed with its original by a purge. The answer says
 how the tier answered (X-Cache, Cache-Status) and links the compliance profile.
+
+An original of MIN_PIXELS or more is read through its tile pyramid (previews/iiif/pyramid.py), a
+conversion in the converter tier made from one decode, once per version across processes: the first
+request makes it, and every later one reads only the rows it covers.
 """
 
 from aiohttp import hdrs, web
 
+from previews.conversions.request import PYRAMID
 from previews.iiif.info import PROFILES
+from previews.iiif.pyramid import MIN_PIXELS
 from previews.iiif.render import IiifRecipe
 from previews.iiif.request import IiifPath
-from proxy.app_keys import CONFIG, METRICS, PREVIEWS
+from proxy.app_keys import CONFIG, CONVERTER, METRICS, PREVIEWS, SOURCE_HEADERS
 from proxy.http.cache_status import CacheAnswer
 from proxy.http.respond import respond
 from proxy.routes.iiif.identifiers import resolve_identifier
 from proxy.routes.links import changing_source_cache_control
+from proxy.tiers.conversions import ConversionRequest
 from proxy.tiers.keys import preview_source_id
-from proxy.tiers.previews import PreviewRequest
+from proxy.tiers.preview_sources import ConvertedSource
+from proxy.tiers.previews import PreviewRequest, PreviewSource
 
 
 async def answer_image(request: web.Request, path: IiifPath) -> web.StreamResponse:
@@ -25,10 +33,14 @@ async def answer_image(request: web.Request, path: IiifPath) -> web.StreamRespon
     assert path.image is not None
     config = request.app[CONFIG]
     originals, ref = resolve_identifier(request.app, path.identifier)
+    _, header = await request.app[SOURCE_HEADERS].read(originals, ref)  # kept in memory per version
+    source: PreviewSource = originals
+    if header.width * header.height >= MIN_PIXELS:
+        source = ConvertedSource(request.app[CONVERTER], ConversionRequest(PYRAMID, ref, originals, allow_webp=False))
     recipe = IiifRecipe(path.image)
     previews = request.app[PREVIEWS]
     found = await previews.get(
-        PreviewRequest(ref, preview_source_id(originals.cache_key(ref), ""), recipe, recipe.format, originals))
+        PreviewRequest(ref, preview_source_id(source.cache_key(ref), ""), recipe, recipe.format, source))
     preview = found.preview
     cache = CacheAnswer(previews.tier_name, found.cache_status, preview.stored_at, stored=True)
     cache_control = changing_source_cache_control(config, path.identifier) or config.previews.cache_control
