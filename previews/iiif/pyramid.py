@@ -1,11 +1,13 @@
-"""A tile pyramid: an image decoded once, kept as raw 8-bit rows at scale factors 1, 2, 4, ... so that
+"""A tile pyramid: an image decoded once, kept as raw 8-bit pixels at scale factors 1, 2, 4, ... so that
 any tile later is a read of the rows it covers and a resample, never a decode of the original.
 
 Deep zoom asks for hundreds of 512 px tiles of one image; Pillow decodes no region of a JPEG, so each
 tile of a 50 MP original would decode all 50 MP again. The converter tier keeps one pyramid per image
 version (made once across processes, purged with its original). The file is a header line, a JSON line
-of the levels, then each level's rows, uncompressed: a tile at scale factor f reads its rows of level f
-(a few megabytes), with no decoder at all.
+of the levels, then each level's pixels, uncompressed, in blocks of 512 x 512 (row by row of blocks,
+each block's rows together): a viewer's tile at scale factor f is one block of level f, read in one
+seek and one read of under a megabyte, with no decoder at all. Any other region reads the blocks it
+covers.
 """
 
 import json
@@ -33,6 +35,8 @@ MEDIA_TYPE = "application/x-preview-proxy-pyramid"
 # of the pyramid costs to make.
 MIN_PIXELS = 4_000_000
 _BANDS = {"L": 1, "RGB": 3, "RGBA": 4}
+BLOCK = 512  # the side of a block: info.json's tile size
+Edges = tuple[int, int, int, int]  # left, top, right, bottom
 PEAK_BYTES_PER_PIXEL = 4 + 4 + 2 + 6 + 6
 
 
@@ -76,8 +80,9 @@ class PreparedPyramid:
                                  "levels": [vars(level) for level in levels]}).encode() + b"\n"
             parts = [MAGIC, header]
             while images:
-                stages.enter("rows")
-                parts.append(images.pop(0).tobytes())  # each level's pixels go once its rows are out
+                stages.enter("blocks")
+                level = images.pop(0)  # each level's pixels go once its blocks are out
+                parts += [level.crop(box).tobytes() for box in _blocks(level.width, level.height)]
             del picture
             body = b"".join(parts)
         return Converted(body, MEDIA_TYPE, self.facts.format.lower(), levels[0].width, levels[0].height)
@@ -116,27 +121,51 @@ class PyramidFile:
         return fits[-1] if fits else self.levels[0]
 
     def region(self, box: Box, size: tuple[int, int]) -> Image.Image:
-        """The region `box` (full-resolution pixels) at `size`: its rows read from one level, resampled."""
+        """The region `box` (full-resolution pixels) at `size`: the blocks it covers in one level, resampled."""
         level = self.level_for(box, size)
         scale = level.width / self.width, level.height / self.height
         left, top = box[0] * scale[0], box[1] * scale[1]
         right, bottom = (box[0] + box[2]) * scale[0], (box[1] + box[3]) * scale[1]
-        first, last = math.floor(top), min(level.height, math.ceil(bottom))
-        row_bytes = level.width * _BANDS[self.mode]
-        self._file.seek(self._start + level.offset + first * row_bytes)
-        rows = Image.frombytes(self.mode, (level.width, last - first), self._file.read((last - first) * row_bytes))
-        outer_left, outer_right = math.floor(left), min(level.width, math.ceil(right))
-        cut = rows.crop((outer_left, 0, outer_right, last - first))
-        inner = (left - outer_left, top - first, right - outer_left, bottom - first)
+        outer = (math.floor(left), math.floor(top), min(level.width, math.ceil(right)),
+                 min(level.height, math.ceil(bottom)))
+        cut = self._cut(level, outer)
+        inner = (left - outer[0], top - outer[1], right - outer[0], bottom - outer[1])
         if cut.size == size and inner == (0, 0, *cut.size):
             return cut
         return cut.resize(size, Image.Resampling.LANCZOS, box=inner)
 
+    def _cut(self, level: Level, outer: Edges) -> Image.Image:
+        """The pixels of `outer` (left, top, right, bottom in the level), from the blocks over it."""
+        bands = _BANDS[self.mode]
+        offset = self._start + level.offset
+        placed: Image.Image | None = None
+        for block in _blocks(level.width, level.height):
+            size = (block[2] - block[0], block[3] - block[1])
+            overlaps = block[0] < outer[2] and outer[0] < block[2] and block[1] < outer[3] and outer[1] < block[3]
+            if overlaps:
+                self._file.seek(offset)
+                pixels = Image.frombytes(self.mode, size, self._file.read(size[0] * size[1] * bands))
+                if block == outer:
+                    return pixels  # a viewer's tile: one block, as it is
+                if placed is None:
+                    placed = Image.new(self.mode, (outer[2] - outer[0], outer[3] - outer[1]))
+                placed.paste(pixels, (block[0] - outer[0], block[1] - outer[1]))
+            offset += size[0] * size[1] * bands
+        assert placed is not None  # a region is never empty (previews.iiif.region)
+        return placed
+
     def read_bytes(self, box: Box, size: tuple[int, int]) -> int:
-        """What `region` reads and holds: the rows, the cut and the result."""
+        """What `region` holds at most: the region's blocks and their cut, and the result."""
         level = self.level_for(box, size)
-        rows = math.ceil(box[3] * level.height / self.height) + 1
-        return rows * level.width * 4 * 2 + image_bytes(size, "RGBA")
+        width = math.ceil(box[2] * level.width / self.width) + 2 * BLOCK
+        height = math.ceil(box[3] * level.height / self.height) + 2 * BLOCK
+        return 2 * image_bytes((width, height), "RGBA") + image_bytes(size, "RGBA")
+
+
+def _blocks(width: int, height: int) -> list[Edges]:
+    """The blocks of a level as (left, top, right, bottom), in the file's order: row by row of blocks."""
+    return [(left, top, min(left + BLOCK, width), min(top + BLOCK, height))
+            for top in range(0, height, BLOCK) for left in range(0, width, BLOCK)]
 
 
 def is_pyramid(file: BinaryIO) -> bool:
