@@ -4,6 +4,7 @@ and refused with the spec's status; info.json's fields for both versions."""
 import pytest
 
 from previews.errors import PublicError
+from previews.iiif.canonical import canonical_request
 from previews.iiif.info import info_document, scale_factors
 from previews.iiif.output import parse_format, parse_quality
 from previews.iiif.region import parse_region
@@ -158,3 +159,18 @@ def test_info_json_of_version_2() -> None:
     assert level == "http://iiif.io/api/image/2/level2.json"
     assert extras["maxWidth"] == 2000 and "sizeAboveFull" in extras["supports"] and "cors" not in extras["supports"]
     assert set(extras["qualities"]) == {"default", "color", "gray", "bitonal"}
+
+
+@pytest.mark.parametrize(("tail", "canonical"), [
+    ("3/a%2Fb/full/max/0/default.jpg", "full/max/0/default.jpg"),
+    ("3/a%2Fb/0,0,1200,800/pct:100/360/default.jpg", "full/max/0/default.jpg"),
+    ("3/a%2Fb/square/300,/!90.50/gray.png", "200,0,800,800/300,300/!90.5/gray.png"),
+    ("3/a%2Fb/pct:50,50,50,50/,200/0/color.webp", "600,400,600,400/300,200/0/color.webp"),
+    ("2/a%2Fb/full/full/0/default.jpg", "full/full/0/default.jpg"),
+    ("2/a%2Fb/full/!600,600/0/default.jpg", "full/600,/0/default.jpg"),
+    ("2/a%2Fb/10,10,5000,5000/max/0/bitonal.tif", "10,10,1190,790/full/0/bitonal.tif"),
+])
+def test_canonical_forms_for_the_link_header(tail: str, canonical: str) -> None:
+    path = parse_iiif_path(tail)
+    assert path is not None and path.image is not None
+    assert canonical_request(path.image, 1200, 800, NO_LIMITS) == canonical

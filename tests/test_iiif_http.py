@@ -97,7 +97,8 @@ def test_images_come_from_the_previews_tier_with_their_validators(server: Server
     first = request(server.url(path))
     assert first.status == 200, first.body
     assert first.headers["X-Cache"] == "MISS"
-    assert first.headers["Link"] == '<http://iiif.io/api/image/3/level2.json>;rel="profile"'
+    assert first.headers["Link"] == ('<http://iiif.io/api/image/3/level2.json>;rel="profile", '
+                                     f'<{server.base_url}/iiif/3/{ID}/600,0,600,400/150,100/90/default.png>;rel="canonical"')
     assert first.headers["Access-Control-Allow-Origin"] == "*"
     image = decoded(first.body)
     assert (image.format, image.size) == ("PNG", (100, 150))  # the top-right quadrant, turned a quarter

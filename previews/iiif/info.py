@@ -16,11 +16,11 @@ PROTOCOL = "http://iiif.io/api/image"
 CONTEXTS = {2: "http://iiif.io/api/image/2/context.json", 3: "http://iiif.io/api/image/3/context.json"}
 PROFILES = {2: "http://iiif.io/api/image/2/level2.json", 3: "http://iiif.io/api/image/3/level2.json"}
 # Beyond level 2's (3.0 section 5.3): what this server does too. `cors` only when CORS_ALLOW_ORIGINS is set.
-EXTRA_FEATURES = ("baseUriRedirect", "jsonldMediaType", "mirroring", "profileLinkHeader", "rotationArbitrary",
-                  "sizeUpscaling")
+EXTRA_FEATURES = ("baseUriRedirect", "canonicalLinkHeader", "jsonldMediaType", "mirroring", "profileLinkHeader",
+                  "rotationArbitrary", "sizeUpscaling")
 # 2.1's level 2 leaves these out of its profile; they are listed under `supports`.
-SUPPORTS_2 = ("baseUriRedirect", "jsonldMediaType", "mirroring", "profileLinkHeader", "regionSquare",
-              "rotationArbitrary", "sizeAboveFull")
+SUPPORTS_2 = ("baseUriRedirect", "canonicalLinkHeader", "jsonldMediaType", "mirroring", "profileLinkHeader",
+              "regionSquare", "rotationArbitrary", "sizeAboveFull")
 LEVEL2_FORMATS = ("jpg", "png")
 
 

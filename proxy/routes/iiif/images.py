@@ -3,7 +3,8 @@
 An image is a preview in another grammar: the previews tier keeps it under its bounds, keyed by the
 request's canonical text and the original's version, made once per key across processes on the render
 pool, within the render limits and timeout, and removed with its original by a purge. The answer says
-how the tier answered (X-Cache, Cache-Status) and links the compliance profile.
+how the tier answered (X-Cache, Cache-Status) and links the compliance profile and the request's
+canonical form.
 
 An original of MIN_PIXELS or more is read through its tile pyramid (previews/iiif/pyramid.py), a
 conversion in the converter tier made from one decode, once per version across processes: the first
@@ -13,14 +14,17 @@ request makes it, and every later one reads only the rows it covers.
 from aiohttp import hdrs, web
 
 from previews.conversions.request import PYRAMID
+from previews.iiif.canonical import canonical_request
 from previews.iiif.info import PROFILES
 from previews.iiif.pyramid import MIN_PIXELS
 from previews.iiif.render import IiifRecipe
 from previews.iiif.request import IiifPath
+from previews.iiif.size import size_limits
 from proxy.app_keys import CONFIG, CONVERTER, METRICS, PREVIEWS, SOURCE_HEADERS
 from proxy.http.cache_status import CacheAnswer
 from proxy.http.respond import respond
 from proxy.routes.iiif.identifiers import resolve_identifier
+from proxy.routes.iiif.info import service_id
 from proxy.routes.links import changing_source_cache_control
 from proxy.tiers.conversions import ConversionRequest
 from proxy.tiers.keys import preview_source_id
@@ -34,6 +38,8 @@ async def answer_image(request: web.Request, path: IiifPath) -> web.StreamRespon
     config = request.app[CONFIG]
     originals, ref = resolve_identifier(request.app, path.identifier)
     _, header = await request.app[SOURCE_HEADERS].read(originals, ref)  # kept in memory per version
+    # From the header: a region or size the image can't give is a 400 before any cache is asked.
+    canonical = canonical_request(path.image, header.width, header.height, size_limits(config.previews.render))
     source: PreviewSource = originals
     if header.width * header.height >= MIN_PIXELS:
         source = ConvertedSource(request.app[CONVERTER], ConversionRequest(PYRAMID, ref, originals, allow_webp=False))
@@ -44,8 +50,8 @@ async def answer_image(request: web.Request, path: IiifPath) -> web.StreamRespon
     preview = found.preview
     cache = CacheAnswer(previews.tier_name, found.cache_status, preview.stored_at, stored=True)
     cache_control = changing_source_cache_control(config, path.identifier) or config.previews.cache_control
-    headers = {hdrs.CACHE_CONTROL: cache_control, hdrs.LINK: f'<{PROFILES[path.version]}>;rel="profile"',
-               **cache.headers()}
+    links = f'<{PROFILES[path.version]}>;rel="profile", <{service_id(request, path)}/{canonical}>;rel="canonical"'
+    headers = {hdrs.CACHE_CONTROL: cache_control, hdrs.LINK: links, **cache.headers()}
     try:
         return await respond(request, preview.meta.info, headers, data=preview.data, file=preview.file,
                              use_sendfile=config.server.sendfile, cache=cache, metrics=request.app[METRICS])
