@@ -1,6 +1,9 @@
 """The IIIF Image API grammar (previews/iiif/): each parameter parsed, resolved against an image's size,
 and refused with the spec's status; info.json's fields for both versions."""
 
+import random
+import string
+
 import pytest
 
 from previews.errors import PublicError
@@ -174,3 +177,19 @@ def test_canonical_forms_for_the_link_header(tail: str, canonical: str) -> None:
     path = parse_iiif_path(tail)
     assert path is not None and path.image is not None
     assert canonical_request(path.image, 1200, 800, NO_LIMITS) == canonical
+
+
+def test_any_text_in_any_parameter_is_parsed_or_refused_in_one_line() -> None:
+    # Printable ASCII, as the validator's random parameters are, plus the grammar's own characters.
+    rng = random.Random(20261204)
+    alphabet = string.printable.strip() + ",,,...:!^" * 3
+    for case in range(4000):
+        segments = ["pct:10,10,50,50", "^!300,300", "!22.5", "gray"]  # valid: one at a time goes random
+        segments[case % 4] = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))).replace("/", "")
+        tail = f"{2 + case % 2}/a%2Fb/" + "/".join(segments) + ".jpg"
+        try:
+            path = parse_iiif_path(tail)
+            if path is not None and path.image is not None:
+                canonical_request(path.image, 1200, 800, LIMITS)
+        except PublicError as error:
+            assert error.status in (400, 501) and "\n" not in error.reason, (tail, error.reason)
