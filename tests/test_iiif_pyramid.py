@@ -35,7 +35,7 @@ def photo() -> Image.Image:
 def render(source: bytes, params: str) -> Image.Image:
     path = parse_iiif_path(f"3/b%2Fk/{params}")
     assert path is not None and path.image is not None
-    work = IiifRecipe(path.image).prepare(io.BytesIO(source), RenderConfig(), deadline_after(30))
+    work = IiifRecipe(path.image, key=params).prepare(io.BytesIO(source), RenderConfig(), deadline_after(30))
     try:
         return Image.open(io.BytesIO(work.run().data)).convert("RGB")
     finally:

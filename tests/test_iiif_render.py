@@ -23,7 +23,7 @@ SOURCE = encoded(quadrants((480, 320)), "PNG")
 def recipe(params: str, version: int = 3) -> IiifRecipe:
     path = parse_iiif_path(f"{version}/b%2Fk/{params}")
     assert path is not None and path.image is not None
-    return IiifRecipe(path.image)
+    return IiifRecipe(path.image, key=params)
 
 
 def prepared(params: str, source: bytes = SOURCE, config: RenderConfig = CONFIG) -> PreparedIiif:

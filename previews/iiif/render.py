@@ -48,10 +48,11 @@ class IiifRecipe:
     """An IIIF image request as the previews tier renders it: its cache key text and its render."""
 
     request: ImageRequest
+    key: str  # what names its pixels (previews.iiif.canonical.pixels_key)
 
     def canonical(self) -> str:
-        """The request's cache key text (never equal to an imgproxy options text)."""
-        return self.request.canonical()
+        """The request's text in the previews-tier key (never equal to an imgproxy options text)."""
+        return self.key
 
     @property
     def format(self) -> str:

@@ -39,14 +39,6 @@ class ImageRequest:
     quality: str
     format: str  # IIIF's name: jpg, png, webp, tif or gif
 
-    def canonical(self) -> str:
-        """The request as one text per meaning, for cache keys (never equal to an imgproxy options text).
-
-        The version is in it: a 2.1 size may upscale where the same text in 3.0 is refused.
-        """
-        return (f"iiif{self.version}:{self.region.canonical()}/{self.size.canonical()}/"
-                f"{self.rotation.canonical()}/{self.quality}.{self.format}")
-
 
 @dataclass(frozen=True)
 class IiifPath:

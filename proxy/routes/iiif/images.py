@@ -1,20 +1,20 @@
 """GET and HEAD `/iiif/{2,3}/{identifier}/{region}/{size}/{rotation}/{quality}.{format}`.
 
 An image is a preview in another grammar: the previews tier keeps it under its bounds, keyed by the
-request's canonical text and the original's version, made once per key across processes on the render
-pool, within the render limits and timeout, and removed with its original by a purge. The answer says
-how the tier answered (X-Cache, Cache-Status) and links the compliance profile and the request's
-canonical form.
+pixels it asks for (one entry for every syntax of the same tile) and the original's version, made once
+per key across processes on the render pool, within the render limits and timeout, and removed with its
+original by a purge. The answer says how the tier answered (X-Cache, Cache-Status) and links the
+compliance profile and the request's canonical form.
 
 An original of MIN_PIXELS or more is read through its tile pyramid (previews/iiif/pyramid.py), a
 conversion in the converter tier made from one decode, once per version across processes: the first
-request makes it, and every later one reads only the rows it covers.
+request makes it, and every later one reads only the blocks it covers.
 """
 
 from aiohttp import hdrs, web
 
 from previews.conversions.request import PYRAMID
-from previews.iiif.canonical import canonical_request
+from previews.iiif.canonical import canonical_request, pixels_key
 from previews.iiif.info import PROFILES
 from previews.iiif.pyramid import MIN_PIXELS
 from previews.iiif.render import IiifRecipe
@@ -39,11 +39,12 @@ async def answer_image(request: web.Request, path: IiifPath) -> web.StreamRespon
     originals, ref = resolve_identifier(request.app, path.identifier)
     _, header = await request.app[SOURCE_HEADERS].read(originals, ref)  # kept in memory per version
     # From the header: a region or size the image can't give is a 400 before any cache is asked.
-    canonical = canonical_request(path.image, header.width, header.height, size_limits(config.previews.render))
+    limits = size_limits(config.previews.render)
+    canonical = canonical_request(path.image, header.width, header.height, limits)
     source: PreviewSource = originals
     if header.width * header.height >= MIN_PIXELS:
         source = ConvertedSource(request.app[CONVERTER], ConversionRequest(PYRAMID, ref, originals, allow_webp=False))
-    recipe = IiifRecipe(path.image)
+    recipe = IiifRecipe(path.image, pixels_key(path.image, header.width, header.height, limits))
     previews = request.app[PREVIEWS]
     found = await previews.get(
         PreviewRequest(ref, preview_source_id(source.cache_key(ref), ""), recipe, recipe.format, source))
