@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from previews.config import RenderConfig
-from previews.iiif.pyramid import MIN_PIXELS, PyramidFile, is_pyramid, prepare_pyramid
+from previews.iiif.pyramid import MIN_PIXELS, PyramidFile, is_pyramid, prepare_pyramid, worth_a_pyramid
 from previews.iiif.render import IiifRecipe
 from previews.iiif.request import parse_iiif_path
 from previews.render import deadline_after
@@ -109,9 +109,22 @@ def test_the_first_request_makes_the_pyramid_once_across_workers(data_path: Path
     assert metric(server, RENDERS, operation="pyramid") == 2  # made again, once
 
 
-def test_a_small_original_is_rendered_directly(data_path: Path, start_server: StartServer) -> None:
+def test_which_requests_read_a_pyramid() -> None:
+    whole = (0, 0, 2400, 1800)
+    assert worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 512, 512), (512, 512))  # a tile at full resolution
+    assert worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 1024, 1024), (512, 512))  # at half
+    assert not worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 2048, 2048), (512, 512))  # a quarter: DCT scaling
+    assert not worth_a_pyramid("jpeg", 2400, 1800, whole, (300, 225))  # a thumbnail
+    assert worth_a_pyramid("png", 2400, 1800, whole, (300, 225))  # no DCT scaling: the whole image decoded
+    assert not worth_a_pyramid("png", 1200, 800, (0, 0, 512, 512), (512, 512))  # small: decoded at once
+
+
+def test_small_originals_and_thumbnails_are_rendered_directly(data_path: Path, start_server: StartServer) -> None:
     place(data_path, "gallery", "small.jpg", encoded(quadrants((1200, 800)), "JPEG"))
+    place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG"))
     server = start_server(IIIF_BUCKETS="gallery")
     assert request(server.url("/iiif/3/gallery%2Fsmall.jpg/0,0,512,512/256,/0/default.jpg")).status == 200
-    assert metric(server, RENDERS, operation="iiif") == 1
+    thumbnail = request(server.url("/iiif/3/gallery%2Fbig.jpg/full/!300,300/0/default.jpg"))
+    assert thumbnail.status == 200 and Image.open(io.BytesIO(thumbnail.body)).size == (300, 225)
+    assert metric(server, RENDERS, operation="iiif") == 2
     assert metric(server, RENDERS, operation="pyramid") == 0

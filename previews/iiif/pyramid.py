@@ -34,6 +34,11 @@ MEDIA_TYPE = "application/x-preview-proxy-pyramid"
 # Smaller sources are decoded whole for each request: at 4 MP that is some 30 ms, less than a read
 # of the pyramid costs to make.
 MIN_PIXELS = 4_000_000
+# A JPEG asked at a quarter of its scale or less decodes at 1/4 or 1/8 (DCT scaling): a sixteenth of
+# its pixels at most, cheap enough without a pyramid. A gallery's thumbnails and a viewer's first,
+# zoomed-out screen so never wait for one, and never make one.
+DCT_SCALE = 0.25
+DCT_FORMATS = frozenset({"jpeg"})
 _BANDS = {"L": 1, "RGB": 3, "RGBA": 4}
 BLOCK = 512  # the side of a block: info.json's tile size
 Edges = tuple[int, int, int, int]  # left, top, right, bottom
@@ -166,6 +171,15 @@ def _blocks(width: int, height: int) -> list[Edges]:
     """The blocks of a level as (left, top, right, bottom), in the file's order: row by row of blocks."""
     return [(left, top, min(left + BLOCK, width), min(top + BLOCK, height))
             for top in range(0, height, BLOCK) for left in range(0, width, BLOCK)]
+
+
+def worth_a_pyramid(source_format: str, width: int, height: int, box: Box, size: tuple[int, int]) -> bool:
+    """Whether a request of `size` from the region `box` of a `width` x `height` source (of the header's
+    format name) is better read from the source's pyramid than decoded from the source itself."""
+    if width * height < MIN_PIXELS:
+        return False
+    scale = max(size[0] / box[2], size[1] / box[3])
+    return not (source_format in DCT_FORMATS and scale <= DCT_SCALE)
 
 
 def is_pyramid(file: BinaryIO) -> bool:

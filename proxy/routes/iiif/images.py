@@ -6,17 +6,18 @@ per key across processes on the render pool, within the render limits and timeou
 original by a purge. The answer says how the tier answered (X-Cache, Cache-Status) and links the
 compliance profile and the request's canonical form.
 
-An original of MIN_PIXELS or more is read through its tile pyramid (previews/iiif/pyramid.py), a
-conversion in the converter tier made from one decode, once per version across processes: the first
-request makes it, and every later one reads only the blocks it covers.
+An original of pyramid.MIN_PIXELS or more is read through its tile pyramid (previews/iiif/pyramid.py),
+a conversion in the converter tier made from one decode, once per version across processes: the first
+request that needs it makes it, and every later one reads only the blocks it covers. A JPEG asked at a
+quarter of its scale or less is decoded shrunk instead (`worth_a_pyramid`).
 """
 
 from aiohttp import hdrs, web
 
 from previews.conversions.request import PYRAMID
-from previews.iiif.canonical import canonical_request, pixels_key
+from previews.iiif.canonical import canonical_request, pixels_key, resolved
 from previews.iiif.info import PROFILES
-from previews.iiif.pyramid import MIN_PIXELS
+from previews.iiif.pyramid import worth_a_pyramid
 from previews.iiif.render import IiifRecipe
 from previews.iiif.request import IiifPath
 from previews.iiif.size import size_limits
@@ -42,7 +43,8 @@ async def answer_image(request: web.Request, path: IiifPath) -> web.StreamRespon
     limits = size_limits(config.previews.render)
     canonical = canonical_request(path.image, header.width, header.height, limits)
     source: PreviewSource = originals
-    if header.width * header.height >= MIN_PIXELS:
+    box, size = resolved(path.image, header.width, header.height, limits)
+    if worth_a_pyramid(header.format, header.width, header.height, box, size):
         source = ConvertedSource(request.app[CONVERTER], ConversionRequest(PYRAMID, ref, originals, allow_webp=False))
     recipe = IiifRecipe(path.image, pixels_key(path.image, header.width, header.height, limits))
     previews = request.app[PREVIEWS]
