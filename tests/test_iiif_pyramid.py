@@ -11,7 +11,10 @@ import pytest
 from PIL import Image
 
 from previews.config import RenderConfig
-from previews.iiif.pyramid import MIN_PIXELS, PyramidFile, is_pyramid, prepare_pyramid, worth_a_pyramid
+from previews.iiif.pyramid.layout import is_pyramid
+from previews.iiif.pyramid.making import prepare_pyramid
+from previews.iiif.pyramid.policy import MIN_PIXELS, worth_a_pyramid
+from previews.iiif.pyramid.reading import PyramidFile
 from previews.iiif.render import IiifRecipe
 from previews.iiif.request import parse_iiif_path
 from previews.render import deadline_after

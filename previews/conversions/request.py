@@ -96,7 +96,7 @@ def prepare_conversion_job(file: BinaryIO, conversion: Conversion, options: Conv
                            deadline: float) -> PreparedJob:
     """Blocking, headers only: a conversion ready to run once its memory is admitted."""
     if conversion == PYRAMID:
-        from previews.iiif.pyramid import prepare_pyramid  # IIIF's, loaded where it is used
+        from previews.iiif.pyramid.making import prepare_pyramid  # IIIF's, loaded where it is used
 
         return prepare_pyramid(file, config, deadline)
     if conversion.position is None:

@@ -19,7 +19,8 @@ from previews.grammar.options import ProcessingOptions
 from previews.iiif.errors import InvalidIiifRequest
 from previews.iiif.output import FORMATS
 from previews.iiif.pixels import apply_quality, rotate, rotated_size
-from previews.iiif.pyramid import PyramidFile, is_pyramid
+from previews.iiif.pyramid.layout import is_pyramid
+from previews.iiif.pyramid.reading import PyramidFile
 from previews.iiif.region import Box
 from previews.iiif.request import ImageRequest
 from previews.iiif.size import size_limits

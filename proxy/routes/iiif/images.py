@@ -6,7 +6,7 @@ per key across processes on the render pool, within the render limits and timeou
 original by a purge. The answer says how the tier answered (X-Cache, Cache-Status) and links the
 compliance profile and the request's canonical form.
 
-An original of pyramid.MIN_PIXELS or more is read through its tile pyramid (previews/iiif/pyramid.py),
+An original of MIN_PIXELS or more is read through its tile pyramid (previews/iiif/pyramid/),
 a conversion in the converter tier made from one decode, once per version across processes: the first
 request that needs it makes it, and every later one reads only the blocks it covers. A JPEG asked at a
 quarter of its scale or less is decoded shrunk instead (`worth_a_pyramid`).
@@ -17,7 +17,7 @@ from aiohttp import hdrs, web
 from previews.conversions.request import PYRAMID
 from previews.iiif.canonical import canonical_request, pixels_key, resolved
 from previews.iiif.info import PROFILES
-from previews.iiif.pyramid import worth_a_pyramid
+from previews.iiif.pyramid.policy import worth_a_pyramid
 from previews.iiif.render import IiifRecipe
 from previews.iiif.request import IiifPath
 from previews.iiif.size import size_limits
