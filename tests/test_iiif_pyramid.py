@@ -131,3 +131,15 @@ def test_small_originals_and_thumbnails_are_rendered_directly(data_path: Path, s
     assert thumbnail.status == 200 and Image.open(io.BytesIO(thumbnail.body)).size == (300, 225)
     assert metric(server, RENDERS, operation="iiif") == 2
     assert metric(server, RENDERS, operation="pyramid") == 0
+
+
+def test_a_pyramid_over_the_memory_limit_gives_way_to_a_direct_render(data_path: Path,
+                                                                      start_server: StartServer) -> None:
+    place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG"))
+    # Room for a decode of the 4.3 MP source (some 30 MB), not for its pyramid (some 100 MB).
+    server = start_server(IIIF_BUCKETS="gallery", RENDER_MEMORY_LIMIT="64m")
+    tile = request(server.url("/iiif/3/gallery%2Fbig.jpg/512,512,512,512/512,/0/default.jpg"))
+    assert tile.status == 200, tile.body
+    assert Image.open(io.BytesIO(tile.body)).size == (512, 512)
+    assert metric(server, RENDERS, operation="pyramid") == 1  # tried (its header read), refused
+    assert metric(server, "preview_proxy_cache_entries", tier="image-converter") == 0

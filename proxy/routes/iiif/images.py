@@ -22,6 +22,7 @@ from previews.iiif.render import IiifRecipe
 from previews.iiif.request import IiifPath
 from previews.iiif.size import size_limits
 from proxy.app_keys import CONFIG, CONVERTER, METRICS, PREVIEWS, SOURCE_HEADERS
+from proxy.errors import RenderMemoryExceeded
 from proxy.http.cache_status import CacheAnswer
 from proxy.http.respond import respond
 from proxy.routes.iiif.identifiers import resolve_identifier
@@ -42,14 +43,23 @@ async def answer_image(request: web.Request, path: IiifPath) -> web.StreamRespon
     # From the header: a region or size the image can't give is a 400 before any cache is asked.
     limits = size_limits(config.previews.render)
     canonical = canonical_request(path.image, header.width, header.height, limits)
-    source: PreviewSource = originals
-    box, size = resolved(path.image, header.width, header.height, limits)
-    if worth_a_pyramid(header.format, header.width, header.height, box, size):
-        source = ConvertedSource(request.app[CONVERTER], ConversionRequest(PYRAMID, ref, originals, allow_webp=False))
     recipe = IiifRecipe(path.image, pixels_key(path.image, header.width, header.height, limits))
     previews = request.app[PREVIEWS]
-    found = await previews.get(
-        PreviewRequest(ref, preview_source_id(source.cache_key(ref), ""), recipe, recipe.format, source))
+
+    def asked_of(source: PreviewSource) -> PreviewRequest:
+        return PreviewRequest(ref, preview_source_id(source.cache_key(ref), ""), recipe, recipe.format, source)
+
+    box, size = resolved(path.image, header.width, header.height, limits)
+    if worth_a_pyramid(header.format, header.width, header.height, box, size):
+        pyramid = ConvertedSource(request.app[CONVERTER], ConversionRequest(PYRAMID, ref, originals, allow_webp=False))
+        try:
+            found = await previews.get(asked_of(pyramid))
+        except RenderMemoryExceeded:
+            # Making the pyramid needs more than RENDER_MEMORY_LIMIT: a region decoded from the source
+            # itself needs less (the decode, without the levels and the file).
+            found = await previews.get(asked_of(originals))
+    else:
+        found = await previews.get(asked_of(originals))
     preview = found.preview
     cache = CacheAnswer(previews.tier_name, found.cache_status, preview.stored_at, stored=True)
     cache_control = changing_source_cache_control(config, path.identifier) or config.previews.cache_control
