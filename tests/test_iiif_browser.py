@@ -1,6 +1,7 @@
 """Deep zoom in a real browser: OpenSeadragon (from npm) in Debian's headless Chromium opens a photo's
-info.json from a page on another loopback origin, zooms in past the image's full resolution, and the
-screenshot shows the photo's detail there: it matches a Pillow render of the same region of the original,
+info.json from a page on another loopback origin (in both versions; a photo decoded for each tile, and one
+read from its tile pyramid), zooms in past the image's full resolution, and the screenshot shows the
+photo's detail there: it matches a Pillow render of the same region of the original,
 and holds as much fine detail as that render (a view made of the coarse levels only would not)."""
 
 from collections.abc import Iterator
@@ -19,9 +20,11 @@ from tests.support.previews_kit import metric, place, running_server
 from tests.support.server import ServerProcess
 
 BUCKET = "gallery"
-PHOTO = "mate-raindrops.jpg"  # 1920 x 1200, fine detail everywhere
-ZOOM = 4.5  # a 640 px wide viewer at 1.5 screen pixels per image pixel: only scale-factor-1 tiles will do
-CENTRE = (0.48, 0.64)  # fractions of the width and height: raindrops on a leaf
+# Photos, and where the view is centred (fractions of the width and height). Raindrops (1920 x 1200) is
+# decoded for each tile; the ladybird (2560 x 1600, over the pyramid's 4 MP) is read from its pyramid.
+RAINDROPS, LADYBIRD = "mate-raindrops.jpg", "mate-ladybird.jpg"
+CENTRES = {RAINDROPS: (0.48, 0.64), LADYBIRD: (0.70, 0.50)}
+ZOOM = 4.5  # a 640 px wide viewer at over 1 screen pixel per image pixel: only scale-factor-1 tiles will do
 BROWSER_SECONDS = 120.0
 # Chromium's resampling of JPEG tiles against Pillow's Lanczos from the original. Measured with OpenSeadragon
 # 6.1.1 and Chromium 156: mean difference 2.8 and SSIM 0.93; the coarse view's were 4.1 and 0.86.
@@ -34,7 +37,7 @@ SSIM_SIDE = 320
 class Setup:
     server: ServerProcess
     pages: str
-    photo: Path
+    photos: dict[str, Path]
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +45,20 @@ def setup(photos: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Itera
     reason = unavailable() or ensure_openseadragon()
     if reason:
         pytest.skip(reason)
-    photo = named_photo(photos, PHOTO)
+    chosen = {name: named_photo(photos, name) for name in CENTRES}
     data = tmp_path_factory.mktemp("iiif-browser") / "data"
-    place(data, BUCKET, "photo.jpg", photo)
+    for name, photo in chosen.items():
+        place(data, BUCKET, name, photo)
     with viewer_pages() as pages, running_server(data, IIIF_BUCKETS=BUCKET, CORS_ALLOW_ORIGINS=pages) as server:
-        yield Setup(server, pages, photo)
+        yield Setup(server, pages, chosen)
 
 
-@pytest.mark.parametrize("version", [3, 2])
-def test_openseadragon_zoomed_in_shows_the_photos_detail(setup: Setup, version: int, tmp_path: Path) -> None:
-    info = setup.server.url(f"/iiif/{version}/{quote(f'{BUCKET}/photo.jpg', safe='')}/info.json")
-    page = f"{setup.pages}/?" + urlencode({"info": info, "zoom": ZOOM, "x": CENTRE[0], "y": CENTRE[1]})
+@pytest.mark.parametrize(("name", "version"), [(RAINDROPS, 3), (RAINDROPS, 2), (LADYBIRD, 3)])
+def test_openseadragon_zoomed_in_shows_the_photos_detail(setup: Setup, name: str, version: int,
+                                                         tmp_path: Path) -> None:
+    info = setup.server.url(f"/iiif/{version}/{quote(f'{BUCKET}/{name}', safe='')}/info.json")
+    centre = CENTRES[name]
+    page = f"{setup.pages}/?" + urlencode({"info": info, "zoom": ZOOM, "x": centre[0], "y": centre[1]})
     shot = tmp_path / "view.png"
     try:
         state = open_deep_zoom(page, shot, BROWSER_SECONDS)
@@ -65,7 +71,7 @@ def test_openseadragon_zoomed_in_shows_the_photos_detail(setup: Setup, version: 
     view = Image.open(shot).convert("RGB")
     bounds = state["bounds"]
     box = (bounds["x"], bounds["y"], bounds["x"] + bounds["width"], bounds["y"] + bounds["height"])
-    with Image.open(setup.photo) as original:
+    with Image.open(setup.photos[name]) as original:
         assert box[0] >= 0 and box[1] >= 0 and box[2] <= original.width and box[3] <= original.height, box
         expected = original.convert("RGB").resize(view.size, Image.Resampling.LANCZOS, box=box)
         # What a viewer that stopped at the coarsest level would show: the same region, from a small copy.
@@ -77,3 +83,5 @@ def test_openseadragon_zoomed_in_shows_the_photos_detail(setup: Setup, version: 
     assert similarity > ssim(coarse, expected, side=SSIM_SIDE)
     assert edge_energy(view) > 0.8 * edge_energy(expected) > edge_energy(coarse)
     assert metric(setup.server, "preview_proxy_requests_total", route="iiif", status="200") >= len(state["tiles"])
+    if name == LADYBIRD:  # its tiles came from the pyramid, made once
+        assert metric(setup.server, "preview_proxy_render_duration_seconds_count", operation="pyramid") == 1
