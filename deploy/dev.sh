@@ -77,7 +77,8 @@ NODE_PREFIX=.cache/node
 # promtool, from the prometheus package (alert rules and their unit tests), and Chromium (a real
 # browser for the CORS test, driven by playwright-core, which downloads no browser). Installed only, never
 # started as services (apt-install.sh sees to that).
-APT_TEST_PACKAGES=(nginx-light prometheus chromium)
+# libmagic1: the IIIF validator's python-magic loads it.
+APT_TEST_PACKAGES=(nginx-light prometheus chromium libmagic1)
 
 install_test_peers() {
   bash deploy/apt-install.sh "${APT_TEST_PACKAGES[@]}"
@@ -92,12 +93,40 @@ install_test_peers() {
   echo "$AZURITE_VERSION" >"$stamp"
 }
 
+# The official IIIF Image API validator (tests/test_iiif_validator.py) in a virtual environment of its own:
+# it requires plain Pillow, which would replace pillow-simd in $VENV (both install the PIL package).
+# tests/support/iiif_validator.py pins the same version and installs it there on first use too.
+IIIF_VALIDATOR_VERSION=1.0.5
+IIIF_VALIDATOR_VENV=.cache/iiif-validator
+# OpenSeadragon, the deep-zoom viewer tests/test_iiif_browser.py opens in Chromium, beside Azurite.
+OPENSEADRAGON_VERSION=6.1.1
+
+install_iiif_peers() {
+  local stamp="$IIIF_VALIDATOR_VENV/.iiif-validator-version"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$IIIF_VALIDATOR_VERSION" ]; then
+    log "installing iiif-validator $IIIF_VALIDATOR_VERSION into $IIIF_VALIDATOR_VENV"
+    "$PYTHON" -m venv "$IIIF_VALIDATOR_VENV"
+    "$IIIF_VALIDATOR_VENV/bin/python" -m pip install -q "iiif-validator==$IIIF_VALIDATOR_VERSION"
+    echo "$IIIF_VALIDATOR_VERSION" >"$stamp"
+  fi
+  stamp="$NODE_PREFIX/.openseadragon-version"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$OPENSEADRAGON_VERSION" ]; then
+    log "installing openseadragon $OPENSEADRAGON_VERSION into $NODE_PREFIX"
+    command -v npm >/dev/null || bash deploy/apt-install.sh nodejs npm
+    mkdir -p "$NODE_PREFIX"
+    npm install --prefix "$NODE_PREFIX" --no-audit --no-fund --loglevel=error \
+      "openseadragon@$OPENSEADRAGON_VERSION" >/dev/null
+    echo "$OPENSEADRAGON_VERSION" >"$stamp"
+  fi
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
   setup)
     setup
     install_test_peers
+    install_iiif_peers
     ;;
   serve)
     setup
@@ -108,6 +137,7 @@ case "$cmd" in
   test)
     setup
     install_test_peers
+    install_iiif_peers
     fetch_corpus
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -37,6 +37,7 @@ from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool
 from proxy.routes import health
 from proxy.routes.conversions import get_conversion
+from proxy.routes.iiif.dispatch import IIIF_ROUTE, get_iiif
 from proxy.routes.info import INFO_ROUTE, get_info
 from proxy.routes.links import get_link
 from proxy.routes.originals import get_original
@@ -140,6 +141,8 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app.router.add_get("/info/{tail:.+}", get_info, name=INFO_ROUTE)
     app.router.add_get("/links/{tail:.+}", get_link, name="link")
     app.router.add_get("/image-converter/{tail:.+}", get_conversion, name="image-converter")
+    # The IIIF Image API (2.1 and 3.0) on the previews tier, for the buckets IIIF_BUCKETS lists.
+    app.router.add_get("/iiif/{tail:.+}", get_iiif, name=IIIF_ROUTE)
     # Last: everything else is /<bucket>/<key>.
     app.router.add_get("/{bucket}/{key:.+}", get_original, name="original")
     # Admins remove originals with what was made from them, or one preview (proxy/routes/purge.py). Two
@@ -151,7 +154,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     install_request_ids(app)  # before CORS: the hot lane writes the request id's line first too
     # With uploads on, they may PUT to object paths too (by bearer token or presigned URL).
     writes = CorsWrites(UPLOAD_ROUTE, frozenset({"original", "link"})) if config.uploads.enabled else None
-    install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter", INFO_ROUTE), writes)
+    install_cors(app, cors, ("original", "link", PREVIEW_ROUTE, "image-converter", INFO_ROUTE, IIIF_ROUTE), writes)
     # IMGPROXY_PATH_PREFIX: every route above but the operational ones moves under it.
     apply_path_prefix(app, config.url_forms.path_prefix)
     app.cleanup_ctx.append(_lifecycle)

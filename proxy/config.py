@@ -14,6 +14,7 @@ from cache.config import CacheConfig
 from previews.conversions.config import ConverterConfig
 from proxy.settings.access.private_buckets import PrivateBucketsConfig, read_private_buckets_config
 from proxy.settings.admin import AdminConfig, read_admin_config
+from proxy.settings.compat.iiif import IiifConfig, read_iiif_config
 from proxy.settings.compat.url_forms import UrlFormsConfig, read_url_forms_config
 from proxy.settings.conversions import read_converter_config
 from proxy.settings.cors import CorsConfig, read_cors_config
@@ -71,6 +72,8 @@ class Config:
     private_buckets: PrivateBucketsConfig = field(default_factory=PrivateBucketsConfig)
     # imgproxy's `local://` sources and path prefix (proxy/settings/compat/url_forms.py).
     url_forms: UrlFormsConfig = field(default_factory=UrlFormsConfig)
+    # The buckets the IIIF Image API routes may serve (proxy/settings/compat/iiif.py); none by default.
+    iiif: IiifConfig = field(default_factory=IiifConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 8080,
@@ -101,7 +104,7 @@ class Config:
                    LinksConfig.from_env(env, data_path, storage), read_converter_config(env),
                    cors=read_cors_config(env), admin=admin, revalidation=revalidation,
                    uploads=uploads, private_buckets=private_buckets, logs=read_log_config(env),
-                   url_forms=read_url_forms_config(env))
+                   url_forms=read_url_forms_config(env), iiif=read_iiif_config(env))
 
     def describe(self) -> dict[str, str]:
         """The effective configuration as `preview-proxy config` prints it, secrets masked."""
@@ -130,6 +133,7 @@ class Config:
         described.update(self.private_buckets.describe())
         described.update(self.revalidation.describe())
         described.update(self.url_forms.describe())
+        described.update(self.iiif.describe())
         described["CACHE_STALE_IF_ERROR"] = str(self.cache.stale_if_error).lower()
         described["CACHE_STALE_GRACE"] = f"{self.cache.storage.stale_seconds:g}s"
         described["CACHE_PATH"] = str(self.cache.previews.path.parent)

@@ -180,3 +180,15 @@ class PrivatePreviewUnsigned(Forbidden):
     """A preview of a private bucket's image while IMGPROXY_KEY is unset, so no preview URL is signed."""
 
     default_reason = "previews of a private bucket need a signed URL, and IMGPROXY_KEY is not set"
+
+
+class IiifBucketNotServed(NotFound):
+    """An IIIF identifier in a bucket IIIF_BUCKETS does not list (none, by default)."""
+
+    default_reason = "this bucket is not served over IIIF (IIIF_BUCKETS does not list it)"
+
+
+class IiifPrivateBucket(Forbidden):
+    """An IIIF identifier in a private bucket (PRIVATE_BUCKETS): IIIF URLs carry no signature or token."""
+
+    default_reason = "this bucket is private: it is never served over IIIF"

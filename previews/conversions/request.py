@@ -45,6 +45,10 @@ class Conversion:
         return f"{self.operation} {self.position.kind}={self.position.value!r} stream={self.index}"
 
 
+# The IIIF routes' tile pyramid (previews/iiif/pyramid.py): made and kept like a conversion, never asked by URL.
+PYRAMID = Conversion("pyramid")
+
+
 def parse_conversion(path: str, query: str) -> tuple[Conversion, str]:
     """`convert/<source>` or `videoframe/<pos>/<source>` (decoded) and the query: the operation and the source."""
     operation, _, rest = path.partition("/")
@@ -91,6 +95,10 @@ class PreparedJob(Protocol):
 def prepare_conversion_job(file: BinaryIO, conversion: Conversion, options: ConvertOptions, config: RenderConfig,
                            deadline: float) -> PreparedJob:
     """Blocking, headers only: a conversion ready to run once its memory is admitted."""
+    if conversion == PYRAMID:
+        from previews.iiif.pyramid.making import prepare_pyramid  # IIIF's, loaded where it is used
+
+        return prepare_pyramid(file, config, deadline)
     if conversion.position is None:
         return prepare_conversion(file, ConvertOptions(conversion.index, options.allow_webp, options.quality),
                                   config, deadline)

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -19,10 +20,10 @@ from cache.entry import EntryMeta
 from previews.config import RenderConfig
 from previews.errors import PublicError, SourceTooLarge
 from previews.grammar.options import ProcessingOptions
-from previews.render import prepare_render
+from previews.render import Rendered, prepare_render
 from proxy.errors import RenderWaitTimedOut
 from proxy.metrics.registry import Metrics
-from proxy.render.file_jobs import run_file_job
+from proxy.render.file_jobs import Prepared, run_file_job
 from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo, ObjectRef
 from proxy.tiers.keys import preview_key
@@ -54,13 +55,26 @@ class PreviewSource(Protocol):
         ...
 
 
+class Recipe(Protocol):
+    """A render asked in another URL grammar than imgproxy's (IIIF: previews.iiif.render.IiifRecipe)."""
+
+    def canonical(self) -> str:
+        """Its text in the previews-tier key; never equal to an imgproxy options text."""
+        ...
+
+    def prepare(self, file: BinaryIO, config: RenderConfig, deadline: float) -> Prepared[Rendered]:
+        """Read the header, check and plan; the pixel work comes with `run`."""
+        ...
+
+
 @dataclass(frozen=True)
 class PreviewRequest:
-    """A checked preview request: the source, its identity in cache keys, and the final options."""
+    """A checked preview request: the source, its identity in cache keys, and the final options (imgproxy's,
+    or another grammar's recipe: the same tier, single flight, purges and limits serve both)."""
 
     ref: ObjectRef
     source_id: str
-    options: ProcessingOptions
+    options: ProcessingOptions | Recipe
     format_key: str  # the output format, or "auto" when the source's format decides
     # Where the source is read: a link's Originals, a conversion, or (None) the main storage's Originals.
     originals: PreviewSource | None = None
@@ -156,10 +170,13 @@ class Previews:
         try:
             located = await (request.originals or self._originals).open_for_render(request.ref)
             options, config = request.options, self._config
-            rendered = await run_file_job(
-                self._pool, self._metrics, "preview", located,
-                lambda file: prepare_render(file, options, config, deadline),
-                deadline, options.format or "auto", lambda rendered: rendered.format)
+            prepare: Callable[[BinaryIO], Prepared[Rendered]]
+            if isinstance(options, ProcessingOptions):
+                operation, prepare = "preview", lambda file: prepare_render(file, options, config, deadline)
+            else:
+                operation, prepare = "iiif", lambda file: options.prepare(file, config, deadline)
+            rendered = await run_file_job(self._pool, self._metrics, operation, located, prepare, deadline,
+                                          request.format_key, lambda rendered: rendered.format)
             meta = EntryMeta(ObjectInfo(len(rendered.data), _etag(key), info.last_modified, rendered.media_type))
             preview = StoredPreview(meta, data=rendered.data)
             deliver.set_result(preview)

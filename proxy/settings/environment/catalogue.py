@@ -35,7 +35,7 @@ KNOWN_NAMES = frozenset((
     "CORS_ALLOW_ORIGINS", "CORS_MAX_AGE",
     "ADMIN_TOKENS", "UPLOAD_TOKENS", "UPLOAD_SIGNING_KEYS", "SIGNING_KEYS",
     "PRIVATE_BUCKETS", "READ_TOKENS", "PRIVATE_CACHE_CONTROL",
-    "IMGPROXY_LOCAL_FILESYSTEM_ROOT", "IMGPROXY_PATH_PREFIX", "IMGPROXY_TTL",
+    "IMGPROXY_LOCAL_FILESYSTEM_ROOT", "IMGPROXY_PATH_PREFIX", "IMGPROXY_TTL", "IIIF_BUCKETS",
     "LOG_FORMAT", "LOG_LEVEL", "IMGPROXY_LOG_FORMAT", "IMGPROXY_LOG_LEVEL", "METRICS_BIND",
 ))
 
@@ -56,7 +56,7 @@ SHOWN_UNDER = {
 # A known name is a prefix too: ACCESS_LOG_FORMAT is a mistake, not somebody else's variable.
 OWNED_PREFIXES = ("CACHE_", "STORAGE_", "IMGPROXY_", "SERVER_", "LOG_", "PREVIEWS_", "IMAGE_CONVERTER_",
                   "CONVERTER_", "CORS_", "ADMIN_", "UPLOAD_", "UPLOADS_", "METRICS_", "RENDER_", "LINKS_",
-                  "REMOTE_LINKS_", "ORIGINALS_", "PRIVATE_", "SIGNING_", "READ_")
+                  "REMOTE_LINKS_", "ORIGINALS_", "PRIVATE_", "SIGNING_", "READ_", "IIIF_")
 
 # Names under our prefixes that other programs of a deployment set, and that are not reported. Supervisely's
 # instance .env, which preview-proxy may be given whole, holds settings of its other services.

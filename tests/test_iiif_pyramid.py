@@ -1,0 +1,145 @@
+"""Deep zoom that decodes once: an original of pyramid.MIN_PIXELS or more is made into a tile pyramid
+(raw rows at scale factors 1, 2, 4, ...) in the converter tier by its first IIIF request, once across
+worker processes; every later tile reads only the rows it covers. Tiles from the pyramid match renders
+from the original, and a purge of the original removes the pyramid with the images."""
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from previews.config import RenderConfig
+from previews.iiif.pyramid.layout import is_pyramid
+from previews.iiif.pyramid.making import prepare_pyramid
+from previews.iiif.pyramid.policy import MIN_PIXELS, worth_a_pyramid
+from previews.iiif.pyramid.reading import PyramidFile
+from previews.iiif.render import IiifRecipe
+from previews.iiif.request import parse_iiif_path
+from previews.render import deadline_after
+from tests.conftest import StartServer
+from tests.support.http import request
+from tests.support.images import encoded, quadrants
+from tests.support.perceptual import mean_abs_diff
+from tests.support.previews_kit import fetch_all, metric, place, poll
+
+SIZE = (2400, 1800)  # 4.3 MP: over MIN_PIXELS
+ADMIN_TOKEN = "pyramid-admin-token-0123456789abcdef"
+RENDERS = "preview_proxy_render_duration_seconds_count"
+
+
+def photo() -> Image.Image:
+    """Four flat quadrants under fine noise: detail everywhere, and each tile's place is visible."""
+    noise = Image.effect_noise(SIZE, 40).convert("RGB")
+    return Image.blend(quadrants(SIZE), noise, 0.25)
+
+
+def render(source: bytes, params: str) -> Image.Image:
+    path = parse_iiif_path(f"3/b%2Fk/{params}")
+    assert path is not None and path.image is not None
+    work = IiifRecipe(path.image, key=params).prepare(io.BytesIO(source), RenderConfig(), deadline_after(30))
+    try:
+        return Image.open(io.BytesIO(work.run().data)).convert("RGB")
+    finally:
+        work.close()
+
+
+def test_tiles_of_the_pyramid_match_renders_of_the_original() -> None:
+    assert SIZE[0] * SIZE[1] >= MIN_PIXELS
+    original = encoded(photo(), "PNG")
+    made = prepare_pyramid(io.BytesIO(original), RenderConfig(), deadline_after(30))
+    try:
+        pyramid = made.run().data
+    finally:
+        made.close()
+    assert pyramid is not None and is_pyramid(io.BytesIO(pyramid))
+    levels = PyramidFile(io.BytesIO(pyramid)).levels
+    assert [level.factor for level in levels] == [1, 2, 4, 8]
+    assert (levels[0].width, levels[0].height, levels[-1].width) == (2400, 1800, 300)
+    for params in ("0,0,512,512/512,/0/default.png", "1536,1024,512,512/512,/0/default.png",
+                   "2048,1536,352,264/352,/0/default.png", "1024,0,1024,1024/256,/0/default.png",
+                   "full/600,/0/default.png", "square/!200,200/90/gray.png", "pct:10,10,30,30/^900,/0/default.png"):
+        from_pyramid, from_original = render(pyramid, params), render(original, params)
+        assert from_pyramid.size == from_original.size, params
+        assert mean_abs_diff(from_pyramid, from_original) < 3.0, params
+
+
+def test_each_region_reads_the_smallest_level_that_still_has_its_pixels() -> None:
+    made = prepare_pyramid(io.BytesIO(encoded(photo(), "JPEG")), RenderConfig(), deadline_after(30))
+    try:
+        pyramid = PyramidFile(io.BytesIO(made.run().data or b""))
+    finally:
+        made.close()
+    assert pyramid.level_for((0, 0, 512, 512), (512, 512)).factor == 1
+    assert pyramid.level_for((0, 0, 1024, 1024), (512, 512)).factor == 2
+    assert pyramid.level_for((0, 0, 1024, 1024), (511, 511)).factor == 2
+    assert pyramid.level_for((0, 0, 2400, 1800), (300, 225)).factor == 8
+    assert pyramid.level_for((0, 0, 100, 100), (400, 400)).factor == 1  # an upscale reads the full level
+
+
+@pytest.fixture
+def tiles() -> list[str]:
+    """A viewer's sweep: every 512 px tile at scale factors 1 and 2, and the smallest size."""
+    paths = []
+    for factor in (1, 2):
+        span = 512 * factor
+        for top in range(0, SIZE[1], span):
+            for left in range(0, SIZE[0], span):
+                width, height = min(span, SIZE[0] - left), min(span, SIZE[1] - top)
+                paths.append(f"/iiif/3/gallery%2Fbig.jpg/{left},{top},{width},{height}/"
+                             f"{-(-width // factor)},/0/default.jpg")
+    return [*paths, "/iiif/3/gallery%2Fbig.jpg/full/300,/0/default.jpg"]
+
+
+def test_the_first_request_makes_the_pyramid_once_across_workers(data_path: Path, start_server: StartServer,
+                                                                   tiles: list[str]) -> None:
+    place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG", quality=90))
+    server = start_server(workers=2, IIIF_BUCKETS="gallery", ADMIN_TOKENS=ADMIN_TOKEN)
+    answers = fetch_all(server, tiles)  # all at once, over both workers
+    assert [answer.status for answer in answers] == [200] * len(tiles)
+    assert metric(server, RENDERS, operation="pyramid") == 1
+    assert metric(server, RENDERS, operation="iiif") == len(tiles)
+    assert metric(server, "preview_proxy_cache_entries", tier="image-converter") >= 1
+    # Purged with its original: the pyramid and every tile.
+    poll(lambda: all(request(server.url(path)).headers["X-Cache"] == "HIT" for path in tiles[:3]) or None,
+         "tiles stored")
+    reply = request(server.url("/gallery/big.jpg"), "PURGE", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert reply.status == 200, reply.body
+    removed = json.loads(reply.body)["removed"]
+    assert removed["image-converter"] == 1 and removed["previews"] >= 3
+    assert request(server.url(tiles[0])).headers["X-Cache"] == "MISS"
+    assert metric(server, RENDERS, operation="pyramid") == 2  # made again, once
+
+
+def test_which_requests_read_a_pyramid() -> None:
+    whole = (0, 0, 2400, 1800)
+    assert worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 512, 512), (512, 512))  # a tile at full resolution
+    assert worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 1024, 1024), (512, 512))  # at half
+    assert not worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 2048, 2048), (512, 512))  # a quarter: DCT scaling
+    assert not worth_a_pyramid("jpeg", 2400, 1800, whole, (300, 225))  # a thumbnail
+    assert worth_a_pyramid("png", 2400, 1800, whole, (300, 225))  # no DCT scaling: the whole image decoded
+    assert not worth_a_pyramid("png", 1200, 800, (0, 0, 512, 512), (512, 512))  # small: decoded at once
+
+
+def test_small_originals_and_thumbnails_are_rendered_directly(data_path: Path, start_server: StartServer) -> None:
+    place(data_path, "gallery", "small.jpg", encoded(quadrants((1200, 800)), "JPEG"))
+    place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG"))
+    server = start_server(IIIF_BUCKETS="gallery")
+    assert request(server.url("/iiif/3/gallery%2Fsmall.jpg/0,0,512,512/256,/0/default.jpg")).status == 200
+    thumbnail = request(server.url("/iiif/3/gallery%2Fbig.jpg/full/!300,300/0/default.jpg"))
+    assert thumbnail.status == 200 and Image.open(io.BytesIO(thumbnail.body)).size == (300, 225)
+    assert metric(server, RENDERS, operation="iiif") == 2
+    assert metric(server, RENDERS, operation="pyramid") == 0
+
+
+def test_a_pyramid_over_the_memory_limit_gives_way_to_a_direct_render(data_path: Path,
+                                                                      start_server: StartServer) -> None:
+    place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG"))
+    # Room for a decode of the 4.3 MP source (some 30 MB), not for its pyramid (some 100 MB).
+    server = start_server(IIIF_BUCKETS="gallery", RENDER_MEMORY_LIMIT="64m")
+    tile = request(server.url("/iiif/3/gallery%2Fbig.jpg/512,512,512,512/512,/0/default.jpg"))
+    assert tile.status == 200, tile.body
+    assert Image.open(io.BytesIO(tile.body)).size == (512, 512)
+    assert metric(server, RENDERS, operation="pyramid") == 1  # tried (its header read), refused
+    assert metric(server, "preview_proxy_cache_entries", tier="image-converter") == 0
