@@ -58,7 +58,7 @@ class Target:
 
 MB_IN_MIB = 1e6 / 2**20
 TARGETS = (
-    Target("W1 hits >= 0.5x nginx's requests/s", "W1", "rps", NGINX, 0.5, True),
+    Target("W1 hits >= 0.65x nginx's requests/s", "W1", "rps", NGINX, 0.65, True),
     Target("W2 with 8 clients >= 1.2x thumbor's previews/s", "W2-8", "rps", THUMBOR, 1.2, True),
     Target("W3 requests/s >= 1.5x thumbor's", "W3", "rps", THUMBOR, 1.5, True),
     Target("W3 p99 < 0.5x nginx's", "W3", "p99", NGINX, 0.5, False),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the peers of tests/benchmarks/peers.py where they are missing, then run it:
-#   bash tests/benchmarks/peers.sh [--quick] [--only W1,W2] [--update-docs]
+#   bash tests/benchmarks/peers.sh [--quick] [--only W1,W2] [--access-log off] [--update-docs]
 #
 # - Debian: nginx (nginx-light is enough) with the image_filter module, and wrk. Installed only,
 #   never started as a service: peers.py starts its own nginx with `-c <conf> -p <prefix>`.
