@@ -133,10 +133,15 @@ def targets_text(results: Results) -> list[str]:
     return [f"- {target.text}: {value}{marks[met]}" for target, value, met in judge(results)]
 
 
-def replace_marked_section(document: Path, block: list[str]) -> None:
-    """Put `block` between the peers-benchmark markers of `document` (they must be there, once each)."""
+def replace_marked_section(document: Path, block: list[str], name: str = "peers-benchmark") -> None:
+    """Put `block` between the `name` markers of `document`. The full run's section must be there; a
+    section of its own (a run of some workloads) is added after it the first time."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = document.read_text()
-    pattern = re.compile(re.escape(SECTION_BEGIN) + r".*?" + re.escape(SECTION_END), re.DOTALL)
-    if len(pattern.findall(text)) != 1:
-        raise SystemExit(f"{document}: expected one {SECTION_BEGIN} ... {SECTION_END} section")
-    document.write_text(pattern.sub(lambda _: "\n".join([SECTION_BEGIN, *block, SECTION_END]), text))
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    found = len(pattern.findall(text))
+    if found == 0 and name != "peers-benchmark" and text.count(SECTION_END) == 1:
+        text = text.replace(SECTION_END, f"{SECTION_END}\n\n{begin}\n{end}")
+    elif found != 1:
+        raise SystemExit(f"{document}: expected one {begin} ... {end} section")
+    document.write_text(pattern.sub(lambda _: "\n".join([begin, *block, end]), text))
