@@ -128,9 +128,9 @@ def judge(results: Results) -> list[tuple[Target, str, bool | None]]:
 
 
 def targets_text(results: Results) -> list[str]:
-    """One Markdown bullet per target: measured value and verdict."""
-    marks = {True: ": met", False: ": **not met**", None: ""}
-    return [f"- {target.text}: {value}{marks[met]}" for target, value, met in judge(results)]
+    """One Markdown bullet per target measured in this run: measured value and verdict."""
+    marks = {True: ": met", False: ": **not met**"}
+    return [f"- {target.text}: {value}{marks[met]}" for target, value, met in judge(results) if met is not None]
 
 
 def replace_marked_section(document: Path, block: list[str], name: str = "peers-benchmark") -> None:
