@@ -90,13 +90,15 @@ def test_killed_midway_resumes_without_reuploading_then_finds_and_fixes_garbage(
     assert re.search(rf"^  mismatch photos/{victim} .*another sha256", verify.stdout, re.M), verify.stdout
     assert migration.hashes([victim])[victim] != migration.sources()[victim]  # reported, not fixed
 
-    gets_before = len(migration.proxy.gets())
+    gets_before = len(migration.proxy.gets(migration.target("")))
     fixed = migration.run()
 
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert set(migration.written_keys(before)) == {victim}
     # Every other object was skipped on its HEAD alone (the ETag the journal recorded): only the victim read back.
-    assert {seen.target for seen in migration.proxy.gets()[gets_before:]} == {migration.target(victim)}
+    # The one object read back is the victim (the other GET lists the bucket: is anything there yet?).
+    assert {seen.target for seen in migration.proxy.gets(migration.target(""))[gets_before:]} == {
+        migration.target(victim)}
     assert counts(fixed.stdout) == {"objects": total, "copied": 1, "skipped": total - 1, "failed": 0}
     assert migration.hashes() == migration.sources()
     # Nothing else was rewritten: every other object keeps the ETag it had.
@@ -107,7 +109,9 @@ def test_killed_midway_resumes_without_reuploading_then_finds_and_fixes_garbage(
 def test_provider_errors_are_retried_with_backoff_and_a_last_failure_fails_the_run(
         request: pytest.FixtureRequest, tmp_path: Path) -> None:
     migration = make_migration("s3", request, tmp_path, {f"{index}.bin": os.urandom(1000) for index in range(4)})
-    migration.proxy.faults.error_status, migration.proxy.faults.error_connections = 503, 3
+    # The first refused connection is the run's listing of the destination (is anything there yet?): a
+    # run that can't tell asks object by object, as below; the next three are the first HEAD's tries.
+    migration.proxy.faults.error_status, migration.proxy.faults.error_connections = 503, 4
 
     retried = migration.run("--jobs", "1", STORAGE_RETRIES="0")  # obstore's own retries off: these are ours
 
@@ -120,7 +124,7 @@ def test_provider_errors_are_retried_with_backoff_and_a_last_failure_fails_the_r
                                                                   "missing": 0, "failed": 0}), verified.stdout
 
     (migration.data_path / "storage" / "photos" / "0-new.bin").write_bytes(b"new")  # listed first
-    migration.proxy.faults.error_connections = 1
+    migration.proxy.faults.error_connections = 2  # the listing, then the HEAD of 0-new.bin
     failed = migration.run("--jobs", "1", "--retries", "0", STORAGE_RETRIES="0")
 
     assert failed.returncode == 1, failed.stdout + failed.stderr
@@ -301,3 +305,24 @@ def test_the_readme_commands_list_then_copy_then_skip(tmp_path: Path) -> None:
         assert counts(run(README_RUN)) == {"objects": 5, "copied": 0, "skipped": 5, "failed": 0}
     finally:
         moto.stop()
+
+
+def test_into_a_bucket_with_nothing_under_the_prefix_objects_are_copied_without_a_head_each(
+        migration: Migration) -> None:
+    before = len(migration.proxy.requests)
+
+    first = migration.run("--jobs", "4")
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert counts(first.stdout)["copied"] == len(migration.files)
+    assert migration.hashes() == migration.sources()
+    first_requests = migration.proxy.requests[before:]
+    assert not [seen for seen in first_requests if seen.method == "HEAD"]  # the listing said nothing was there
+    # Now the bucket holds them all: a second run asks about each (and skips it) as before.
+    before = len(migration.proxy.requests)
+    second = migration.run("--jobs", "4")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert counts(second.stdout) == {"objects": len(migration.files), "copied": 0, "skipped": len(migration.files),
+                                     "failed": 0}
+    heads = {seen.target.split("?")[0] for seen in migration.proxy.requests[before:] if seen.method == "HEAD"}
+    assert heads == {migration.target(key) for key in migration.files}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from multidict import CIMultiDictProxy
 
-from tests.benchmarks.harness import REPO, free_port, process_group, proxy_server, tree_peak_rss_bytes
+from tests.benchmarks.harness import REPO, free_port, process_group, tree_peak_rss_bytes
 
 NGINX = "/usr/sbin/nginx"
 IMAGE_FILTER_MODULE = "/usr/lib/nginx/modules/ngx_http_image_filter_module.so"
@@ -30,6 +30,7 @@ THUMBOR_VENV = REPO / ".cache" / "thumbor-venv"
 BUCKET = "bench"
 QUALITY = 70
 CORES = len(os.sched_getaffinity(0))
+OWN_LOG_SETTINGS = ("ACCESS_LOG", "HOT_LANE", "LOG_LEVEL", "LOG_FORMAT")  # never inherited: the defaults run
 
 # Shared by both nginx configs. Every path nginx would write is inside the temp dir, and as root the
 # workers run as root too: they must read the photos and the large original under root-only dirs.
@@ -76,6 +77,7 @@ CACHE_SERVERS = """
     proxy_set_header Connection "";
     server {{
         listen 127.0.0.1:{port};
+        access_log {access_log};
         location = /health {{ return 200 "ok"; }}
         location /resize/ {{
             proxy_pass http://resizer;
@@ -132,6 +134,7 @@ class Peer:
     pid: int
     preview_path: Callable[[int, str], str]
     cache_header: str | None = None  # None: the peer doesn't say (thumbor)
+    access_log: Path | None = None  # the file its access lines go to, when they are on
     original_path: Callable[[str], str] | None = None
     result_dir: Path | None = None  # where a peer that reports no cache status stores results (thumbor)
 
@@ -182,14 +185,18 @@ def origin(storage: Path, directory: Path) -> Iterator[str]:
 
 
 @contextmanager
-def nginx_cache(origin_url: str, directory: Path) -> Iterator[Peer]:
-    """The nginx preview cache with an empty cache in `directory`, one worker per core."""
+def nginx_cache(origin_url: str, directory: Path, access_log: bool = True) -> Iterator[Peer]:
+    """The nginx preview cache with an empty cache in `directory`, one worker per core. With `access_log`,
+    the front server writes its access lines (nginx's default `combined` format, unbuffered, as a stock
+    config does) to `directory`/access.log."""
     port, resizer_port = free_port(), free_port()
+    log_file = directory / "access.log" if access_log else None
     servers = CACHE_SERVERS.format(port=port, resizer_port=resizer_port, origin_port=origin_url.rsplit(":", 1)[1],
-                                   dir=directory, bucket=BUCKET, quality=QUALITY)
+                                   dir=directory, bucket=BUCKET, quality=QUALITY, access_log=log_file or "off")
     with _nginx(directory, port, "auto", servers) as pid:
         yield Peer("nginx", f"http://127.0.0.1:{port}", pid, lambda width, key: f"/resize/{width}/{key}",
-                   cache_header="X-Cache-Status", original_path=lambda key: f"/originals/{BUCKET}/{key}")
+                   cache_header="X-Cache-Status", original_path=lambda key: f"/originals/{BUCKET}/{key}",
+                   access_log=log_file)
 
 
 @contextmanager
@@ -218,17 +225,31 @@ def preview_proxy_workers() -> int | None:
 
 
 @contextmanager
-def preview_proxy(data: Path, cache: Path, origin_url: str | None = None) -> Iterator[Peer]:
+def preview_proxy(data: Path, cache: Path, origin_url: str | None = None, access_log: bool = True) -> Iterator[Peer]:
     """preview-proxy with an empty cache at `cache`: originals from local disk under `data`, or with
-    `origin_url`, from the origin through the S3 provider (path style; the origin ignores the keys)."""
-    env = {"DATA_PATH": str(data), "CACHE_PATH": str(cache)}
+    `origin_url`, from the origin through the S3 provider (path style; the origin ignores the keys).
+
+    Its own settings are left at their defaults (no ACCESS_LOG or HOT_LANE from the environment), so
+    with `access_log` it runs as users run it: every answer's access line formatted and written to
+    stderr, which goes to `cache`/server.log (a regular file, as nginx's access.log is). Without it,
+    ACCESS_LOG=false."""
+    cache.mkdir(parents=True, exist_ok=True)
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("STORAGE_", "CACHE_", "AWS_")) and name not in OWN_LOG_SETTINGS}
+    env |= {"DATA_PATH": str(data), "CACHE_PATH": str(cache)}
+    if not access_log:
+        env["ACCESS_LOG"] = "false"
     if origin_url:
         env |= {"STORAGE_PROVIDER": "minio", "STORAGE_ENDPOINT": origin_url, "STORAGE_ACCESS_KEY": "bench",
                 "STORAGE_SECRET_KEY": "bench-secret", "STORAGE_REGION": "us-east-1"}
     workers = preview_proxy_workers()
-    args = ["--workers", str(workers)] if workers else []
-    with proxy_server(env, args) as server:
+    port = free_port()
+    argv = [sys.executable, "-m", "proxy.runtime.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+            *(["--workers", str(workers)] if workers else [])]
+    log_file = cache / "server.log"
+    with process_group(argv, f"http://127.0.0.1:{port}/healthz", env=env, log=log_file) as process:
         # rs:fit:W:0 is the equivalent of nginx's `resize W -` and thumbor's Wx0: width W, aspect kept.
-        yield Peer("preview-proxy", server.base_url, server.pid,
+        yield Peer("preview-proxy", f"http://127.0.0.1:{port}", process.pid,
                    lambda width, key: f"/previews/q/ext:jpeg/rs:fit:{width}:0/q:{QUALITY}/plain/{BUCKET}/{key}",
-                   cache_header="X-Cache", original_path=lambda key: f"/{BUCKET}/{key}")
+                   cache_header="X-Cache", original_path=lambda key: f"/{BUCKET}/{key}",
+                   access_log=log_file if access_log else None)

@@ -47,18 +47,20 @@ def _latency_ms(text: str) -> float:
 
 
 def parse_wrk(output: str) -> Sample:
-    """Requests/s, p50 and p99 (ms) from `wrk --latency` output; fails on any non-2xx answer or socket error."""
+    """Requests/s, p50 and p99 (ms) and the requests answered, from `wrk --latency` output; fails on any
+    non-2xx answer or socket error."""
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    count = re.search(r"^\s*(\d+) requests in ", output, re.MULTILINE)
     p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
-    if not (rps and p50 and p99):
+    if not (rps and count and p50 and p99):
         raise BenchmarkError(f"can't read wrk's output:\n{output}")
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     failed = (int(bad[1]) if bad else 0) + (sum(int(n) for n in errors.groups()) if errors else 0)
     if failed:
         raise BenchmarkError(f"wrk saw {failed} failed requests:\n{output}")
-    return {"rps": float(rps[1]), "p50": _latency_ms(p50[1]), "p99": _latency_ms(p99[1])}
+    return {"rps": float(rps[1]), "p50": _latency_ms(p50[1]), "p99": _latency_ms(p99[1]), "requests": int(count[1])}
 
 
 def run_wrk(url: str, seconds: float, connections: int, threads: int) -> Sample:

@@ -16,9 +16,13 @@ runs every peer back to back, in a rotating order), and ratios are preview-proxy
   cache while they stream). thumbor has no originals pass-through. Ceiling: the same GET straight
   from the origin. Peak RSS is VmHWM summed over the proxy's processes.
 
-Run:  bash tests/benchmarks/peers.sh [--quick] [--only W1,W2] [--update-docs]
+Access logs are on by default, as users run the servers (nginx to a file, preview-proxy in its
+default configuration, stderr to a file); `--access-log off` turns them off on both sides.
+
+Run:  bash tests/benchmarks/peers.sh [--quick] [--only W1,W2] [--access-log off] [--update-docs]
 The report is printed and written to tests/benchmarks/results/peers.md (git-ignored); with
---update-docs it also replaces the peers-benchmark section of docs/benchmarks.md.
+--update-docs it also replaces the peers-benchmark section of docs/benchmarks.md (a run of some
+workloads, with --only, replaces a section of its own after it, e.g. peers-benchmark-w1).
 """
 
 import argparse
@@ -28,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -58,8 +63,16 @@ SETTINGS_NOTE = (
     "`proxy_cache_lock_timeout 60s` (5 s would let slow renders under load run twice), `keepalive_requests "
     "1000000` (wrk's connections stay open) and `proxy_buffers 32 64k` on the originals location; thumbor "
     "`PROGRESSIVE_JPEG = False` (baseline JPEG, as the others write; it still encodes with `optimize`), its "
-    "renders on each process's IOLoop (`ENGINE_THREADPOOL_SIZE = 0`, its default). Access logs are off "
-    "everywhere; the origin is a separate nginx with one worker.")
+    "renders on each process's IOLoop (`ENGINE_THREADPOOL_SIZE = 0`, its default). The origin is a separate "
+    "nginx with one worker and no access log.")
+ACCESS_LOG_NOTES = {
+    True: ("Access logs on: nginx's front server writes its `combined` lines, unbuffered (its default), to "
+           "access.log in the run's temp dir; preview-proxy runs in its default configuration (no ACCESS_LOG, "
+           "HOT_LANE or LOG_* in its environment: cached previews answered by the hot lane, which formats "
+           "every access line and writes them in batches) with stderr to a file in the run's temp dir; thumbor "
+           "runs at `--log-level error`, so tornado's access lines are not written."),
+    False: "Access logs off everywhere (`--access-log off`: nginx `access_log off`, preview-proxy ACCESS_LOG=false).",
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,7 @@ class Settings:
     only: tuple[str, ...]
     update_docs: bool
     quick: bool
+    access_log: bool = True
 
 
 @dataclass
@@ -82,6 +96,7 @@ class Bench:
     data: Path
     keys: list[str]
     origin_url: str
+    access_log: bool = True
     runs: int = 0
 
     @contextmanager
@@ -91,9 +106,10 @@ class Bench:
         self.runs += 1
         directory = self.tmp / "runs" / f"{self.runs:03d}-{peer}"
         starters: dict[str, Callable[[], AbstractContextManager[servers.Peer]]] = {
-            NGINX: lambda: servers.nginx_cache(self.origin_url, directory),
+            NGINX: lambda: servers.nginx_cache(self.origin_url, directory, self.access_log),
             THUMBOR: lambda: servers.thumbor(self.data / "storage", directory),
-            PP: lambda: servers.preview_proxy(self.data, directory, self.origin_url if with_origin else None),
+            PP: lambda: servers.preview_proxy(self.data, directory, self.origin_url if with_origin else None,
+                                              self.access_log),
         }
         try:
             with starters[peer]() as started:
@@ -112,18 +128,41 @@ def run_w1(bench: Bench, settings: Settings, results: Results, notes: list[str])
     """Hits on one cached preview, by wrk."""
     target = load.Preview(bench.keys[0], HIT_WIDTH)
     evidence: dict[str, str] = {}
+    logged: dict[str, int] = {}
     for repetition in range(settings.repetitions):
         for peer in rotated((NGINX, THUMBOR, PP), repetition):
             with bench.fresh(peer) as server:
                 evidence[peer] = uvloop.run(load.cache_a_preview(server, target))
                 url = server.preview_url(target.width, target.key)
-                load.run_wrk(url, WRK_WARMUP, WRK_CONNECTIONS, servers.CORES)
+                warm_up = load.run_wrk(url, WRK_WARMUP, WRK_CONNECTIONS, servers.CORES)
                 sample = load.run_wrk(url, settings.wrk_seconds, WRK_CONNECTIONS, servers.CORES)
                 if not uvloop.run(load.is_still_cached(server, target)):
                     raise BenchmarkError(f"{peer}: the W1 preview was no longer a cache hit after wrk")
+                if server.access_log is not None:
+                    path = server.preview_path(target.width, target.key)
+                    logged[peer] = wait_for_access_lines(server.access_log, path,
+                                                         int(warm_up["requests"] + sample["requests"]))
                 results.setdefault("W1", {}).setdefault(peer, []).append(sample)
     notes.append("W1 cache hits checked before and after each wrk run: "
                  + "; ".join(f"{peer}: {text}" for peer, text in sorted(evidence.items())) + ".")
+    if logged:
+        notes.append("W1 access lines: after each run, the log holds at least one line per request wrk counted "
+                     "(last run: " + ", ".join(f"{peer} {count:,}" for peer, count in sorted(logged.items())) + ").")
+
+
+def wait_for_access_lines(log: Path, path: str, at_least: int, timeout: float = 10.0) -> int:
+    """The access lines of `path` in `log`, once there are `at_least` (preview-proxy writes the hot lane's
+    in batches, up to a second late); fails if they don't come within `timeout`."""
+    needle = f" {path} ".encode()
+    deadline = time.monotonic() + timeout
+    while True:
+        with log.open("rb") as lines:
+            count = sum(needle in line for line in lines)
+        if count >= at_least:
+            return count
+        if time.monotonic() > deadline:
+            raise BenchmarkError(f"{log}: {count:,} access lines of {path}, expected at least {at_least:,}")
+        time.sleep(0.2)  # polling a file that fills; the deadline above bounds the loop
 
 
 def run_w2(bench: Bench, settings: Settings, results: Results) -> None:
@@ -205,13 +244,13 @@ def lay_out(tmp: Path, photos: list[Path], big: BigFile | None) -> Path:
 
 
 @contextmanager
-def bench_ground(photos: list[Path], big: BigFile | None) -> Iterator[Bench]:
+def bench_ground(photos: list[Path], big: BigFile | None, access_log: bool) -> Iterator[Bench]:
     """The temp dir, the photos laid out, and the origin; all gone on the way out."""
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-peers-"))
     try:
         data = lay_out(tmp, photos, big)
         with servers.origin(data / "storage", tmp / "origin") as origin_url:
-            yield Bench(tmp, data, [f"photos/{photo.name}" for photo in photos], origin_url)
+            yield Bench(tmp, data, [f"photos/{photo.name}" for photo in photos], origin_url, access_log)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -237,7 +276,7 @@ def run(settings: Settings) -> list[str]:
     big = ensure_big_file(settings.big_size) if "W4" in settings.only else None
     results: Results = {}
     notes: list[str] = []
-    with bench_ground(photos, big) as bench:
+    with bench_ground(photos, big, settings.access_log) as bench:
         if "W1" in settings.only:
             run_w1(bench, settings, results, notes)
         if "W2" in settings.only:
@@ -247,7 +286,9 @@ def run(settings: Settings) -> list[str]:
         if big:
             run_w4(bench, settings, results, notes, big)
     megapixels = statistics.mean(_pixels(photo) for photo in photos) / 1e6
-    command = "bash tests/benchmarks/peers.sh" + (" --quick" if settings.quick else "")
+    command = " ".join(["bash tests/benchmarks/peers.sh", *(["--quick"] if settings.quick else []),
+                        *([f"--only {','.join(settings.only)}"] if settings.only != WORKLOADS else []),
+                        *([] if settings.access_log else ["--access-log off"])])
     return [
         f"Machine: {machine()}. Peers: {versions()}",
         f"Command: `{command}`; {len(photos)} photos (mean {megapixels:.1f} MP), JPEG q70 previews keeping the "
@@ -259,7 +300,7 @@ def run(settings: Settings) -> list[str]:
         *(["**A --quick run** (one repetition, for development): not the figures to publish.", ""]
           if settings.quick else []),
         "Targets (on the medians):", *targets_text(results), "",
-        *(f"- {note}" for note in [*notes, SETTINGS_NOTE]),
+        *(f"- {note}" for note in [ACCESS_LOG_NOTES[settings.access_log], *notes, SETTINGS_NOTE]),
     ]
 
 
@@ -273,6 +314,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description="preview-proxy against nginx and thumbor.")
     parser.add_argument("--quick", action="store_true", help="1 repetition, wrk for 5 s, a 256 MiB original")
     parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads, e.g. W1,W2")
+    parser.add_argument("--access-log", choices=("on", "off"), default="on",
+                        help="nginx's and preview-proxy's access logs (default on: each as users run it)")
     parser.add_argument("--update-docs", action="store_true",
                         help="also rewrite the peers section of docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -280,8 +323,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     if unknown := set(only) - set(WORKLOADS):
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}; choose from {', '.join(WORKLOADS)}")
     if args.quick:
-        return Settings(1, 5.0, 256 * MiB, only, args.update_docs, True)
-    return Settings(3, 10.0, 1024 * MiB, only, args.update_docs, False)
+        return Settings(1, 5.0, 256 * MiB, only, args.update_docs, True, args.access_log == "on")
+    return Settings(3, 10.0, 1024 * MiB, only, args.update_docs, False, args.access_log == "on")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,8 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(report)
-    if settings.update_docs:
-        replace_marked_section(BENCHMARKS_DOC, body)
+    if settings.update_docs:  # a run of some workloads has a section of its own, below the full run's
+        section = "peers-benchmark" + ("" if settings.only == WORKLOADS else "-" + "-".join(settings.only).lower())
+        replace_marked_section(BENCHMARKS_DOC, [f"### {', '.join(settings.only)} alone", "", *body]
+                               if settings.only != WORKLOADS else body, section)
     return 0
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the peers of tests/benchmarks/peers.py where they are missing, then run it:
-#   bash tests/benchmarks/peers.sh [--quick] [--only W1,W2] [--update-docs]
+#   bash tests/benchmarks/peers.sh [--quick] [--only W1,W2] [--access-log off] [--update-docs]
+#   bash tests/benchmarks/peers.sh --install-only     (the peers of the other benchmarks too, nothing run)
 #
-# - Debian: nginx (nginx-light is enough) with the image_filter module, and wrk. Installed only,
+# - Debian: nginx (nginx-light is enough) with the image_filter module, wrk, and rclone (the reference
+#   of tests/benchmarks/write_path, which needs no other peer). Installed only,
 #   never started as a service: peers.py starts its own nginx with `-c <conf> -p <prefix>`.
 # - PyPI: thumbor, pinned, in its own venv (.cache/thumbor-venv): it pulls plain Pillow, which must
 #   never reach the project's venv (pillow-simd installs the same PIL package).
@@ -18,7 +20,7 @@ PROJECT_PYTHON=${PROJECT_PYTHON:-.venv/bin/python}    # runs the benchmark
 log() { printf 'peers.sh: %s\n' "$*" >&2; }
 
 install_apt_packages() {
-  local packages=(libnginx-mod-http-image-filter wrk curl)
+  local packages=(libnginx-mod-http-image-filter wrk curl rclone)
   command -v nginx >/dev/null || packages+=(nginx-light)  # any Debian nginx will do
   bash deploy/apt-install.sh "${packages[@]}"
 }
@@ -42,6 +44,9 @@ fetch_photos() {
 install_apt_packages
 install_thumbor
 fetch_photos
+if [ "${1:-}" = "--install-only" ]; then
+  exit 0
+fi
 if [ ! -x "$PROJECT_PYTHON" ]; then
   log "no project venv at $PROJECT_PYTHON: run 'bash deploy/dev.sh setup' first"
   exit 1

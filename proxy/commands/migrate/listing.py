@@ -21,6 +21,9 @@ from proxy.storage.local_write import PART_PREFIX, PART_SUFFIX
 from proxy.storage.provider import ObjectRef, StorageProvider, quote_etag
 
 BATCH = 500  # objects per batch: one obstore list page or one trip to the walking thread
+# Pages read to learn whether a destination holds anything under the prefix before a run gives up
+# and asks object by object: obstore lists whole folders, so pages of other keys may come first.
+EMPTINESS_PAGES = 4
 
 
 @dataclass(frozen=True)
@@ -92,3 +95,23 @@ async def _list_obstore(provider: ObstoreProvider, bucket: str, prefix: str) -> 
             yield [SourceObject(bucket, meta["path"], int(meta["size"]), meta["last_modified"].timestamp(),
                                 quote_etag(meta["e_tag"] or f"{meta['size']:x}"))
                    for meta in page if meta["path"].startswith(prefix)]
+
+
+async def holds_nothing(provider: StorageProvider, bucket: str, prefix: str) -> bool:
+    """Whether `bucket` has no object whose key starts with `prefix`, known from a few listing pages.
+
+    False when it has one, and when the pages read don't tell (or the provider can't be listed): the
+    caller then asks about each object as before. True lets a first migration into a fresh bucket copy
+    without a HEAD per object, which would only answer "not found" each time.
+    """
+    if not isinstance(provider, (LocalProvider, ObstoreProvider)):
+        return False
+    pages = 0
+    try:
+        async for batch in list_objects(provider, bucket, prefix):
+            pages += 1
+            if batch or pages >= EMPTINESS_PAGES:
+                return False
+    except ObjectNotFound:
+        return False  # no such bucket: each object's write says so, as it did before
+    return True

@@ -2,7 +2,8 @@
 
 How a skip is decided, cheapest proof first (docs/migrate.md):
 1. journaled for this source version, and the destination's HEAD shows the size and the ETag the
-   journal recorded: nothing has touched it since it was written or read back;
+   journal recorded: nothing has touched it since it was written or read back (no HEAD, and no
+   journal look-up, where the destination bucket held nothing under the prefix when the run began);
 2. else, at the destination with the same size: read back and hashed; the same sha256 as the source's
    (the journal's, for an unchanged source) is a skip, recorded in the journal; other bytes are copied;
 3. else (absent, or another size): copied.
@@ -42,13 +43,17 @@ class Migrator:
     """Copies, checks or verifies objects from `source` into `destination`, journaling what it proves."""
 
     def __init__(self, source: StorageProvider, destination: StorageProvider, journal: Journal,
-                 uploads: UploadConfig, retries: int, progress: Progress) -> None:
+                 uploads: UploadConfig, retries: int, progress: Progress,
+                 empty_at_start: frozenset[str] = frozenset()) -> None:
         self._source = source
         self._destination = destination
         self._journal = journal
         self._uploads = uploads
         self._retries = retries
         self._progress = progress
+        # Destination buckets that held nothing under the prefix when the run started: what is not
+        # copied by this run can't be there, so their objects are copied without a HEAD each.
+        self._empty_at_start = empty_at_start
 
     async def migrate(self, item: SourceObject, dest_bucket: str, dry_run: bool = False) -> ObjectResult:
         """Skip `item` if the destination holds its bytes, else copy it (or, in a dry run, say it would)."""
@@ -72,9 +77,12 @@ class Migrator:
     async def _migrate(self, item: SourceObject, dest_bucket: str, dry_run: bool,
                        tally: "_Tally") -> tuple[Outcome, str]:
         target = ObjectRef(dest_bucket, item.key)
-        row = await self._journal.find(item, dest_bucket)
+        if dest_bucket in self._empty_at_start:
+            found = None
+        else:
+            found = await with_retries(lambda: self._head(target), self._retries, f"HEAD of {_name(target)}")
+        row = await self._journal.find(item, dest_bucket) if found is not None else None
         known = row if row is not None and row.describes(item) else None
-        found = await with_retries(lambda: self._head(target), self._retries, f"HEAD of {_name(target)}")
         if found is None:
             why = "not at the destination"
         elif found.size != item.size:

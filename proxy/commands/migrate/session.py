@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from proxy.commands.batch_control import cancelled_by_signals, log_progress_every
 from proxy.commands.migrate.journal import Journal, journal_path
-from proxy.commands.migrate.listing import SourceObject, list_objects
+from proxy.commands.migrate.listing import SourceObject, holds_nothing, list_objects
 from proxy.commands.migrate.objects import Migrator
 from proxy.commands.migrate.outcomes import BAD, ObjectResult, Outcome
 from proxy.commands.migrate.progress import Progress
@@ -80,7 +80,8 @@ async def migrate_all(config: Config, entry: LinkEntry, options: RunOptions, pro
     journal = Journal(journal_path(config.data_path, entry.name))
     try:
         await journal.open(read_only=options.mode is Mode.DRY_RUN)
-        migrator = Migrator(source, destination, journal, config.uploads, options.retries, progress)
+        empty = await _empty_destinations(destination, options) if options.mode is not Mode.VERIFY else frozenset()
+        migrator = Migrator(source, destination, journal, config.uploads, options.retries, progress, empty)
         queue: asyncio.Queue[tuple[SourceObject, str] | None] = asyncio.Queue(options.jobs * QUEUED_PER_JOB)
         lister = asyncio.create_task(_list(source, options, queue, progress, session))
         workers = [asyncio.create_task(_work(migrator, options.mode, queue, session)) for _ in range(options.jobs)]
@@ -95,6 +96,18 @@ async def migrate_all(config: Config, entry: LinkEntry, options: RunOptions, pro
         await source.close()
         await destination.close()
     return session
+
+
+async def _empty_destinations(destination: StorageProvider, options: RunOptions) -> frozenset[str]:
+    """The destination buckets with nothing under the prefix yet (a listing error counts as "not known empty")."""
+    empty = set()
+    for route in options.routes:
+        try:
+            if await holds_nothing(destination, route.dest, options.prefix):
+                empty.add(route.dest)
+        except Exception:  # the HEADs decide instead, as they always did, and report any error per object
+            continue
+    return frozenset(empty)
 
 
 async def _list(source: StorageProvider, options: RunOptions, queue: "asyncio.Queue[tuple[SourceObject, str] | None]",

@@ -46,7 +46,7 @@ async def write_object(store: ObjectStore, calls: ObstoreCalls, ref: ObjectRef, 
                 store, ref.key, head, attributes=attributes, use_multipart=False))
             return _result(result, counter.bytes, parts=0)
     # The gathered head is handed over as it is (obstore takes any byte buffer): no copy of up to the threshold.
-    parts = AbortableChunks(_prepend(head, body)) if head else body
+    parts = AbortableChunks(_blocks(_prepend(head, body) if head else body, plan.effective_part_size))
     del head
     # No overall timeout here, unlike calls.call: a multipart upload of terabytes takes as long as it takes.
     with calls.translated(ref, "multipart put"):
@@ -82,6 +82,33 @@ class _Counter:
         async for chunk in chunks:
             self.bytes += len(chunk)
             yield chunk
+
+
+async def _blocks(chunks: AsyncIterable[bytes], size: int) -> AsyncIterator[bytes]:
+    """`chunks` regrouped into blocks of `size` bytes (the last one shorter); a chunk of at least `size`
+    that arrives while no block is being filled passes as it is (obstore cuts its parts from it).
+
+    obstore pulls the body from its own runtime, one chunk per hop to the event loop and back; a
+    request body comes in pieces of tens of KiB, so a gigabyte took tens of thousands of hops and the
+    parts went out slower than the client sent them. One block per part is one hop per part, and
+    obstore takes each block as its part without copying it again. Memory stays where it was: the
+    block being filled is the part obstore would otherwise be filling.
+    """
+    block, filled = bytearray(size), 0
+    async for chunk in chunks:
+        if not filled and len(chunk) >= size:
+            yield chunk  # a part's worth or more (the gathered head): handed over as it is, uncopied
+            continue
+        view = memoryview(chunk)
+        while view:
+            taken = min(len(view), size - filled)
+            block[filled:filled + taken] = view[:taken]  # the one copy: into a block allocated once
+            filled, view = filled + taken, view[taken:]
+            if filled == size:
+                yield cast(bytes, block)  # obstore reads any byte buffer, and keeps this one: a new block
+                block, filled = bytearray(size), 0
+    if filled:
+        yield cast(bytes, block[:filled])
 
 
 async def _prepend(first: bytearray, rest: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
