@@ -1,10 +1,12 @@
 """Deep zoom that decodes once: an original of pyramid.MIN_PIXELS or more is made into a tile pyramid
-(raw rows at scale factors 1, 2, 4, ...) in the converter tier by its first IIIF request, once across
-worker processes; every later tile reads only the rows it covers. Tiles from the pyramid match renders
-from the original, and a purge of the original removes the pyramid with the images."""
+(raw blocks at scale factors 1, 2, 4, ..., and each block's ready JPEG tile) in the converter tier by its
+info.json or first IIIF request, once across worker processes; every later tile reads only the blocks it
+covers, or its ready tile. Tiles from the pyramid match renders from the original, and a purge of the
+original removes the pyramid with the images."""
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -101,15 +103,63 @@ def test_the_first_request_makes_the_pyramid_once_across_workers(data_path: Path
     assert metric(server, RENDERS, operation="pyramid") == 1
     assert metric(server, RENDERS, operation="iiif") == len(tiles)
     assert metric(server, "preview_proxy_cache_entries", tier="image-converter") >= 1
-    # Purged with its original: the pyramid and every tile.
-    poll(lambda: all(request(server.url(path)).headers["X-Cache"] == "HIT" for path in tiles[:3]) or None,
-         "tiles stored")
+    # A viewer's JPEG tile is its pyramid's ready tile, not kept in the previews tier: its answer says
+    # the converter tier's, a hit now; an image that needs an encode of its own is kept there.
+    again = request(server.url(tiles[0]))
+    assert again.headers["X-Cache"] == "HIT" and again.headers["Cache-Status"] == "preview-proxy; hit"
+    assert again.body == answers[0].body and again.headers["ETag"] == answers[0].headers["ETag"]
+    gray = "/iiif/3/gallery%2Fbig.jpg/0,0,512,512/512,/0/gray.jpg"
+    assert request(server.url(gray)).headers["X-Cache"] == "MISS"
+    poll(lambda: request(server.url(gray)).headers["X-Cache"] == "HIT" or None, "gray tile stored")
+    # Purged with its original: the pyramid and every image kept.
     reply = request(server.url("/gallery/big.jpg"), "PURGE", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert reply.status == 200, reply.body
     removed = json.loads(reply.body)["removed"]
-    assert removed["image-converter"] == 1 and removed["previews"] >= 3
+    assert removed["image-converter"] == 1 and removed["previews"] == 1
     assert request(server.url(tiles[0])).headers["X-Cache"] == "MISS"
+    assert request(server.url(gray)).headers["X-Cache"] == "MISS"
     assert metric(server, RENDERS, operation="pyramid") == 2  # made again, once
+
+
+def test_ready_tiles_are_the_bytes_a_render_of_the_pyramid_makes() -> None:
+    made = prepare_pyramid(io.BytesIO(encoded(photo(), "JPEG")), RenderConfig(), deadline_after(30))
+    try:
+        pyramid = made.run().data
+    finally:
+        made.close()
+    read = PyramidFile(io.BytesIO(pyramid))
+    assert read.ready_quality == RenderConfig().quality_for("jpeg", 0)
+    tiles = 0
+    for params in ("0,0,512,512/512,", "2048,1536,352,264/352,", "1024,1024,1024,776/512,", "full/300,"):
+        path = parse_iiif_path(f"3/b%2Fk/{params}/0/default.jpg")
+        assert path is not None and path.image is not None
+        work = IiifRecipe(path.image, key=params).prepare(io.BytesIO(pyramid), RenderConfig(), deadline_after(30))
+        try:
+            assert work.ready is not None, params  # read in place
+            made_now = replace(work, ready=None).run().data  # cut and encoded
+        finally:
+            work.close()
+        assert work.ready == made_now, params
+        tiles += 1
+    gray = parse_iiif_path("3/b%2Fk/0,0,512,512/512,/0/gray.jpg")
+    assert gray is not None and gray.image is not None
+    work = IiifRecipe(gray.image, key="gray").prepare(io.BytesIO(pyramid), RenderConfig(), deadline_after(30))
+    assert work.ready is None and tiles == 4
+    work.close()
+
+
+def test_info_json_starts_the_pyramid_before_any_tile(data_path: Path, start_server: StartServer) -> None:
+    place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG"))
+    place(data_path, "gallery", "small.jpg", encoded(quadrants((1200, 800)), "JPEG"))
+    server = start_server(IIIF_BUCKETS="gallery")
+    assert request(server.url("/iiif/3/gallery%2Fsmall.jpg/info.json")).status == 200
+    assert request(server.url("/iiif/3/gallery%2Fbig.jpg/info.json")).status == 200
+    poll(lambda: metric(server, "preview_proxy_cache_entries", tier="image-converter") == 1 or None,
+         "the pyramid made in the background")
+    assert metric(server, RENDERS, operation="pyramid") == 1  # the big one's only
+    tile = request(server.url("/iiif/3/gallery%2Fbig.jpg/0,0,2048,1800/512,/0/default.jpg"))
+    assert tile.status == 200 and tile.headers["X-Cache"] == "HIT"  # a quarter's tile: from the pyramid
+    assert metric(server, RENDERS, operation="pyramid") == 1
 
 
 def test_which_requests_read_a_pyramid() -> None:
@@ -117,7 +167,10 @@ def test_which_requests_read_a_pyramid() -> None:
     assert worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 512, 512), (512, 512))  # a tile at full resolution
     assert worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 1024, 1024), (512, 512))  # at half
     assert not worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 2048, 2048), (512, 512))  # a quarter: DCT scaling
-    assert not worth_a_pyramid("jpeg", 2400, 1800, whole, (300, 225))  # a thumbnail
+    assert worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 2048, 1800), (512, 450))  # unless a viewer's tile
+    assert worth_a_pyramid("jpeg", 2400, 1800, whole, (300, 225))  # its smallest
+    assert not worth_a_pyramid("jpeg", 2400, 1800, whole, (299, 224))  # not one of info.json's
+    assert not worth_a_pyramid("jpeg", 2400, 1800, (0, 0, 2400, 1800), (200, 150))  # a thumbnail
     assert worth_a_pyramid("png", 2400, 1800, whole, (300, 225))  # no DCT scaling: the whole image decoded
     assert not worth_a_pyramid("png", 1200, 800, (0, 0, 512, 512), (512, 512))  # small: decoded at once
 
@@ -127,8 +180,9 @@ def test_small_originals_and_thumbnails_are_rendered_directly(data_path: Path, s
     place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG"))
     server = start_server(IIIF_BUCKETS="gallery")
     assert request(server.url("/iiif/3/gallery%2Fsmall.jpg/0,0,512,512/256,/0/default.jpg")).status == 200
-    thumbnail = request(server.url("/iiif/3/gallery%2Fbig.jpg/full/!300,300/0/default.jpg"))
-    assert thumbnail.status == 200 and Image.open(io.BytesIO(thumbnail.body)).size == (300, 225)
+    # (Not info.json's smallest size, 300 x 225: that is a viewer's first tile, read from the pyramid.)
+    thumbnail = request(server.url("/iiif/3/gallery%2Fbig.jpg/full/!200,200/0/default.jpg"))
+    assert thumbnail.status == 200 and Image.open(io.BytesIO(thumbnail.body)).size == (200, 150)
     assert metric(server, RENDERS, operation="iiif") == 2
     assert metric(server, RENDERS, operation="pyramid") == 0
 

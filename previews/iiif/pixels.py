@@ -9,6 +9,8 @@ from previews.iiif.rotation import Rotation
 # Clockwise quarter turns as Pillow's transposes (Pillow's ROTATE_* turn counter-clockwise).
 _QUARTERS = {1: Image.Transpose.ROTATE_270, 2: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_90}
 WHITE = (255, 255, 255)
+NO_ROTATION = Rotation()
+KEEPS_COLOURS = frozenset({"default", "color"})  # the qualities that leave the pixels as they are
 
 
 def rotate(image: Image.Image, rotation: Rotation, keeps_alpha: bool) -> Image.Image:

@@ -18,8 +18,8 @@ from previews.config import RenderConfig
 from previews.grammar.options import ProcessingOptions
 from previews.iiif.errors import InvalidIiifRequest
 from previews.iiif.output import FORMATS
-from previews.iiif.pixels import apply_quality, rotate, rotated_size
-from previews.iiif.pyramid.layout import is_pyramid
+from previews.iiif.pixels import KEEPS_COLOURS, NO_ROTATION, apply_quality, rotate, rotated_size
+from previews.iiif.pyramid.layout import READY_FORMAT, is_pyramid
 from previews.iiif.pyramid.reading import PyramidFile
 from previews.iiif.region import Box
 from previews.iiif.request import ImageRequest
@@ -86,12 +86,18 @@ class PreparedIiif:
     box: Box  # the region in the full image's pixels
     size: tuple[int, int]  # the result before rotation
     peak_bytes: int
+    ready: bytes | None = None  # the pyramid's own encoding of this very image, when it has one
 
     def run(self) -> Rendered:
         """Decode, cut and scale, turn, apply the quality, encode."""
         job, request = self.job, self.request
         keeps_alpha = job.output.keeps_alpha
         with Stages("processed", job.deadline) as stages:
+            if self.pyramid is not None and self.ready is not None:
+                stages.enter("encode")
+                # The tile as the pyramid's making encoded it: the same pixels, the same encoder and
+                # settings, so the same bytes the steps below would make.
+                return Rendered(self.ready, job.output.media_type, job.output.name, *self.size)
             if self.pyramid is not None:
                 stages.enter("region")
                 picture = self.pyramid.region(self.box, self.size)
@@ -129,9 +135,14 @@ def _geometry(facts: SourceFacts, request: ImageRequest, config: RenderConfig,
     canvas = rotated_size(*size, request.rotation)
     if limits.max_area and canvas[0] * canvas[1] > ROTATED_AREA_FACTOR * limits.max_area:
         raise InvalidIiifRequest(f"the rotation makes a {canvas[0]}x{canvas[1]} image, over the limits")
-    output = OUTPUTS[FORMATS[request.format]]
-    options = ProcessingOptions(format=output.name)
-    return box, size, canvas, Job(options, facts, output, config.quality_for(output.name, 0), deadline)
+    return box, size, canvas, output_job(FORMATS[request.format], facts, config, deadline)
+
+
+def output_job(format_name: str, facts: SourceFacts, config: RenderConfig, deadline: float) -> Job:
+    """The job an IIIF image of the renderer's format `format_name` is encoded by (its quality, its
+    metadata): the pyramid's ready tiles (previews.iiif.pyramid.making) are encoded by the same."""
+    output = OUTPUTS[format_name]
+    return Job(ProcessingOptions(format=output.name), facts, output, config.quality_for(output.name, 0), deadline)
 
 
 def _later_bytes(job: Job, size: tuple[int, int], canvas: tuple[int, int]) -> int:
@@ -146,7 +157,11 @@ def _plan_from_pyramid(pyramid: PyramidFile, request: ImageRequest, config: Rend
     facts = SourceFacts(pyramid.format, pyramid.width, pyramid.height, 1, None, None)
     box, size, canvas, job = _geometry(facts, request, config, deadline)
     working = pyramid.read_bytes(box, size) + _later_bytes(job, size, canvas)
-    return PreparedIiif(None, pyramid, job, request, box, size, int(working * ESTIMATE_MARGIN) + JOB_OVERHEAD_BYTES)
+    ready = None
+    if request.rotation == NO_ROTATION and request.quality in KEEPS_COLOURS and job.output.name == READY_FORMAT:
+        ready = pyramid.ready_tile(box, size, job.quality)
+    return PreparedIiif(None, pyramid, job, request, box, size, int(working * ESTIMATE_MARGIN) + JOB_OVERHEAD_BYTES,
+                        ready)
 
 
 def _plan(image: Image.Image, facts: SourceFacts, request: ImageRequest, config: RenderConfig,

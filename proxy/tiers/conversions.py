@@ -88,6 +88,7 @@ class Converter:
         self._guard = guard or PurgeGuard()
         self._guard.on_purge(self._pass_through.clear)
         self._flights: OncePerKey[ConversionResult] = OncePerKey(tier, metrics, TIER, job_key=self._guard.job_key)
+        self._ahead: set[asyncio.Task[None]] = set()
 
     def timeout(self, conversion: Conversion) -> float:
         """How long one conversion may take: video decoding has its own limit."""
@@ -126,6 +127,22 @@ class Converter:
             return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file,
                                     stored_at=entry.stored_at)
         return replace(got.value, cache_status="MISS" if got.outcome is Outcome.MADE else "HIT")
+
+    def start(self, request: ConversionRequest) -> None:
+        """Make the conversion in the background, for a client known to ask for it next (as `get`: found
+        in the tier, joined if in flight, else made once per key). A failure is left to the request that
+        needs it, which meets it again."""
+        task = asyncio.get_running_loop().create_task(self._get_ahead(request))
+        self._ahead.add(task)
+        task.add_done_callback(self._ahead.discard)
+
+    async def _get_ahead(self, request: ConversionRequest) -> None:
+        try:
+            result = await self.get(request)
+        except Exception as error:  # nobody waits for it: the request that needs it meets it again
+            log.debug("conversion ahead of %s/%s failed: %s", request.ref.bucket, request.ref.key, error)
+            return
+        result.close()
 
     async def _look_again(self, key: str) -> ConversionResult | None:
         """A conversion another process stored since our miss. Its file is closed: waiters open the
@@ -173,6 +190,9 @@ class Converter:
 
     async def close(self) -> None:
         """Cancel conversions still waiting (at shutdown)."""
+        for task in list(self._ahead):
+            task.cancel()
+        await asyncio.gather(*self._ahead, return_exceptions=True)
         await self._flights.close()
 
 

@@ -59,4 +59,4 @@ class ConvertedSource:
         info = result.meta.info
         if result.data is not None:
             return Located(info, result.cache_status, file=io.BytesIO(result.data))
-        return Located(info, result.cache_status, file=result.file)
+        return Located(info, result.cache_status, file=result.file, stored_at=result.stored_at)

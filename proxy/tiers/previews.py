@@ -143,6 +143,34 @@ class Previews:
         status = "MISS" if got.outcome is Outcome.MADE else "HIT"
         return FoundPreview(got.value, status, trusted_until, from_store=False)
 
+    async def make_unkept(self, request: PreviewRequest) -> tuple[FoundPreview, Located]:
+        """The preview made now and not kept: for an image its source makes more cheaply than the tier
+        would store it (a viewer's tile read from its pyramid, previews.iiif.pyramid). No tier, no single
+        flight; the source's own answer (its X-Cache, when it was stored) comes back with it, closed."""
+        deadline = time.monotonic() + self._timeout
+        info, trusted_until = await self._describe_source(request)
+        limit = self._config.max_src_file_size
+        if limit and info.size > limit:
+            raise SourceTooLarge(f"source is {info.size} bytes, over the limit of {limit}")
+        key = preview_key(request.options.canonical(), request.source_id, info.etag, request.format_key)
+        located = await (request.originals or self._originals).open_for_render(request.ref)
+        rendered = await self._render(request, located, deadline)
+        # The ETag a stored copy would have: the same key, the same bytes.
+        meta = EntryMeta(ObjectInfo(len(rendered.data), _etag(key), info.last_modified, rendered.media_type))
+        return FoundPreview(StoredPreview(meta, data=rendered.data), located.cache_status, trusted_until,
+                            from_store=False), located
+
+    async def _render(self, request: PreviewRequest, located: Located, deadline: float) -> Rendered:
+        """The render of `request` from its source's open file, on the pool."""
+        options, config = request.options, self._config
+        prepare: Callable[[BinaryIO], Prepared[Rendered]]
+        if isinstance(options, ProcessingOptions):
+            operation, prepare = "preview", lambda file: prepare_render(file, options, config, deadline)
+        else:
+            operation, prepare = "iiif", lambda file: options.prepare(file, config, deadline)
+        return await run_file_job(self._pool, self._metrics, operation, located, prepare, deadline,
+                                  request.format_key, lambda rendered: rendered.format)
+
     async def _describe_source(self, request: PreviewRequest) -> tuple[ObjectInfo, float]:
         """The source's info, and until when it is trusted (now, when the TTL is 0)."""
         originals = request.originals or self._originals
@@ -169,14 +197,7 @@ class Previews:
         since = self._guard.generation()  # before the original is read: a purge after it refuses the store
         try:
             located = await (request.originals or self._originals).open_for_render(request.ref)
-            options, config = request.options, self._config
-            prepare: Callable[[BinaryIO], Prepared[Rendered]]
-            if isinstance(options, ProcessingOptions):
-                operation, prepare = "preview", lambda file: prepare_render(file, options, config, deadline)
-            else:
-                operation, prepare = "iiif", lambda file: options.prepare(file, config, deadline)
-            rendered = await run_file_job(self._pool, self._metrics, operation, located, prepare, deadline,
-                                          request.format_key, lambda rendered: rendered.format)
+            rendered = await self._render(request, located, deadline)
             meta = EntryMeta(ObjectInfo(len(rendered.data), _etag(key), info.last_modified, rendered.media_type))
             preview = StoredPreview(meta, data=rendered.data)
             deliver.set_result(preview)

@@ -3,10 +3,10 @@
 IIPImage (Debian's iipimage-server, FastCGI, two processes behind nginx) serves a pyramidal TIFF made in
 advance with Debian's libvips-tools (`vips tiffsave --tile --pyramid`, 512 px JPEG tiles): the time to
 make it is reported on its own. preview-proxy (two workers) serves the plain JPEG: its cold sweep
-includes making its own tile pyramid from it. Each peer starts fresh; a viewer-like sweep asks every
-512 px tile of every scale factor, coarsest first (zooming in all the way, then panning everywhere), by
-6 clients (a browser's connections to one host), cold, then the same sweep again, warm. Both write JPEG
-at quality 80. Figures: tiles/s, p50 and p99 latency, peak RSS summed over each peer's processes.
+includes making its own tile pyramid from it. Each peer starts fresh; a viewer-like sweep reads info.json
+(as a viewer does first), then asks every 512 px tile of every scale factor, coarsest first (zooming in
+all the way, then panning everywhere), by 6 clients (a browser's connections to one host), cold, then
+the same sweep again, warm. Both write JPEG at quality 80. Figures: tiles/s, p50 and p99 latency, peak RSS summed over each peer's processes.
 
 Run:  python -m tests.benchmarks.iiif_peers [--photo kleiber-20mp.jpg]   (about 30 s; installs nothing:
       bash deploy/apt-install.sh iipimage-server libvips-tools nginx-light first)
@@ -97,7 +97,8 @@ def viewer_sweep(width: int, height: int) -> Sweep:
 
 
 async def _run_sweep(base: str, url_of: "UrlOf", sweep: Sweep) -> Figures:
-    """The sweep by CLIENTS clients; every answer checked for status and size."""
+    """The sweep as a viewer makes it: info.json, then the tiles by CLIENTS clients; every answer checked
+    for status and size. The time is from info.json's request to the last tile's answer."""
     latencies: list[float] = []
     queue = list(sweep.tiles)
 
@@ -117,6 +118,10 @@ async def _run_sweep(base: str, url_of: "UrlOf", sweep: Sweep) -> Figures:
     started = time.perf_counter()
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.get(base + url_of.info) as response:
+            info = await response.json(content_type=None)
+            if response.status != 200 or not info.get("tiles"):
+                raise BenchmarkError(f"{url_of.info}: {response.status} {info!r:.200}")
         await asyncio.gather(*(client(session) for _ in range(CLIENTS)))
     elapsed = time.perf_counter() - started
     p50, p99 = percentiles(latencies)
@@ -124,10 +129,11 @@ async def _run_sweep(base: str, url_of: "UrlOf", sweep: Sweep) -> Figures:
 
 
 class UrlOf:
-    """A peer's URL of an IIIF `region/size`."""
+    """A peer's URL of an IIIF `region/size`, and of the image's info.json."""
 
-    def __init__(self, template: str) -> None:
+    def __init__(self, template: str, info: str) -> None:
         self.template = template
+        self.info = info
 
     def __call__(self, params: str) -> str:
         return self.template.format(params=params)
@@ -184,7 +190,7 @@ def main() -> None:
         print(f"IIPImage's pyramidal TIFF made in advance by vips: {time.perf_counter() - started:.2f} s")
         rows = []
         with iipimage(tiffs, work) as (base, pids):
-            url_of = UrlOf("/iipsrv?IIIF=/photo.tif/{params}/0/default.jpg")
+            url_of = UrlOf("/iipsrv?IIIF=/photo.tif/{params}/0/default.jpg", "/iipsrv?IIIF=/photo.tif/info.json")
             cold = asyncio.run(_run_sweep(base, url_of, sweep))
             warm = asyncio.run(_run_sweep(base, url_of, sweep))
             rows.append(("IIPImage", cold, warm, sum(_hwm(pid) for pid in pids)))
@@ -193,7 +199,8 @@ def main() -> None:
         shutil.copyfile(photo, data / "storage" / BUCKET / "photo.jpg")
         with proxy_server({"DATA_PATH": str(data), "IIIF_BUCKETS": BUCKET},
                           ["--workers", str(PROCESSES)]) as server:
-            url_of = UrlOf(f"/iiif/3/{BUCKET}%2Fphoto.jpg/{{params}}/0/default.jpg")
+            base = f"/iiif/3/{BUCKET}%2Fphoto.jpg"
+            url_of = UrlOf(base + "/{params}/0/default.jpg", base + "/info.json")
             cold = asyncio.run(_run_sweep(server.base_url, url_of, sweep))
             warm = asyncio.run(_run_sweep(server.base_url, url_of, sweep))
             rows.append(("preview-proxy", cold, warm, tree_peak_rss_bytes(server.pid)))

@@ -1,26 +1,36 @@
-"""The pyramid file: a header line, a JSON line of the levels, then each level's pixels, uncompressed, in
-blocks of 512 x 512 (row by row of blocks, each block's rows together). A viewer's tile at scale factor f
-is one block of level f: one seek and one read of under a megabyte, with no decoder at all.
+"""The pyramid file: a header line, a JSON line of the levels (padded with spaces), then each level's
+pixels, uncompressed, in blocks of 512 x 512 (row by row of blocks, each block's rows together), then
+the ready tiles: each block of each level encoded as the JPEG a viewer asks for it.
+
+A viewer's tile at scale factor f is one block of level f: its ready tile is one seek and one read of
+some tens of kilobytes, with no codec at all; any other request reads the raw blocks it covers.
+Version 1 files (no ready tiles) read as version 2 files without them.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
-MAGIC = b"preview-proxy tile pyramid 1\n"
+MAGIC = b"preview-proxy tile pyramid 2\n"
+MAGIC_PREFIX = b"preview-proxy tile pyramid "  # any version: 1 lays the raw blocks out the same way
 MEDIA_TYPE = "application/x-preview-proxy-pyramid"
 BANDS = {"L": 1, "RGB": 3, "RGBA": 4}  # the modes a pyramid holds, and their bytes a pixel
+READY_MODES = frozenset({"L", "RGB"})  # the modes a JPEG holds as they are (RGBA is flattened first)
+READY_FORMAT = "jpeg"  # the renderer's name of the ready tiles' format
 BLOCK = 512  # the side of a block: info.json's tile size
 Edges = tuple[int, int, int, int]  # left, top, right, bottom
+Span = tuple[int, int]  # an offset after the header, and a length
 
 
 @dataclass(frozen=True)
 class Level:
-    """One level: its scale factor, size and where its blocks start after the header."""
+    """One level: its scale factor, size, where its blocks start after the header, and where each
+    block's ready tile lies (in the blocks' order; empty when none were made)."""
 
     factor: int
     width: int
     height: int
     offset: int
+    ready: tuple[Span, ...] = field(default=())
 
 
 def blocks(width: int, height: int) -> list[Edges]:
@@ -32,6 +42,6 @@ def blocks(width: int, height: int) -> list[Edges]:
 def is_pyramid(file: BinaryIO) -> bool:
     """Whether `file` holds a pyramid (read from its start; the position is put back to 0)."""
     file.seek(0)
-    head = file.read(len(MAGIC))
+    head = file.read(len(MAGIC_PREFIX))
     file.seek(0)
-    return head == MAGIC
+    return head == MAGIC_PREFIX

@@ -1,5 +1,5 @@
 """Making a pyramid: the source decoded once into 8-bit sRGB (or grey), halved level after level (2 x 2 box
-means) until it fits one block, each level's blocks written in order."""
+means) until it fits one block; each level's blocks written raw, and encoded as the viewer's tiles."""
 
 import json
 from dataclasses import dataclass
@@ -11,17 +11,19 @@ from previews.config import RenderConfig
 from previews.conversions.still import Converted
 from previews.grammar.options import ProcessingOptions
 from previews.iiif.info import scale_factors
-from previews.iiif.pyramid.layout import BANDS, MAGIC, MEDIA_TYPE, Level, blocks
+from previews.iiif.pyramid.layout import BANDS, MAGIC, MEDIA_TYPE, READY_FORMAT, READY_MODES, Level, blocks
+from previews.iiif.render import output_job
 from previews.imaging.decode import decoder_bytes, load_pixels, open_source
+from previews.imaging.encode import encode
 from previews.imaging.formats import FORMATS
 from previews.imaging.job import Job, SourceFacts
 from previews.imaging.stages import Stages
 from previews.limits.pixel_memory import ESTIMATE_MARGIN, JOB_OVERHEAD_BYTES
 from previews.steps.colour import to_8bit, to_srgb
 
-# Per pixel of the source, at most: the decode and its 8-bit sRGB copy (4 bytes each), the smaller
-# levels (a third more), the blocks as bytes and their join into one file (4 bytes and a third, each).
-PEAK_BYTES_PER_PIXEL = 4 + 4 + 2 + 6 + 6
+# Per pixel of the source, at most: the decode and its 8-bit sRGB copy (4 bytes each; the decode goes
+# first), the next level (1), the raw blocks (3 bytes and a third) and the file joined of them (as much).
+PEAK_BYTES_PER_PIXEL = 4 + 4 + 1 + 4 + 4
 
 
 @dataclass(frozen=True)
@@ -30,36 +32,59 @@ class PreparedPyramid:
 
     image: Image.Image
     facts: SourceFacts
+    config: RenderConfig
     deadline: float
     peak_bytes: int
 
     def run(self) -> Converted:
-        """Decode once, into 8-bit sRGB (or grey); halve level after level; write the blocks."""
+        """Decode once, into 8-bit sRGB (or grey); halve level after level, each level's blocks written
+        raw and encoded as tiles as soon as it is made, and dropped once the next is made of it."""
         job = Job(ProcessingOptions(), self.facts, FORMATS["png"], 0, self.deadline)
         with Stages("converted", self.deadline) as stages:
             stages.enter("decode")
             picture = to_srgb(to_8bit(load_pixels(self.image), job), job)
             if picture.mode not in BANDS:
                 picture = picture.convert("RGB")
-            stages.enter("levels")
+            mode, bands = picture.mode, BANDS[picture.mode]
             factors = scale_factors(picture.width, picture.height)
-            images = [picture]
+            sizes = [(picture.width, picture.height)]
             for _ in factors[1:]:
-                images.append(images[-1].reduce(2))  # a 2x2 box mean: what each halving needs, and fast
-            levels, offset = [], 0
-            for factor, level in zip(factors, images, strict=True):
-                levels.append(Level(factor, level.width, level.height, offset))
-                offset += level.width * level.height * BANDS[picture.mode]
-            header = json.dumps({"mode": picture.mode, "format": self.facts.format,
-                                 "levels": [vars(level) for level in levels]}).encode() + b"\n"
-            parts = [MAGIC, header]
-            while images:
-                stages.enter("blocks")
-                level = images.pop(0)  # each level's pixels go once its blocks are out
-                parts += [level.crop(box).tobytes() for box in blocks(level.width, level.height)]
+                sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))  # as Image.reduce(2) rounds
+            # The viewer's tiles, encoded as an IIIF image of them would be (same job, same bytes).
+            tile_job = output_job(READY_FORMAT, SourceFacts(self.facts.format, *sizes[0], 1, None, None),
+                                  self.config, self.deadline)
+            raw: list[bytes] = []
+            ready: list[list[bytes]] = []
+            level: Image.Image | None = picture
+            if picture is not self.image:
+                self.image.close()  # the decode, before its sRGB copy: gone at once
             del picture
-            body = b"".join(parts)
-        return Converted(body, MEDIA_TYPE, self.facts.format.lower(), levels[0].width, levels[0].height)
+            for index in range(len(sizes)):
+                assert level is not None
+                stages.enter("blocks")
+                tiles = []
+                for box in blocks(*sizes[index]):
+                    block = level.crop(box)
+                    raw.append(block.tobytes())
+                    if mode in READY_MODES:
+                        tiles.append(encode(block, tile_job))
+                ready.append(tiles)
+                stages.enter("levels")
+                level = level.reduce(2) if index + 1 < len(sizes) else None  # a 2x2 box mean
+                self.image.close()  # the full-size pixels, once the first halving is made of them
+            levels, raw_offset, ready_offset = [], 0, sum(map(len, raw))
+            for factor, (width, height), tiles in zip(factors, sizes, ready, strict=True):
+                spans = []
+                for tile in tiles:
+                    spans.append((ready_offset, len(tile)))
+                    ready_offset += len(tile)
+                levels.append(Level(factor, width, height, raw_offset, tuple(spans)))
+                raw_offset += width * height * bands
+            header = json.dumps({"mode": mode, "format": self.facts.format,
+                                 "ready_quality": tile_job.quality if mode in READY_MODES else None,
+                                 "levels": [vars(level) for level in levels]}, separators=(",", ":")).encode()
+            data = b"".join([MAGIC, header, b"\n", *raw, *(tile for tiles in ready for tile in tiles)])
+        return Converted(data, MEDIA_TYPE, self.facts.format.lower(), *sizes[0])
 
     def close(self) -> None:
         """Release the source (and its pixels, if decoded)."""
@@ -70,4 +95,4 @@ def prepare_pyramid(file: BinaryIO, config: RenderConfig, deadline: float) -> Pr
     """Open the source and check it against the source limit; nothing is decoded."""
     image, facts = open_source(file, config.max_src_resolution)
     working = PEAK_BYTES_PER_PIXEL * facts.width * facts.height + decoder_bytes(image, facts)
-    return PreparedPyramid(image, facts, deadline, int(working * ESTIMATE_MARGIN) + JOB_OVERHEAD_BYTES)
+    return PreparedPyramid(image, facts, config, deadline, int(working * ESTIMATE_MARGIN) + JOB_OVERHEAD_BYTES)

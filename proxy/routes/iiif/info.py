@@ -5,6 +5,10 @@ nothing is decoded. Its `id` is the image's base URI on this server, from the re
 header (and IMGPROXY_PATH_PREFIX), as viewers build every tile URL from it. JSON-LD is sent to a client
 that asks for it in Accept (the `jsonldMediaType` feature), plain JSON to every other, so the answer
 varies by Accept.
+
+For an image whose deep zoom reads a tile pyramid, a GET of info.json also starts making the pyramid in
+the background (once per version across processes, as the first tile would): viewers read info.json
+first, so the tiles they ask next find it made or being made.
 """
 
 import hashlib
@@ -15,12 +19,14 @@ from aiohttp import hdrs, web
 
 from previews.errors import TooManyPixels
 from previews.iiif.info import CONTEXTS, info_document
+from previews.iiif.pyramid.policy import wants_a_pyramid
 from previews.iiif.request import IiifPath
 from previews.iiif.size import size_limits
 from proxy.app_keys import CONFIG, SOURCE_HEADERS
 from proxy.http.path_prefix import PATH_PREFIX
 from proxy.http.respond import respond
 from proxy.routes.iiif.identifiers import resolve_identifier
+from proxy.routes.iiif.pyramids import start_pyramid
 from proxy.routes.links import changing_source_cache_control
 from proxy.storage.provider import ObjectInfo
 
@@ -36,6 +42,8 @@ async def answer_info(request: web.Request, path: IiifPath) -> web.StreamRespons
     max_pixels = config.previews.render.max_src_resolution
     if header.width * header.height > max_pixels:
         raise TooManyPixels(f"source is {header.width}x{header.height}, over IMGPROXY_MAX_SRC_RESOLUTION")
+    if wants_a_pyramid(header.width, header.height) and request.method == hdrs.METH_GET:
+        start_pyramid(request.app, ref, originals)  # a viewer's tiles come next
     document = info_document(path.version, service_id(request, path), header.width, header.height,
                              size_limits(config.previews.render), cors=config.cors is not None)
     body = json.dumps(document, separators=(",", ":")).encode()
