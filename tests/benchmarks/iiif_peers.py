@@ -6,7 +6,8 @@ make it is reported on its own. preview-proxy (two workers) serves the plain JPE
 includes making its own tile pyramid from it. Each peer starts fresh; a viewer-like sweep reads info.json
 (as a viewer does first), then asks every 512 px tile of every scale factor, coarsest first (zooming in
 all the way, then panning everywhere), by 6 clients (a browser's connections to one host), cold, then
-the same sweep again, warm. Both write JPEG at quality 80. Figures: tiles/s, p50 and p99 latency, peak RSS summed over each peer's processes.
+the same sweep again, warm; the time runs from info.json's request to the last tile. Both write JPEG at
+quality 80. Figures: tiles/s, p50 and p99 latency, peak RSS summed over each peer's processes.
 
 Run:  python -m tests.benchmarks.iiif_peers [--photo kleiber-20mp.jpg]   (about 30 s; installs nothing:
       bash deploy/apt-install.sh iipimage-server libvips-tools nginx-light first)
