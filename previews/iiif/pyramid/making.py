@@ -2,6 +2,7 @@
 means) until it fits one block; each level's blocks written raw, and encoded as the viewer's tiles."""
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -54,24 +55,29 @@ class PreparedPyramid:
             tile_job = output_job(READY_FORMAT, SourceFacts(self.facts.format, *sizes[0], 1, None, None),
                                   self.config, self.deadline)
             raw: list[bytes] = []
-            ready: list[list[bytes]] = []
+            encoding: list[list[Future[bytes]]] = []
             level: Image.Image | None = picture
             if picture is not self.image:
                 self.image.close()  # the decode, before its sRGB copy: gone at once
             del picture
-            for index in range(len(sizes)):
-                assert level is not None
-                stages.enter("blocks")
-                tiles = []
-                for box in blocks(*sizes[index]):
-                    block = level.crop(box)
-                    raw.append(block.tobytes())
-                    if mode in READY_MODES:
-                        tiles.append(encode(block, tile_job))
-                ready.append(tiles)
-                stages.enter("levels")
-                level = level.reduce(2) if index + 1 < len(sizes) else None  # a 2x2 box mean
-                self.image.close()  # the full-size pixels, once the first halving is made of them
+            # The tiles are encoded on a thread of their own (the encoder lets go of the GIL) while this
+            # one cuts the raw blocks and halves: the making is what a viewer's first tiles wait for.
+            with ThreadPoolExecutor(1, thread_name_prefix="pyramid-tiles") as encoder:
+                for index in range(len(sizes)):
+                    assert level is not None
+                    stages.enter("blocks")
+                    tiles = []
+                    for box in blocks(*sizes[index]):
+                        block = level.crop(box)
+                        raw.append(block.tobytes())
+                        if mode in READY_MODES:
+                            tiles.append(encoder.submit(encode, block, tile_job))
+                    encoding.append(tiles)
+                    stages.enter("levels")
+                    level = level.reduce(2) if index + 1 < len(sizes) else None  # a 2x2 box mean
+                    self.image.close()  # the full-size pixels, once the first halving is made of them
+                stages.enter("encode")
+                ready = [[tile.result() for tile in tiles] for tiles in encoding]
             levels, raw_offset, ready_offset = [], 0, sum(map(len, raw))
             for factor, (width, height), tiles in zip(factors, sizes, ready, strict=True):
                 spans = []
