@@ -66,18 +66,18 @@ class PreparedPyramid:
                 for index in range(len(sizes)):
                     assert level is not None
                     stages.enter("blocks")
-                    tiles = []
+                    pending = []
                     for box in blocks(*sizes[index]):
                         block = level.crop(box)
                         raw.append(block.tobytes())
                         if mode in READY_MODES:
-                            tiles.append(encoder.submit(encode, block, tile_job))
-                    encoding.append(tiles)
+                            pending.append(encoder.submit(encode, block, tile_job))
+                    encoding.append(pending)
                     stages.enter("levels")
                     level = level.reduce(2) if index + 1 < len(sizes) else None  # a 2x2 box mean
                     self.image.close()  # the full-size pixels, once the first halving is made of them
                 stages.enter("encode")
-                ready = [[tile.result() for tile in tiles] for tiles in encoding]
+                ready = [[tile.result() for tile in pending] for pending in encoding]
             levels, raw_offset, ready_offset = [], 0, sum(map(len, raw))
             for factor, (width, height), tiles in zip(factors, sizes, ready, strict=True):
                 spans = []
