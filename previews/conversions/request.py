@@ -12,6 +12,7 @@ previews.video.frame. Parsing does no I/O; `run_conversion` is the blocking work
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import parse_qsl
 
@@ -93,12 +94,13 @@ class PreparedJob(Protocol):
 
 
 def prepare_conversion_job(file: BinaryIO, conversion: Conversion, options: ConvertOptions, config: RenderConfig,
-                           deadline: float) -> PreparedJob:
-    """Blocking, headers only: a conversion ready to run once its memory is admitted."""
+                           deadline: float, part: Path | None = None) -> PreparedJob:
+    """Blocking, headers only: a conversion ready to run once its memory is admitted. A conversion too
+    big to hold in memory twice (the tile pyramid) writes its result to `part` when one is named."""
     if conversion == PYRAMID:
         from previews.iiif.pyramid.making import prepare_pyramid  # IIIF's, loaded where it is used
 
-        return prepare_pyramid(file, config, deadline)
+        return prepare_pyramid(file, config, deadline, part)
     if conversion.position is None:
         return prepare_conversion(file, ConvertOptions(conversion.index, options.allow_webp, options.quality),
                                   config, deadline)

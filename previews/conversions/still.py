@@ -51,6 +51,7 @@ class Converted:
     source_format: str  # for X-Converted-From: Pillow's format name in lower case, e.g. "tiff", "jpeg2000"
     width: int  # of the result (when passed through: as stored, before any EXIF orientation)
     height: int
+    in_part: bool = False  # written to the part file the caller named, not held in `data` (a tile pyramid)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import BinaryIO
 
 from cachetools import TTLCache
@@ -64,6 +65,7 @@ class ConversionResult:
     data: bytes | None = None
     file: BinaryIO | None = None
     stored_at: float | None = None  # when the tier's entry served was written (for Age); None if none was read
+    in_tier: bool = False  # made and kept, neither in memory nor open: each reader opens the tier's entry
 
     def close(self) -> None:
         """Release the open tier file, if any."""
@@ -120,10 +122,12 @@ class Converter:
                 _conversion_lock_timed_out, max(0.0, deadline - time.monotonic()), deadline)
         except TimeoutError:
             raise RenderWaitTimedOut("conversion timed out") from None
-        if not got.made_here:  # another process made it: open the entry
+        if not got.made_here or got.value.in_tier:  # another process made it, or it was written to the tier
             entry = await asyncio.to_thread(self.tier.lookup, key)
             if entry is None:
                 raise ServiceUnavailable("the conversion was evicted as it was made; try again")
+            if got.outcome is Outcome.MADE:  # this request made it: a miss, of no age
+                return ConversionResult(entry.meta.origin_format, "MISS", entry.meta, file=entry.file)
             return ConversionResult(entry.meta.origin_format, "HIT", entry.meta, file=entry.file,
                                     stored_at=entry.stored_at)
         return replace(got.value, cache_status="MISS" if got.outcome is Outcome.MADE else "HIT")
@@ -158,10 +162,24 @@ class Converter:
         since = self._guard.generation()  # before the original is read: a purge after it refuses the store
         located = await self._open_source(request, info, deadline)
         conversion, options, render = request.conversion, self._options(request), self._render
-        converted = await run_file_job(
-            self._pool, self._metrics, conversion.operation, located,
-            lambda file: prepare_conversion_job(file, conversion, options, render, deadline),
-            deadline, "auto", _output_format)
+        # A result too big to hold twice (a tile pyramid) is written straight to a part file of the tier.
+        try:
+            part: Path | None = self.tier.new_part_path()
+        except OSError as error:
+            self.tier.report_error("write", error)
+            part = None  # held in memory, and not kept
+        try:
+            converted = await run_file_job(
+                self._pool, self._metrics, conversion.operation, located,
+                lambda file: prepare_conversion_job(file, conversion, options, render, deadline, part),
+                deadline, "auto", _output_format)
+            if converted.in_part:
+                assert part is not None
+                await self._keep_part(request, key, info, located, converted, part, since, deliver)
+                return
+        finally:
+            if part is not None and part.exists():  # not adopted by the tier (failed, not kept, or not used)
+                await asyncio.to_thread(self.tier.discard, part)
         if converted.data is None:
             self._pass_through[key] = converted.source_format
             deliver.set_result(ConversionResult(converted.source_format, "MISS"))
@@ -173,6 +191,23 @@ class Converter:
         if located.info.etag == info.etag:  # the original changed meanwhile: serve, but don't keep
             await asyncio.to_thread(self._guard.store_bytes, self.tier, key, converted.data, meta,
                                     request.originals.original_key(request.ref), since)
+
+    async def _keep_part(self, request: ConversionRequest, key: str, info: ObjectInfo, located: Located,
+                         converted: Converted, part: Path, since: int, deliver: Delivery[ConversionResult]) -> None:
+        """Adopt a result written to `part` as the tier's entry; its readers open the entry."""
+        size = (await asyncio.to_thread(part.stat)).st_size
+        converted_info = ObjectInfo(size, conversion_etag(request.identity(), info.etag), info.last_modified,
+                                    converted.media_type)
+        meta = EntryMeta(converted_info, origin_format=converted.source_format)
+        if located.info.etag != info.etag:  # the original changed meanwhile: serve, but don't keep
+            data = await asyncio.to_thread(part.read_bytes)
+            deliver.set_result(ConversionResult(converted.source_format, "MISS", meta, data=data))
+            return
+        kept = await asyncio.to_thread(self._guard.commit, self.tier, key, part, meta,
+                                       request.originals.original_key(request.ref), since)
+        if not kept:
+            raise ServiceUnavailable("the conversion could not be kept; try again")
+        deliver.set_result(ConversionResult(converted.source_format, "MISS", meta, in_tier=True))
 
     async def _open_source(self, request: ConversionRequest, info: ObjectInfo, deadline: float) -> Located:
         """The original as a file: in place or from the storage tier; a video not cached, by ranges."""

@@ -1,10 +1,11 @@
-"""The pyramid file: a header line, a JSON line of the levels (padded with spaces), then each level's
-pixels, uncompressed, in blocks of 512 x 512 (row by row of blocks, each block's rows together), then
-the ready tiles: each block of each level encoded as the JPEG a viewer asks for it.
+"""The pyramid file: a header line; a line giving where the JSON line of the levels starts; each level's
+pixels, uncompressed, in blocks of 512 x 512 (row by row of blocks, each block's rows together); the
+ready tiles: each block of each level encoded as the JPEG a viewer asks for it; the JSON line last (it
+holds where each ready tile lies, known once they are made, so the file is written in one pass).
 
 A viewer's tile at scale factor f is one block of level f: its ready tile is one seek and one read of
 some tens of kilobytes, with no codec at all; any other request reads the raw blocks it covers.
-Version 1 files (no ready tiles) read as version 2 files without them.
+Version 1 files (the JSON line second, no ready tiles) are read too.
 """
 
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from typing import BinaryIO
 
 MAGIC = b"preview-proxy tile pyramid 2\n"
 MAGIC_PREFIX = b"preview-proxy tile pyramid "  # any version: 1 lays the raw blocks out the same way
+MAGIC_1 = b"preview-proxy tile pyramid 1\n"
+INDEX_DIGITS = 19  # the width of the second line: the JSON line's offset from the file's start
 MEDIA_TYPE = "application/x-preview-proxy-pyramid"
 BANDS = {"L": 1, "RGB": 3, "RGBA": 4}  # the modes a pyramid holds, and their bytes a pixel
 READY_MODES = frozenset({"L", "RGB"})  # the modes a JPEG holds as they are (RGBA is flattened first)

@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from previews.iiif.pyramid.layout import BANDS, BLOCK, Edges, Level, blocks
+from previews.iiif.pyramid.layout import BANDS, BLOCK, MAGIC_1, Edges, Level, blocks
 from previews.iiif.region import Box
 from previews.limits.pixel_memory import image_bytes
 
@@ -17,10 +17,15 @@ class PyramidFile:
 
     def __init__(self, file: BinaryIO) -> None:
         file.seek(0)
-        file.readline()  # the magic line, of any version
-        described = json.loads(file.readline())
+        if file.readline() == MAGIC_1:
+            described = json.loads(file.readline())
+            self._start = file.tell()
+        else:
+            index = int(file.readline())
+            self._start = file.tell()
+            file.seek(index)
+            described = json.loads(file.readline())
         self._file = file
-        self._start = file.tell()
         self.mode: str = described["mode"]
         self.format: str = described["format"]
         self.ready_quality: int | None = described.get("ready_quality")
