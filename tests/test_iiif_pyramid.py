@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from previews.config import RenderConfig
-from previews.iiif.pyramid.layout import is_pyramid
+from previews.iiif.pyramid.layout import MAGIC, MAGIC_1, is_pyramid
 from previews.iiif.pyramid.making import prepare_pyramid
 from previews.iiif.pyramid.policy import MIN_PIXELS, worth_a_pyramid
 from previews.iiif.pyramid.reading import PyramidFile
@@ -157,6 +157,11 @@ def test_info_json_starts_the_pyramid_before_any_tile(data_path: Path, start_ser
     poll(lambda: metric(server, "preview_proxy_cache_entries", tier="image-converter") == 1 or None,
          "the pyramid made in the background")
     assert metric(server, RENDERS, operation="pyramid") == 1  # the big one's only
+    # Written to a part file of the tier as it was made, and adopted whole: no part is left behind.
+    tier = data_path / "cache" / "image-converter"
+    assert not list((tier / "partial").glob("*.part"))
+    stored = [path for path in tier.rglob("*") if path.is_file() and path.stat().st_size > 1_000_000]
+    assert len(stored) == 1 and is_pyramid(io.BytesIO(stored[0].read_bytes()[:64]))
     tile = request(server.url("/iiif/3/gallery%2Fbig.jpg/0,0,2048,1800/512,/0/default.jpg"))
     assert tile.status == 200 and tile.headers["X-Cache"] == "HIT"  # a quarter's tile: from the pyramid
     assert metric(server, RENDERS, operation="pyramid") == 1
@@ -197,3 +202,23 @@ def test_a_pyramid_over_the_memory_limit_gives_way_to_a_direct_render(data_path:
     assert Image.open(io.BytesIO(tile.body)).size == (512, 512)
     assert metric(server, RENDERS, operation="pyramid") == 1  # tried (its header read), refused
     assert metric(server, "preview_proxy_cache_entries", tier="image-converter") == 0
+
+
+def test_a_version_1_pyramid_reads_as_before() -> None:
+    made = prepare_pyramid(io.BytesIO(encoded(photo(), "JPEG")), RenderConfig(), deadline_after(30))
+    try:
+        current = made.run().data
+    finally:
+        made.close()
+    read = PyramidFile(io.BytesIO(current))
+    raw_end = read.levels[-1].offset + read.levels[-1].width * read.levels[-1].height * 3
+    start = current.index(b"\n", len(MAGIC)) + 1  # after the line giving where the JSON starts
+    described = {"mode": read.mode, "format": read.format,
+                 "levels": [{"factor": level.factor, "width": level.width, "height": level.height,
+                             "offset": level.offset} for level in read.levels]}
+    version_1 = MAGIC_1 + json.dumps(described).encode() + b"\n" + current[start:start + raw_end]
+    old = PyramidFile(io.BytesIO(version_1))
+    assert old.ready_quality is None and not old.levels[0].ready
+    for box, size in (((0, 0, 512, 512), (512, 512)), ((300, 200, 1500, 900), (500, 300))):
+        assert old.region(box, size).tobytes() == read.region(box, size).tobytes()
+        assert old.ready_tile(box, size, 80) is None
