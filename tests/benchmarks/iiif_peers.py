@@ -7,7 +7,8 @@ includes making its own tile pyramid from it. Each peer starts fresh; a viewer-l
 (as a viewer does first), then asks every 512 px tile of every scale factor, coarsest first (zooming in
 all the way, then panning everywhere), by 6 clients (a browser's connections to one host), cold, then
 the same sweep again, warm; the time runs from info.json's request to the last tile. Both write JPEG at
-quality 80. Figures: tiles/s, p50 and p99 latency, peak RSS summed over each peer's processes.
+quality 80. Figures: tiles/s, p50 and p99 latency, the CPU seconds the peer's processes spent on the cold
+sweep (what it cost, whatever share of a shared machine it got), peak RSS summed over its processes.
 
 Run:  python -m tests.benchmarks.iiif_peers [--photo kleiber-20mp.jpg]   (about 30 s; installs nothing:
       bash deploy/apt-install.sh iipimage-server libvips-tools nginx-light first)
@@ -22,10 +23,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from PIL import Image
@@ -33,9 +35,11 @@ from PIL import Image
 from tests.benchmarks.harness import (
     REPO,
     BenchmarkError,
+    cpu_seconds,
     free_port,
     machine,
     percentiles,
+    process_tree,
     proxy_server,
     tree_peak_rss_bytes,
 )
@@ -152,8 +156,8 @@ def iipimage(folder: Path, work: Path) -> Iterator[tuple[str, list[int]]]:
     port = free_port()
     servers = IIP_SERVERS.format(port=port, upstreams=" ".join(f"server 127.0.0.1:{p};" for p in ports))
     try:
-        with _nginx(work / "nginx", port, "1", servers):
-            yield f"http://127.0.0.1:{port}", [process.pid for process in processes]
+        with _nginx(work / "nginx", port, "1", servers) as nginx:
+            yield f"http://127.0.0.1:{port}", [nginx, *(process.pid for process in processes)]
     finally:
         for process in processes:
             process.terminate()
@@ -192,9 +196,9 @@ def main() -> None:
         rows = []
         with iipimage(tiffs, work) as (base, pids):
             url_of = UrlOf("/iipsrv?IIIF=/photo.tif/{params}/0/default.jpg", "/iipsrv?IIIF=/photo.tif/info.json")
-            cold = asyncio.run(_run_sweep(base, url_of, sweep))
-            warm = asyncio.run(_run_sweep(base, url_of, sweep))
-            rows.append(("IIPImage", cold, warm, sum(_hwm(pid) for pid in pids)))
+            cold, cold_cpu = _measured(pids, _run_sweep(base, url_of, sweep))
+            warm, _ = _measured(pids, _run_sweep(base, url_of, sweep))
+            rows.append(("IIPImage", cold, warm, cold_cpu, sum(_hwm(pid) for pid in _trees(pids))))
         data = work / "data"
         (data / "storage" / BUCKET).mkdir(parents=True)
         shutil.copyfile(photo, data / "storage" / BUCKET / "photo.jpg")
@@ -202,14 +206,27 @@ def main() -> None:
                           ["--workers", str(PROCESSES)]) as server:
             base = f"/iiif/3/{BUCKET}%2Fphoto.jpg"
             url_of = UrlOf(base + "/{params}/0/default.jpg", base + "/info.json")
-            cold = asyncio.run(_run_sweep(server.base_url, url_of, sweep))
-            warm = asyncio.run(_run_sweep(server.base_url, url_of, sweep))
-            rows.append(("preview-proxy", cold, warm, tree_peak_rss_bytes(server.pid)))
-    print("| peer | cold tiles/s | cold p50 / p99 ms | warm tiles/s | warm p50 / p99 ms | peak RSS |")
-    print("|---|---|---|---|---|---|")
-    for name, cold, warm, peak in rows:
-        print(f"| {name} | {cold.tiles_per_second:.0f} | {cold.p50_ms:.0f} / {cold.p99_ms:.0f} | "
+            cold, cold_cpu = _measured([server.pid], _run_sweep(server.base_url, url_of, sweep))
+            warm, _ = _measured([server.pid], _run_sweep(server.base_url, url_of, sweep))
+            rows.append(("preview-proxy", cold, warm, cold_cpu, tree_peak_rss_bytes(server.pid)))
+    print("| peer | cold tiles/s | cold p50 / p99 ms | cold CPU s | warm tiles/s | warm p50 / p99 ms | peak RSS |")
+    print("|---|---|---|---|---|---|---|")
+    for name, cold, warm, cpu, peak in rows:
+        print(f"| {name} | {cold.tiles_per_second:.0f} | {cold.p50_ms:.0f} / {cold.p99_ms:.0f} | {cpu:.2f} | "
               f"{warm.tiles_per_second:.0f} | {warm.p50_ms:.0f} / {warm.p99_ms:.0f} | {peak / 2**20:.0f} MiB |")
+
+
+def _trees(pids: list[int]) -> list[int]:
+    """The processes and all their live descendants (nginx's workers, preview-proxy's)."""
+    return sorted({member for pid in pids for member in process_tree(pid)})
+
+
+def _measured(pids: list[int], sweep: Coroutine[Any, Any, Figures]) -> tuple[Figures, float]:
+    """The sweep's figures, and the CPU seconds (user and system) the peer's processes spent on it: on a
+    shared machine, what the work cost whatever share of the cores it got."""
+    before = sum(cpu_seconds(pid) for pid in _trees(pids))
+    figures = asyncio.run(sweep)
+    return figures, sum(cpu_seconds(pid) for pid in _trees(pids)) - before
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from previews.steps.colour import to_8bit, to_srgb
 # Per pixel of the source, at most: the decode and its 8-bit sRGB copy (4 bytes each; the decode goes
 # first), the next level (1), and the pyramid in memory when no part file is named (4, with its growth).
 PEAK_BYTES_PER_PIXEL = 4 + 4 + 1 + 5
+ENCODER_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,10 @@ class PreparedPyramid:
             with out:
                 out.write(MAGIC + b"0" * INDEX_DIGITS + b"\n")  # where the JSON line starts: known at the end
                 start = out.tell()
-                # The tiles are encoded on a thread of their own (the encoder lets go of the GIL) while
-                # this one writes the raw blocks and halves: the making is what a viewer's tiles wait for.
-                with ThreadPoolExecutor(1, thread_name_prefix="pyramid-tiles") as encoder:
+                # The tiles are encoded on threads of their own (the encoder lets go of the GIL) while
+                # this one writes the raw blocks and halves: the making is what a viewer's tiles wait for,
+                # and the encoding is the larger half of its work after the decode.
+                with ThreadPoolExecutor(ENCODER_THREADS, thread_name_prefix="pyramid-tiles") as encoder:
                     for index in range(len(sizes)):
                         assert level is not None
                         stages.enter("blocks")
