@@ -222,3 +222,15 @@ def test_a_version_1_pyramid_reads_as_before() -> None:
     for box, size in (((0, 0, 512, 512), (512, 512)), ((300, 200, 1500, 900), (500, 300))):
         assert old.region(box, size).tobytes() == read.region(box, size).tobytes()
         assert old.ready_tile(box, size, 80) is None
+
+
+def test_a_pyramid_larger_than_its_tier_is_served_and_not_kept(data_path: Path, start_server: StartServer) -> None:
+    place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG"))
+    # The 4.3 MP pyramid is some 18 MB: more than this whole tier.
+    server = start_server(IIIF_BUCKETS="gallery", CACHE_IMAGE_CONVERTER_SIZE="8m")
+    tile = request(server.url("/iiif/3/gallery%2Fbig.jpg/512,512,512,512/512,/0/default.jpg"))
+    assert tile.status == 200, tile.body
+    assert Image.open(io.BytesIO(tile.body)).size == (512, 512)
+    assert metric(server, RENDERS, operation="pyramid") == 1
+    assert metric(server, "preview_proxy_cache_entries", tier="image-converter") == 0
+    assert not list((data_path / "cache" / "image-converter" / "partial").glob("*.part"))

@@ -199,7 +199,8 @@ class Converter:
         converted_info = ObjectInfo(size, conversion_etag(request.identity(), info.etag), info.last_modified,
                                     converted.media_type)
         meta = EntryMeta(converted_info, origin_format=converted.source_format)
-        if located.info.etag != info.etag:  # the original changed meanwhile: serve, but don't keep
+        # The original changed meanwhile, or the result is larger than the tier may hold: serve, but don't keep.
+        if located.info.etag != info.etag or size > self.tier.entries_limit:
             data = await asyncio.to_thread(part.read_bytes)
             deliver.set_result(ConversionResult(converted.source_format, "MISS", meta, data=data))
             return
