@@ -26,7 +26,10 @@ the request's Origin (the first Origin line, its value without the spaces and ta
 of aiohttp's parsers read it), the same lines aiohttp's response hook adds (http/cors.py), after the
 request's `X-Request-ID` line (its own when it is sane, else a new one, as proxy/logs/request_ids.py
 decides). OPTIONS, a preflight, is never the lane's. With the access log on, each answer's line is kept
-and written in batches (proxy/logs/buffered_access.py), in the form of aiohttp's lines.
+and written in batches (proxy/logs/buffered_access.py), in the form of aiohttp's lines. Its metrics
+are counted as plain numbers and added to the Prometheus families once per loop turn
+(proxy/metrics/answer_tally.py), which with several workers spares each answer five writes to the
+shared metrics files.
 """
 
 import re
@@ -39,7 +42,8 @@ from proxy.hot.previews import HotPreviews, hot_key
 from proxy.http.cache_status import age_seconds
 from proxy.logs.buffered_access import BufferedAccessLog
 from proxy.logs.request_ids import SANE_ID_BYTES, new_request_id
-from proxy.metrics.registry import Metrics
+from proxy.metrics.answer_tally import AnswerTally
+from proxy.metrics.registry import LATENCY_BUCKETS, Metrics
 from proxy.routes.previews import PREFIX, PREVIEW_ROUTE, negotiated_format
 from proxy.settings.previews import PreviewsConfig
 from proxy.tiers.linked_originals import LinkedOriginals
@@ -106,7 +110,10 @@ class HotLane:
         self._settings = settings
         self._negotiates = settings.auto_webp or settings.auto_avif
         self._cors = hot.cors
-        self._metrics = metrics
+        # Counted as plain numbers, added to the metrics once per loop turn and before a scrape.
+        self._tally = AnswerTally(LATENCY_BUCKETS, lambda answers, body_bytes, buckets, seconds: metrics.hot_answers(
+            PREVIEW_ROUTE, hot.tier, LANE, answers, body_bytes, buckets, seconds))
+        metrics.before_scrape(self._tally.flush)
         self._date_second = -1
         self._date_line = b""
 
@@ -133,7 +140,6 @@ class HotLane:
         entry = self._hot.find(key, self._links.config)
         if entry is None or entry.wire_head is None:
             return None
-        self._hot.answered(LANE, len(entry.body) if is_get else 0)
         # Age follows the kept headers, as the handler's answer adds it (hot/previews.py).
         age = b"Age: " + age_seconds(entry.stored_at).encode() + b"\r\n"
         parts = [entry.wire_head, age, self._date(), _SERVER_LINE, b"X-Request-ID: ", request_id.encode(), b"\r\n",
@@ -141,15 +147,17 @@ class HotLane:
         if is_get:
             parts.append(entry.body)
         taken = time.monotonic() - started
-        self._metrics.request_done(PREVIEW_ROUTE, 200, taken)
+        body_bytes = len(entry.body) if is_get else 0
+        self._tally.add(body_bytes, taken)
         if self._access_log is not None:
-            self._access_log.add((time.time(), peer, "GET" if is_get else "HEAD", target, 200,
-                                  len(entry.body) if is_get else 0, taken, entry.headers.get("X-Cache", ""),
-                                  user_agent, request_id))
+            self._access_log.add((time.time(), peer, "GET" if is_get else "HEAD", target, 200, body_bytes, taken,
+                                  entry.headers.get("X-Cache", ""), user_agent, request_id))
         return b"".join(parts)
 
-    def flush_access_log(self) -> None:
-        """Write the access lines kept so far (at shutdown: none is lost at a clean stop)."""
+    def flush(self) -> None:
+        """Write the access lines kept so far and count the answers not yet counted (at shutdown: none
+        is lost at a clean stop)."""
+        self._tally.flush()
         if self._access_log is not None:
             self._access_log.flush()
 

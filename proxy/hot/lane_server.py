@@ -227,7 +227,7 @@ class HotLaneListener:
             self._listening = None
         for connection in list(self._connections):
             connection.close()
-        self._lane.flush_access_log()
+        self._lane.flush()
 
 
 def _drop_prefix(chunks: list[bytes], count: int) -> None:
