@@ -302,3 +302,28 @@ def test_a_scrape_right_after_lane_answers_counts_every_one(start_server: StartS
     assert added("preview_proxy_request_duration_seconds_bucket", route="preview", le="+Inf") == answered
     assert added("preview_proxy_cache_requests_total", tier="previews", result="hit") == answered
     assert added("preview_proxy_served_bytes_total", tier="previews", result="hit") == answered * len(body)
+
+
+def test_after_a_pause_past_the_sources_trust_the_lane_waits_for_the_check(
+        start_server: StartServer, data_path: Path, photos: list[Path]) -> None:
+    place(data_path, BUCKET, KEY, smallest_file(photos))
+    running = start_server(ACCESS_LOG="0", CACHE_SOURCE_INFO_TTL="1s")
+    path = f"/previews/q/rs:fit:50:50/plain/{BUCKET}/{KEY}"
+    for _ in range(10):
+        before = lane_count(running)
+        body = fetch(running, path)[2]
+        if lane_count(running) == before + 1:
+            break
+    connection = Connection(running)
+    connection.send(head(path))
+    assert connection.response()[2] == body
+    before, by_handler = lane_count(running), metric(running, HOT, by="handler")
+
+    time.sleep(1.5)  # no request while the source's trust of 1 s runs out: the passing time is what is tested
+    for _ in range(3):
+        connection.send(head(path))
+        assert connection.response()[2] == body
+
+    # The first waited for the source's check instead of handing the connection to aiohttp.
+    assert lane_count(running) == before + 3
+    assert metric(running, HOT, by="handler") == by_handler

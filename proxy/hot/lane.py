@@ -32,6 +32,7 @@ are counted as plain numbers and added to the Prometheus families once per loop 
 shared metrics files.
 """
 
+import asyncio
 import re
 import time
 from email.utils import formatdate
@@ -132,12 +133,15 @@ class HotLane:
             return None
         return planned
 
-    def answer(self, request: Planned, peer: str = "-") -> bytes | None:
-        """The whole response to a planned request from `peer` (its address, for the access line), or
-        None if its key is not hot (aiohttp answers it)."""
+    def answer(self, request: Planned, peer: str = "-") -> bytes | asyncio.Future[None] | None:
+        """The whole response to a planned request from `peer` (its address, for the access line); None
+        if its key is not hot (aiohttp answers it); or the check of its hot entry's source, to wait for
+        before asking again (hot/previews.py: find_or_check)."""
         started = time.monotonic()
         _, key, is_get, cors, request_id, target, user_agent = request
-        entry = self._hot.find(key, self._links.config)
+        entry = self._hot.find_or_check(key, self._links.config)
+        if isinstance(entry, asyncio.Future):
+            return entry
         if entry is None or entry.wire_head is None:
             return None
         # Age follows the kept headers, as the handler's answer adds it (hot/previews.py).

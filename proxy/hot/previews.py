@@ -113,6 +113,15 @@ class HotPreviews:
     def find(self, key: str, links: LinksConfig) -> HotPreview | None:
         """The answer kept for `key`, unless its URL expired, its source must be checked again, or
         `links` (the links file in force) is not the one it was resolved under."""
+        found = self.find_or_check(key, links, wait=False)
+        return found if isinstance(found, HotPreview) else None
+
+    def find_or_check(self, key: str, links: LinksConfig,
+                      wait: bool = True) -> HotPreview | asyncio.Future[None] | None:
+        """As find; but with `wait`, for an entry whose only fault is that its source's trust ran out
+        (no request came in its last moments to check it ahead), the check of its source and store:
+        once it is done, the entry is fresh again or gone. The hot lane waits for it rather than hand
+        the connection to aiohttp for good."""
         if self._entries is None:
             return None
         self._check_purges()
@@ -121,17 +130,28 @@ class HotPreviews:
             return None
         entry = found[0]
         now = time.monotonic()
-        if now >= entry.fresh_until or entry.links is not links or (entry.expires and entry.expires < time.time()):
-            # The full path decides now: a 403 for an expired URL, a fresh look at the source, or
-            # a source resolved again under the new links file.
+        if entry.links is not links or (entry.expires and entry.expires < time.time()):
+            # The full path decides now: a 403 for an expired URL, or a source resolved again under
+            # the new links file.
             del self._entries[key]
             return None
+        if now >= entry.fresh_until:
+            checking = self._refreshing.get(key)
+            if wait and entry.refresh is not None:
+                return checking or self._start_refresh(key, entry)
+            if checking is None:
+                del self._entries[key]  # the full path looks at the source afresh
+            return None
         if now >= entry.refresh_at and entry.refresh is not None and key not in self._refreshing:
-            self._start_refresh(key, entry.refresh)
+            self._start_refresh(key, entry)
         return entry
 
-    def _start_refresh(self, key: str, refresh: Refresh) -> None:
-        """Run `refresh` in the background, once at a time per key."""
+    def _start_refresh(self, key: str, entry: HotPreview) -> asyncio.Task[None]:
+        """Run the entry's refresh in the background, once at a time per key. An entry it did not
+        replace is dropped once its trust has run out: the next request takes the full path."""
+        refresh = entry.refresh
+        assert refresh is not None
+
         async def run() -> None:
             try:
                 await refresh()
@@ -140,9 +160,13 @@ class HotPreviews:
             except Exception as error:  # the entry then ends at its time and the full path answers
                 log.debug("refresh of a hot preview failed: %s", error)
             finally:
-                self._refreshing.pop(key, None)
+                del self._refreshing[key]
+                kept = self._entries.get(key) if self._entries is not None else None
+                if kept is not None and kept[0] is entry and time.monotonic() >= entry.fresh_until:
+                    del self._entries[key]  # type: ignore[union-attr]
 
-        self._refreshing[key] = asyncio.get_running_loop().create_task(run())
+        task = self._refreshing[key] = asyncio.get_running_loop().create_task(run())
+        return task
 
     async def close(self) -> None:
         """Cancel the refreshes in flight (at shutdown)."""
