@@ -95,9 +95,14 @@ _USER_AGENT = re.compile(rb"(?:^|\r\n)user-agent:[ \t]*([\t -~]*?)[ \t]*\r\n", r
 _SERVER_LINE = f"Server: {SERVER_SOFTWARE}\r\n".encode()
 LANE = "lane"
 # One request the lane may answer: where its head ends in the buffer (after the empty line), its hot
-# key, whether it is a GET (a HEAD gets no body), its CORS header lines, its request id, and for its
-# access line its target and User-Agent ("" with the access log off).
+# key, whether it is a GET (a HEAD gets no body), its CORS header lines, the request id it sent ("" for
+# none: one is made for each answer), and for its access line its target and User-Agent ("" with the
+# access log off).
 Planned = tuple[int, str, bool, bytes, str, str, str]
+# Plans kept by the bytes they were read from: buffers up to PLANNED_BYTES_MAX (a head with a browser's
+# usual headers), up to PLANS_KEPT of them (so at most some 4 MiB).
+PLANNED_BYTES_MAX = 2048
+PLANS_KEPT = 2048
 
 
 class HotLane:
@@ -115,12 +120,28 @@ class HotLane:
         self._tally = AnswerTally(LATENCY_BUCKETS, lambda answers, body_bytes, buckets, seconds: metrics.hot_answers(
             PREVIEW_ROUTE, hot.tier, LANE, answers, body_bytes, buckets, seconds))
         metrics.before_scrape(self._tally.flush)
+        self._plans: dict[bytes, list[Planned] | None] = {}
         self._date_second = -1
         self._date_line = b""
 
     def plan(self, buffer: bytes) -> list[Planned] | None:
         """The requests of `buffer` in order, or None if any part of it (the head still arriving
-        included) is not one the lane reads exactly as aiohttp does: then aiohttp must read all of it."""
+        included) is not one the lane reads exactly as aiohttp does: then aiohttp must read all of it.
+
+        A plan depends on the bytes alone (and the settings), and a client on a keep-alive connection
+        sends the same head again and again: plans of small buffers are kept (PLANS_KEPT of them, all
+        dropped when full), which spares the reading of a head most of the time."""
+        if len(buffer) > PLANNED_BYTES_MAX:
+            return self._plan(buffer)
+        plans = self._plans
+        if buffer in plans:
+            return plans[buffer]
+        if len(plans) >= PLANS_KEPT:
+            plans.clear()
+        planned = plans[buffer] = self._plan(buffer)
+        return planned
+
+    def _plan(self, buffer: bytes) -> list[Planned] | None:
         planned: list[Planned] = []
         start = 0
         while (end := buffer.find(b"\r\n\r\n", start)) >= 0:
@@ -139,6 +160,7 @@ class HotLane:
         before asking again (hot/previews.py: find_or_check)."""
         started = time.monotonic()
         _, key, is_get, cors, request_id, target, user_agent = request
+        request_id = request_id or new_request_id()
         entry = self._hot.find_or_check(key, self._links.config)
         if isinstance(entry, asyncio.Future):
             return entry
@@ -192,8 +214,7 @@ class HotLane:
         if self._access_log is not None and b"user-agent" in checked:
             found_agent = _USER_AGENT.search(match[3])
             user_agent = found_agent[1].decode("ascii") if found_agent else ""
-        return (end + 2, key, match[1] == b"GET", self._cors_lines(match[3]), request_id or new_request_id(), target,
-                user_agent)
+        return end + 2, key, match[1] == b"GET", self._cors_lines(match[3]), request_id, target, user_agent
 
     def _cors_lines(self, lines: bytes) -> bytes:
         """The CORS header lines of the answer to a request with these header `lines`."""
