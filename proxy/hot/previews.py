@@ -161,9 +161,11 @@ class HotPreviews:
                 log.debug("refresh of a hot preview failed: %s", error)
             finally:
                 del self._refreshing[key]
-                kept = self._entries.get(key) if self._entries is not None else None
-                if kept is not None and kept[0] is entry and time.monotonic() >= entry.fresh_until:
-                    del self._entries[key]  # type: ignore[union-attr]
+                entries = self._entries
+                kept = entries.get(key) if entries is not None else None
+                if entries is not None and kept is not None and kept[0] is entry:
+                    if time.monotonic() >= entry.fresh_until:
+                        del entries[key]
 
         task = self._refreshing[key] = asyncio.get_running_loop().create_task(run())
         return task
