@@ -175,6 +175,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await app[HOT_PREVIEWS].close()  # its refreshes first: they use the previews service
     await app[PREVIEWS].close()
     await app[CONVERTER].close()
     app[RENDER_POOL].close()

@@ -15,7 +15,7 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from tests.conftest import StartServer
 from tests.support.http import fetch
-from tests.support.previews_kit import metric, place, running_server, smallest_file
+from tests.support.previews_kit import metric, place, running_server, scrape, smallest_file, total
 from tests.support.previews_site import BUCKET, KEY, Site, buster
 from tests.support.server import ServerProcess
 
@@ -246,3 +246,84 @@ def test_without_the_lane_every_request_goes_through_aiohttp(start_server: Start
     fetch(running, marker)
     running.wait_for_log(marker)  # aiohttp's lines arrive in order: the previews' lines are in
     assert sum(path in line for line in running.log_lines) == 6
+
+
+def test_a_url_asked_without_pause_stays_on_the_lane_past_its_sources_trust(
+        start_server: StartServer, data_path: Path, photos: list[Path]) -> None:
+    place(data_path, BUCKET, KEY, smallest_file(photos))
+    running = start_server(ACCESS_LOG="0", CACHE_SOURCE_INFO_TTL="1s")
+    path = f"/previews/q/rs:fit:70:70/plain/{BUCKET}/{KEY}"
+    for _ in range(10):
+        before = lane_count(running)
+        fetch(running, path)
+        if lane_count(running) == before + 1:
+            break
+    connection = Connection(running)
+    before, by_handler = lane_count(running), metric(running, HOT, by="handler")
+    answered = 0
+    ends = time.monotonic() + 3.5  # three times the trust: the entry is checked again each time
+    while time.monotonic() < ends:
+        connection.send(head(path))
+        assert connection.response()[0] == 200
+        answered += 1
+
+    # Had one request come between the end of the trust and the full path's new answer, this
+    # connection would have gone to aiohttp for good, and the handler would have answered the rest.
+    assert lane_count(running) == before + answered
+    assert metric(running, HOT, by="handler") == by_handler
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_scrape_right_after_lane_answers_counts_every_one(start_server: StartServer, data_path: Path,
+                                                           photos: list[Path], workers: int) -> None:
+    place(data_path, BUCKET, KEY, smallest_file(photos))
+    running = start_server(workers=workers, ACCESS_LOG="0", CACHE_SOURCE_INFO_TTL="1h")
+    path = f"/previews/q/rs:fit:60:60/plain/{BUCKET}/{KEY}"
+    body = b""
+    for _ in range(20):  # new connections, spread over the workers: the preview gets hot in each
+        status, _, body = fetch(running, path)
+        assert status == 200
+    before = scrape(running)
+    connections = [Connection(running) for _ in range(4)]
+    for _ in range(25):
+        for connection in connections:
+            connection.send(head(path))
+            assert connection.response()[2] == body
+
+    after, answered = scrape(running), 100
+
+    def added(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert added(HOT, by="lane") > 0  # the lane's counts among them (the rest, if any, the handler's)
+    assert added(HOT) == answered
+    assert added("preview_proxy_requests_total", route="preview", status="200") == answered
+    assert added("preview_proxy_request_duration_seconds_count", route="preview") == answered
+    assert added("preview_proxy_request_duration_seconds_bucket", route="preview", le="+Inf") == answered
+    assert added("preview_proxy_cache_requests_total", tier="previews", result="hit") == answered
+    assert added("preview_proxy_served_bytes_total", tier="previews", result="hit") == answered * len(body)
+
+
+def test_after_a_pause_past_the_sources_trust_the_lane_waits_for_the_check(
+        start_server: StartServer, data_path: Path, photos: list[Path]) -> None:
+    place(data_path, BUCKET, KEY, smallest_file(photos))
+    running = start_server(ACCESS_LOG="0", CACHE_SOURCE_INFO_TTL="1s")
+    path = f"/previews/q/rs:fit:50:50/plain/{BUCKET}/{KEY}"
+    for _ in range(10):
+        before = lane_count(running)
+        body = fetch(running, path)[2]
+        if lane_count(running) == before + 1:
+            break
+    connection = Connection(running)
+    connection.send(head(path))
+    assert connection.response()[2] == body
+    before, by_handler = lane_count(running), metric(running, HOT, by="handler")
+
+    time.sleep(1.5)  # no request while the source's trust of 1 s runs out: the passing time is what is tested
+    for _ in range(3):
+        connection.send(head(path))
+        assert connection.response()[2] == body
+
+    # The first waited for the source's check instead of handing the connection to aiohttp.
+    assert lane_count(running) == before + 3
+    assert metric(running, HOT, by="handler") == by_handler

@@ -24,8 +24,8 @@ class HandsEverythingOver:
     def plan(self, buffer: bytes) -> None:
         return None
 
-    def flush_access_log(self) -> None:
-        """It answers nothing, so it has no access lines to write."""
+    def flush(self) -> None:
+        """It answers nothing, so it has no access lines to write nor answers to count."""
 
 
 async def shut_down_while_a_request_runs() -> tuple[bytes, bytes, bool]:

@@ -5,7 +5,8 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -176,3 +177,49 @@ def test_batched_lines_are_written_when_their_time_is_up(registry: SecretRegistr
 
     text = asyncio.run(run())
     assert '"HEAD /t HTTP/1.1" 200 0 ' in text and '"-" "-"' in text
+
+
+class _PassingFilter(logging.Filter):
+    """A filter the batched writer does not know: its handler gets records, as logging gives them."""
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter, lambda registry: TextFormatter(True, registry), JsonFormatter],
+                         ids=["text", "text-with-pid", "json"])
+def test_batched_lines_made_without_records_are_the_records_lines(
+        formatter: Callable[[SecretRegistry], logging.Formatter], registry: SecretRegistry) -> None:
+    made_directly, direct = _logger(formatter(registry), registry, "test.batch-direct")
+    through_records, recorded = _logger(formatter(registry), registry, "test.batch-records")
+    through_records.handlers[0].addFilter(_PassingFilter())
+    direct_formatter = made_directly.handlers[0].formatter
+    assert isinstance(direct_formatter, TextFormatter | JsonFormatter)
+    original, made = direct_formatter.access_line, []  # the lines the formatter made without a record
+
+    def access_line(*args: Any, **kwargs: Any) -> str:
+        made.append(original(*args, **kwargs))
+        return made[-1]
+
+    direct_formatter.access_line = access_line  # type: ignore[method-assign]
+    lines = [
+        # A secret in the target and the User-Agent, quotes, backslashes, a tab, no cache status, a HEAD.
+        (1_700_000_000.0004, "10.0.0.1", "GET", f"/p?k={SECRET}", 200, 7328, 0.0000172, "HIT", f'a "b" \\ {SECRET}',
+         "id-1"),
+        (1_700_000_000.9996, "::1", "HEAD", "/p/%22x%5C", 200, 0, 1.23456789, "", "tab\there", "id-2"),
+        (1_700_000_001.5, "-", "GET", "/x", 200, 1, 0.0, "MISS", "", ""),  # no id of its own: the context's
+    ]
+
+    async def run() -> None:
+        token = REQUEST_ID.set("from-context")
+        try:
+            for logger in (made_directly, through_records):
+                access = BufferedAccessLog(logger, max_lines=100)
+                for line in lines:
+                    access.add(line)
+                access.flush()
+        finally:
+            REQUEST_ID.reset(token)
+
+    asyncio.run(run())
+    assert len(made) == 3  # not through records
+    assert direct.getvalue() == recorded.getvalue()
+    assert len(direct.getvalue().splitlines()) == 3 and SECRET not in direct.getvalue()
+    assert "from-context" in direct.getvalue().splitlines()[2]

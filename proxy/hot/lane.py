@@ -26,9 +26,13 @@ the request's Origin (the first Origin line, its value without the spaces and ta
 of aiohttp's parsers read it), the same lines aiohttp's response hook adds (http/cors.py), after the
 request's `X-Request-ID` line (its own when it is sane, else a new one, as proxy/logs/request_ids.py
 decides). OPTIONS, a preflight, is never the lane's. With the access log on, each answer's line is kept
-and written in batches (proxy/logs/buffered_access.py), in the form of aiohttp's lines.
+and written in batches (proxy/logs/buffered_access.py), in the form of aiohttp's lines. Its metrics
+are counted as plain numbers and added to the Prometheus families once per loop turn
+(proxy/metrics/answer_tally.py), which with several workers spares each answer five writes to the
+shared metrics files.
 """
 
+import asyncio
 import re
 import time
 from email.utils import formatdate
@@ -39,7 +43,8 @@ from proxy.hot.previews import HotPreviews, hot_key
 from proxy.http.cache_status import age_seconds
 from proxy.logs.buffered_access import BufferedAccessLog
 from proxy.logs.request_ids import SANE_ID_BYTES, new_request_id
-from proxy.metrics.registry import Metrics
+from proxy.metrics.answer_tally import AnswerTally
+from proxy.metrics.registry import LATENCY_BUCKETS, Metrics
 from proxy.routes.previews import PREFIX, PREVIEW_ROUTE, negotiated_format
 from proxy.settings.previews import PreviewsConfig
 from proxy.tiers.linked_originals import LinkedOriginals
@@ -90,9 +95,14 @@ _USER_AGENT = re.compile(rb"(?:^|\r\n)user-agent:[ \t]*([\t -~]*?)[ \t]*\r\n", r
 _SERVER_LINE = f"Server: {SERVER_SOFTWARE}\r\n".encode()
 LANE = "lane"
 # One request the lane may answer: where its head ends in the buffer (after the empty line), its hot
-# key, whether it is a GET (a HEAD gets no body), its CORS header lines, its request id, and for its
-# access line its target and User-Agent ("" with the access log off).
+# key, whether it is a GET (a HEAD gets no body), its CORS header lines, the request id it sent ("" for
+# none: one is made for each answer), and for its access line its target and User-Agent ("" with the
+# access log off).
 Planned = tuple[int, str, bool, bytes, str, str, str]
+# Plans kept by the bytes they were read from: buffers up to PLANNED_BYTES_MAX (a head with a browser's
+# usual headers), up to PLANS_KEPT of them (so at most some 4 MiB).
+PLANNED_BYTES_MAX = 2048
+PLANS_KEPT = 2048
 
 
 class HotLane:
@@ -106,13 +116,32 @@ class HotLane:
         self._settings = settings
         self._negotiates = settings.auto_webp or settings.auto_avif
         self._cors = hot.cors
-        self._metrics = metrics
+        # Counted as plain numbers, added to the metrics once per loop turn and before a scrape.
+        self._tally = AnswerTally(LATENCY_BUCKETS, lambda answers, body_bytes, buckets, seconds: metrics.hot_answers(
+            PREVIEW_ROUTE, hot.tier, LANE, answers, body_bytes, buckets, seconds))
+        metrics.before_scrape(self._tally.flush)
+        self._plans: dict[bytes, list[Planned] | None] = {}
         self._date_second = -1
         self._date_line = b""
 
     def plan(self, buffer: bytes) -> list[Planned] | None:
         """The requests of `buffer` in order, or None if any part of it (the head still arriving
-        included) is not one the lane reads exactly as aiohttp does: then aiohttp must read all of it."""
+        included) is not one the lane reads exactly as aiohttp does: then aiohttp must read all of it.
+
+        A plan depends on the bytes alone (and the settings), and a client on a keep-alive connection
+        sends the same head again and again: plans of small buffers are kept (PLANS_KEPT of them, all
+        dropped when full), which spares the reading of a head most of the time."""
+        if len(buffer) > PLANNED_BYTES_MAX:
+            return self._plan(buffer)
+        plans = self._plans
+        if buffer in plans:
+            return plans[buffer]
+        if len(plans) >= PLANS_KEPT:
+            plans.clear()
+        planned = plans[buffer] = self._plan(buffer)
+        return planned
+
+    def _plan(self, buffer: bytes) -> list[Planned] | None:
         planned: list[Planned] = []
         start = 0
         while (end := buffer.find(b"\r\n\r\n", start)) >= 0:
@@ -125,15 +154,18 @@ class HotLane:
             return None
         return planned
 
-    def answer(self, request: Planned, peer: str = "-") -> bytes | None:
-        """The whole response to a planned request from `peer` (its address, for the access line), or
-        None if its key is not hot (aiohttp answers it)."""
+    def answer(self, request: Planned, peer: str = "-") -> bytes | asyncio.Future[None] | None:
+        """The whole response to a planned request from `peer` (its address, for the access line); None
+        if its key is not hot (aiohttp answers it); or the check of its hot entry's source, to wait for
+        before asking again (hot/previews.py: find_or_check)."""
         started = time.monotonic()
         _, key, is_get, cors, request_id, target, user_agent = request
-        entry = self._hot.find(key, self._links.config)
+        request_id = request_id or new_request_id()
+        entry = self._hot.find_or_check(key, self._links.config)
+        if isinstance(entry, asyncio.Future):
+            return entry
         if entry is None or entry.wire_head is None:
             return None
-        self._hot.answered(LANE, len(entry.body) if is_get else 0)
         # Age follows the kept headers, as the handler's answer adds it (hot/previews.py).
         age = b"Age: " + age_seconds(entry.stored_at).encode() + b"\r\n"
         parts = [entry.wire_head, age, self._date(), _SERVER_LINE, b"X-Request-ID: ", request_id.encode(), b"\r\n",
@@ -141,15 +173,17 @@ class HotLane:
         if is_get:
             parts.append(entry.body)
         taken = time.monotonic() - started
-        self._metrics.request_done(PREVIEW_ROUTE, 200, taken)
+        body_bytes = len(entry.body) if is_get else 0
+        self._tally.add(body_bytes, taken)
         if self._access_log is not None:
-            self._access_log.add((time.time(), peer, "GET" if is_get else "HEAD", target, 200,
-                                  len(entry.body) if is_get else 0, taken, entry.headers.get("X-Cache", ""),
-                                  user_agent, request_id))
+            self._access_log.add((time.time(), peer, "GET" if is_get else "HEAD", target, 200, body_bytes, taken,
+                                  entry.headers.get("X-Cache", ""), user_agent, request_id))
         return b"".join(parts)
 
-    def flush_access_log(self) -> None:
-        """Write the access lines kept so far (at shutdown: none is lost at a clean stop)."""
+    def flush(self) -> None:
+        """Write the access lines kept so far and count the answers not yet counted (at shutdown: none
+        is lost at a clean stop)."""
+        self._tally.flush()
         if self._access_log is not None:
             self._access_log.flush()
 
@@ -180,8 +214,7 @@ class HotLane:
         if self._access_log is not None and b"user-agent" in checked:
             found_agent = _USER_AGENT.search(match[3])
             user_agent = found_agent[1].decode("ascii") if found_agent else ""
-        return (end + 2, key, match[1] == b"GET", self._cors_lines(match[3]), request_id or new_request_id(), target,
-                user_agent)
+        return end + 2, key, match[1] == b"GET", self._cors_lines(match[3]), request_id, target, user_agent
 
     def _cors_lines(self, lines: bytes) -> bytes:
         """The CORS header lines of the answer to a request with these header `lines`."""

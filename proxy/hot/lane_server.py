@@ -1,5 +1,7 @@
 """The hot lane on a socket: a connection is answered by the lane while every request on it is hot,
-and belongs to aiohttp from its first other request on.
+and belongs to aiohttp from its first other request on. A request for a hot entry whose source must be
+checked again (its trust ran out while no one asked) waits for that check, the requests behind it
+too, and is then answered by the lane or handed over.
 
 What arrives is planned as a whole (HotLane.plan): the lane answers the requests received so far only
 if it reads all of them, and what follows them, as aiohttp would; otherwise aiohttp gets all of it,
@@ -63,6 +65,7 @@ class HotLaneConnection(asyncio.Protocol):
         self._last_seen = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
         self._peer = "-"  # the client's address, for the access lines of the lane's answers
+        self._waiting: asyncio.Future[None] | None = None  # a hot entry's check the next answer waits for
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
@@ -92,7 +95,7 @@ class HotLaneConnection(asyncio.Protocol):
         """Answer the complete heads received, in order, while the socket takes more; hand the
         connection over as soon as the lane may not answer what comes next."""
         assert self._transport is not None
-        if self._writing_paused or not any(self._pending):
+        if self._writing_paused or self._waiting is not None or not any(self._pending):
             return
         if self._plan is None:
             buffer = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
@@ -112,6 +115,11 @@ class HotLaneConnection(asyncio.Protocol):
             except Exception:
                 log.exception("hot lane failed on a request; aiohttp answers this connection")
                 answer = None
+            if isinstance(answer, asyncio.Future):
+                # Its entry's source is being checked: answered (or handed over) once that is done.
+                self._waiting = answer
+                answer.add_done_callback(self._checked)
+                break
             if answer is None:
                 break
             self._transport.write(answer)
@@ -121,8 +129,14 @@ class HotLaneConnection(asyncio.Protocol):
         self._planned, self._answered_to = index, answered_to
         if index == len(plan):
             self._plan = None  # what is left is part of a head: planned again with the rest of it
-        elif not self._writing_paused:
+        elif not self._writing_paused and self._waiting is None:
             self._hand_over()  # a head that is not hot
+
+    def _checked(self, _: asyncio.Future[None]) -> None:
+        """The check the next answer waited for is done: answer on, unless the connection went meanwhile."""
+        self._waiting = None
+        if self._handler is None and self._transport is not None and not self._transport.is_closing():
+            self._answer_pending()
 
     def _hand_over(self) -> None:
         """From now on aiohttp answers this connection, starting with what the lane has not answered."""
@@ -227,7 +241,7 @@ class HotLaneListener:
             self._listening = None
         for connection in list(self._connections):
             connection.close()
-        self._lane.flush_access_log()
+        self._lane.flush()
 
 
 def _drop_prefix(chunks: list[bytes], count: int) -> None:

@@ -10,7 +10,12 @@ is reused only while what the full path would decide still holds:
 - the URL's expiry (`exp:`), checked on every use;
 - the source version the answer was found under: it is trusted only as long as the source-info cache
   (CACHE_SOURCE_INFO_TTL) would trust it; after that the full path runs, sees a changed original,
-  and keeps the new answer;
+  and keeps the new answer. An entry still asked for in its last REFRESH_AHEAD_SECONDS is checked
+  again ahead of that moment, in the background (the source described afresh, the store looked up,
+  nothing rendered), and kept again with the new trust if the store still holds it. So a hot URL
+  under steady load stays hot: without this, every request between the end of its trust and the
+  full path's new answer would go to aiohttp, and each hot lane connection one of them arrived on
+  would stay aiohttp's for good (proxy/hot/lane_server.py);
 - the links file it was resolved under: a reload (SIGHUP) may have dropped the source's bucket, so
   an answer kept under another links file is not given again.
 - purges: when a purge has happened in any process since the last lookup (`watch_purges`), the
@@ -26,8 +31,10 @@ part, `Vary: Origin` with a list of origins, is in the kept headers.
 Use from the event loop only.
 """
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
@@ -41,8 +48,14 @@ from proxy.metrics.registry import Metrics
 from proxy.routes.preview_headers import PreviewHeaders
 from proxy.storage.links.config import LinksConfig
 
+log = logging.getLogger(__name__)
 # What an entry weighs beyond its body and key: its headers and the objects around them.
 ENTRY_OVERHEAD_BYTES = 1024
+# How long before the end of its source's trust an entry still asked for is checked again (at most half
+# of that trust): a describe and a store lookup, done well before a busy URL's next request comes.
+REFRESH_AHEAD_SECONDS = 1.0
+# Checks the source and the store again and keeps the answer anew (HotPreviews.keep), or leaves it.
+Refresh = Callable[[], Awaitable[None]]
 # Request headers that make the answer depend on more than the URL. Requests with any of them go
 # through `respond`, which evaluates them in RFC 9110's order (section 13.2.2) as the full path does.
 HANDLER = "handler"  # the `by` label of answers the handler gives from the map
@@ -63,6 +76,8 @@ class HotPreview:
     links: LinksConfig  # the links file in force when the source was resolved
     wire_head: bytes | None  # the status line and `headers` as aiohttp writes them, for the hot lane
     stored_at: float  # epoch seconds the store kept the preview: each answer's Age counts from it
+    refresh_at: float  # time.monotonic() from which a lookup starts `refresh`
+    refresh: Refresh | None  # None: the entry simply ends at fresh_until
 
 
 class HotPreviews:
@@ -78,6 +93,7 @@ class HotPreviews:
         self._entries: LRUCache[str, tuple[HotPreview, int]] | None = (
             LRUCache(maxsize=budget_bytes, getsizeof=lambda item: item[1]) if budget_bytes else None)
         self._check_purges: Callable[[], object] = lambda: None
+        self._refreshing: dict[str, asyncio.Task[None]] = {}  # key -> its refresh in flight
 
     def watch_purges(self, check: Callable[[], object]) -> None:
         """Call `check` before each lookup: it clears this map (`clear`) when a purge happened in any
@@ -97,6 +113,15 @@ class HotPreviews:
     def find(self, key: str, links: LinksConfig) -> HotPreview | None:
         """The answer kept for `key`, unless its URL expired, its source must be checked again, or
         `links` (the links file in force) is not the one it was resolved under."""
+        found = self.find_or_check(key, links, wait=False)
+        return found if isinstance(found, HotPreview) else None
+
+    def find_or_check(self, key: str, links: LinksConfig,
+                      wait: bool = True) -> HotPreview | asyncio.Future[None] | None:
+        """As find; but with `wait`, for an entry whose only fault is that its source's trust ran out
+        (no request came in its last moments to check it ahead), the check of its source and store:
+        once it is done, the entry is fresh again or gone. The hot lane waits for it rather than hand
+        the connection to aiohttp for good."""
         if self._entries is None:
             return None
         self._check_purges()
@@ -104,13 +129,53 @@ class HotPreviews:
         if found is None:
             return None
         entry = found[0]
-        if (time.monotonic() >= entry.fresh_until or entry.links is not links
-                or (entry.expires and entry.expires < time.time())):
-            # The full path decides now: a 403 for an expired URL, a fresh look at the source, or
-            # a source resolved again under the new links file.
+        now = time.monotonic()
+        if entry.links is not links or (entry.expires and entry.expires < time.time()):
+            # The full path decides now: a 403 for an expired URL, or a source resolved again under
+            # the new links file.
             del self._entries[key]
             return None
+        if now >= entry.fresh_until:
+            checking = self._refreshing.get(key)
+            if wait and entry.refresh is not None:
+                return checking or self._start_refresh(key, entry)
+            if checking is None:
+                del self._entries[key]  # the full path looks at the source afresh
+            return None
+        if now >= entry.refresh_at and entry.refresh is not None and key not in self._refreshing:
+            self._start_refresh(key, entry)
         return entry
+
+    def _start_refresh(self, key: str, entry: HotPreview) -> asyncio.Task[None]:
+        """Run the entry's refresh in the background, once at a time per key. An entry it did not
+        replace is dropped once its trust has run out: the next request takes the full path."""
+        refresh = entry.refresh
+        assert refresh is not None
+
+        async def run() -> None:
+            try:
+                await refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the entry then ends at its time and the full path answers
+                log.debug("refresh of a hot preview failed: %s", error)
+            finally:
+                del self._refreshing[key]
+                entries = self._entries
+                kept = entries.get(key) if entries is not None else None
+                if entries is not None and kept is not None and kept[0] is entry:
+                    if time.monotonic() >= entry.fresh_until:
+                        del entries[key]
+
+        task = self._refreshing[key] = asyncio.get_running_loop().create_task(run())
+        return task
+
+    async def close(self) -> None:
+        """Cancel the refreshes in flight (at shutdown)."""
+        tasks = list(self._refreshing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def answered(self, by: str, body_bytes: int) -> None:
         """Count an answer given from the map (`by` the handler or the hot lane) with `body_bytes` of
@@ -121,17 +186,21 @@ class HotPreviews:
             self.metrics.bytes_served(self.tier, "hit", body_bytes)
 
     def keep(self, key: str, preview: PreviewHeaders, body: bytes, expires: int, fresh_until: float,
-             links: LinksConfig, stored_at: float) -> None:
+             links: LinksConfig, stored_at: float, refresh: Refresh | None = None) -> None:
         """Remember the 200 of `body` with the handler's `preview` headers for `key`, if it is small
         enough and still worth keeping; its headers are serialised here, once, for the hot lane. The
-        store kept it at `stored_at` (epoch seconds), which each answer's Age counts from."""
+        store kept it at `stored_at` (epoch seconds), which each answer's Age counts from. `refresh`
+        checks it again shortly before `fresh_until` if it is still asked for then."""
+        now = time.monotonic()
         if (self._entries is None or len(body) > self._entry_max or len(body) != preview.info.size
-                or time.monotonic() >= fresh_until):
+                or now >= fresh_until):
             return
         headers = preview.whole()
         if self.cors is not None and self.cors.varies:
             add_vary_origin(headers)  # as the response hook would, so the lane's bytes have it too
-        entry = HotPreview(preview, headers, body, expires, fresh_until, links, _wire_head(headers), stored_at)
+        refresh_at = fresh_until - min(REFRESH_AHEAD_SECONDS, (fresh_until - now) / 2)
+        entry = HotPreview(preview, headers, body, expires, fresh_until, links, _wire_head(headers), stored_at,
+                           refresh_at, refresh)
         self._entries[key] = (entry, len(body) + 2 * len(key) + ENTRY_OVERHEAD_BYTES)
 
 

@@ -28,9 +28,15 @@ def access_fields(peer: str, method: str, target: str, version: str, status: int
 
 def access_text(fields: dict[str, Any]) -> str:
     """The line's message, from its fields."""
-    return (f'{fields["remote"]} "{fields["method"]} {fields["target"]} HTTP/{fields["version"]}" '
-            f'{fields["status"]} {fields["bytes"]} {fields["seconds"]:.6f}s "{fields["cache"] or "-"}" '
-            f'"{fields["user_agent"] or "-"}"')
+    return access_message(fields["remote"], fields["method"], fields["target"], fields["version"], fields["status"],
+                          fields["bytes"], fields["seconds"], fields["cache"], fields["user_agent"])
+
+
+def access_message(peer: str, method: str, target: str, version: str, status: int, size: int, seconds: float,
+                   cache: str, user_agent: str) -> str:
+    """The line's message from its values (`seconds` as access_fields rounds it)."""
+    return (f'{peer} "{method} {target} HTTP/{version}" {status} {size} {seconds:.6f}s "{cache or "-"}" '
+            f'"{user_agent or "-"}"')
 
 
 def access_record(fields: dict[str, Any], request_id: str | None, created: float) -> logging.LogRecord:
@@ -50,6 +56,12 @@ def access_record(fields: dict[str, Any], request_id: str | None, created: float
 _prototype_pid = 0
 _prototype_fields: dict[str, Any] = {}
 _started = time.time()
+
+
+def access_prototype() -> dict[str, Any]:
+    """The values every access record of this process shares (its logger's name, level, pid, ...): what
+    a formatter's access_line puts around each line's own values."""
+    return _prototype()
 
 
 def _prototype() -> dict[str, Any]:

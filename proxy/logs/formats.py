@@ -32,14 +32,34 @@ class TextFormatter(logging.Formatter):
         self.registry = registry
         self._second = -1
         self._second_text = ""
+        self._access_template: tuple[int, str, str, str] | None = None  # for the prototype's pid: see access_line
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         """logging's default time (`2026-01-31 12:00:00,123`, local time), its seconds made once a second:
         a busy server writes thousands of lines in each."""
-        second = int(record.created)
+        return self._time(record.created, record.msecs, datefmt)
+
+    def _time(self, created: float, msecs: float, datefmt: str | None = None) -> str:
+        second = int(created)
         if second != self._second:
-            self._second, self._second_text = second, super().formatTime(record, datefmt)[:19]
-        return f"{self._second_text},{int(record.msecs):03d}"
+            stamp = logging.makeLogRecord({"created": created, "msecs": msecs})
+            self._second, self._second_text = second, super().formatTime(stamp, datefmt)[:19]
+        return f"{self._second_text},{int(msecs):03d}"
+
+    def access_line(self, prototype: dict[str, Any], created: float, message: str, request_id: str | None,
+                    fields: dict[str, Any] | None = None) -> str:
+        """What format() writes for an access record (proxy.logs.access.access_record) of these values,
+        made without the record: its fixed parts (level, pid, logger) put in a template once per process.
+        `message` must have passed the handler's redaction filter already."""
+        template = self._access_template
+        if template is None or template[0] != prototype["process"]:
+            marked = self._style._fmt % {**prototype, "asctime": "\0", "message": "\0"}
+            before, between, after = marked.split("\0")
+            template = self._access_template = (prototype["process"], before, between, after)
+        _, before, between, after = template
+        line = f"{before}{self._time(created, (created - int(created)) * 1000)}{between}{message}{after}"
+        request_id = request_id or REQUEST_ID.get()
+        return self.registry.redact(f"{line} request_id={request_id}" if request_id else line)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         """The line before any traceback, with the request id at its end."""
@@ -64,17 +84,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of JSON, masked before and after encoding."""
         redact = self.registry.redact
-        fields: dict[str, Any] = {
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
-            "severity": record.levelname, "logger": record.name, "pid": record.process,
-            "message": redact(record.getMessage()),
-        }
-        request_id = record_request_id(record)
-        if request_id:
-            fields["request_id"] = request_id
-        access = getattr(record, "access", None)
-        if isinstance(access, dict):
-            fields.update((name, redact(value) if isinstance(value, str) else value) for name, value in access.items())
+        fields = self._fields(record.created, record.levelname, record.name, record.process, record.getMessage(),
+                              record_request_id(record), getattr(record, "access", None))
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -83,3 +94,24 @@ class JsonFormatter(logging.Formatter):
             fields["stack"] = redact(self.formatStack(record.stack_info))
         # Non-ASCII as it is: an escaped form of a secret (\u00e9) is one the registry does not know.
         return redact(json.dumps(fields, ensure_ascii=False))
+
+    def access_line(self, prototype: dict[str, Any], created: float, message: str, request_id: str | None,
+                    fields: dict[str, Any] | None = None) -> str:
+        """What format() writes for an access record (proxy.logs.access.access_record) of these values and
+        access `fields`, made without the record. `message` must have passed the handler's redaction filter."""
+        return self.registry.redact(json.dumps(self._fields(
+            created, prototype["levelname"], prototype["name"], prototype["process"], message,
+            request_id or REQUEST_ID.get(), fields), ensure_ascii=False))
+
+    def _fields(self, created: float, levelname: str, logger: str, pid: int | None, message: str,
+                request_id: str | None, access: object) -> dict[str, Any]:
+        redact = self.registry.redact
+        fields: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat(timespec="milliseconds"),
+            "severity": levelname, "logger": logger, "pid": pid, "message": redact(message),
+        }
+        if request_id:
+            fields["request_id"] = request_id
+        if isinstance(access, dict):
+            fields.update((name, redact(value) if isinstance(value, str) else value) for name, value in access.items())
+        return fields

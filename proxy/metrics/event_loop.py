@@ -59,6 +59,15 @@ class LoopHistogram:
         series[bisect_left(self._bounds, value)] += 1  # the first bucket whose bound is >= value (`le`)
         series[-1] += value
 
+    def observe_counts(self, labels: Labels, counts: Sequence[int], total: float) -> None:
+        """Record many observations at once: `counts` per bucket (the last above every bound), `total` their sum."""
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = [0.0] * (len(self._bounds) + 2)
+        for index, count in enumerate(counts):
+            series[index] += count
+        series[-1] += total
+
     def family(self) -> Metric:
         """The current values, with cumulative buckets, for a scrape."""
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
@@ -98,6 +107,10 @@ class PerRequestHistogram(Protocol):
         """Record one observation in the series named by `labels`."""
         ...
 
+    def observe_counts(self, labels: Labels, counts: Sequence[int], total: float) -> None:
+        """Record many observations at once: `counts` per bucket (the last above every bound), `total` their sum."""
+        ...
+
 
 class SharedCounter:
     """A prometheus_client Counter behind LoopCounter's interface, its label children kept (multiprocess mode)."""
@@ -127,3 +140,19 @@ class SharedHistogram:
         if child is None:
             child = self._children[labels] = self._histogram.labels(*labels)
         child.observe(value)
+
+    def observe_counts(self, labels: Labels, counts: Sequence[int], total: float) -> None:
+        """Record many observations at once: `counts` per bucket (the last above every bound), `total` their sum.
+
+        Through the child's bucket and sum values, which observe() increments one at a time: prometheus_client
+        has no public call for a batch (tests/test_metrics_figures.py checks the exposition it gives)."""
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._histogram.labels(*labels)
+        buckets = child._buckets
+        if len(buckets) != len(counts):
+            raise ValueError(f"{len(counts)} bucket counts for a histogram of {len(buckets)} buckets")
+        child._sum.inc(total)
+        for bucket, count in zip(buckets, counts, strict=True):
+            if count:
+                bucket.inc(count)

@@ -8,7 +8,7 @@ mode the argument is ignored.
 """
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
@@ -41,6 +41,7 @@ class Metrics:
             # Values already live in this process's memory: the sum would silently miss them.
             raise RuntimeError("PROMETHEUS_MULTIPROC_DIR must be set before prometheus_client is imported")
         self._multiprocess_dir = multiprocess_dir
+        self._before_scrape: list[Callable[[], None]] = []
         self.registry = CollectorRegistry()
         r = self.registry
         # Touched on every request. One process: plain numbers on the event loop, no locks
@@ -134,6 +135,22 @@ class Metrics:
         """One answered request (on the event loop)."""
         self._requests.inc((route, str(status)))
         self._request_seconds.observe((route,), seconds)
+
+    def hot_answers(self, route: str, tier: str, by: str, answers: int, body_bytes: int, buckets: list[int],
+                    seconds: float) -> None:
+        """Hot answers given `by` the lane since its last flush (proxy.metrics.answer_tally): as many 200s
+        of `route`, hits of `tier` and hot answers, their body bytes, and their durations per
+        LATENCY_BUCKETS bucket (the last above every bound) with their sum."""
+        self._requests.inc((route, "200"), answers)
+        self._request_seconds.observe_counts((route,), buckets, seconds)
+        self._cache_requests.inc((tier, "hit"), answers)
+        self._hot_answers.inc((by,), answers)
+        if body_bytes:
+            self._served_bytes.labels(tier, "hit").inc(body_bytes)
+
+    def before_scrape(self, flush: Callable[[], None]) -> None:
+        """Call `flush` before each exposition of this process (a tally adds what it holds)."""
+        self._before_scrape.append(flush)
 
     def cache_result(self, tier: str, result: str) -> None:
         """A lookup: hit, miss or stale (on the event loop)."""
@@ -232,6 +249,8 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text format for /metrics: this process's registry, or the sum over every worker."""
+        for flush in self._before_scrape:
+            flush()
         self.process.refresh()
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)

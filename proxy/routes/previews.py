@@ -11,6 +11,7 @@ Its headers are built once, by preview_headers.py, whichever way it goes out.
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 from aiohttp import hdrs, web
 
@@ -20,18 +21,19 @@ from previews.grammar.sdk_form import parse_sdk_form
 from previews.grammar.url import parse_preview_url
 from proxy.app_keys import CONFIG, HOT_PREVIEWS, LINKS, METRICS, PREVIEWS
 from proxy.errors import Forbidden
-from proxy.hot.previews import answer, hot_key
+from proxy.hot.previews import HotPreviews, Refresh, answer, hot_key
 from proxy.http.access.private_buckets import private_preview_cache_control
 from proxy.http.access.signature import verify
 from proxy.http.cache_status import CacheAnswer
 from proxy.http.request_target import path_and_query, target_as_sent
 from proxy.http.respond import respond
 from proxy.routes.links import changing_source_cache_control
-from proxy.routes.preview_headers import preview_headers
+from proxy.routes.preview_headers import PreviewHeaders, preview_headers
 from proxy.settings.previews import PreviewsConfig
+from proxy.storage.links.config import LinksConfig
 from proxy.tiers.keys import preview_source_id
 from proxy.tiers.preview_sources import preview_source
-from proxy.tiers.previews import PreviewRequest
+from proxy.tiers.previews import FoundPreview, PreviewRequest, Previews
 
 PREFIX = "/previews"
 PREVIEW_ROUTE = "preview"  # the `route` label of this route's request metrics
@@ -68,25 +70,48 @@ async def get_preview(request: web.Request) -> web.StreamResponse:
     options, negotiated = _negotiate_format(options, accept, settings)
     source_id = preview_source_id(originals.cache_key(ref), query)
     previews = request.app[PREVIEWS]
-    found = await previews.get(
-        PreviewRequest(ref, source_id, options, options.format or "auto", originals))
+    preview_request = PreviewRequest(ref, source_id, options, options.format or "auto", originals)
+    found = await previews.get(preview_request)
     preview = found.preview
     # A preview's URL doesn't carry its source's version: one of a source that can change is not immutable.
     cache_control = (private_cache_control or changing_source_cache_control(config, url.source)
                      or settings.cache_control)
-    cache = CacheAnswer(previews.tier_name, found.cache_status, preview.stored_at, stored=True)
-    headers = preview_headers(preview.meta.info, cache_control, options, ref.key, cache, negotiated)
-    if found.from_store and preview.data is not None and preview.stored_at is not None and hot.enabled:
+
+    def answer_of(found: FoundPreview) -> tuple[CacheAnswer, PreviewHeaders]:
+        cache = CacheAnswer(previews.tier_name, found.cache_status, found.preview.stored_at, stored=True)
+        return cache, preview_headers(found.preview.meta.info, cache_control, options, ref.key, cache, negotiated)
+
+    cache, headers = answer_of(found)
+    if hot.enabled:
         # Only answers from the store are kept: a render's bytes may come from an original that
         # changed while it ran, which the store refuses to keep too.
-        hot.keep(key, headers, preview.data, options.expires or 0, found.source_trusted_until, links,
-                 preview.stored_at)
+        _keep_hot(hot, key, found, headers, options.expires or 0, links,
+                  lambda: _refresh_hot(hot, key, previews, preview_request, answer_of, options.expires or 0, links))
     try:
         return await respond(request, headers.info, headers.route, data=preview.data, file=preview.file,
                              use_sendfile=config.server.sendfile, cache=cache, metrics=request.app[METRICS])
     finally:
         if preview.file is not None:
             preview.file.close()
+
+
+def _keep_hot(hot: HotPreviews, key: str, found: FoundPreview, headers: PreviewHeaders, expires: int,
+              links: LinksConfig, refresh: Refresh) -> None:
+    """Keep a store's answer in the hot map, with `refresh` to check it again before its trust ends."""
+    preview = found.preview
+    if found.from_store and preview.data is not None and preview.stored_at is not None:
+        hot.keep(key, headers, preview.data, expires, found.source_trusted_until, links, preview.stored_at, refresh)
+
+
+async def _refresh_hot(hot: HotPreviews, key: str, previews: Previews, preview_request: PreviewRequest,
+                       answer_of: Callable[[FoundPreview], tuple[CacheAnswer, PreviewHeaders]], expires: int,
+                       links: LinksConfig) -> None:
+    """Check a hot answer's source and store again and keep what a hit would answer now, with the new
+    trust (hot/previews.py): the same headers the full path would build for that hit."""
+    found = await previews.recheck(preview_request)
+    if found is not None:
+        _keep_hot(hot, key, found, answer_of(found)[1], expires, links,
+                  lambda: _refresh_hot(hot, key, previews, preview_request, answer_of, expires, links))
 
 
 def _negotiate_format(options: ProcessingOptions, accept: str,

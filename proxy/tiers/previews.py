@@ -171,12 +171,33 @@ class Previews:
         return await run_file_job(self._pool, self._metrics, operation, located, prepare, deadline,
                                   request.format_key, lambda rendered: rendered.format)
 
-    async def _describe_source(self, request: PreviewRequest) -> tuple[ObjectInfo, float]:
-        """The source's info, and until when it is trusted (now, when the TTL is 0)."""
+    async def recheck(self, request: PreviewRequest) -> FoundPreview | None:
+        """The stored preview of `request`, its source described afresh (not from the source-info cache),
+        or None if the store holds no such preview small enough for memory: what a hit would find once
+        the source's trust runs out, found just before (the hot map's refresh). Never renders, and counts
+        no lookup: no client asked."""
+        generation = self._guard.generation()
+        info, trusted_until = await self._describe_source(request, fresh=True)
+        limit = self._config.max_src_file_size
+        if limit and info.size > limit:
+            return None
+        stored = await self._store.lookup(
+            preview_key(request.options.canonical(), request.source_id, info.etag, request.format_key))
+        if stored is None or stored.data is None:
+            if stored is not None and stored.file is not None:
+                stored.file.close()
+            return None
+        if self._guard.generation() != generation:
+            trusted_until = 0.0
+        return FoundPreview(stored, "HIT", trusted_until, from_store=True)
+
+    async def _describe_source(self, request: PreviewRequest, fresh: bool = False) -> tuple[ObjectInfo, float]:
+        """The source's info, and until when it is trusted (now, when the TTL is 0). `fresh`: asked of
+        the source even while the source-info cache holds it (the answer replaces the cached one)."""
         originals = request.originals or self._originals
         # Keyed by the storage-tier key: a link's bucket may share its name with a bucket of the main storage.
         source = originals.cache_key(request.ref)
-        if self._source_info is not None:
+        if self._source_info is not None and not fresh:
             found = self._source_info.get(source)
             if found is not None:
                 return found
