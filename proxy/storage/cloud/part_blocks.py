@@ -40,7 +40,7 @@ class ReadAhead:
     """Re-yields `blocks`, reading the next one (in a task of its own) while the consumer holds the last.
 
     One block ahead, no more: while obstore keeps the block it pulled until a slot frees, the next one
-    is read, where before the client's bytes waited in socket buffers; that costs one block of memory
+    is read instead of the client's bytes waiting in socket buffers; that costs one block of memory
     at most. Reading starts when this is made, so the first block is read while the multipart upload
     is being created. `close()` stops a read in progress: call it once the consumer is done, whether
     or not it read to the end.
@@ -77,7 +77,7 @@ class ReadAhead:
             pending.add_done_callback(_retrieve_outcome)
 
 
-def _retrieve_outcome(read: "asyncio.Future[bytes | None]") -> None:
+def _retrieve_outcome(read: asyncio.Future[bytes | None]) -> None:
     """Mark a read nobody will await as seen, so that its failure is not reported as lost."""
     if not read.cancelled():
         read.exception()
