@@ -1,18 +1,20 @@
 """A real browser for tests: Debian's Chromium (/usr/bin/chromium) driven by playwright-core from npm.
 
 playwright-core is installed into .cache/node (git-ignored, beside Azurite) on first use; it ships no
-browser and downloads none, and the driver (browser_canvas.js) starts /usr/bin/chromium itself. Pages
-are served from loopback origins of their own by `PageServer`, so what they load from the proxy is
-cross-origin, as for a web application on another host.
+browser and downloads none, and the driver (browser_canvas.js: the canvas and fetch checks of
+browser_canvas.html, or a deep-zoom view, tests/support/deep_zoom.py) starts /usr/bin/chromium itself.
+Pages are served from loopback origins of their own by `page_server`, so what they load from the proxy
+is cross-origin, as for a web application on another host.
 """
 
+import functools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +30,7 @@ DRIVER = Path(__file__).with_name("browser_canvas.js")
 PAGE = Path(__file__).with_name("browser_canvas.html")
 INSTALL_SECONDS = 180.0
 LAUNCH_FAILED = 3  # the driver's exit status when Chromium cannot start
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript"}
 
 
 def installed_version() -> str | None:
@@ -85,8 +88,16 @@ class LaunchFailed(Exception):
 def run_visits(visits: list[Visit], timeout: float) -> list[list[dict[str, Any]]]:
     """Open each page in one headless Chromium, in order; each page's results, one per check."""
     spec = json.dumps([{"page": visit.page, "checks": visit.checks} for visit in visits])
+    return list(run_driver(["visits", spec], "visits", timeout)["visits"])
+
+
+def run_driver(arguments: list[str], expected: str, timeout: float) -> dict[str, Any]:
+    """Run the driver (browser_canvas.js) with `arguments`: the JSON it printed last, which must hold `expected`.
+
+    LaunchFailed when Chromium cannot start here; AssertionError, with the driver's output, on anything else.
+    """
     # A process group of its own: on a timeout, Chromium's processes go with the driver.
-    driver = subprocess.Popen(["node", str(DRIVER), str(PLAYWRIGHT_CORE), spec], stdout=subprocess.PIPE,
+    driver = subprocess.Popen(["node", str(DRIVER), str(PLAYWRIGHT_CORE), *arguments], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = driver.communicate(timeout=timeout)
@@ -94,40 +105,45 @@ def run_visits(visits: list[Visit], timeout: float) -> list[list[dict[str, Any]]
         os.killpg(driver.pid, signal.SIGKILL)
         driver.communicate(timeout=10)
         raise
-    result = subprocess.CompletedProcess(driver.args, driver.returncode, stdout, stderr)
-    last_line = (result.stdout.strip().splitlines() or ["{}"])[-1]
+    last_line = (stdout.strip().splitlines() or ["{}"])[-1]
     try:
         output = json.loads(last_line)
     except ValueError:
         output = {}
-    if result.returncode == LAUNCH_FAILED and "launchError" in output:
+    if driver.returncode == LAUNCH_FAILED and "launchError" in output:
         raise LaunchFailed(output["launchError"])
-    if result.returncode != 0 or "visits" not in output:
-        raise AssertionError(f"browser driver failed ({result.returncode}): {result.stdout[-2000:]}"
-                             f"{result.stderr[-2000:]}")
-    return list(output["visits"])
+    if driver.returncode != 0 or expected not in output:
+        raise AssertionError(f"browser driver failed ({driver.returncode}): {stdout[-2000:]}{stderr[-2000:]}")
+    return dict(output)
 
 
-class _PageHandler(BaseHTTPRequestHandler):
-    """Answers every GET with the checks page."""
+class _StaticPages(BaseHTTPRequestHandler):
+    """Answers a GET of one of `files`' paths with that file, and of any other path with `page`."""
+
+    def __init__(self, *args: Any, page: Path, files: Mapping[str, Path], **kwargs: Any) -> None:
+        self.page, self.files = page, files
+        super().__init__(*args, **kwargs)  # which answers the request
 
     def do_GET(self) -> None:
-        body = PAGE.read_bytes()
+        path = self.files.get(self.path.split("?", 1)[0], self.page)
+        body = path.read_bytes()
         self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Type", CONTENT_TYPES[path.suffix])
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the test reads the results, not the page server's log."""
+        """Quiet: the test reads the page's results, not this server's log."""
 
 
 @contextmanager
-def page_server() -> Iterator[str]:
-    """The checks page on a loopback port of its own, for a `with` block: yields its origin."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
+def page_server(page: Path = PAGE, files: Mapping[str, Path] | None = None) -> Iterator[str]:
+    """`page` (by default the checks page) at every path but those of `files` (path -> file), on a loopback
+    port of its own, for a `with` block: yields its origin."""
+    handler = functools.partial(_StaticPages, page=page, files=files or {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

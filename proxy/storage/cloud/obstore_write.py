@@ -1,7 +1,8 @@
 """Writes through obstore: one PUT below the plan's threshold, else a multipart upload (S3 parts, Azure blocks).
 
-obstore streams an async iterable in parts of `chunk_size`, at most `max_concurrency` in flight, so
-memory stays near part size x (concurrency + 1) whatever the body's size. When the body raises,
+obstore streams an async iterable in parts of `chunk_size`, at most `max_concurrency` in flight; the
+body reaches it in part-size blocks, read one block ahead (proxy.storage.cloud.part_blocks), so
+memory stays near part size x (concurrency + 2) whatever the body's size. When the body raises,
 obstore aborts the upload (S3's AbortMultipartUpload; Azure's uncommitted blocks are never listed and
 expire); when its call is cancelled it does not, so a cancellation goes through the body instead
 (proxy.storage.writes.write_or_abort).
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 import obstore
 
 from proxy.storage.cloud.obstore_calls import ObstoreCalls
+from proxy.storage.cloud.part_blocks import ReadAhead, part_blocks
 from proxy.storage.provider import ObjectRef, quote_etag
 from proxy.storage.writes import AbortableChunks, WritePlan, WriteResult, write_or_abort
 
@@ -46,7 +48,8 @@ async def write_object(store: ObjectStore, calls: ObstoreCalls, ref: ObjectRef, 
                 store, ref.key, head, attributes=attributes, use_multipart=False))
             return _result(result, counter.bytes, parts=0)
     # The gathered head is handed over as it is (obstore takes any byte buffer): no copy of up to the threshold.
-    parts = AbortableChunks(_blocks(_prepend(head, body) if head else body, plan.effective_part_size))
+    blocks = ReadAhead(part_blocks(_prepend(head, body) if head else body, plan.effective_part_size))
+    parts = AbortableChunks(blocks)
     del head
     # No overall timeout here, unlike calls.call: a multipart upload of terabytes takes as long as it takes.
     with calls.translated(ref, "multipart put"):
@@ -63,6 +66,8 @@ async def write_object(store: ObjectStore, calls: ObstoreCalls, ref: ObjectRef, 
                         "a lifecycle rule removes it", ref.bucket, ref.key, type(parts.failure).__name__,
                         " ".join(str(error).split())[:300])
             raise parts.failure from None
+        finally:
+            blocks.close()  # a block read ahead of a write that ended early is not read to its end
     # obstore cuts the body into parts of exactly chunk_size, the last one shorter.
     return _result(result, counter.bytes, parts=max(1, math.ceil(counter.bytes / plan.effective_part_size)))
 
@@ -82,33 +87,6 @@ class _Counter:
         async for chunk in chunks:
             self.bytes += len(chunk)
             yield chunk
-
-
-async def _blocks(chunks: AsyncIterable[bytes], size: int) -> AsyncIterator[bytes]:
-    """`chunks` regrouped into blocks of `size` bytes (the last one shorter); a chunk of at least `size`
-    that arrives while no block is being filled passes as it is (obstore cuts its parts from it).
-
-    obstore pulls the body from its own runtime, one chunk per hop to the event loop and back; a
-    request body comes in pieces of tens of KiB, so a gigabyte took tens of thousands of hops and the
-    parts went out slower than the client sent them. One block per part is one hop per part, and
-    obstore takes each block as its part without copying it again. Memory stays where it was: the
-    block being filled is the part obstore would otherwise be filling.
-    """
-    block, filled = bytearray(size), 0
-    async for chunk in chunks:
-        if not filled and len(chunk) >= size:
-            yield chunk  # a part's worth or more (the gathered head): handed over as it is, uncopied
-            continue
-        view = memoryview(chunk)
-        while view:
-            taken = min(len(view), size - filled)
-            block[filled:filled + taken] = view[:taken]  # the one copy: into a block allocated once
-            filled, view = filled + taken, view[taken:]
-            if filled == size:
-                yield cast(bytes, block)  # obstore reads any byte buffer, and keeps this one: a new block
-                block, filled = bytearray(size), 0
-    if filled:
-        yield cast(bytes, block[:filled])
 
 
 async def _prepend(first: bytearray, rest: AsyncIterable[bytes]) -> AsyncIterator[bytes]:

@@ -17,6 +17,7 @@ replaces the write-path section of docs/benchmarks.md. rclone: `bash tests/bench
 """
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -84,7 +85,8 @@ def measure(only: tuple[str, ...], repetitions: int, sizes: Sizes,
                         run = contender(moto, files, multipart, tmp)
                     results[name][side].append(run)
                     print(f"repetition {repetition + 1}, {name}, {side}: {run.seconds:.1f} s, {run.mib_s:.0f} MiB/s; "
-                          f"CPU s: {_cpu_text(run)}", file=sys.stderr, flush=True)
+                          f"CPU s: {_cpu_text(run)}; load average {os.getloadavg()[0]:.1f}", file=sys.stderr,
+                          flush=True)
     return results
 
 
@@ -101,14 +103,15 @@ def _describe(runs: list[Run]) -> str:
 
 
 def report(results: dict[str, dict[str, list[Run]]], sizes: Sizes, multipart: Multipart, quick: bool,
-           repetitions: int) -> list[str]:
-    """The Markdown body: machine, settings, the table, the targets."""
+           repetitions: int, load: tuple[float, float]) -> list[str]:
+    """The Markdown body: machine and its load, settings, the table, the targets."""
     what = {"upload": f"{sizes.upload // MIB:,} MiB",
             "migrate": f"{sizes.small_files:,} small files (1-64 KiB) + {sizes.large_files} x "
                        f"{sizes.large_size // MIB} MiB"}
     lines = [f"Machine: {machine()}. Endpoint: moto {_moto_version()} (ThreadedMotoServer in its own process, "
              f"loopback), a fresh one for each figure. Reference tools: boto3 {_boto3_version()}, {rclone_version()} "
-             "(Debian).",
+             f"(Debian). Load average (1 min) when the run began and ended: {load[0]:.1f}, {load[1]:.1f} (other "
+             "work on the same cores slows the endpoint most of all: read the spread of the ratios with it).",
              f"Command: `.venv/bin/python -m tests.benchmarks.write_path{' --quick' if quick else ''}`; "
              f"{repetitions} interleaved repetition(s). Multipart settings on every side: one PUT up to "
              f"{multipart.threshold // MIB} MiB, else parts of {multipart.part_size // MIB} MiB, "
@@ -179,12 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     if "migrate" in only:
         rclone_version()  # fails early, with the way to install it
     sizes, multipart = (QUICK if args.quick else FULL), Multipart()
+    load_before = os.getloadavg()[0]
     try:
         results = measure(only, repetitions, sizes, multipart)
     except BenchmarkError as error:
         print(f"write_path: {error}", file=sys.stderr)
         return 1
-    body = report(results, sizes, multipart, args.quick, repetitions)
+    body = report(results, sizes, multipart, args.quick, repetitions, (load_before, os.getloadavg()[0]))
     text = "\n".join(["# The write path: preview-proxy against boto3 and rclone", "", *body]) + "\n"
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -66,6 +67,18 @@ def _clock(run_cpu: dict[str, float], pids: dict[str, int]) -> Iterator[list[flo
     run_cpu["tool"] = (children_after.ru_utime + children_after.ru_stime - children.ru_utime - children.ru_stime)
 
 
+def _timed_tool(tool: str, argv: list[str], size: int, pids: dict[str, int], env: dict[str, str] | None = None,
+                cwd: Path | None = None) -> tuple[Run, subprocess.CompletedProcess[str]]:
+    """Run `argv` to its end on the clock: the Run (its CPU seconds under `tool`, beside those of `pids`)
+    and what it printed and returned."""
+    run = Run(0.0, size)
+    with _clock(run.cpu, pids) as elapsed:
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    run.seconds = elapsed[0]
+    run.cpu[tool] = run.cpu.pop("tool")
+    return run, done
+
+
 def _expect_etags(moto: Moto, bucket: str, expected: dict[str, str], who: str) -> None:
     found = moto.etags(bucket)
     if found != expected:
@@ -81,14 +94,10 @@ def upload_through_proxy(moto: Moto, files: Files, multipart: Multipart) -> Run:
            "STORAGE_UPLOAD_CONCURRENCY": str(multipart.concurrency), **s3_env(moto.endpoint)}
     size = files.upload.stat().st_size
     with proxy_server(env) as server:
-        run = Run(0.0, size)
         argv = ["curl", "-sS", "--fail-with-body", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(files.upload),
                 "-H", f"Authorization: Bearer {TOKEN}", "-H", "Content-Type: application/octet-stream",
                 "-H", "Expect:", server.url(f"/{bucket}/upload.bin")]
-        with _clock(run.cpu, {"preview-proxy": server.pid, "moto": moto.pid}) as elapsed:
-            answer = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
-        run.seconds = elapsed[0]
-        run.cpu["curl"] = run.cpu.pop("tool")
+        run, answer = _timed_tool("curl", argv, size, {"preview-proxy": server.pid, "moto": moto.pid})
         if answer.stdout != "201":
             raise BenchmarkError(f"upload through preview-proxy: {answer.stdout} {answer.stderr}\n"
                                  + "\n".join(server.log_lines[-10:]))
@@ -132,11 +141,7 @@ def migrate(moto: Moto, files: Files, multipart: Multipart, tmp_journal_root: st
             "STORAGE_UPLOAD_CONCURRENCY": str(multipart.concurrency)}
     argv = [sys.executable, "-m", "proxy.runtime.cli", "migrate", "--to", LINKS_ENTRY, "--bucket",
             f"{SOURCE_BUCKET}={bucket}", "--jobs", str(TRANSFERS), "--progress-every", "3600"]
-    run = Run(0.0, files.tree_bytes)
-    with _clock(run.cpu, {"moto": moto.pid}) as elapsed:
-        done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False)
-    run.seconds = elapsed[0]
-    run.cpu["migrate"] = run.cpu.pop("tool")
+    run, done = _timed_tool("migrate", argv, files.tree_bytes, {"moto": moto.pid}, env=env, cwd=REPO)
     if done.returncode != 0:
         raise BenchmarkError(f"migrate exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     _expect_etags(moto, bucket, files.tree_etags, "migrate")
@@ -154,11 +159,7 @@ def rclone_copy(moto: Moto, files: Files, multipart: Multipart, config_path: str
     argv = ["rclone", "copy", str(files.tree), f"dest:{bucket}", "--config", config_path,
             "--transfers", str(TRANSFERS), "--s3-upload-cutoff", f"{multipart.threshold}B",
             "--s3-chunk-size", f"{multipart.part_size}B", "--s3-upload-concurrency", str(multipart.concurrency)]
-    run = Run(0.0, files.tree_bytes)
-    with _clock(run.cpu, {"moto": moto.pid}) as elapsed:
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False)
-    run.seconds = elapsed[0]
-    run.cpu["rclone"] = run.cpu.pop("tool")
+    run, done = _timed_tool("rclone", argv, files.tree_bytes, {"moto": moto.pid}, env=env)
     if done.returncode != 0:
         raise BenchmarkError(f"rclone exited {done.returncode}:\n{done.stderr[-2000:]}")
     _expect_etags(moto, bucket, files.tree_etags, "rclone copy")
