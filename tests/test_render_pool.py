@@ -6,19 +6,28 @@ own state once the job that proves the point has finished.
 """
 
 import asyncio
+import io
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar, cast
 
-from proxy.render.memory import MIB
+from cache.entry import ObjectInfo
+from proxy.metrics.registry import Metrics
+from proxy.render.file_jobs import run_file_job
+from proxy.render.memory import MIB, RenderMemory
 from proxy.render.pool import SMALL_JOB_BYTES, RenderPool
+from proxy.tiers.originals import Located
 from tests.support.render_gauges import RecordingGauges
+
+T = TypeVar("T")
 
 LARGE = 64 * MIB
 SMALL = MIB
 WAIT = 10.0  # seconds any blocked job waits at most
+_INFO = ObjectInfo(8, '"etag"', 0.0, "image/jpeg")
 
 
 def blocking(started: threading.Event, release: threading.Event, name: str) -> Callable[[], str]:
@@ -166,3 +175,49 @@ def test_a_kept_heap_gives_the_next_render_its_pages_without_faulting_them_again
     assert kept and not default_kept
     assert default_faults > pages // 2  # by default a fresh mapping each time, every page faulted in
     assert faults < pages // 10
+
+
+class _Work:
+    """Prepared work of a given estimated peak, recording the thread it ran on and whether it was closed."""
+
+    def __init__(self, peak: int) -> None:
+        self.peak_bytes = peak
+        self.closed = False
+
+    def run(self) -> str:
+        return threading.current_thread().name
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _CountingPool(RenderPool):
+    """The real pool, counting the trips it is asked for."""
+
+    trips = 0
+
+    async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: bool = False) -> T:
+        self.trips += 1
+        return await super().run(work, deadline, memory, admitted)
+
+
+class _RenderTimes:
+    def render_done(self, operation: str, output_format: str, seconds: float) -> None:
+        """Not what these tests look at."""
+
+
+def test_a_small_job_runs_on_the_thread_that_read_its_header_and_a_large_one_is_admitted_by_its_estimate() -> None:
+    async def one(peak: int) -> tuple[int, _Work, io.BytesIO]:
+        pool = _CountingPool(workers=1, queue_size=0, observer=RecordingGauges(), memory=RenderMemory(256 * MIB))
+        work, original = _Work(peak), io.BytesIO(b"original")
+        try:
+            await run_file_job(pool, cast(Metrics, _RenderTimes()), "preview", Located(_INFO, "MISS", original),
+                               lambda _: work, time.monotonic() + WAIT, "jpeg", lambda _: "jpeg")
+        finally:
+            pool.close()
+        return pool.trips, work, original
+
+    small_trips, small, small_file = asyncio.run(one(SMALL))
+    large_trips, large, large_file = asyncio.run(one(LARGE))
+    assert (small_trips, large_trips) == (1, 2)
+    assert small.closed and large.closed and small_file.closed and large_file.closed
