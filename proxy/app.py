@@ -33,6 +33,7 @@ from proxy.http.path_prefix import apply_path_prefix
 from proxy.logs.request_ids import install_request_ids, request_ids
 from proxy.metrics.process_figures import keep_fresh
 from proxy.metrics.registry import Metrics
+from proxy.render.heap import keep_freed_memory
 from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool
 from proxy.routes import health
@@ -114,6 +115,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     links_config = config.links or LinksConfig(config.data_path / "remote_links.yml", required=False)
     app[LINKS] = LinkedOriginals(links_config, config.storage, build_link, metrics.links_read)
     settings = config.previews
+    keep_freed_memory(settings.heap_keep)  # each process's renders reuse their pages (proxy.render.heap)
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics,
                                          RenderMemory(settings.memory_limit))
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max, guard)

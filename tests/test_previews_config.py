@@ -33,7 +33,7 @@ def previews(**env: str) -> PreviewsConfig:
 
 def test_previews_defaults() -> None:
     config = PreviewsConfig.from_env({})
-    assert config.workers == 2 * (os.cpu_count() or 1)
+    assert config.workers == (os.cpu_count() or 1)  # one render thread per core, for the whole server
     assert config.queue_size == 256
     assert config.timeout == 10.0
     assert (config.auto_webp, config.auto_avif) == (False, False)

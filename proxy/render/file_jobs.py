@@ -4,7 +4,9 @@ Previews and conversions both hand a worker thread the file of an original (loca
 entry, a fill's reader or ranges from the provider), in two trips: the first reads the header and
 estimates the work's peak memory (nothing is decoded), the second runs once the pool has admitted
 that estimate (proxy.render.memory). Between them no thread is held, so renders that wait for
-memory don't keep small ones from the workers.
+memory don't keep small ones from the workers. A small job (estimated at most SMALL_JOB_BYTES) has
+one trip: it runs on the thread that read its header, outside the memory budget (at most one such
+job per thread, a few MiB each), sparing a round trip through the event loop on every thumbnail.
 
 A trip that a thread has started owns the file (and the prepared work) and closes them however it
 ends if nothing follows; whatever no thread holds when the caller is done (queue full, no memory,
@@ -15,10 +17,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO, Generic, Protocol, TypeVar
 
 from proxy.metrics.registry import Metrics
-from proxy.render.pool import RenderPool
+from proxy.render.pool import SMALL_JOB_BYTES, RenderPool
 from proxy.tiers.originals import Located
 
 T = TypeVar("T")
@@ -52,12 +55,21 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
     """
     job = _FileJob(located, prepare, output_format, format_of)
     try:
-        prepared = await pool.run(job.prepare, deadline)
-        return await pool.run(job.run, deadline, memory=prepared.peak_bytes, admitted=True)
+        first = await pool.run(job.first_trip, deadline)
+        if isinstance(first, _Finished):
+            return first.result
+        return await pool.run(job.run, deadline, memory=first.peak_bytes, admitted=True)
     finally:
         job.caller_done()
         if job.seconds:
             metrics.render_done(operation, job.output_format, job.seconds)
+
+
+@dataclass(frozen=True)
+class _Finished(Generic[T]):
+    """A small job's result, made in its first trip."""
+
+    result: T
 
 
 class _FileJob(Generic[T]):
@@ -83,8 +95,15 @@ class _FileJob(Generic[T]):
             self._prepared = self._prepare(self._located.file)
             return self._prepared
 
+    def first_trip(self) -> "Prepared[T] | _Finished[T]":
+        """Prepare; a small job then runs at once on the same thread, a larger one goes back to be admitted."""
+        prepared = self.prepare()
+        if prepared.peak_bytes > SMALL_JOB_BYTES or self._closed:  # closed: the caller has gone
+            return prepared
+        return _Finished(self.run())
+
     def run(self) -> T:
-        """Second trip: the work, after which everything is closed."""
+        """Second trip (or the rest of a small job's first): the work, after which everything is closed."""
         try:
             with self._trip():
                 assert self._prepared is not None

@@ -4,18 +4,30 @@ and a budget of memory (proxy.render.memory) that a job's estimated peak must fi
 A request that finds the queue full gets 429 at once; one that waits past its deadline gets 504. A
 render that overruns is not killed (threads can't be), but the pipeline checks the same deadline
 between steps and stops, and its thread (and its memory) counts as busy until then, so the bounds hold.
+
+Jobs start in arrival order, with one exception: small ones (a header read, or a render whose
+estimated peak is at most SMALL_JOB_BYTES) don't queue behind large ones. When every worker thread
+holds a large job, a small one starts on one more thread, the small lane, which takes small jobs only;
+so a thumbnail doesn't wait for a 50 MP render, and the cores are not shared by more renders than
+there are workers the rest of the time.
 """
 
 import asyncio
+import collections
 import concurrent.futures
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from proxy.errors import RenderWaitTimedOut, TooManyRequests
-from proxy.render.memory import RenderMemory
+from proxy.render.memory import MIB, RenderMemory
 
 T = TypeVar("T")
+# A preview of a photo of a few megapixels, decoded at a fraction of its size by JPEG's draft mode,
+# needs about 5 MiB; a large output or an unreduced decode needs several times that.
+SMALL_JOB_BYTES = 8 * MIB
+SMALL_LANE = 1  # threads beyond `workers` that only small jobs use, while every worker holds a large one
 
 
 class RenderObserver(Protocol):
@@ -28,18 +40,31 @@ class RenderObserver(Protocol):
         """Bytes reserved by the renders running, and asked for by those waiting for memory."""
 
 
+@dataclass(eq=False)
+class _Turn:
+    """A job waiting for a thread."""
+
+    small: bool
+    granted: "asyncio.Future[None]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
 class RenderPool:
-    """Runs blocking functions on `workers` threads with at most `queue_size` callers waiting (0: no bound)."""
+    """Runs blocking functions on `workers` threads (and the small lane) with at most `queue_size` callers
+    waiting (0: no bound)."""
 
     def __init__(self, workers: int, queue_size: int, observer: RenderObserver,
                  memory: RenderMemory | None = None) -> None:
         self.memory = memory  # None: jobs are not admitted by memory
-        self._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="render")
-        self._slots = asyncio.Semaphore(workers)
+        self.workers = workers
+        # Threads start when first needed: the small lane's only once every worker holds a large job.
+        self._executor = concurrent.futures.ThreadPoolExecutor(workers + SMALL_LANE, thread_name_prefix="render")
+        self._turns: collections.deque[_Turn] = collections.deque()
         self._queue_size = queue_size
         self._observer = observer
         self._waiting = 0
-        self._running = 0
+        self._running_large = 0
+        self._running_small = 0
+        self._report_due = False
 
     async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: bool = False) -> T:
         """`work()` on a worker thread, once `memory` bytes (its estimated peak) are reserved.
@@ -51,13 +76,14 @@ class RenderPool:
         if not admitted and self._queue_size and self._waiting >= self._queue_size:
             raise TooManyRequests("render queue is full, try again shortly")
         reserved = memory if self.memory is not None else 0
+        small = memory <= SMALL_JOB_BYTES
         self._waiting += 1
         self._report()
         try:
             if reserved and self.memory is not None:
                 await self.memory.reserve(reserved, deadline)
             try:
-                await asyncio.wait_for(self._slots.acquire(), _remaining(deadline))
+                await self._take_turn(small, deadline)
             except BaseException:
                 self._release_memory(reserved)
                 raise
@@ -65,23 +91,64 @@ class RenderPool:
             raise RenderWaitTimedOut("render timed out waiting for a worker") from None
         finally:
             self._waiting -= 1
-        self._running += 1
         self._report()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, work)
-        # The slot and the memory are freed when the thread is, not when a caller stops waiting for it.
-        future.add_done_callback(self._free_slot)
-        if reserved:
-            future.add_done_callback(lambda _: self._release_memory(reserved))
+        future = asyncio.get_running_loop().run_in_executor(self._executor, work)
+        # The thread and the memory are freed when the work is done, not when a caller stops waiting for it.
+        future.add_done_callback(lambda _: self._done(small, reserved))
         try:
             return await asyncio.wait_for(asyncio.shield(future), _remaining(deadline))
         except TimeoutError:
             future.add_done_callback(_consume_result)
             raise RenderWaitTimedOut() from None
 
-    def _free_slot(self, _: "asyncio.Future[Any]") -> None:
-        self._running -= 1
-        self._slots.release()
+    @property
+    def running(self) -> int:
+        """Jobs on threads now."""
+        return self._running_large + self._running_small
+
+    def _may_start(self, small: bool) -> bool:
+        if self.running < self.workers:
+            return True
+        return small and self._running_large >= self.workers and self._running_small < SMALL_LANE
+
+    async def _take_turn(self, small: bool, deadline: float) -> None:
+        """Wait for a thread: at once if one is free and nobody is ahead, else in arrival order."""
+        if not self._turns and self._may_start(small):
+            self._start(small)
+            return
+        turn = _Turn(small)
+        self._turns.append(turn)
+        try:
+            await asyncio.wait_for(asyncio.shield(turn.granted), _remaining(deadline))
+        except BaseException:
+            if turn.granted.done():
+                self._done(small, 0)  # granted as the wait ended: give the thread back
+            else:
+                self._turns.remove(turn)
+            raise
+
+    def _start(self, small: bool) -> None:
+        if small:
+            self._running_small += 1
+        else:
+            self._running_large += 1
+
+    def _grant(self) -> None:
+        # In arrival order: a job that can't start holds back the same kind behind it; a small one
+        # passes a large one only into the small lane (_may_start).
+        for turn in list(self._turns):
+            if self._may_start(turn.small):
+                self._turns.remove(turn)
+                self._start(turn.small)
+                turn.granted.set_result(None)
+
+    def _done(self, small: bool, reserved: int) -> None:
+        if small:
+            self._running_small -= 1
+        else:
+            self._running_large -= 1
+        self._release_memory(reserved)
+        self._grant()
         self._report()
 
     def _release_memory(self, reserved: int) -> None:
@@ -90,7 +157,15 @@ class RenderPool:
             self._report()
 
     def _report(self) -> None:
-        self._observer.render_queue(self._waiting, self._running)
+        # Once per turn of the event loop, however many jobs moved in it: each report writes the
+        # gauges of every process's shared metrics files, several times per render otherwise.
+        if not self._report_due:
+            self._report_due = True
+            asyncio.get_running_loop().call_soon(self._send_report)
+
+    def _send_report(self) -> None:
+        self._report_due = False
+        self._observer.render_queue(self._waiting, self.running)
         if self.memory is not None:
             self._observer.render_memory(self.memory.in_use, self.memory.waiting)
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from previews.config import RenderConfig
 from proxy.http.access.signature import SignatureConfig
-from proxy.render.memory import default_memory_limit
+from proxy.render.heap import DEFAULT_HEAP_KEEP
+from proxy.render.memory import MIB, default_memory_limit
 from proxy.settings.env_values import read_count, read_flag, read_number
 from proxy.settings.errors import ConfigError
 from proxy.settings.render import read_render_config
@@ -25,7 +26,7 @@ class PreviewsConfig:
 
     render: RenderConfig = field(default_factory=RenderConfig)
     signature: SignatureConfig = field(default_factory=SignatureConfig)
-    workers: int = 2 * (os.cpu_count() or 1)
+    workers: int = os.cpu_count() or 1
     queue_size: int = 256
     timeout: float = 10.0
     auto_webp: bool = False
@@ -34,6 +35,8 @@ class PreviewsConfig:
     memory_bytes: int = 64 * 1024 * 1024
     memory_entry_max: int = 256 * 1024
     source_info_ttl: float = 10.0
+    # Freed heap each process keeps for the next render instead of handing it back (proxy.render.heap).
+    heap_keep: int = DEFAULT_HEAP_KEEP
     # Bytes the renders and conversions of one process may hold at once, by their estimates.
     memory_limit: int = field(default_factory=lambda: default_memory_limit(1))
 
@@ -41,9 +44,10 @@ class PreviewsConfig:
     def from_env(cls, env: Mapping[str, str], processes: int = 1) -> "PreviewsConfig":
         """Read and check every setting; ConfigError names the variable.
 
-        IMGPROXY_WORKERS counts render threads per process. Its default, imgproxy's two per core, is
-        for the whole server, so it is shared out among the `processes` serving (rounded up): more
-        threads than that on the same cores only queue behind each other and hold more images.
+        IMGPROXY_WORKERS counts render threads per process. Its default, one per core, is for the
+        whole server, so it is shared out among the `processes` serving (rounded up): more threads
+        than cores only share them, each render slower and each holding its images longer (small
+        renders get a lane of their own when large ones hold every thread, proxy.render.pool).
         """
         workers = read_count(env, "IMGPROXY_WORKERS", -(-cls.workers // max(1, processes)))
         if workers < 1:
@@ -64,6 +68,8 @@ class PreviewsConfig:
             memory_limit=(read_size(env, "RENDER_MEMORY_LIMIT", limit_text) if limit_text
                           else default_memory_limit(processes)),
             source_info_ttl=0.0 if ttl_text in ("0", "0s") else read_duration(env, "CACHE_SOURCE_INFO_TTL", "10s"),
+            heap_keep=0 if (env.get("RENDER_HEAP_KEEP") or "").strip() == "0"
+            else read_size(env, "RENDER_HEAP_KEEP", f"{DEFAULT_HEAP_KEEP // MIB}m"),
         )
 
     def describe(self) -> dict[str, str]:
@@ -78,6 +84,7 @@ class PreviewsConfig:
             "IMGPROXY_MAX_RESULT_DIMENSION": str(self.render.max_result_dimension or "unlimited"),
             "IMGPROXY_MAX_RESULT_RESOLUTION": f"{self.render.max_result_resolution / 1e6:g} MP",
             "RENDER_MEMORY_LIMIT": str(self.memory_limit),
+            "RENDER_HEAP_KEEP": str(self.heap_keep) if self.heap_keep else "0 (the C library's own thresholds)",
             "IMGPROXY_AUTO_WEBP": str(self.auto_webp).lower(),
             "IMGPROXY_AUTO_AVIF": str(self.auto_avif).lower(),
             "IMGPROXY_PRESETS": ", ".join(self.render.presets) or "(none)",

@@ -7,11 +7,13 @@ a peer that answers errors fast can't win. Every loop is bounded in count and ti
 import asyncio
 import hashlib
 import io
+import multiprocessing
 import random
 import re
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 from PIL import Image
@@ -19,6 +21,7 @@ from PIL import Image
 from tests.benchmarks.harness import BenchmarkError, percentiles
 from tests.benchmarks.originals import BigFile, MiB
 from tests.benchmarks.peer_servers import Peer
+from tests.benchmarks.previews import reference_render
 
 REQUEST_TIMEOUT = 120.0
 WORKLOAD_TIMEOUT = 600.0
@@ -159,6 +162,29 @@ async def previews(peer: Peer, requests: list[Preview], clients: int) -> Sample:
     if peer.cache_header:
         sample["hit_ratio"] = sum(hits) / len(hits)
     return sample
+
+
+def timed_reference_render(path: Path) -> float:
+    """One in-process render (previews.reference_render: open, draft, thumbnail, JPEG q70), in seconds."""
+    started = time.perf_counter()
+    reference_render(path)
+    return time.perf_counter() - started
+
+
+def in_process_renders(paths: list[Path], processes: int, warm_up: Path) -> Sample:
+    """The ceiling of W2: every photo once through timed_reference_render, with nothing around it (no HTTP,
+    no cache), on `processes` processes, each taking the next photo when it is free, as the clients take
+    the next request. Renders/s, and each render's p50 and p99 (ms).
+
+    The processes are started and have rendered `warm_up` before the clock starts, as each server
+    has rendered its warm-up key."""
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        pool.map(timed_reference_render, [warm_up] * processes * 2, chunksize=1)
+        started = time.perf_counter()
+        seconds = pool.map(timed_reference_render, paths, chunksize=1)
+        elapsed = time.perf_counter() - started
+    p50, p99 = percentiles(seconds)
+    return {"rps": len(paths) / elapsed, "p50": p50, "p99": p99}
 
 
 def zipf_requests(keys: list[str], count: int) -> list[Preview]:

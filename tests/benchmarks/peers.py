@@ -8,7 +8,9 @@ runs every peer back to back, in a rotating order), and ratios are preview-proxy
 
 - W1: one cached 300 px preview hammered by wrk (64 connections, 10 s, after a 1 s warm-up); the
   cache hit is checked before and after (X-Cache-Status / X-Cache; for thumbor, its result file).
-- W2: every photo once at 300 px from an empty cache, by 1 client and by 8 clients.
+- W2: every photo once at 300 px from an empty cache, by 1 client and by 8 clients; beside the peers,
+  the ceiling: the same renders in-process (pillow-simd with draft, no HTTP, no cache) on 1 process and
+  on one process per core.
 - W3: 2,000 requests drawn from a Zipf distribution (s = 1, fixed seed) over photos x {50, 300,
   1024} px, by 32 clients, from an empty cache.
 - W4: a large original (1 GiB) through each proxy's origin path, cold: nginx's proxy_cache location
@@ -45,7 +47,16 @@ from tests.benchmarks import peer_servers as servers
 from tests.benchmarks import peer_workloads as load
 from tests.benchmarks.harness import REPO, BenchmarkError, machine
 from tests.benchmarks.originals import BigFile, MiB, write_big_file
-from tests.benchmarks.peer_report import NGINX, PP, THUMBOR, Results, replace_marked_section, table, targets_text
+from tests.benchmarks.peer_report import (
+    IN_PROCESS,
+    NGINX,
+    PP,
+    THUMBOR,
+    Results,
+    replace_marked_section,
+    table,
+    targets_text,
+)
 
 RESULTS = REPO / "tests" / "benchmarks" / "results" / "peers.md"
 BENCHMARKS_DOC = REPO / "docs" / "benchmarks.md"
@@ -165,16 +176,27 @@ def wait_for_access_lines(log: Path, path: str, at_least: int, timeout: float = 
         time.sleep(0.2)  # polling a file that fills; the deadline above bounds the loop
 
 
-def run_w2(bench: Bench, settings: Settings, results: Results) -> None:
-    """Every photo once at 300 px from an empty cache, by 1 client and by COLD_CLIENTS."""
+def run_w2(bench: Bench, settings: Settings, results: Results, notes: list[str]) -> None:
+    """Every photo once at 300 px from an empty cache, by 1 client and by COLD_CLIENTS; and the same
+    renders in-process (the ceiling), on 1 process and on one per core, in the same rotation."""
     requests = [load.Preview(key, HIT_WIDTH) for key in bench.keys]
+    storage = bench.data / "storage" / servers.BUCKET
+    photos = [storage / key for key in bench.keys]
     for repetition in range(settings.repetitions):
-        for clients, scenario in ((1, "W2-1"), (COLD_CLIENTS, "W2-8")):
-            for peer in rotated((NGINX, THUMBOR, PP), repetition):
-                with bench.fresh(peer) as server:
-                    uvloop.run(load.warm_up(server, WARMUP_KEY))
-                    sample = uvloop.run(load.previews(server, requests, clients))
-                    results.setdefault(scenario, {}).setdefault(peer, []).append(sample)
+        for clients, processes, scenario in ((1, 1, "W2-1"), (COLD_CLIENTS, servers.CORES, "W2-8")):
+            for peer in rotated((NGINX, THUMBOR, PP, IN_PROCESS), repetition):
+                if peer == IN_PROCESS:
+                    sample = load.in_process_renders(photos, processes, storage / WARMUP_KEY)
+                else:
+                    with bench.fresh(peer) as server:
+                        uvloop.run(load.warm_up(server, WARMUP_KEY))
+                        sample = uvloop.run(load.previews(server, requests, clients))
+                results.setdefault(scenario, {}).setdefault(peer, []).append(sample)
+    notes.append(f"W2 {IN_PROCESS}: the ceiling, the same photos rendered with nothing around them (no HTTP, no "
+                 "cache): `Image.open`, `draft`, `thumbnail` to 300 px keeping the aspect ratio, JPEG q70, with the "
+                 "project's pillow-simd, on 1 process for W2's 1 client and on one process per core "
+                 f"({servers.CORES}) for its {COLD_CLIENTS} clients, each process taking the next photo when it is "
+                 "free; its p99 is one render's time, not a client's wait.")
 
 
 def run_w3(bench: Bench, settings: Settings, results: Results, notes: list[str]) -> None:
@@ -280,7 +302,7 @@ def run(settings: Settings) -> list[str]:
         if "W1" in settings.only:
             run_w1(bench, settings, results, notes)
         if "W2" in settings.only:
-            run_w2(bench, settings, results)
+            run_w2(bench, settings, results, notes)
         if "W3" in settings.only:
             run_w3(bench, settings, results, notes)
         if big:
