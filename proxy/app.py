@@ -115,7 +115,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     app[LINKS] = LinkedOriginals(links_config, config.storage, build_link, metrics.links_read)
     settings = config.previews
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics,
-                                         RenderMemory(settings.memory_limit))
+                                         RenderMemory(settings.memory_limit, settings.memory_concurrent or None))
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max, guard)
     app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout,
                                guard)
