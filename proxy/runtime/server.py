@@ -28,7 +28,6 @@ from proxy.logs.access import ACCESS_LOGGER, AccessLogger
 from proxy.logs.buffered_access import BufferedAccessLog
 from proxy.metrics.listener import start_metrics_listener
 from proxy.routes.health import WORKERS_LISTENING
-from proxy.runtime.allocator import return_big_buffers
 from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket
 from proxy.runtime.log_floods import install_flood_filters
 from proxy.runtime.log_redaction import install_redaction, register_config_secrets
@@ -79,7 +78,6 @@ async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Pat
     register_config_secrets(config)
     install_redaction()
     install_flood_filters()
-    return_big_buffers()  # renders' buffers go back to the system once freed (peak RSS, not only after)
     app = build_app(config, metrics_dir)
     if listening is not None:
         app[WORKERS_LISTENING] = listening
