@@ -226,6 +226,37 @@ def test_the_estimate_covers_a_progressive_jpegs_coefficients(subsampling: int, 
     assert figures["estimate"] < 1.5 * figures["measured"], figures  # and not so much more that renders queue
 
 
+FREED = """
+import asyncio, ctypes, json, time
+from proxy.render.memory import RenderMemory
+def rss():
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
+before = rss()
+blocks = [bytearray(64 * 1024) for _ in range(1600)]  # 100 MiB on malloc's heap, below its mmap threshold
+kept = blocks[-1]  # the heap's top stays in use, so freeing the rest can't shrink it from the end
+del blocks
+freed = rss()
+memory = RenderMemory(1000, together=100)
+asyncio.run(memory.reserve(50, time.monotonic() + 5))  # not over half of `together`: nothing given back
+small = rss()
+memory.release(50)
+asyncio.run(memory.reserve(51, time.monotonic() + 5))  # a big one
+print(json.dumps({"held": freed - before, "small": small - before, "big": rss() - before,
+                  "glibc": hasattr(ctypes.CDLL(None), "malloc_trim")}))
+"""
+
+
+def test_what_renders_freed_goes_back_to_the_system_before_a_big_render() -> None:
+    result = subprocess.run([sys.executable, "-c", FREED], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            check=True)
+    figures = json.loads(result.stdout)
+    if not figures["glibc"]:
+        pytest.skip("no glibc malloc_trim here")
+    assert figures["held"] > 80 * MIB  # freed, but still the process's
+    assert figures["small"] > 80 * MIB  # small renders reuse it
+    assert figures["big"] < 20 * MIB, figures
+
+
 # --- admission ----------------------------------------------------------------------------------------
 
 def test_one_render_over_the_budget_is_a_422_naming_the_limit() -> None:

@@ -11,6 +11,9 @@ at full resolution) would otherwise stack. A render whose estimate alone is over
 until it can run alone. `limit` (RENDER_MEMORY_LIMIT) is the hard one: a render whose estimate alone
 is over it is refused (422), and when a whole limit's worth of renders is already waiting, the next is
 turned away (429).
+
+Before a big render (over half of `together`) starts, what earlier renders freed goes back to the
+system (proxy.render.allocator), so that its peak doesn't come on top of their leftovers.
 """
 
 import asyncio
@@ -20,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from proxy.errors import RenderMemoryExceeded, RenderMemoryTimeout, TooManyRequests
+from proxy.render.allocator import give_back_freed_memory
 
 MIB = 1024 * 1024
 # A share of the machine's memory for each worker process's renders: the rest is the interpreter,
@@ -59,6 +63,7 @@ class RenderMemory:
                                        f"RENDER_MEMORY_LIMIT={self.limit / MIB:.0f} MiB")
         if not self._waiters and self._fits(size):
             self.in_use += size
+            self._before_big(size)
             return
         if self._waiting_bytes + size > self.limit:
             raise TooManyRequests("too many large renders waiting for memory, try again shortly")
@@ -77,6 +82,11 @@ class RenderMemory:
             if isinstance(error, TimeoutError):
                 raise RenderMemoryTimeout() from None
             raise
+        self._before_big(size)
+
+    def _before_big(self, size: int) -> None:
+        if size > self.together // 2:  # its decode can't reuse what smaller renders freed
+            give_back_freed_memory()
 
     @property
     def waiting(self) -> int:
