@@ -117,7 +117,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     settings = config.previews
     keep_freed_memory(settings.heap_keep)  # each process's renders reuse their pages (proxy.render.heap)
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics,
-                                         RenderMemory(settings.memory_limit))
+                                         RenderMemory(settings.memory_limit, settings.memory_concurrent or None))
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max, guard)
     app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout,
                                guard)

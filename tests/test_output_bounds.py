@@ -186,7 +186,8 @@ def peak():
     return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
 config = RenderConfig()
 data = open(sys.argv[1], "rb").read()
-warm = prepare_render(io.BytesIO(data), options("rs:fit:8:8", config), config, time.monotonic() + 60)
+warm_data = open(sys.argv[3], "rb").read() if len(sys.argv) > 3 else data  # another source, small
+warm = prepare_render(io.BytesIO(warm_data), options("rs:fit:8:8", config), config, time.monotonic() + 60)
 warm.run(); warm.close()  # the codecs' own start-up memory is not the render's
 before = peak()
 job = prepare_render(io.BytesIO(data), options(sys.argv[2], config), config, time.monotonic() + 60)
@@ -205,6 +206,55 @@ def test_the_estimate_covers_the_measured_peak(spec: str, tmp_path: Path) -> Non
     figures = json.loads(result.stdout)
     assert figures["measured"] > 20 * MIB  # the render did hold its images
     assert figures["estimate"] >= figures["measured"], figures
+
+
+@pytest.mark.parametrize("subsampling", [0, 2])  # 4:4:4 and 4:2:0
+def test_the_estimate_covers_a_progressive_jpegs_coefficients(subsampling: int, tmp_path: Path) -> None:
+    # libjpeg holds a progressive source's coefficients at full resolution even for a thumbnail: 4:4:4
+    # holds twice what 4:2:0 does, which a count by bands alone missed.
+    path = tmp_path / "progressive.jpg"
+    path.write_bytes(encoded(Image.open(io.BytesIO(gradient_jpeg(4000, 3000))), "JPEG", progressive=True,
+                             subsampling=subsampling, quality=90))
+    # Warmed up on a small baseline JPEG: the same source would have reached the peak already.
+    small = tmp_path / "small.jpg"
+    small.write_bytes(gradient_jpeg(64, 48))
+    result = subprocess.run([sys.executable, "-c", MEASURE, str(path), "rs:fit:300:0", str(small)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120, check=True)
+    figures = json.loads(result.stdout)
+    assert figures["measured"] > 30 * MIB  # far more than the 500x375 picture it decodes
+    assert figures["estimate"] >= figures["measured"], figures
+    assert figures["estimate"] < 1.5 * figures["measured"], figures  # and not so much more that renders queue
+
+
+FREED = """
+import asyncio, ctypes, json, time
+from proxy.render.memory import RenderMemory
+def rss():
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
+before = rss()
+blocks = [bytearray(64 * 1024) for _ in range(1600)]  # 100 MiB on malloc's heap, below its mmap threshold
+kept = blocks[-1]  # the heap's top stays in use, so freeing the rest can't shrink it from the end
+del blocks
+freed = rss()
+memory = RenderMemory(1000, together=100)
+asyncio.run(memory.reserve(50, time.monotonic() + 5))  # not over half of `together`: nothing given back
+small = rss()
+memory.release(50)
+asyncio.run(memory.reserve(51, time.monotonic() + 5))  # a big one
+print(json.dumps({"held": freed - before, "small": small - before, "big": rss() - before,
+                  "glibc": hasattr(ctypes.CDLL(None), "malloc_trim")}))
+"""
+
+
+def test_what_renders_freed_goes_back_to_the_system_before_a_big_render() -> None:
+    result = subprocess.run([sys.executable, "-c", FREED], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            check=True)
+    figures = json.loads(result.stdout)
+    if not figures["glibc"]:
+        pytest.skip("no glibc malloc_trim here")
+    assert figures["held"] > 80 * MIB  # freed, but still the process's
+    assert figures["small"] > 80 * MIB  # small renders reuse it
+    assert figures["big"] < 20 * MIB, figures
 
 
 # --- admission ----------------------------------------------------------------------------------------
@@ -238,6 +288,32 @@ def test_renders_wait_in_order_for_memory_then_429_when_a_budget_already_waits()
         memory.release(60)
         await asyncio.gather(big, small)
         assert order == ["big", "small"] and memory.in_use == 100
+    asyncio.run(scenario())
+
+
+def test_renders_run_together_within_the_concurrent_bound_and_a_bigger_one_alone() -> None:
+    async def scenario() -> None:
+        memory = RenderMemory(1000, together=100)
+        deadline = time.monotonic() + 5
+        await memory.reserve(40, deadline)
+        await memory.reserve(60, deadline)  # 100 together: both run
+        big = asyncio.create_task(memory.reserve(300, deadline))
+        await asyncio.sleep(0)
+        assert not big.done()  # over `together`: it waits for the process to be free of renders
+        memory.release(40)
+        await asyncio.sleep(0)
+        assert not big.done()
+        memory.release(60)
+        await big
+        assert memory.in_use == 300
+        small = asyncio.create_task(memory.reserve(10, deadline))
+        await asyncio.sleep(0)
+        assert not small.done()  # nothing joins the render that runs alone
+        memory.release(300)
+        await small
+        assert memory.in_use == 10
+        with pytest.raises(RenderMemoryExceeded):
+            await memory.reserve(1001, deadline)  # the hard limit still refuses
     asyncio.run(scenario())
 
 
@@ -303,10 +379,15 @@ def test_settings_and_their_defaults() -> None:
     tuned = PreviewsConfig.from_env({"RENDER_MEMORY_LIMIT": "512m", "IMGPROXY_MAX_RESULT_DIMENSION": "0",
                                      "IMGPROXY_MAX_SRC_RESOLUTION": "80", "IMGPROXY_MAX_RESULT_RESOLUTION": "20"})
     assert tuned.memory_limit == 512 * MIB
+    assert default.memory_concurrent == 128 * MIB
+    assert default.describe()["RENDER_MEMORY_CONCURRENT"] == str(128 * MIB)
+    assert PreviewsConfig.from_env({"RENDER_MEMORY_CONCURRENT": "64m"}).memory_concurrent == 64 * MIB
+    unbounded = PreviewsConfig.from_env({"RENDER_MEMORY_CONCURRENT": "0", "RENDER_MEMORY_LIMIT": "512m"})
+    assert unbounded.describe()["RENDER_MEMORY_CONCURRENT"] == str(512 * MIB)  # 0: as far as the limit
     assert tuned.render.max_result_dimension == 0  # no limit, as in imgproxy
     assert tuned.render.max_result_resolution == 20_000_000
     assert PreviewsConfig.from_env({"IMGPROXY_MAX_SRC_RESOLUTION": "80"}).render.max_result_resolution == 80_000_000
-    for name, value in (("RENDER_MEMORY_LIMIT", "lots"), ("IMGPROXY_MAX_RESULT_DIMENSION", "-1"),
-                        ("IMGPROXY_MAX_RESULT_RESOLUTION", "0")):
+    for name, value in (("RENDER_MEMORY_LIMIT", "lots"), ("RENDER_MEMORY_CONCURRENT", "-5"),
+                        ("IMGPROXY_MAX_RESULT_DIMENSION", "-1"), ("IMGPROXY_MAX_RESULT_RESOLUTION", "0")):
         with pytest.raises(ConfigError, match=name):
             PreviewsConfig.from_env({name: value})

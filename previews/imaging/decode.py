@@ -87,7 +87,9 @@ def decoder_bytes(image: Image.Image, facts: SourceFacts) -> int:
     """What the decoder allocates beside the image it fills, at the size it will decode (after draft)."""
     own = DECODER_BYTES_PER_PIXEL.get(image.format or "", 0) * image.width * image.height
     if image.format in ("JPEG", "MPO") and image.info.get("progressive"):
-        own += progressive_jpeg_bytes((facts.width, facts.height), len(image.getbands()))
+        # Pillow's JPEG plugin lists each component as (id, horizontal, vertical, quantisation table).
+        sampling = [(layer[1], layer[2]) for layer in getattr(image, "layer", [])]
+        own += progressive_jpeg_bytes((facts.width, facts.height), sampling)
     return own
 
 

@@ -7,7 +7,8 @@ What it does, in order:
    and the kernel spreads new connections over those sockets.
 2. It prepares the tiers once (cache.startup). No worker may remove leftover part files: it can't
    tell them from the fills that other workers are writing.
-3. It starts the workers with the `spawn` method (see proxy.runtime.worker). It gives them a fresh, empty
+3. It starts the workers with the `spawn` method (see proxy.runtime.worker), without multiprocessing's
+   resource tracker (`_without_resource_tracker`). It gives them a fresh, empty
    folder for prometheus-client's multiprocess files (proxy.metrics.shared_folder), and removes that
    folder when it stops.
 4. It counts the workers that have said READY (each one listens by then) in memory it shares with
@@ -24,6 +25,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.resource_tracker
 import os
 import signal
 import sys
@@ -74,6 +76,7 @@ class Supervisor:
 
     def __init__(self, config: Config) -> None:
         self._config = config
+        _without_resource_tracker()
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(index) for index in range(config.server.workers)]
         self._listening = WorkersListening(len(self._slots), self._context)
@@ -259,6 +262,20 @@ class Supervisor:
             slot.restart_at = None
             if slot.process is not None:
                 _kill(slot.process, signum)
+
+
+def _without_resource_tracker() -> None:
+    """Keep `spawn` from starting multiprocessing's resource tracker, a process of its own (13 MiB).
+
+    The tracker removes the named semaphores and shared memory segments that processes leave behind
+    when they die. The supervisor and its workers make none: their pipes are plain pipes, and the
+    readiness count is a RawValue, in a file unlinked at once. So the tracker would watch nothing.
+    spawn asks for the tracker's pipe before each start and launches it when there is none; given
+    /dev/null it takes the tracker for running (spawn.py sets the same attribute in every child).
+    """
+    tracker = multiprocessing.resource_tracker._resource_tracker
+    if getattr(tracker, "_fd", None) is None:
+        tracker._fd = os.open(os.devnull, os.O_WRONLY)  # type: ignore[attr-defined]
 
 
 def _sooner(timeout: float | None, other: float) -> float:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from previews.config import RenderConfig
 from proxy.http.access.signature import SignatureConfig
 from proxy.render.heap import DEFAULT_HEAP_KEEP
-from proxy.render.memory import MIB, default_memory_limit
+from proxy.render.memory import DEFAULT_TOGETHER, MIB, default_memory_limit
 from proxy.settings.env_values import read_count, read_flag, read_number
 from proxy.settings.errors import ConfigError
 from proxy.settings.render import read_render_config
@@ -39,6 +39,8 @@ class PreviewsConfig:
     heap_keep: int = DEFAULT_HEAP_KEEP
     # Bytes the renders and conversions of one process may hold at once, by their estimates.
     memory_limit: int = field(default_factory=lambda: default_memory_limit(1))
+    # Bytes they hold together, by their estimates: one over it runs alone (0: up to memory_limit).
+    memory_concurrent: int = DEFAULT_TOGETHER
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], processes: int = 1) -> "PreviewsConfig":
@@ -54,6 +56,7 @@ class PreviewsConfig:
             raise ConfigError("IMGPROXY_WORKERS=0: expected 1 or more")
         memory_text = (env.get("CACHE_PREVIEWS_MEMORY") or "").strip()
         limit_text = (env.get("RENDER_MEMORY_LIMIT") or "").strip()
+        concurrent_text = (env.get("RENDER_MEMORY_CONCURRENT") or "").strip()
         ttl_text = (env.get("CACHE_SOURCE_INFO_TTL") or "").strip()
         return cls(
             render=read_render_config(env),
@@ -67,6 +70,7 @@ class PreviewsConfig:
             memory_bytes=0 if memory_text == "0" else read_size(env, "CACHE_PREVIEWS_MEMORY", "64m"),
             memory_limit=(read_size(env, "RENDER_MEMORY_LIMIT", limit_text) if limit_text
                           else default_memory_limit(processes)),
+            memory_concurrent=0 if concurrent_text == "0" else read_size(env, "RENDER_MEMORY_CONCURRENT", "128m"),
             source_info_ttl=0.0 if ttl_text in ("0", "0s") else read_duration(env, "CACHE_SOURCE_INFO_TTL", "10s"),
             heap_keep=0 if (env.get("RENDER_HEAP_KEEP") or "").strip() == "0"
             else read_size(env, "RENDER_HEAP_KEEP", f"{DEFAULT_HEAP_KEEP // MIB}m"),
@@ -85,6 +89,7 @@ class PreviewsConfig:
             "IMGPROXY_MAX_RESULT_RESOLUTION": f"{self.render.max_result_resolution / 1e6:g} MP",
             "RENDER_MEMORY_LIMIT": str(self.memory_limit),
             "RENDER_HEAP_KEEP": str(self.heap_keep) if self.heap_keep else "0 (the C library's own thresholds)",
+            "RENDER_MEMORY_CONCURRENT": str(self.memory_concurrent or self.memory_limit),
             "IMGPROXY_AUTO_WEBP": str(self.auto_webp).lower(),
             "IMGPROXY_AUTO_AVIF": str(self.auto_avif).lower(),
             "IMGPROXY_PRESETS": ", ".join(self.render.presets) or "(none)",

@@ -22,6 +22,11 @@ SECTION_BEGIN, SECTION_END = "<!-- peers-benchmark:begin -->", "<!-- peers-bench
 Results = dict[str, dict[str, list[Sample]]]
 
 
+def _peak_rss(sample: Sample) -> str:
+    """The peak RSS summed over the server's processes, where it was measured."""
+    return f", peak RSS {sample['rss_mib']:.0f} MiB" if "rss_mib" in sample else ""
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A row of the table: its headline metric (higher is better) and how one peer's median reads."""
@@ -37,10 +42,10 @@ SCENARIOS = {
     "W2-1": Scenario("W2 cold: every photo once at 300 px, 1 client", "rps",
                      lambda s: f"{s['rps']:.1f} previews/s, p99 {s['p99']:,.0f} ms"),
     "W2-8": Scenario("W2 cold: every photo once at 300 px, 8 clients", "rps",
-                     lambda s: f"{s['rps']:.1f} previews/s, p99 {s['p99']:,.0f} ms"),
+                     lambda s: f"{s['rps']:.1f} previews/s, p99 {s['p99']:,.0f} ms" + _peak_rss(s)),
     "W3": Scenario("W3 Zipf: 2,000 requests over photos x {50, 300, 1024} px, 32 clients, cold", "rps",
                    lambda s: f"{s['rps']:,.0f} req/s, p99 {s['p99']:,.0f} ms"
-                             + (f", hits {s['hit_ratio']:.0%}" if "hit_ratio" in s else "")),
+                             + (f", hits {s['hit_ratio']:.0%}" if "hit_ratio" in s else "") + _peak_rss(s)),
     "W4": Scenario("W4 origin path: one large original, cold cache", "mib_s",
                    lambda s: f"{s['mib_s']:,.0f} MiB/s, peak RSS {s['rss_mib']:.0f} MiB"),
 }
@@ -66,6 +71,8 @@ TARGETS = (
     Target("W3 requests/s >= 2.5x thumbor's", "W3", "rps", THUMBOR, 2.5, True),
     Target("W3 p99 <= 0.5x nginx's", "W3", "p99", NGINX, 0.5, False),
     Target("W3 p99 <= 0.5x thumbor's", "W3", "p99", THUMBOR, 0.5, False),
+    Target("W2 with 8 clients: peak RSS <= nginx's", "W2-8", "rss_mib", NGINX, 1.0, False),
+    Target("W3 peak RSS <= nginx's", "W3", "rss_mib", NGINX, 1.0, False),
     Target("W4 >= 0.8x nginx's MB/s", "W4", "mib_s", NGINX, 0.8, True),
     Target("W4 peak RSS < 150 MB (143 MiB)", "W4", "rss_mib", None, 150 * MB_IN_MIB, False),
 )

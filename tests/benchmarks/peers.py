@@ -16,7 +16,9 @@ runs every peer back to back, in a rotating order), and ratios are preview-proxy
 - W4: a large original (1 GiB) through each proxy's origin path, cold: nginx's proxy_cache location
   in front of the static origin, and preview-proxy's S3 provider on the same origin (both fill their
   cache while they stream). thumbor has no originals pass-through. Ceiling: the same GET straight
-  from the origin. Peak RSS is VmHWM summed over the proxy's processes.
+  from the origin.
+Peak RSS (W2, W3, W4) is VmHWM summed over each server's processes (master, workers, helpers), read
+once its workload has run.
 
 Access logs are on by default, as users run the servers (nginx to a file, preview-proxy in its
 default configuration, stderr to a file); `--access-log off` turns them off on both sides.
@@ -191,6 +193,7 @@ def run_w2(bench: Bench, settings: Settings, results: Results, notes: list[str])
                     with bench.fresh(peer) as server:
                         uvloop.run(load.warm_up(server, WARMUP_KEY))
                         sample = uvloop.run(load.previews(server, requests, clients))
+                        sample["rss_mib"] = server.peak_rss_bytes() / MiB
                 results.setdefault(scenario, {}).setdefault(peer, []).append(sample)
     notes.append(f"W2 {IN_PROCESS}: the ceiling, the same photos rendered with nothing around them (no HTTP, no "
                  "cache): `Image.open`, `draft`, `thumbnail` to 300 px keeping the aspect ratio, JPEG q70, with the "
@@ -206,8 +209,9 @@ def run_w3(bench: Bench, settings: Settings, results: Results, notes: list[str])
         for peer in rotated((NGINX, THUMBOR, PP), repetition):
             with bench.fresh(peer) as server:
                 uvloop.run(load.warm_up(server, WARMUP_KEY))
-                results.setdefault("W3", {}).setdefault(peer, []).append(
-                    uvloop.run(load.previews(server, requests, ZIPF_CLIENTS)))
+                sample = uvloop.run(load.previews(server, requests, ZIPF_CLIENTS))
+                sample["rss_mib"] = server.peak_rss_bytes() / MiB
+                results.setdefault("W3", {}).setdefault(peer, []).append(sample)
     distinct = len(set(requests))
     notes.append(f"W3: {distinct} distinct previews among {len(requests):,} requests, so at best "
                  f"{1 - distinct / len(requests):.0%} are hits (each rendered once); thumbor doesn't say which "

@@ -4,8 +4,8 @@ One real server process (eight render threads, so threads alone bound nothing) g
 five URLs, which each drove a server past several GiB before the result bounds, and then 32
 concurrent previews that each decode a 50 MP JPEG at full size (about 200 MB of pixels apiece).
 Every answer must be a 4xx or a valid image within 3 s, and the peak resident memory of the
-server's processes must stay under 1 GiB: RENDER_MEMORY_LIMIT admits two such renders at a time,
-lets two more wait and turns the rest away with 429.
+server's processes must stay under 1 GiB: RENDER_MEMORY_LIMIT and RENDER_MEMORY_CONCURRENT admit two
+such renders at a time, RENDER_MEMORY_LIMIT lets two more wait and turns the rest away with 429.
 """
 
 import time
@@ -51,7 +51,7 @@ def test_output_bombs_and_a_crowd_of_large_decodes_stay_in_memory_and_answer(
     gradients(LARGE).save(large, quality=85)
     place(data_path, "bombs", "small.jpg", small)
     place(data_path, "bombs", "large.jpg", large)
-    server = start_server(IMGPROXY_WORKERS="8", RENDER_MEMORY_LIMIT="400m")
+    server = start_server(IMGPROXY_WORKERS="8", RENDER_MEMORY_LIMIT="400m", RENDER_MEMORY_CONCURRENT="400m")
 
     started = time.monotonic()
     bombs = fetch_all(server, [f"/previews/q/{spec}/plain/bombs/small.jpg" for spec in ATTACKS])
