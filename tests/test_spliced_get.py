@@ -17,6 +17,7 @@ import pytest
 from cache.entry import EntryMeta
 from cache.fill import FILE_BODY_STEP, Fill
 from proxy.storage.cloud.s3 import splices
+from proxy.storage.config import StorageConfig
 from proxy.storage.errors import ObjectNotFound
 from proxy.storage.provider import ByteSpan, NotModified, ObjectRef, ObjectStream, StorageProvider
 from tests.support.backends import Backend, make_backend
@@ -104,6 +105,9 @@ def test_only_plain_http_endpoints_splice(s3: Backend) -> None:
     assert splices(s3.config), s3.config.endpoint
     assert not splices(replace(s3.config, endpoint="https://s3.example.com")), "TLS is decrypted in user space"
     assert not splices(replace(s3.config, endpoint=None)), "AWS itself is https"
+    switched_off = StorageConfig.from_env({**s3.env, "STORAGE_SPLICE": "false"}, Path(s3.env["DATA_PATH"]))
+    assert not splices(switched_off), "STORAGE_SPLICE=false"
+    assert switched_off.masked()["STORAGE_SPLICE"] == "false" and s3.config.masked()["STORAGE_SPLICE"] == "true"
 
 
 def test_an_object_missing_is_not_found_without_a_second_request(s3: Backend) -> None:

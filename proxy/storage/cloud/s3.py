@@ -93,8 +93,9 @@ class TranslatedBody:
 
 
 def splices(config: StorageConfig) -> bool:
-    """Whether whole objects come by splice(2): a plain-HTTP endpoint on a system that has it (Linux)."""
-    return bool(config.endpoint and config.endpoint.startswith("http://")) and hasattr(os, "splice")
+    """Whether whole objects come by splice(2): STORAGE_SPLICE on, a plain-HTTP endpoint, a system that has it."""
+    return (config.splice and bool(config.endpoint and config.endpoint.startswith("http://"))
+            and hasattr(os, "splice"))
 
 
 def s3_settings(config: StorageConfig) -> S3Config:

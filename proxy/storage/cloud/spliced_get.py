@@ -32,7 +32,6 @@ from proxy.storage.errors import UpstreamStatus
 HEAD_LIMIT = 64 * 1024  # S3's response headers are a few hundred bytes
 ERROR_BODY_LIMIT = 64 * 1024  # an error's XML body, quoted whole in the log (it says why)
 PIPE_SIZE = 1024 * 1024  # the unprivileged ceiling (/proc/sys/fs/pipe-max-size); 64 KiB if refused
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 MASKED_QUERY = "<signed query>"
 
 
@@ -165,7 +164,7 @@ class SplicedBody:
         if self._pipe is None:
             self._pipe = os.pipe()
             with suppress(OSError):  # a smaller pipe only means more splice calls
-                fcntl.fcntl(self._pipe[1], F_SETPIPE_SZ, PIPE_SIZE)
+                fcntl.fcntl(self._pipe[1], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         return self._pipe
 
     @contextmanager
