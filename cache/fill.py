@@ -19,8 +19,10 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from cache.entry import EntryMeta
 from cache.errors import FillFailed
 
-# How much a FileBody moves per step: readers hear of the bytes after each step.
-FILE_BODY_STEP = 1024 * 1024
+# The most a FileBody moves per step: readers hear of the bytes after each step. Steps cost the
+# event loop a hand-off and a wake-up of every reader each, which large steps make rare; a body may
+# end a step early with what it has (a slow origin's bytes reach the readers without waiting).
+FILE_BODY_STEP = 8 * 1024 * 1024
 
 
 @runtime_checkable
@@ -28,7 +30,8 @@ class FileBody(Protocol):
     """A body that moves itself into a file descriptor (by splice(2), say) instead of passing through memory."""
 
     def write_into(self, fd: int, limit: int) -> int:
-        """Move up to `limit` bytes into `fd` at its position; 0 once the body is over. Blocks."""
+        """Move up to `limit` bytes into `fd` at its position (fewer if that is all it has for now); 0 once
+        the body is over. Blocks."""
         ...
 
     def close(self) -> None:

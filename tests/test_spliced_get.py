@@ -26,6 +26,8 @@ from tests.support.tcp_proxy import TcpProxy
 MIB = 1024 * 1024
 # Not a multiple of a step, of the pipe or of a chunk: the last piece of each is a short one.
 SIZE = 2 * FILE_BODY_STEP + 3 * MIB // 2 + 7
+STALL_AFTER = 3 * MIB  # response bytes, headers included
+HEADERS_AT_MOST = 64 * 1024
 
 
 @pytest.fixture
@@ -126,8 +128,9 @@ def test_a_fill_cancelled_while_its_body_stalls_ends_at_once_and_leaves_no_part_
     s3.seed("stall.bin", os.urandom(SIZE), "application/octet-stream")
     part = tmp_path / "part"
     with TcpProxy(s3.upstream) as proxy:
-        # The headers and two steps' worth, then silence: the third step blocks on the socket.
-        proxy.faults.stall_after_bytes = 3 * FILE_BODY_STEP
+        # The headers and about 3 MiB of the body, then silence: once those are in the part file, the
+        # next step blocks on the socket.
+        proxy.faults.stall_after_bytes = STALL_AFTER
 
         async def scenario() -> float:
             # A read timeout far longer than the test: only closing the body can end the blocked step.
@@ -137,8 +140,8 @@ def test_a_fill_cancelled_while_its_body_stalls_ends_at_once_and_leaves_no_part_
             fill = _fill(part, stream)
             running = asyncio.ensure_future(fill.run(stream.file_body, _never_committed))
             deadline = time.monotonic() + 20
-            while fill.written < 2 * FILE_BODY_STEP:  # then the third step runs, and can't complete
-                assert time.monotonic() < deadline and not running.done(), "the first two steps never came"
+            while fill.written < STALL_AFTER - HEADERS_AT_MOST:
+                assert time.monotonic() < deadline and not running.done(), "the bytes before the stall never came"
                 await asyncio.sleep(0.01)  # polling the fill's progress, bounded by the deadline above
             started = time.monotonic()
             running.cancel()
