@@ -8,6 +8,8 @@ tests/test_provider_secrets.py, which all run this path: their S3 endpoints are 
 
 import asyncio
 import os
+import socket
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +19,9 @@ import pytest
 from cache.entry import EntryMeta
 from cache.fill import FILE_BODY_STEP, Fill
 from proxy.storage.cloud.s3 import splices
+from proxy.storage.cloud.spliced_get import MASKED_QUERY, spliced_get
 from proxy.storage.config import StorageConfig
-from proxy.storage.errors import ObjectNotFound
+from proxy.storage.errors import ObjectNotFound, UpstreamStatus
 from proxy.storage.provider import ByteSpan, NotModified, ObjectRef, ObjectStream, StorageProvider
 from tests.support.backends import Backend, make_backend
 from tests.support.tcp_proxy import TcpProxy
@@ -155,3 +158,34 @@ def test_a_fill_cancelled_while_its_body_stalls_ends_at_once_and_leaves_no_part_
 
 async def _never_committed() -> bool:
     raise AssertionError("a cancelled fill must not commit")
+
+
+def test_a_chunked_error_answer_is_quoted_at_its_last_chunk_not_at_the_timeout() -> None:
+    """An upstream that answers 503 with a chunked body and keeps the connection open."""
+    chunk = b"<Error>Slow Down; the query was X-Amz-Signature=S=1</Error>"  # echoed percent-decoded
+    answer = (b"HTTP/1.1 503 Slow Down\r\nTransfer-Encoding: chunked\r\n\r\n"
+              + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n0\r\n\r\n")
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        held.append(connection)  # never closed before the test ends: only the last chunk can end the wait
+        connection.recv(65536)
+        connection.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/b/k.bin?X-Amz-Signature=S%3D1"
+    started = time.monotonic()
+    try:
+        with pytest.raises(UpstreamStatus) as raised:
+            # Bounded here (the provider bounds it by STORAGE_READ_TIMEOUT): a wait for the connection's end fails.
+            asyncio.run(asyncio.wait_for(spliced_get(url, connect_timeout=5, read_timeout=30), 10))
+    finally:
+        for connection in held:
+            connection.close()
+        listener.close()
+    assert time.monotonic() - started < 5
+    text = str(raised.value)
+    assert text.startswith("GET /b/k.bin: 503 Slow Down: ") and "<Error>Slow Down" in text
+    assert "S=1" not in text and "S%3D1" not in text and MASKED_QUERY in text, "the signed query is masked"

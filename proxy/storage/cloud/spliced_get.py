@@ -39,7 +39,7 @@ MASKED_QUERY = "<signed query>"
 
 @dataclass(frozen=True)
 class Answer:
-    """The status line and headers of a 200 (names lower-cased) and the body that follows."""
+    """The headers of a 200 (names lower-cased) and the body that follows them."""
 
     headers: dict[str, str]
     body: "SplicedBody"
@@ -243,7 +243,9 @@ async def _read_error_body(loop: asyncio.AbstractEventLoop, sock: socket.socket,
     """An error answer's body, up to its length (or the connection's end) and ERROR_BODY_LIMIT."""
     length = headers.get("content-length", "")
     wanted = min(int(length), ERROR_BODY_LIMIT) if length.isdigit() else ERROR_BODY_LIMIT
-    while len(body) < wanted:
+    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    # A chunked body is quoted with its chunk sizes; its last chunk ends the wait rather than the timeout.
+    while len(body) < wanted and not (chunked and body.endswith(b"0\r\n\r\n")):
         data = await loop.sock_recv(sock, wanted - len(body))
         if not data:
             break
@@ -252,7 +254,7 @@ async def _read_error_body(loop: asyncio.AbstractEventLoop, sock: socket.socket,
 
 
 def _status_error(status: int, reason: str, body: str, path: str) -> OSError:
-    text = f"GET {path}: {status} {reason}: {body}".rstrip(": ")
+    text = f"GET {path}: {status} {reason}" + (f": {body}" if body else "")
     if status == 404:
         return FileNotFoundError(text)
     if status in (401, 403):
