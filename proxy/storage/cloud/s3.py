@@ -67,7 +67,7 @@ class S3Provider(ObstoreProvider):
         if answer is None:  # an answer without a length: obstore's reader copes with it
             return None
         headers = answer.headers
-        meta = {"size": answer.body.remaining, "e_tag": headers.get("etag"),
+        meta = {"size": int(headers["content-length"]), "e_tag": headers.get("etag"),
                 "last_modified": datetime.fromtimestamp(last_modified(headers), UTC)}
         info = info_from_obstore(meta, {"Content-Type": headers.get("content-type")})
         chunks = self._calls.stream(ref, answer.body.chunks(STREAM_CHUNK))
