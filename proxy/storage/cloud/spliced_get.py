@@ -11,7 +11,7 @@ are decrypted in user space). The request is the GET of a URL obstore presigns, 
 signing stay obstore's; this module reads the answer's status and headers and maps them to the
 errors obstore's calls give once translated (proxy.storage.cloud.obstore_calls): 404 is
 FileNotFoundError, 401 and 403 PermissionError, any other status but 200 UpstreamStatus, an answer
-without Content-Length or with a transfer coding None (the caller asks obstore instead). The signed
+without Content-Length or Last-Modified, or with a transfer coding, None (the caller asks obstore instead). The signed
 query never reaches a log line: it is masked in every text quoted from the upstream.
 """
 
