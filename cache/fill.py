@@ -1,6 +1,7 @@
 """An entry being written: one writer appends to a part file while any number of readers tail it.
 
-The writer (`run`) pulls chunks from the origin and writes them off the event loop. Readers learn
+The writer (`run`) pulls chunks from the origin and writes them off the event loop, or lets a body
+that can move itself into a file (a `FileBody`: splice(2) from a socket) do so in steps. Readers learn
 which spans are written (`spans`) and send them from one shared read-only descriptor, by
 sendfile(2) or pread (the descriptor survives the rename at commit), so memory stays constant
 however big the object is and however many clients wait. The part file becomes an entry only through
@@ -13,10 +14,29 @@ import io
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from cache.entry import EntryMeta
 from cache.errors import FillFailed
+
+# The most a FileBody moves per step: readers hear of the bytes after each step. Steps cost the
+# event loop a hand-off and a wake-up of every reader each, which large steps make rare; a body may
+# end a step early with what it has (a slow origin's bytes reach the readers without waiting).
+FILE_BODY_STEP = 8 * 1024 * 1024
+
+
+@runtime_checkable
+class FileBody(Protocol):
+    """A body that moves itself into a file descriptor (by splice(2), say) instead of passing through memory."""
+
+    def write_into(self, fd: int, limit: int) -> int:
+        """Move up to `limit` bytes into `fd` at its position (fewer if that is all it has for now); 0 once
+        the body is over. Blocks."""
+        ...
+
+    def close(self) -> None:
+        """Release the body's source, whether or not it was read to its end (any thread, any time)."""
+        ...
 
 
 class Fill:
@@ -30,6 +50,7 @@ class Fill:
         self._error: BaseException | None = None
         self._finished = False
         self._wake = asyncio.Event()
+        self._writing: asyncio.Future[int] | None = None  # the write (or FileBody step) in its thread
         self._write_fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._reader = _SharedDescriptor(os.open(part, os.O_RDONLY))
 
@@ -38,20 +59,18 @@ class Fill:
         """Create the part file off the event loop."""
         return await asyncio.to_thread(cls, part, meta)
 
-    async def run(self, chunks: AsyncIterator[bytes], commit: Callable[[], Awaitable[bool]]) -> bool:
-        """Write every chunk, check the length, then commit. Returns whether the entry was committed.
+    async def run(self, body: AsyncIterator[bytes] | FileBody, commit: Callable[[], Awaitable[bool]]) -> bool:
+        """Write the whole body, check the length, then commit. Returns whether the entry was committed.
 
-        A chunk is written in a thread while the next one arrives from the origin (one write in
-        flight, so at most two chunks are held); readers hear of it once it is written.
+        Chunks are written in a thread while the next one arrives from the origin (one write in
+        flight, so at most two chunks are held); a FileBody moves itself in steps, in a thread.
+        Readers hear of the bytes once they are written.
         """
-        writing: asyncio.Future[None] | None = None
-        in_flight = 0
         try:
-            async for chunk in chunks:
-                await self._written(writing, in_flight)
-                writing = asyncio.ensure_future(asyncio.to_thread(_write_all, self._write_fd, chunk))
-                in_flight = len(chunk)
-            await self._written(writing, in_flight)
+            if isinstance(body, FileBody):
+                await self._move(body)
+            else:
+                await self._copy(body)
             if self.written != self.meta.info.size:
                 raise FillFailed(f"origin sent {self.written} of {self.meta.info.size} bytes")
         except BaseException as error:
@@ -63,26 +82,42 @@ class Fill:
                 self._fail(error)
             raise
         finally:
-            if writing is not None:
+            if isinstance(body, FileBody):
+                body.close()  # first: a step blocked on its socket ends at once
+            if self._writing is not None:
                 # Failed or cancelled mid-write: close only once the thread is done with the
                 # descriptor, or a file opened meanwhile could get its number and this chunk.
-                await asyncio.wait([writing])
-                if not writing.cancelled():
-                    writing.exception()  # seen: the run's own error is the one that counts
+                await asyncio.wait([self._writing])
+                if not self._writing.cancelled():
+                    self._writing.exception()  # seen: the run's own error is the one that counts
             os.close(self._write_fd)
         committed = await commit()
         self._finished = True
         self._notify()
         return committed
 
-    async def _written(self, writing: "asyncio.Future[None] | None", size: int) -> None:
-        """Wait for the write in flight, if any, then tell the readers its `size` bytes are there."""
-        if writing is None:
-            return
+    async def _copy(self, chunks: AsyncIterator[bytes]) -> None:
+        async for chunk in chunks:
+            await self._written()
+            self._writing = asyncio.ensure_future(asyncio.to_thread(_write_all, self._write_fd, chunk))
+        await self._written()
+
+    async def _move(self, body: FileBody) -> None:
+        while True:
+            self._writing = asyncio.ensure_future(asyncio.to_thread(body.write_into, self._write_fd, FILE_BODY_STEP))
+            if not await self._written():
+                return
+
+    async def _written(self) -> int:
+        """Wait for the write in flight, if any, then tell the readers its bytes are there; returns their count."""
+        if self._writing is None:
+            return 0
         # Shielded: cancelling the run must not orphan the write, which goes on in its thread.
-        await asyncio.shield(writing)
+        size = await asyncio.shield(self._writing)
+        self._writing = None
         self.written += size
         self._notify()
+        return size
 
     async def spans(self, start: int, end: int) -> AsyncIterator[tuple[int, int]]:
         """Yield (offset, stop) spans covering [start, end) as soon as the writer has written them.
@@ -188,7 +223,8 @@ class _PositionedReader(io.RawIOBase):
         return self._position
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes) -> int:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+    return len(data)

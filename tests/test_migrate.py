@@ -97,7 +97,8 @@ def test_killed_midway_resumes_without_reuploading_then_finds_and_fixes_garbage(
     assert set(migration.written_keys(before)) == {victim}
     # Every other object was skipped on its HEAD alone (the ETag the journal recorded): only the victim read back.
     # The one object read back is the victim (the other GET lists the bucket: is anything there yet?).
-    assert {seen.target for seen in migration.proxy.gets(migration.target(""))[gets_before:]} == {
+    # (A whole-object GET from an http:// S3 endpoint is presigned: its target carries the signed query.)
+    assert {seen.target.partition("?")[0] for seen in migration.proxy.gets(migration.target(""))[gets_before:]} == {
         migration.target(victim)}
     assert counts(fixed.stdout) == {"objects": total, "copied": 1, "skipped": total - 1, "failed": 0}
     assert migration.hashes() == migration.sources()

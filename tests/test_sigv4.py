@@ -12,7 +12,7 @@ from botocore import auth as botocore_auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from proxy.storage.cloud.sigv4 import SigningKeys, canonical_path, canonical_query, sign
+from proxy.storage.cloud.signed_s3.sigv4 import SigningKeys, canonical_path, canonical_query, sign
 
 SUITE = SigningKeys("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "us-east-1", "service")
 SUITE_AT = datetime(2015, 8, 30, 12, 36, tzinfo=UTC)

@@ -155,15 +155,19 @@ def _fetch_whole(server: ServerProcess, path: str):  # type: ignore[no-untyped-d
 
 
 @pytest.mark.parametrize(("injected", "status", "body", "log"), [
-    (500, 502, b"storage provider failed\n", "failed: GenericError"),
-    (503, 502, b"storage provider failed\n", "failed: GenericError"),
+    (500, 502, b"storage provider failed\n", "failed: {error}"),
+    (503, 502, b"storage provider failed\n", "failed: {error}"),
     (403, 502, b"storage provider denied access\n", "access denied: check the credentials"),
 ])
+# s3_env's endpoint is http://, so the whole object is asked for by the spliced GET
+# (proxy.storage.cloud.spliced_get), whose unexpected statuses are UpstreamStatus; without it, obstore's.
+@pytest.mark.parametrize(("splice", "error"), [("true", "UpstreamStatus: GET /"), ("false", "GenericError")])
 def test_provider_statuses_become_gateway_errors_with_a_reason_in_the_log(
         start_server: StartServer, s3_proxy: TcpProxy, bucket: str,
-        injected: int, status: int, body: bytes, log: str) -> None:
+        injected: int, status: int, body: bytes, log: str, splice: str, error: str) -> None:
     s3_proxy.faults.error_status, s3_proxy.faults.error_connections = injected, 100
-    server = start_server(**s3_env(s3_proxy.endpoint, STORAGE_RETRIES="0"))
+    server = start_server(**s3_env(s3_proxy.endpoint, STORAGE_RETRIES="0", STORAGE_SPLICE=splice))
+    log = log.format(error=error)
 
     reply = request(server.url(f"/{bucket}/e.jpg"))
 

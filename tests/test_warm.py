@@ -95,7 +95,8 @@ def test_warm_from_s3_and_a_link_then_a_server_hits_without_the_provider(
 
     assert second.returncode == 1, second.stdout + second.stderr
     assert counts(second.stdout) == (5, 0, 3, 2)
-    assert [g.target for g in s3_proxy.gets()[gets_before:]] == [f"/{bucket}/missing.jpg"]
+    # By path: a whole-object GET from an http:// S3 endpoint is presigned, its target carries the signed query.
+    assert [g.target.partition("?")[0] for g in s3_proxy.gets()[gets_before:]] == [f"/{bucket}/missing.jpg"]
 
 
 def test_warm_local_storage_fills_previews_and_reports_them_cached_next_time(

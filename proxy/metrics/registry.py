@@ -196,6 +196,10 @@ class Metrics:
             counter.inc(len(chunk))
             yield chunk
 
+    def count_upstream_bytes_moved(self, provider: str, count: int) -> None:
+        """`count` body bytes a provider moved without passing them through Python (any thread)."""
+        self._upstream_bytes.labels(provider).inc(count)
+
     def bytes_served(self, tier: str, result: str, count: int) -> None:
         """An answer's body of `count` bytes given by `tier` with `result` (hit, miss, stale, bypass)."""
         self._served_bytes.labels(tier, result).inc(count)

@@ -42,6 +42,9 @@ class StorageConfig:
     breaker_failures: int = 5
     breaker_cooldown: float = 10.0
     credentials_path: Path | None = None
+    # Whole objects from an http:// S3 endpoint by a presigned GET spliced into the storage tier
+    # (proxy.storage.cloud.spliced_get); off: through obstore, as every other read.
+    splice: bool = True
     # The text of credentials_path, read once at start-up; never printed (repr=False).
     credentials: str | None = field(default=None, repr=False)
 
@@ -68,6 +71,7 @@ class StorageConfig:
             breaker_failures=read_count(env, "STORAGE_BREAKER_FAILURES", 5),
             breaker_cooldown=read_duration(env, "STORAGE_BREAKER_COOLDOWN", "10s"),
             credentials_path=credentials_path,
+            splice=read_flag(env, "STORAGE_SPLICE", default=True),
             credentials=credentials,
         )
         config.validate()
@@ -115,6 +119,7 @@ class StorageConfig:
             "STORAGE_RETRIES": str(self.retries),
             "STORAGE_BREAKER_FAILURES": str(self.breaker_failures),
             "STORAGE_BREAKER_COOLDOWN": f"{self.breaker_cooldown:g}s",
+            "STORAGE_SPLICE": "true" if self.splice else "false",
         }
 
     def secrets(self) -> tuple[str, ...]:

@@ -82,3 +82,8 @@ class BodyCutOff(BadRequest):
     """The client's body broke off before its end (a disconnect): the write is aborted, nothing stored."""
 
     default_reason = "the request body was cut off"
+
+
+class UpstreamStatus(OSError):
+    """A status the plain-HTTP GET (proxy.storage.cloud.spliced_get) did not expect; a ProviderFailure once
+    translated, with the upstream's answer in the log."""

@@ -5,6 +5,7 @@ import time
 from collections.abc import AsyncIterable
 from typing import Any
 
+from cache.fill import FileBody
 from previews.errors import PublicError
 from proxy.metrics.registry import Metrics
 from proxy.storage.errors import CircuitOpen, ObjectNotFound, ProviderAccessDenied, ProviderTimeout, WriteAborted
@@ -33,6 +34,8 @@ class InstrumentedProvider:
         result = await self._timed(self.inner.get(ref, span, if_none_match))
         if isinstance(result, ObjectStream):
             result.chunks = self._metrics.count_upstream_bytes(self.label, result.chunks)
+            if result.file_body is not None:
+                result.file_body = CountedFileBody(result.file_body, self._metrics, self.label)
         return result
 
     async def put(self, ref: ObjectRef, chunks: AsyncIterable[bytes], content_type: str) -> None:
@@ -79,6 +82,25 @@ class InstrumentedProvider:
             raise
         finally:
             self._metrics.upstream_call(self.label, outcome, started)
+
+
+class CountedFileBody:
+    """A FileBody whose moved bytes count as the provider's body bytes."""
+
+    def __init__(self, inner: FileBody, metrics: Metrics, label: str) -> None:
+        self._inner = inner
+        self._metrics = metrics
+        self._label = label
+
+    def write_into(self, fd: int, limit: int) -> int:
+        """See cache.fill.FileBody.write_into."""
+        moved = self._inner.write_into(fd, limit)
+        self._metrics.count_upstream_bytes_moved(self._label, moved)
+        return moved
+
+    def close(self) -> None:
+        """See cache.fill.FileBody.close."""
+        self._inner.close()
 
 
 def _write_outcome(error: BaseException) -> str:

@@ -7,6 +7,7 @@ from typing import Protocol
 # What a HEAD tells, and what a GET's stream describes: the one description of an object that
 # the tiers store too, so it is defined in cache/ (which may not import proxy/).
 from cache.entry import ObjectInfo
+from cache.fill import FileBody
 from proxy.storage.writes import WritePlan, WriteResult
 
 __all__ = ["ByteSpan", "NotModified", "ObjectInfo", "ObjectRef", "ObjectStream", "StorageProvider",
@@ -32,12 +33,17 @@ class ByteSpan:
 
 @dataclass
 class ObjectStream:
-    """A GET in progress: the object's info, the bytes [start, end) it carries, and their chunks."""
+    """A GET in progress: the object's info, the bytes [start, end) it carries, and their chunks.
+
+    `file_body`, when a provider has one, is the same body as something that moves itself into a
+    file (cache.fill.FileBody: splice(2) from the socket); read either it or `chunks`, not both.
+    """
 
     info: ObjectInfo
     start: int
     end: int
     chunks: AsyncIterator[bytes]
+    file_body: FileBody | None = None
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,8 @@ class Originals:
                 deliver.set_result(None)
                 return
             deliver.set_result(fill)
-            await fill.run(stream.chunks,
+            # A body that moves itself into the part file (splice(2)) skips the trip through memory.
+            await fill.run(stream.file_body or stream.chunks,
                            lambda: asyncio.to_thread(self._guard.commit, self._tier, key, part, meta, key, since))
         except Exception as error:
             log.warning("fill of %s/%s failed: %s", ref.bucket, ref.key, error or type(error).__name__)
@@ -312,6 +313,8 @@ def _fill_lock_timed_out(ref: ObjectRef) -> FillOutcome:
 
 
 async def _close_stream(stream: ObjectStream) -> None:
+    if stream.file_body is not None:
+        stream.file_body.close()  # its chunks, never started, hold nothing of their own
     close = getattr(stream.chunks, "aclose", None)
     if close is not None:
         await close()

@@ -47,7 +47,7 @@ from PIL import Image
 
 from tests.benchmarks import peer_servers as servers
 from tests.benchmarks import peer_workloads as load
-from tests.benchmarks.harness import REPO, BenchmarkError, machine
+from tests.benchmarks.harness import REPO, BenchmarkError, cpu_seconds, machine, process_tree
 from tests.benchmarks.originals import BigFile, MiB, write_big_file
 from tests.benchmarks.peer_report import (
     IN_PROCESS,
@@ -228,7 +228,11 @@ def run_w4(bench: Bench, settings: Settings, results: Results, notes: list[str],
             with bench.fresh(peer, with_origin=True) as server:
                 assert server.original_path is not None
                 url = server.base_url + server.original_path(BIG_KEY)
+                # CPU time of the proxy's processes per GiB: on a machine shared with other work the MiB/s
+                # swing with the load, the CPU a GiB costs much less.
+                cpu_before = tree_cpu_seconds(server.pid)
                 sample = {"mib_s": load.curl_download(url, cache_header[peer], big.size)}
+                sample["cpu_s_gib"] = (tree_cpu_seconds(server.pid) - cpu_before) / (big.size / 2**30)
                 sample["rss_mib"] = server.peak_rss_bytes() / MiB  # before the check below adds to it
                 if not uvloop.run(load.cached_tail_matches(url, big)):
                     raise BenchmarkError(f"{peer}: the cached copy of the large original has other bytes")
@@ -237,8 +241,20 @@ def run_w4(bench: Bench, settings: Settings, results: Results, notes: list[str],
     notes.append(f"W4: {big.size // MiB} MiB, downloaded by curl; nginx through `proxy_cache` (a MISS that fills the "
                  "cache as it streams), preview-proxy through its S3 provider (STORAGE_PROVIDER=minio) on the same "
                  f"static origin (X-Cache: MISS). The same GET straight from the origin: {ceiling:,.0f} MiB/s. "
+                 "CPU is user + system time summed over the proxy's processes during the download. "
                  "Each cached copy's last MiB is checked afterwards. thumbor: n/a, it has no originals "
                  "pass-through.")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system time of a process and its descendants (a master and its workers), as far as they live."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += cpu_seconds(member)
+        except (OSError, IndexError):
+            continue  # exited meanwhile
+    return total
 
 
 def ensure_big_file(size: int) -> BigFile:

@@ -1,7 +1,10 @@
-"""S3 and MinIO: the open multipart uploads of each bucket, listed or aborted (proxy.storage.cloud.s3_multipart)."""
+"""S3 and MinIO: the open multipart uploads of each bucket, listed or aborted.
+
+The calls themselves are proxy.storage.cloud.signed_s3.s3_multipart's.
+"""
 
 from proxy.commands.uploads.report import Tally, complain, plural
-from proxy.storage.cloud.s3_multipart import LIST_BUCKETS_PERMISSION, OpenUpload, S3MultipartUploads
+from proxy.storage.cloud.signed_s3.s3_multipart import LIST_BUCKETS_PERMISSION, OpenUpload, S3MultipartUploads
 from proxy.storage.config import StorageConfig
 from proxy.storage.errors import PermissionMissing, ProviderAccessDenied, ProviderFailure, ProviderTimeout
 

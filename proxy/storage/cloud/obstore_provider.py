@@ -6,9 +6,9 @@ bucket, made on first use. Errors go through ObstoreCalls and come out as proxy.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import obstore
 import obstore.exceptions as obstore_errors
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # obstore's option types exist only in its stubs, not at run 
     from obstore import GetOptions, GetResult
     from obstore.store import ClientConfig, ObjectStore, RetryConfig
 
+T = TypeVar("T")
 # Objects above this go up as a multipart upload (S3 parts, Azure blocks, GCS XML multipart).
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 
@@ -93,8 +94,12 @@ class ObstoreProvider:
 
     async def _get_result(self, ref: ObjectRef, operation: str, options: GetOptions) -> GetResult:
         store = self.store(ref.bucket)  # outside the try: a name refused before any I/O answers nothing
+        return await self.answered(ref, operation, lambda: obstore.get_async(store, ref.key, options=options))
+
+    async def answered(self, ref: ObjectRef, operation: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """A read of `ref` up to its headers (ObstoreCalls.read), noting that the bucket answered."""
         try:
-            result = await self._calls.read(ref, operation, lambda: obstore.get_async(store, ref.key, options=options))
+            result = await self._calls.read(ref, operation, attempt)
         except (ObjectNotFound, obstore_errors.NotModifiedError):
             self.answered_bucket = ref.bucket
             raise

@@ -1,7 +1,7 @@
 """Multipart uploads left open on S3: list them (ListMultipartUploads, page by page) and abort one by its id.
 
 obstore starts, completes and aborts its own multipart uploads, but can neither list the open ones
-nor abort one by id; these calls are made here over aiohttp, signed by proxy.storage.cloud.sigv4,
+nor abort one by id; these calls are made here over aiohttp, signed by proxy.storage.cloud.signed_s3.sigv4,
 with the settings the S3 provider is built from (endpoint, region, static keys or an IAM role's from the
 instance metadata service, CA file, timeouts).
 Requests are path-style, as the provider's are.
@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import aiohttp
 from yarl import URL
 
-from proxy.storage.cloud.instance_credentials import instance_keys
-from proxy.storage.cloud.sigv4 import SigningKeys, canonical_path, canonical_query, sign
+from proxy.storage.cloud.signed_s3.instance_credentials import instance_keys
+from proxy.storage.cloud.signed_s3.sigv4 import SigningKeys, canonical_path, canonical_query, sign
 from proxy.storage.config import StorageConfig
 from proxy.storage.errors import PermissionMissing, ProviderFailure, ProviderTimeout
 

@@ -1,7 +1,7 @@
 """An IAM role's temporary keys from the EC2 instance metadata service (IMDSv2), for the S3 calls we sign ourselves.
 
 obstore fetches them itself for the provider's calls (STORAGE_IAM_ROLE, STORAGE_METADATA_ENDPOINT); the
-calls obstore lacks (proxy.storage.cloud.s3_multipart) ask the same service the same way: a session
+calls obstore lacks (proxy.storage.cloud.signed_s3.s3_multipart) ask the same service the same way: a session
 token (PUT /latest/api/token), the role attached to the instance, then that role's keys.
 """
 
@@ -10,7 +10,7 @@ import json
 import aiohttp
 
 from proxy.secrets.registry import SECRETS
-from proxy.storage.cloud.sigv4 import SigningKeys
+from proxy.storage.cloud.signed_s3.sigv4 import SigningKeys
 from proxy.storage.errors import ProviderAccessDenied
 
 DEFAULT_METADATA_ENDPOINT = "http://169.254.169.254"
