@@ -33,6 +33,11 @@ class SingleFlight(Generic[K, V]):
         self._inflight.pop(key, None)
 
 
+# At shutdown, how long work that has answered its waiters may go on committing (a render's store is a
+# file write and one SQLite transaction: well under a second, unless the disk is badly overloaded).
+COMMIT_GRACE_SECONDS = 5.0
+
+
 class DetachedFlights(Generic[K, V]):
     """One detached task per key, whose result every caller for that key awaits.
 
@@ -46,7 +51,7 @@ class DetachedFlights(Generic[K, V]):
                  stopped: Callable[[], Exception] = lambda: RuntimeError("the work was stopped before it finished"),
                  ) -> None:
         self._flights: SingleFlight[K, asyncio.Future[V]] = SingleFlight(on_join)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], asyncio.Future[V]] = {}
         self._stopped = stopped
 
     def join_or_start(self, key: K, work: Callable[["asyncio.Future[V]"], Awaitable[None]]
@@ -60,8 +65,8 @@ class DetachedFlights(Generic[K, V]):
         pending.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._flights.claim(key, pending)
         task = asyncio.create_task(self._run(key, work, pending))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = pending
+        task.add_done_callback(lambda done: self._tasks.pop(done, None))
         return pending, True
 
     async def _run(self, key: K, work: Callable[["asyncio.Future[V]"], Awaitable[None]],
@@ -81,8 +86,16 @@ class DetachedFlights(Generic[K, V]):
         """True while any work runs."""
         return bool(self._tasks)
 
-    async def close(self) -> None:
-        """Cancel the work still running (at shutdown)."""
+    async def close(self, grace: float = COMMIT_GRACE_SECONDS) -> None:
+        """Cancel the work still running (at shutdown). Work whose waiters already have their result is
+        only committing it (a render being stored): it gets `grace` seconds to finish first, since the
+        client was answered as if the entry would be kept."""
+        committing = [task for task, pending in self._tasks.items() if pending.done()]
+        for task, pending in list(self._tasks.items()):
+            if not pending.done():
+                task.cancel()
+        if committing:
+            await asyncio.wait(committing, timeout=grace)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -358,3 +359,48 @@ def test_detached_flights_close_fails_waiters_instead_of_cancelling_them() -> No
             await waiting
 
     run(scenario())
+
+
+def test_detached_flights_close_lets_answered_work_commit_and_bounds_the_wait() -> None:
+    """At shutdown, work whose waiters already have their result (a render being stored) finishes its
+    commit; work still making its result is cancelled at once; a commit that hangs is cut at the grace."""
+    async def scenario() -> None:
+        flights: DetachedFlights[str, int] = DetachedFlights()
+        committed: list[str] = []
+        commit_gate, making_started = asyncio.Event(), asyncio.Event()
+
+        async def answers_then_commits(future: asyncio.Future[int]) -> None:
+            future.set_result(1)
+            await commit_gate.wait()
+            committed.append("stored")
+
+        async def still_making(future: asyncio.Future[int]) -> None:
+            making_started.set()
+            await asyncio.Event().wait()
+
+        answered, _ = flights.join_or_start("a", answers_then_commits)
+        making, _ = flights.join_or_start("b", still_making)
+        assert await answered == 1
+        await making_started.wait()
+        closing = asyncio.ensure_future(flights.close(grace=30.0))
+        await asyncio.sleep(0)  # one scheduling step: close has cancelled what was still making
+        with pytest.raises(RuntimeError, match="stopped"):
+            await making
+        assert not closing.done() and committed == []  # the commit is still allowed to run
+        commit_gate.set()
+        await asyncio.wait_for(closing, 10)
+        assert committed == ["stored"]
+
+        hanging: DetachedFlights[str, int] = DetachedFlights()
+        forever, _ = hanging.join_or_start("c", lambda future: _answer_then_hang(future))
+        assert await forever == 2
+        started = time.monotonic()
+        await asyncio.wait_for(hanging.close(grace=0.2), 10)
+        assert time.monotonic() - started < 5 and not hanging.busy
+
+    run(scenario())
+
+
+async def _answer_then_hang(future: asyncio.Future[int]) -> None:
+    future.set_result(2)
+    await asyncio.Event().wait()
