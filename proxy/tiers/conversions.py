@@ -157,22 +157,26 @@ class Converter:
 
     async def _keep_pyramid_open(self, request: ConversionRequest, version: str) -> None:
         since = self._guard.generation()  # a purge after this may remove what the lookup finds
+        opened: tuple[PyramidFile, float | None] | None = None
         try:
-            result = await self.get(request)
-            if result.file is None or result.meta is None or result.meta.info.etag != version:
-                result.close()
-                pyramid = None
-            else:
-                pyramid = await asyncio.to_thread(_open_pyramid, result.file)
+            opened = await self._open_pyramid(request, version)
         except Exception as error:  # nobody waits for it: tiles are read the long way meanwhile
             log.debug("opening the pyramid of %s/%s failed: %s", request.ref.bucket, request.ref.key, error)
-            pyramid = None
-        if pyramid is None or self._guard.generation() != since:
-            self.open_pyramids.abandon(version)
-            if pyramid is not None:
-                pyramid.close()
-            return
-        self.open_pyramids.keep(version, pyramid, result.stored_at)
+        finally:  # also when cancelled (at shutdown): never left marked as being opened
+            if opened is not None and self._guard.generation() == since:
+                self.open_pyramids.keep(version, *opened)
+            else:
+                self.open_pyramids.abandon(version)
+                if opened is not None:
+                    opened[0].close()
+
+    async def _open_pyramid(self, request: ConversionRequest, version: str) -> tuple[PyramidFile, float | None] | None:
+        """The pyramid of `request` as the tier holds it under `version`, opened, and when it was stored."""
+        result = await self.get(request)
+        if result.file is None or result.meta is None or result.meta.info.etag != version:
+            result.close()
+            return None
+        return await asyncio.to_thread(_open_pyramid, result.file), result.stored_at
 
     async def _get_ahead(self, request: ConversionRequest) -> None:
         try:
@@ -259,10 +263,11 @@ class Converter:
         return ConvertOptions(request.conversion.index, request.allow_webp, self._config.quality)
 
     async def close(self) -> None:
-        """Cancel conversions still waiting (at shutdown)."""
+        """Cancel conversions still waiting (at shutdown), and close the pyramids held open."""
         for task in list(self._ahead):
             task.cancel()
         await asyncio.gather(*self._ahead, return_exceptions=True)
+        self.open_pyramids.clear()
         await self._flights.close()
 
 
