@@ -179,6 +179,29 @@ def test_a_held_pyramid_gives_ready_tiles_in_place_until_dropped(tmp_path: Path)
     assert expiring.ready_tile('"v1"', box, size, quality) is None and expiring.wanted('"v1"')
 
 
+def test_a_process_reads_ready_tiles_in_place_until_a_purge(data_path: Path, start_server: StartServer) -> None:
+    place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG", quality=90))
+    server = start_server(workers=1, IIIF_BUCKETS="gallery", ADMIN_TOKENS=ADMIN_TOKEN)
+    tile = server.url("/iiif/3/gallery%2Fbig.jpg/512,0,512,512/512,/0/default.jpg")
+    first = request(tile)
+    assert first.status == 200 and first.headers["X-Cache"] == "MISS"
+    lookups = {"tier": "image-converter", "result": "hit"}
+
+    def read_in_place() -> bool:
+        # Held open, a ready tile asks the converter tier nothing: its lookups stay where they were.
+        before = metric(server, "preview_proxy_cache_requests_total", **lookups)
+        again = request(tile)
+        assert again.status == 200 and again.body == first.body and again.headers["ETag"] == first.headers["ETag"]
+        assert again.headers["X-Cache"] == "HIT" and again.headers["Cache-Status"] == "preview-proxy; hit"
+        return metric(server, "preview_proxy_cache_requests_total", **lookups) == before
+
+    poll(read_in_place, "a ready tile read in place")
+    reply = request(server.url("/gallery/big.jpg"), "PURGE", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert reply.status == 200 and json.loads(reply.body)["removed"]["image-converter"] == 1, reply.body
+    assert request(tile).headers["X-Cache"] == "MISS"  # the held pyramid went with the purge
+    assert metric(server, RENDERS, operation="pyramid") == 2
+
+
 def test_info_json_starts_the_pyramid_before_any_tile(data_path: Path, start_server: StartServer) -> None:
     place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG"))
     place(data_path, "gallery", "small.jpg", encoded(quadrants((1200, 800)), "JPEG"))
