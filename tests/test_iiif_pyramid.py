@@ -15,6 +15,7 @@ from PIL import Image
 from previews.config import RenderConfig
 from previews.iiif.pyramid.layout import MAGIC, MAGIC_1, is_pyramid
 from previews.iiif.pyramid.making import prepare_pyramid
+from previews.iiif.pyramid.open_pyramids import OpenPyramids
 from previews.iiif.pyramid.policy import MIN_PIXELS, worth_a_pyramid
 from previews.iiif.pyramid.reading import PyramidFile
 from previews.iiif.render import IiifRecipe
@@ -146,6 +147,59 @@ def test_ready_tiles_are_the_bytes_a_render_of_the_pyramid_makes() -> None:
     work = IiifRecipe(gray.image, key="gray").prepare(io.BytesIO(pyramid), RenderConfig(), deadline_after(30))
     assert work.ready is None and tiles == 4
     work.close()
+
+
+def _opened(path: Path) -> PyramidFile:
+    return PyramidFile(path.open("rb"))  # closed by its holder
+
+
+def test_a_held_pyramid_gives_ready_tiles_in_place_until_dropped(tmp_path: Path) -> None:
+    made = prepare_pyramid(io.BytesIO(encoded(photo(), "JPEG")), RenderConfig(), deadline_after(30))
+    try:
+        (tmp_path / "pyramid").write_bytes(made.run().data)
+    finally:
+        made.close()
+    quality = RenderConfig().quality_for("jpeg", 0)
+    box, size = (512, 1024, 512, 512), (512, 512)
+    with open(tmp_path / "pyramid", "rb") as file:
+        expected = PyramidFile(file).ready_tile(box, size, quality)
+    assert expected is not None
+    held = OpenPyramids()
+    assert held.ready_tile('"v1"', box, size, quality) is None  # not held yet
+    assert held.wanted('"v1"') and not held.wanted('"v1"')  # one opening at a time
+    held.keep('"v1"', _opened(tmp_path / "pyramid"), 123.0)
+    assert held.ready_tile('"v1"', box, size, quality) == (expected, 123.0)
+    assert held.ready_tile('"v2"', box, size, quality) is None  # another version of the source
+    assert held.ready_tile('"v1"', box, size, quality + 1) is None  # not the quality it was encoded at
+    assert held.ready_tile('"v1"', (256, 256, 512, 512), size, quality) is None  # not one block: rendered
+    held.clear()  # a purge
+    assert held.ready_tile('"v1"', box, size, quality) is None and held.wanted('"v1"')
+    expiring = OpenPyramids(recheck_seconds=0.0)  # the tier is asked again once the recheck time is up
+    expiring.keep('"v1"', _opened(tmp_path / "pyramid"), None)
+    assert expiring.ready_tile('"v1"', box, size, quality) is None and expiring.wanted('"v1"')
+
+
+def test_a_process_reads_ready_tiles_in_place_until_a_purge(data_path: Path, start_server: StartServer) -> None:
+    place(data_path, "gallery", "big.jpg", encoded(photo(), "JPEG", quality=90))
+    server = start_server(workers=1, IIIF_BUCKETS="gallery", ADMIN_TOKENS=ADMIN_TOKEN)
+    tile = server.url("/iiif/3/gallery%2Fbig.jpg/512,0,512,512/512,/0/default.jpg")
+    first = request(tile)
+    assert first.status == 200 and first.headers["X-Cache"] == "MISS"
+    lookups = {"tier": "image-converter", "result": "hit"}
+
+    def read_in_place() -> bool:
+        # Held open, a ready tile asks the converter tier nothing: its lookups stay where they were.
+        before = metric(server, "preview_proxy_cache_requests_total", **lookups)
+        again = request(tile)
+        assert again.status == 200 and again.body == first.body and again.headers["ETag"] == first.headers["ETag"]
+        assert again.headers["X-Cache"] == "HIT" and again.headers["Cache-Status"] == "preview-proxy; hit"
+        return metric(server, "preview_proxy_cache_requests_total", **lookups) == before
+
+    poll(read_in_place, "a ready tile read in place")
+    reply = request(server.url("/gallery/big.jpg"), "PURGE", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert reply.status == 200 and json.loads(reply.body)["removed"]["image-converter"] == 1, reply.body
+    assert request(tile).headers["X-Cache"] == "MISS"  # the held pyramid went with the purge
+    assert metric(server, RENDERS, operation="pyramid") == 2
 
 
 def test_info_json_starts_the_pyramid_before_any_tile(data_path: Path, start_server: StartServer) -> None:

@@ -160,6 +160,8 @@ def _plan_from_pyramid(pyramid: PyramidFile, request: ImageRequest, config: Rend
     ready = None
     if request.rotation == NO_ROTATION and request.quality in KEEPS_COLOURS and job.output.name == READY_FORMAT:
         ready = pyramid.ready_tile(box, size, job.quality)
+    if ready is not None:
+        working = len(ready)  # read already: a small job, done in the same trip to the pool
     return PreparedIiif(None, pyramid, job, request, box, size, int(working * ESTIMATE_MARGIN) + JOB_OVERHEAD_BYTES,
                         ready)
 

@@ -26,6 +26,8 @@ from previews.config import RenderConfig
 from previews.conversions.config import ConverterConfig
 from previews.conversions.request import Conversion, prepare_conversion_job
 from previews.conversions.still import Converted, ConvertOptions
+from previews.iiif.pyramid.open_pyramids import OpenPyramids
+from previews.iiif.pyramid.reading import PyramidFile
 from proxy.errors import RenderWaitTimedOut, ServiceUnavailable
 from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job
@@ -91,6 +93,9 @@ class Converter:
         self._guard.on_purge(self._pass_through.clear)
         self._flights: OncePerKey[ConversionResult] = OncePerKey(tier, metrics, TIER, job_key=self._guard.job_key)
         self._ahead: set[asyncio.Task[None]] = set()
+        # Tile pyramids held open for reading ready tiles in place; a purge may have removed any of them.
+        self.open_pyramids = OpenPyramids()
+        self._guard.on_purge(self.open_pyramids.clear)
 
     def timeout(self, conversion: Conversion) -> float:
         """How long one conversion may take: video decoding has its own limit."""
@@ -139,6 +144,39 @@ class Converter:
         task = asyncio.get_running_loop().create_task(self._get_ahead(request))
         self._ahead.add(task)
         task.add_done_callback(self._ahead.discard)
+
+    def keep_pyramid_open(self, request: ConversionRequest, version: str) -> None:
+        """Open the tile pyramid of `request` (whose ETag is `version`) in the background and hold it in
+        `open_pyramids`, unless it is held or being opened. A pyramid held only in memory (not kept in the
+        tier) is not held."""
+        if not self.open_pyramids.wanted(version):
+            return
+        task = asyncio.get_running_loop().create_task(self._keep_pyramid_open(request, version))
+        self._ahead.add(task)
+        task.add_done_callback(self._ahead.discard)
+
+    async def _keep_pyramid_open(self, request: ConversionRequest, version: str) -> None:
+        since = self._guard.generation()  # a purge after this may remove what the lookup finds
+        opened: tuple[PyramidFile, float | None] | None = None
+        try:
+            opened = await self._open_pyramid(request, version)
+        except Exception as error:  # nobody waits for it: tiles are read the long way meanwhile
+            log.debug("opening the pyramid of %s/%s failed: %s", request.ref.bucket, request.ref.key, error)
+        finally:  # also when cancelled (at shutdown): never left marked as being opened
+            if opened is not None and self._guard.generation() == since:
+                self.open_pyramids.keep(version, *opened)
+            else:
+                self.open_pyramids.abandon(version)
+                if opened is not None:
+                    opened[0].close()
+
+    async def _open_pyramid(self, request: ConversionRequest, version: str) -> tuple[PyramidFile, float | None] | None:
+        """The pyramid of `request` as the tier holds it under `version`, opened, and when it was stored."""
+        result = await self.get(request)
+        if result.file is None or result.meta is None or result.meta.info.etag != version:
+            result.close()
+            return None
+        return await asyncio.to_thread(_open_pyramid, result.file), result.stored_at
 
     async def _get_ahead(self, request: ConversionRequest) -> None:
         try:
@@ -225,11 +263,21 @@ class Converter:
         return ConvertOptions(request.conversion.index, request.allow_webp, self._config.quality)
 
     async def close(self) -> None:
-        """Cancel conversions still waiting (at shutdown)."""
+        """Cancel conversions still waiting (at shutdown), and close the pyramids held open."""
         for task in list(self._ahead):
             task.cancel()
         await asyncio.gather(*self._ahead, return_exceptions=True)
+        self.open_pyramids.clear()
         await self._flights.close()
+
+
+def _open_pyramid(file: BinaryIO) -> PyramidFile:
+    """`file` read as a pyramid (its index parsed), or closed if it is none."""
+    try:
+        return PyramidFile(file)
+    except BaseException:
+        file.close()
+        raise
 
 
 def _conversion_lock_timed_out() -> ConversionResult:

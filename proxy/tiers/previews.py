@@ -67,6 +67,11 @@ class Recipe(Protocol):
         ...
 
 
+# A preview its source holds ready, read without a render: from the source's version (its ETag), the
+# preview and when the source's entry was stored; None when it must be rendered.
+InPlace = Callable[[str], tuple[Rendered, float | None] | None]
+
+
 @dataclass(frozen=True)
 class PreviewRequest:
     """A checked preview request: the source, its identity in cache keys, and the final options (imgproxy's,
@@ -143,18 +148,30 @@ class Previews:
         status = "MISS" if got.outcome is Outcome.MADE else "HIT"
         return FoundPreview(got.value, status, trusted_until, from_store=False)
 
-    async def make_unkept(self, request: PreviewRequest) -> tuple[FoundPreview, Located]:
+    async def make_unkept(self, request: PreviewRequest,
+                          in_place: InPlace | None = None) -> tuple[FoundPreview, Located]:
         """The preview made now and not kept: for an image its source makes more cheaply than the tier
         would store it (a viewer's tile read from its pyramid, previews.iiif.pyramid). No tier, no single
-        flight; the source's own answer (its X-Cache, when it was stored) comes back with it, closed."""
+        flight; the source's own answer (its X-Cache, when it was stored) comes back with it, closed.
+        `in_place` may give the preview at once from the source's version, with no render."""
         deadline = time.monotonic() + self._timeout
+        self._guard.generation()  # a purge since the last look drops what is held in memory first
         info, trusted_until = await self._describe_source(request)
         limit = self._config.max_src_file_size
         if limit and info.size > limit:
             raise SourceTooLarge(f"source is {info.size} bytes, over the limit of {limit}")
         key = preview_key(request.options.canonical(), request.source_id, info.etag, request.format_key)
-        located = await (request.originals or self._originals).open_for_render(request.ref)
-        rendered = await self._render(request, located, deadline)
+        started = time.monotonic()
+        read = in_place(info.etag) if in_place is not None else None
+        if read is not None:
+            rendered, stored_at = read
+            located = Located(info, "HIT", stored_at=stored_at)
+            # Counted as the render it stands for, as one read from the source on the pool is.
+            operation = "preview" if isinstance(request.options, ProcessingOptions) else "iiif"
+            self._metrics.render_done(operation, rendered.format, time.monotonic() - started)
+        else:
+            located = await (request.originals or self._originals).open_for_render(request.ref)
+            rendered = await self._render(request, located, deadline)
         # The ETag a stored copy would have: the same key, the same bytes.
         meta = EntryMeta(ObjectInfo(len(rendered.data), _etag(key), info.last_modified, rendered.media_type))
         return FoundPreview(StoredPreview(meta, data=rendered.data), located.cache_status, trusted_until,

@@ -9,9 +9,12 @@ all the way, then panning everywhere), by 6 clients (a browser's connections to 
 the same sweep again, warm; the time runs from info.json's request to the last tile. Both write JPEG at
 quality 80. Figures: tiles/s, p50 and p99 latency, the CPU seconds the peer's processes spent on the cold
 sweep (what it cost, whatever share of a shared machine it got), peak RSS summed over its processes.
+Repetitions are interleaved (which peer goes first alternates), each with fresh servers and empty caches;
+the report gives each peer's medians, and preview-proxy / IIPImage of the medians and of each repetition.
 
-Run:  python -m tests.benchmarks.iiif_peers [--photo kleiber-20mp.jpg]   (about 30 s; installs nothing:
-      bash deploy/apt-install.sh iipimage-server libvips-tools nginx-light first)
+Run:  python -m tests.benchmarks.iiif_peers [--photo kleiber-20mp.jpg] [--repetitions 3 | --quick]
+      (about 10 s a repetition; installs nothing: bash deploy/apt-install.sh iipimage-server
+      libvips-tools nginx-light first)
 """
 
 import argparse
@@ -20,10 +23,11 @@ import io
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +53,8 @@ IIPSRV = Path("/usr/lib/iipimage-server/iipsrv.fcgi")
 VIPS = "vips"
 CORPUS = REPO / ".cache" / "corpus" / "photos"
 TILE, CLIENTS, QUALITY, PROCESSES = 512, 6, 80, 2
+MAX_REPETITIONS = 15
+IIP, PP = "IIPImage", "preview-proxy"
 BUCKET = "bench"
 
 IIP_SERVERS = """
@@ -172,10 +178,46 @@ def _hwm(pid: int) -> int:
     return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmHWM")), 0)
 
 
+@dataclass(frozen=True)
+class Row:
+    """One peer's figures in one repetition."""
+
+    cold: Figures
+    warm: Figures
+    cold_cpu: float
+    peak_rss: int
+
+
+def run_iipimage(tiffs: Path, work: Path, sweep: Sweep) -> Row:
+    """A fresh IIPImage (empty image cache): the sweep cold, then warm."""
+    work.mkdir(parents=True)
+    with iipimage(tiffs, work) as (base, pids):
+        url_of = UrlOf("/iipsrv?IIIF=/photo.tif/{params}/0/default.jpg", "/iipsrv?IIIF=/photo.tif/info.json")
+        cold, cold_cpu = _measured(pids, _run_sweep(base, url_of, sweep))
+        warm, _ = _measured(pids, _run_sweep(base, url_of, sweep))
+        return Row(cold, warm, cold_cpu, sum(_hwm(pid) for pid in _trees(pids)))
+
+
+def run_preview_proxy(photo: Path, data: Path, sweep: Sweep) -> Row:
+    """A fresh preview-proxy with empty tiers in `data`: the sweep cold (making the pyramid), then warm."""
+    (data / "storage" / BUCKET).mkdir(parents=True)
+    shutil.copyfile(photo, data / "storage" / BUCKET / "photo.jpg")
+    with proxy_server({"DATA_PATH": str(data), "IIIF_BUCKETS": BUCKET}, ["--workers", str(PROCESSES)]) as server:
+        base = f"/iiif/3/{BUCKET}%2Fphoto.jpg"
+        url_of = UrlOf(base + "/{params}/0/default.jpg", base + "/info.json")
+        cold, cold_cpu = _measured([server.pid], _run_sweep(server.base_url, url_of, sweep))
+        warm, _ = _measured([server.pid], _run_sweep(server.base_url, url_of, sweep))
+        return Row(cold, warm, cold_cpu, tree_peak_rss_bytes(server.pid))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photo", default="kleiber-20mp.jpg", help="a photo of the corpus")
-    photo = CORPUS / parser.parse_args().photo
+    parser.add_argument("--repetitions", type=int, default=3, help="interleaved repetitions (fresh servers each)")
+    parser.add_argument("--quick", action="store_true", help="one repetition")
+    args = parser.parse_args()
+    photo = CORPUS / args.photo
+    repetitions = 1 if args.quick else max(1, min(args.repetitions, MAX_REPETITIONS))
     if not IIPSRV.exists() or shutil.which(VIPS) is None:
         raise SystemExit("install iipimage-server and libvips-tools: bash deploy/apt-install.sh iipimage-server "
                          "libvips-tools nginx-light")
@@ -183,7 +225,9 @@ def main() -> None:
         width, height = image.size
     sweep = viewer_sweep(width, height)
     print(machine())
-    print(f"{photo.name}: {width}x{height}, {len(sweep.tiles)} tiles a sweep, {CLIENTS} clients")
+    print(f"{photo.name}: {width}x{height}, {len(sweep.tiles)} tiles a sweep, {CLIENTS} clients, "
+          f"{repetitions} repetitions")
+    rows: dict[str, list[Row]] = {IIP: [], PP: []}
     with tempfile.TemporaryDirectory(prefix="iiif-peers-") as temp:
         work = Path(temp)
         tiffs = work / "tiffs"
@@ -193,27 +237,38 @@ def main() -> None:
                         "--compression", "jpeg", "--Q", "90", "--tile-width", str(TILE), "--tile-height", str(TILE)],
                        check=True)
         print(f"IIPImage's pyramidal TIFF made in advance by vips: {time.perf_counter() - started:.2f} s")
-        rows = []
-        with iipimage(tiffs, work) as (base, pids):
-            url_of = UrlOf("/iipsrv?IIIF=/photo.tif/{params}/0/default.jpg", "/iipsrv?IIIF=/photo.tif/info.json")
-            cold, cold_cpu = _measured(pids, _run_sweep(base, url_of, sweep))
-            warm, _ = _measured(pids, _run_sweep(base, url_of, sweep))
-            rows.append(("IIPImage", cold, warm, cold_cpu, sum(_hwm(pid) for pid in _trees(pids))))
-        data = work / "data"
-        (data / "storage" / BUCKET).mkdir(parents=True)
-        shutil.copyfile(photo, data / "storage" / BUCKET / "photo.jpg")
-        with proxy_server({"DATA_PATH": str(data), "IIIF_BUCKETS": BUCKET},
-                          ["--workers", str(PROCESSES)]) as server:
-            base = f"/iiif/3/{BUCKET}%2Fphoto.jpg"
-            url_of = UrlOf(base + "/{params}/0/default.jpg", base + "/info.json")
-            cold, cold_cpu = _measured([server.pid], _run_sweep(server.base_url, url_of, sweep))
-            warm, _ = _measured([server.pid], _run_sweep(server.base_url, url_of, sweep))
-            rows.append(("preview-proxy", cold, warm, cold_cpu, tree_peak_rss_bytes(server.pid)))
-    print("| peer | cold tiles/s | cold p50 / p99 ms | cold CPU s | warm tiles/s | warm p50 / p99 ms | peak RSS |")
-    print("|---|---|---|---|---|---|---|")
-    for name, cold, warm, cpu, peak in rows:
-        print(f"| {name} | {cold.tiles_per_second:.0f} | {cold.p50_ms:.0f} / {cold.p99_ms:.0f} | {cpu:.2f} | "
-              f"{warm.tiles_per_second:.0f} | {warm.p50_ms:.0f} / {warm.p99_ms:.0f} | {peak / 2**20:.0f} MiB |")
+        runners = {IIP: lambda repetition: run_iipimage(tiffs, work / f"iip-{repetition}", sweep),
+                   PP: lambda repetition: run_preview_proxy(photo, work / f"pp-{repetition}", sweep)}
+        for repetition in range(repetitions):
+            # Alternate which peer goes first, so neither always runs on a machine the other just warmed.
+            for peer in (IIP, PP) if repetition % 2 == 0 else (PP, IIP):
+                rows[peer].append(runners[peer](repetition))
+    print(report(rows))
+
+
+def report(rows: dict[str, list[Row]]) -> str:
+    """Each peer's medians over the repetitions, then preview-proxy / IIPImage: of the medians, and of each
+    repetition (in brackets)."""
+    lines = ["| peer | cold tiles/s | cold p50 / p99 ms | cold CPU s | warm tiles/s | warm p50 / p99 ms | peak RSS |",
+             "|---|---|---|---|---|---|---|"]
+    for peer, samples in rows.items():
+        def median(value: Callable[[Row], float], samples: list[Row] = samples) -> float:
+            return statistics.median(value(row) for row in samples)
+        lines.append(
+            f"| {peer} | {median(lambda r: r.cold.tiles_per_second):.0f} | {median(lambda r: r.cold.p50_ms):.0f} / "
+            f"{median(lambda r: r.cold.p99_ms):.0f} | {median(lambda r: r.cold_cpu):.2f} | "
+            f"{median(lambda r: r.warm.tiles_per_second):.0f} | {median(lambda r: r.warm.p50_ms):.0f} / "
+            f"{median(lambda r: r.warm.p99_ms):.0f} | {median(lambda r: r.peak_rss) / 2**20:.0f} MiB |")
+    lines.append("")
+    metrics: dict[str, Callable[[Row], float]] = {
+        "cold tiles/s": lambda r: r.cold.tiles_per_second, "warm tiles/s": lambda r: r.warm.tiles_per_second,
+        "cold CPU s": lambda r: r.cold_cpu}
+    for name, value in metrics.items():
+        ours, theirs = [value(r) for r in rows[PP]], [value(r) for r in rows[IIP]]
+        each = ", ".join(f"{a / b:.2f}" for a, b in zip(ours, theirs, strict=True))
+        lines.append(f"preview-proxy / IIPImage, {name}: **{statistics.median(ours) / statistics.median(theirs):.2f}**"
+                     + (f" ({each})" if len(ours) > 1 else ""))
+    return "\n".join(lines)
 
 
 def _trees(pids: list[int]) -> list[int]:

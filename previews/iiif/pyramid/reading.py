@@ -57,6 +57,14 @@ class PyramidFile:
     def ready_tile(self, box: Box, size: tuple[int, int], quality: int) -> bytes | None:
         """The ready tile (layout.READY_FORMAT at `quality`) of the region `box` at `size`, when `region`
         would give one block as it is and the making encoded that block at this quality; else None."""
+        span = self.ready_span(box, size, quality)
+        if span is None:
+            return None
+        self._file.seek(span[0])
+        return self._file.read(span[1])
+
+    def ready_span(self, box: Box, size: tuple[int, int], quality: int) -> tuple[int, int] | None:
+        """Where in the file `ready_tile` reads (offset, length), or None when there is no such tile."""
         if quality != self.ready_quality:
             return None
         level, outer, inner = self._place(box, size)
@@ -66,8 +74,15 @@ class PyramidFile:
             span = level.ready[blocks(level.width, level.height).index(outer)]
         except ValueError:
             return None  # not one block
-        self._file.seek(self._start + span[0])
-        return self._file.read(span[1])
+        return self._start + span[0], span[1]
+
+    def fileno(self) -> int:
+        """The open file's descriptor (for reads at an offset, os.pread, that share no file position)."""
+        return self._file.fileno()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
 
     def _place(self, box: Box, size: tuple[int, int]) -> tuple[Level, Edges, tuple[float, float, float, float]]:
         """The level `box` at `size` is read from, the whole pixels around it there, and its exact box

@@ -12,7 +12,8 @@ request that needs it makes it, and every later one reads only the blocks it cov
 quarter of its scale or less is decoded shrunk instead, unless it is one of info.json's tiles
 (`worth_a_pyramid`); info.json starts the making (proxy/routes/iiif/info.py). A viewer's tile in JPEG
 (`reads_a_ready_tile`) is the pyramid's ready tile, read in place and not kept in the previews tier:
-its answer says how the converter tier answered.
+its answer says how the converter tier answered. Once a process has read one, it holds the pyramid
+open for a few seconds (previews.iiif.pyramid.open_pyramids) and reads the next ones in place.
 """
 
 from aiohttp import hdrs, web
@@ -29,7 +30,7 @@ from proxy.http.cache_status import CacheAnswer
 from proxy.http.respond import respond
 from proxy.routes.iiif.identifiers import resolve_identifier
 from proxy.routes.iiif.info import service_id
-from proxy.routes.iiif.pyramids import pyramid_source
+from proxy.routes.iiif.pyramids import keep_pyramid_open, pyramid_source, ready_tile_in_place
 from proxy.routes.links import changing_source_cache_control
 from proxy.tiers.conversions import TIER as CONVERTER_TIER
 from proxy.tiers.keys import preview_source_id
@@ -58,7 +59,9 @@ async def answer_image(request: web.Request, path: IiifPath) -> web.StreamRespon
         pyramid = pyramid_source(request.app, ref, originals)
         try:
             if reads_a_ready_tile(path.image, header.width, header.height, box, size):
-                found, source = await previews.make_unkept(asked_of(pyramid))
+                in_place = ready_tile_in_place(request.app, config.previews.render, box, size)
+                found, source = await previews.make_unkept(asked_of(pyramid), in_place)
+                keep_pyramid_open(request.app, ref, originals, source.info.etag)
                 # The converter tier answered (the pyramid found or made); the tile is not kept.
                 cache = CacheAnswer(CONVERTER_TIER, source.cache_status, source.stored_at, stored=False)
             else:
