@@ -101,16 +101,23 @@ def server(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
         yield running
 
 
+def make_hot(server: ServerProcess, path: str) -> bytes:
+    """Ask for `path` until the lane answers it (the first answers store it and keep it hot); its body."""
+    for _ in range(10):
+        before = lane_count(server)
+        status, _, body = fetch(server, path)
+        assert status == 200
+        if lane_count(server) == before + 1:
+            return body
+    raise AssertionError("the lane never answered the preview")
+
+
 @pytest.fixture
 def hot_path(server: ServerProcess) -> str:
     """A preview URL of this test's own, answered by the lane from now on."""
     path = f"/previews/q/{buster()}/rs:fit:150:150/plain/{BUCKET}/{KEY}"
-    for _ in range(10):
-        before = lane_count(server)
-        assert fetch(server, path)[0] == 200
-        if lane_count(server) == before + 1:
-            return path
-    raise AssertionError("the lane never answered the preview")
+    make_hot(server, path)
+    return path
 
 
 def test_the_lane_sends_what_aiohttp_sends(server: ServerProcess, hot_path: str) -> None:
@@ -253,11 +260,7 @@ def test_a_url_asked_without_pause_stays_on_the_lane_past_its_sources_trust(
     place(data_path, BUCKET, KEY, smallest_file(photos))
     running = start_server(ACCESS_LOG="0", CACHE_SOURCE_INFO_TTL="1s")
     path = f"/previews/q/rs:fit:70:70/plain/{BUCKET}/{KEY}"
-    for _ in range(10):
-        before = lane_count(running)
-        fetch(running, path)
-        if lane_count(running) == before + 1:
-            break
+    make_hot(running, path)
     connection = Connection(running)
     before, by_handler = lane_count(running), metric(running, HOT, by="handler")
     answered = 0
@@ -309,11 +312,7 @@ def test_after_a_pause_past_the_sources_trust_the_lane_waits_for_the_check(
     place(data_path, BUCKET, KEY, smallest_file(photos))
     running = start_server(ACCESS_LOG="0", CACHE_SOURCE_INFO_TTL="1s")
     path = f"/previews/q/rs:fit:50:50/plain/{BUCKET}/{KEY}"
-    for _ in range(10):
-        before = lane_count(running)
-        body = fetch(running, path)[2]
-        if lane_count(running) == before + 1:
-            break
+    body = make_hot(running, path)
     connection = Connection(running)
     connection.send(head(path))
     assert connection.response()[2] == body

@@ -13,7 +13,7 @@ is over it is refused (422), and when a whole limit's worth of renders is alread
 turned away (429).
 
 Before a big render (over half of `together`) starts, what earlier renders freed goes back to the
-system (proxy.render.allocator), so that its peak doesn't come on top of their leftovers.
+system (proxy.render.heap), so that its peak doesn't come on top of their leftovers.
 """
 
 import asyncio
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from proxy.errors import RenderMemoryExceeded, RenderMemoryTimeout, TooManyRequests
-from proxy.render.allocator import give_back_freed_memory
+from proxy.render.heap import give_back_freed_memory
 
 MIB = 1024 * 1024
 # A share of the machine's memory for each worker process's renders: the rest is the interpreter,
