@@ -175,6 +175,20 @@ def integrity_problems(cache_root: Path) -> dict[str, str]:
     return results
 
 
+def committed_entries(tier_folder: Path) -> int:
+    """Entries whose commit is done (rows of diskcache's table in the tier's cache.db); 0 before it exists."""
+    database = tier_folder / "cache.db"
+    if not database.exists():
+        return 0
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+    try:
+        return int(connection.execute("SELECT COUNT(*) FROM Cache").fetchone()[0])
+    except sqlite3.OperationalError:  # the table isn't made yet
+        return 0
+    finally:
+        connection.close()
+
+
 def part_files(cache_root: Path) -> list[Path]:
     """Unfinished fills: the part files of every tier."""
     return sorted(path for tier in TIERS if (cache_root / tier / "partial").is_dir()

@@ -19,6 +19,7 @@ from tests.reliability.cold_fills import (
     Objects,
     Outcome,
     Wave,
+    committed_entries,
     integrity_problems,
     part_files,
     run_wave,
@@ -121,10 +122,13 @@ def _seed_and_throttle(moto: MotoS3, bucket: str, s3_proxy: TcpProxy,
 
 
 def _wait_for_fills_in_flight(wave: Wave, data_path: Path) -> None:
-    """Until some answers are complete and a storage part file is growing: the kill lands mid-wave."""
-    partial = data_path / "cache" / "storage" / "partial"
-    wait_until(lambda: wave.finished() >= ANSWERED_BEFORE_KILL and partial.is_dir()
-               and any(size > 0 for size in _sizes(partial)), "fills in flight")
+    """Until some answers are complete, some originals committed, and a storage part file is growing: the
+    kill lands mid-wave. (An answer's last byte may reach its client just before its entry's commit: an
+    answered original is not yet a committed one, and the restart checks that committed ones survive.)"""
+    storage = data_path / "cache" / "storage"
+    partial = storage / "partial"
+    wait_until(lambda: wave.finished() >= ANSWERED_BEFORE_KILL and committed_entries(storage) > 0
+               and partial.is_dir() and any(size > 0 for size in _sizes(partial)), "fills in flight")
 
 
 def _sizes(folder: Path) -> list[int]:
