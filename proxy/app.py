@@ -33,6 +33,7 @@ from proxy.http.path_prefix import apply_path_prefix
 from proxy.logs.request_ids import install_request_ids, request_ids
 from proxy.metrics.process_figures import keep_fresh
 from proxy.metrics.registry import Metrics
+from proxy.render.cores import SharedCores
 from proxy.render.heap import keep_freed_memory
 from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool
@@ -70,12 +71,13 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_CAP = 60.0
 
 
-def build_app(config: Config, metrics_dir: Path | None = None) -> web.Application:
+def build_app(config: Config, metrics_dir: Path | None = None, cores: SharedCores | None = None) -> web.Application:
     """Every component, built once. Blocking set-up (opening caches) happens here, before serving.
 
     Part files left by dead fills are not removed here: a worker process can't tell them from the
     fills other workers are writing. cache.startup.prepare_tiers does it once, before serving.
-    `metrics_dir`: the multi-worker metrics folder (see proxy.metrics.registry), or None for one process.
+    `metrics_dir`: the multi-worker metrics folder (see proxy.metrics.registry), or None for one process;
+    `cores`: the server's cores, shared by the renders of its worker processes (proxy.render.cores).
     """
     metrics = Metrics(metrics_dir)
     tiers = tuple(DiskTier(tier_config, metrics) for tier_config in config.cache.tiers())
@@ -117,7 +119,7 @@ def build_app(config: Config, metrics_dir: Path | None = None) -> web.Applicatio
     settings = config.previews
     keep_freed_memory(settings.heap_keep)  # each process's renders reuse their pages (proxy.render.heap)
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics,
-                                         RenderMemory(settings.memory_limit, settings.memory_concurrent or None))
+                                         RenderMemory(settings.memory_limit, settings.memory_concurrent or None), cores)
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max, guard)
     app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout,
                                guard)

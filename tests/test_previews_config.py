@@ -66,13 +66,15 @@ def test_from_env_matches_the_dataclass_defaults() -> None:
 
 
 @pytest.mark.parametrize("processes", [1, 2, 3, 64])
-def test_the_default_render_threads_are_shared_out_among_worker_processes(processes: int) -> None:
-    whole_server = PreviewsConfig.from_env({}).workers
-    each = PreviewsConfig.from_env({}, processes=processes).workers
-    assert each >= 1
-    assert (each - 1) * processes < whole_server <= each * processes  # rounded up, never zero
-    # A value the operator gives is per process, as imgproxy's is.
-    assert PreviewsConfig.from_env({"IMGPROXY_WORKERS": "5"}, processes=processes).workers == 5
+def test_by_default_every_process_has_a_thread_per_core_and_together_they_render_one_per_core(processes: int) -> None:
+    whole_server = PreviewsConfig.from_env({})
+    each = PreviewsConfig.from_env({}, processes=processes)
+    assert each.workers == whole_server.workers >= 1
+    # One process needs no count shared with others: its threads are the bound.
+    assert each.shared_cores == (whole_server.workers if processes > 1 else 0)
+    # A value the operator gives is per process, as imgproxy's is, and then the only bound.
+    given = PreviewsConfig.from_env({"IMGPROXY_WORKERS": "5"}, processes=processes)
+    assert (given.workers, given.shared_cores) == (5, 0)
 
 
 # --- each variable ------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """CPU work behind three bounds: a fixed number of worker threads, a bounded queue in front of them,
 and a budget of memory (proxy.render.memory) that a job's estimated peak must fit in before it starts.
+In a server of several worker processes, a fourth: a job on a worker thread also takes one of the
+server's cores, shared by every process (proxy.render.cores), so a busy worker can use an idle one's
+core without the processes together running more renders than there are cores.
 
 A request that finds the queue full gets 429 at once; one that waits past its deadline gets 504. A
 render that overruns is not killed (threads can't be), but the pipeline checks the same deadline
@@ -7,9 +10,10 @@ between steps and stops, and its thread (and its memory) counts as busy until th
 
 Jobs start in arrival order, with one exception: small ones (a header read, or a render whose
 estimated peak is at most SMALL_JOB_BYTES) don't queue behind large ones. When every worker thread
-holds a large job, a small one starts on one more thread, the small lane, which takes small jobs only;
-so a thumbnail doesn't wait for a 50 MP render, and the cores are not shared by more renders than
-there are workers the rest of the time.
+of the process, or every core of the server, holds a large job, a small one starts on one more
+thread, the small lane, which takes small jobs only and takes no core; so a thumbnail doesn't wait
+for a 50 MP render, and the cores are not shared by more renders than there are cores the rest of
+the time.
 """
 
 import asyncio
@@ -21,13 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from proxy.errors import RenderWaitTimedOut, TooManyRequests
+from proxy.render.cores import SharedCores
 from proxy.render.memory import MIB, RenderMemory
 
 T = TypeVar("T")
 # A preview of a photo of a few megapixels, decoded at a fraction of its size by JPEG's draft mode,
 # needs about 5 MiB; a large output or an unreduced decode needs several times that.
 SMALL_JOB_BYTES = 8 * MIB
-SMALL_LANE = 1  # threads beyond `workers` that only small jobs use, while every worker holds a large one
+SMALL_LANE = 1  # threads beyond `workers` that only small jobs use, while every worker (or core) holds a large one
+LARGE, SMALL, LANE = "large", "small", "lane"  # where a job runs: a worker thread (by its size), or the small lane
 
 
 class RenderObserver(Protocol):
@@ -45,7 +51,7 @@ class _Turn:
     """A job waiting for a thread."""
 
     small: bool
-    granted: "asyncio.Future[None]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    granted: "asyncio.Future[str]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class RenderPool:
@@ -53,17 +59,17 @@ class RenderPool:
     waiting (0: no bound)."""
 
     def __init__(self, workers: int, queue_size: int, observer: RenderObserver,
-                 memory: RenderMemory | None = None) -> None:
+                 memory: RenderMemory | None = None, cores: SharedCores | None = None) -> None:
         self.memory = memory  # None: jobs are not admitted by memory
         self.workers = workers
+        self._cores = cores  # None: this process's threads are the only bound
         # Threads start when first needed: the small lane's only once every worker holds a large job.
         self._executor = concurrent.futures.ThreadPoolExecutor(workers + SMALL_LANE, thread_name_prefix="render")
         self._turns: collections.deque[_Turn] = collections.deque()
         self._queue_size = queue_size
         self._observer = observer
         self._waiting = 0
-        self._running_large = 0
-        self._running_small = 0
+        self._running = {LARGE: 0, SMALL: 0, LANE: 0}
         self._report_due = False
 
     async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: bool = False) -> T:
@@ -83,7 +89,7 @@ class RenderPool:
             if reserved and self.memory is not None:
                 await self.memory.reserve(reserved, deadline)
             try:
-                await self._take_turn(small, deadline)
+                seat = await self._take_turn(small, deadline)
             except BaseException:
                 self._release_memory(reserved)
                 raise
@@ -92,9 +98,11 @@ class RenderPool:
         finally:
             self._waiting -= 1
         self._report()
+        if seat != LANE and self._cores is not None:
+            work = _on_a_core(work, self._cores, deadline, large=seat == LARGE)
         future = asyncio.get_running_loop().run_in_executor(self._executor, work)
         # The thread and the memory are freed when the work is done, not when a caller stops waiting for it.
-        future.add_done_callback(lambda _: self._done(small, reserved))
+        future.add_done_callback(lambda _: self._done(seat, reserved))
         try:
             return await asyncio.wait_for(asyncio.shield(future), _remaining(deadline))
         except TimeoutError:
@@ -104,49 +112,47 @@ class RenderPool:
     @property
     def running(self) -> int:
         """Jobs on threads now."""
-        return self._running_large + self._running_small
+        return sum(self._running.values())
 
-    def _may_start(self, small: bool) -> bool:
-        if self.running < self.workers:
-            return True
-        return small and self._running_large >= self.workers and self._running_small < SMALL_LANE
+    def _seat(self, small: bool) -> str | None:
+        """Where a job may start now (LARGE, SMALL or LANE), or None if it must wait."""
+        if small and self._running[LANE] < SMALL_LANE and self._lane_open():
+            return LANE
+        if self._running[LARGE] + self._running[SMALL] < self.workers:
+            return SMALL if small else LARGE
+        return None
 
-    async def _take_turn(self, small: bool, deadline: float) -> None:
+    def _lane_open(self) -> bool:
+        # Every worker thread of this process holds a large job, or every core of the server does.
+        return self._running[LARGE] >= self.workers or (self._cores is not None and self._cores.all_held_by_large())
+
+    async def _take_turn(self, small: bool, deadline: float) -> str:
         """Wait for a thread: at once if one is free and nobody is ahead, else in arrival order."""
-        if not self._turns and self._may_start(small):
-            self._start(small)
-            return
+        if not self._turns and (seat := self._seat(small)) is not None:
+            self._running[seat] += 1
+            return seat
         turn = _Turn(small)
         self._turns.append(turn)
         try:
-            await asyncio.wait_for(asyncio.shield(turn.granted), _remaining(deadline))
+            return await asyncio.wait_for(asyncio.shield(turn.granted), _remaining(deadline))
         except BaseException:
             if turn.granted.done():
-                self._done(small, 0)  # granted as the wait ended: give the thread back
+                self._done(turn.granted.result(), 0)  # granted as the wait ended: give the thread back
             else:
                 self._turns.remove(turn)
             raise
 
-    def _start(self, small: bool) -> None:
-        if small:
-            self._running_small += 1
-        else:
-            self._running_large += 1
-
     def _grant(self) -> None:
         # In arrival order: a job that can't start holds back the same kind behind it; a small one
-        # passes a large one only into the small lane (_may_start).
+        # passes a large one only into the small lane (_seat).
         for turn in list(self._turns):
-            if self._may_start(turn.small):
+            if (seat := self._seat(turn.small)) is not None:
                 self._turns.remove(turn)
-                self._start(turn.small)
-                turn.granted.set_result(None)
+                self._running[seat] += 1
+                turn.granted.set_result(seat)
 
-    def _done(self, small: bool, reserved: int) -> None:
-        if small:
-            self._running_small -= 1
-        else:
-            self._running_large -= 1
+    def _done(self, seat: str, reserved: int) -> None:
+        self._running[seat] -= 1
         self._release_memory(reserved)
         self._grant()
         self._report()
@@ -172,6 +178,16 @@ class RenderPool:
     def close(self) -> None:
         """Stop taking work; threads finish what they run."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _on_a_core(work: Callable[[], T], cores: SharedCores, deadline: float, large: bool) -> Callable[[], T]:
+    """`work`, run once its thread holds one of the server's cores (the wait blocks that thread)."""
+
+    def on_a_core() -> T:
+        with cores.core(deadline, large):
+            return work()
+
+    return on_a_core
 
 
 def _remaining(deadline: float) -> float:

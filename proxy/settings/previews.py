@@ -27,6 +27,8 @@ class PreviewsConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     signature: SignatureConfig = field(default_factory=SignatureConfig)
     workers: int = os.cpu_count() or 1
+    # Renders at once across the worker processes (proxy.render.cores); 0: each process's threads bound them alone.
+    shared_cores: int = 0
     queue_size: int = 256
     timeout: float = 10.0
     auto_webp: bool = False
@@ -46,12 +48,15 @@ class PreviewsConfig:
     def from_env(cls, env: Mapping[str, str], processes: int = 1) -> "PreviewsConfig":
         """Read and check every setting; ConfigError names the variable.
 
-        IMGPROXY_WORKERS counts render threads per process. Its default, one per core, is for the
-        whole server, so it is shared out among the `processes` serving (rounded up): more threads
-        than cores only share them, each render slower and each holding its images longer (small
-        renders get a lane of their own when large ones hold every thread, proxy.render.pool).
+        IMGPROXY_WORKERS counts render threads per process. By default each of the `processes` serving
+        has one per core, and together they run at most one render per core (proxy.render.cores): a
+        process whose clients keep it busy uses the cores the others leave idle, while more renders
+        than cores would only share them, each slower and each holding its images longer (small
+        renders get a lane of their own when large ones hold every core, proxy.render.pool). A value
+        given is per process, as in imgproxy, and those threads are then the only bound.
         """
-        workers = read_count(env, "IMGPROXY_WORKERS", -(-cls.workers // max(1, processes)))
+        given = bool((env.get("IMGPROXY_WORKERS") or "").strip())
+        workers = read_count(env, "IMGPROXY_WORKERS", cls.workers)
         if workers < 1:
             raise ConfigError("IMGPROXY_WORKERS=0: expected 1 or more")
         memory_text = (env.get("CACHE_PREVIEWS_MEMORY") or "").strip()
@@ -62,6 +67,7 @@ class PreviewsConfig:
             render=read_render_config(env),
             signature=SignatureConfig.from_env(env),
             workers=workers,
+            shared_cores=cls.workers if processes > 1 and not given else 0,
             queue_size=read_count(env, "IMGPROXY_REQUESTS_QUEUE_SIZE", cls.queue_size),
             timeout=read_number(env, "IMGPROXY_TIMEOUT", cls.timeout, 0.1, 3600),
             auto_webp=read_flag(env, "IMGPROXY_AUTO_WEBP", default=False),
@@ -80,7 +86,8 @@ class PreviewsConfig:
         """For `preview-proxy config`; signature keys are masked."""
         return {
             **self.signature.masked(),
-            "IMGPROXY_WORKERS": str(self.workers),
+            "IMGPROXY_WORKERS": str(self.workers) + (f" (renders at once across the workers: {self.shared_cores})"
+                                                     if self.shared_cores else ""),
             "IMGPROXY_REQUESTS_QUEUE_SIZE": str(self.queue_size),
             "IMGPROXY_TIMEOUT": f"{self.timeout:g}s",
             "IMGPROXY_MAX_SRC_RESOLUTION": f"{self.render.max_src_resolution / 1e6:g} MP",

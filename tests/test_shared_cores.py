@@ -1,0 +1,147 @@
+"""The server's cores, shared by the render threads of its worker processes (proxy.render.cores): no
+more renders at once than cores across processes, a small render passes when large ones hold them
+all, and the cores a killed worker held come back.
+
+Other processes are real ones, started the way the supervisor starts workers (spawn). Every wait is
+bounded by a deadline.
+"""
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from multiprocessing.connection import Connection
+
+import pytest
+
+from proxy.errors import RenderWaitTimedOut
+from proxy.render.cores import SharedCores
+from proxy.render.memory import MIB
+from proxy.render.pool import RenderPool
+from tests.support.render_gauges import RecordingGauges
+
+WAIT = 10.0  # seconds any wait lasts at most
+REFUSED_AFTER = 0.3  # how long a take that must fail waits before it gives up
+LARGE, SMALL = 64 * MIB, MIB
+CONTEXT = multiprocessing.get_context("spawn")
+
+
+def hold_a_core(cores: SharedCores, slot: int, channel: Connection) -> None:
+    """In another process: take a core, say so, and keep it until told to let go (or killed)."""
+    cores.attach(slot)
+    with cores.core(time.monotonic() + WAIT, large=True):
+        channel.send("holding")
+        channel.poll(WAIT)
+
+
+def start_holder(cores: SharedCores, slot: int) -> tuple[multiprocessing.process.BaseProcess, Connection]:
+    ours, theirs = CONTEXT.Pipe()
+    holder = CONTEXT.Process(target=hold_a_core, args=(cores, slot, theirs))
+    holder.start()
+    theirs.close()
+    assert ours.poll(WAIT) and ours.recv() == "holding"
+    return holder, ours
+
+
+def test_a_process_waits_while_another_holds_the_only_core_and_goes_on_once_it_lets_go() -> None:
+    cores = SharedCores(1, slots=2, context=CONTEXT)
+    cores.attach(1)
+    holder, channel = start_holder(cores, slot=0)
+    try:
+        assert cores.all_held_by_large()
+        with pytest.raises(RenderWaitTimedOut), cores.core(time.monotonic() + REFUSED_AFTER, large=False):
+            pass
+        channel.send("let go")
+        holder.join(WAIT)
+        assert holder.exitcode == 0
+        with cores.core(time.monotonic() + WAIT, large=False):
+            assert not cores.all_held_by_large()
+    finally:
+        holder.kill()
+        holder.join(WAIT)
+
+
+def test_the_cores_a_killed_process_held_are_given_back_for_its_slot() -> None:
+    cores = SharedCores(2, slots=3, context=CONTEXT)
+    cores.attach(2)
+    holders = [start_holder(cores, slot) for slot in (0, 1)]
+    try:
+        with pytest.raises(RenderWaitTimedOut), cores.core(time.monotonic() + REFUSED_AFTER, large=False):
+            pass
+        killed, _ = holders[0]
+        os.kill(killed.pid, signal.SIGKILL)  # it can't give its core back itself
+        killed.join(WAIT)
+        with pytest.raises(RenderWaitTimedOut), cores.core(time.monotonic() + REFUSED_AFTER, large=False):
+            pass
+        cores.give_back_for(0)  # what the supervisor does once the process has exited
+        with cores.core(time.monotonic() + WAIT, large=False):
+            assert not cores.all_held_by_large()  # the live holder's large render is one of two
+    finally:
+        for holder, _ in holders:
+            holder.kill()
+            holder.join(WAIT)
+
+
+def test_two_pools_sharing_one_core_run_one_render_at_a_time_and_a_small_one_passes_in_its_lane() -> None:
+    """Two processes' pools, each with threads free, sharing one core: the second large render waits
+    for the core, not for a thread; a small one does not wait behind either."""
+
+    async def scenario() -> None:
+        cores = SharedCores(1, slots=1, context=CONTEXT)
+        cores.attach(0)
+        first_pool = RenderPool(workers=2, queue_size=0, observer=RecordingGauges(), cores=cores)
+        second_pool = RenderPool(workers=2, queue_size=0, observer=RecordingGauges(), cores=cores)
+        first_started, second_started = threading.Event(), threading.Event()
+        release_first = threading.Event()
+
+        def first_work() -> str:
+            first_started.set()
+            if not release_first.wait(WAIT):
+                raise TimeoutError("the first render was never released")
+            return "first"
+
+        def second_work() -> str:
+            second_started.set()
+            return "second"
+
+        try:
+            deadline = time.monotonic() + WAIT
+            first = asyncio.ensure_future(first_pool.run(first_work, deadline, LARGE))
+            await asyncio.to_thread(first_started.wait, WAIT)
+            assert first_started.is_set()
+            second = asyncio.ensure_future(second_pool.run(second_work, deadline, LARGE))
+            # The small one is queued after the second large render, on a pool with a thread free.
+            assert await second_pool.run(lambda: "small", deadline, SMALL) == "small"
+            assert not second_started.is_set() and second_pool.running == 1  # on a thread, waiting for the core
+            release_first.set()
+            assert await asyncio.gather(first, second) == ["first", "second"]
+            assert second_started.is_set()
+        finally:
+            release_first.set()
+            first_pool.close()
+            second_pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_render_that_gets_no_core_by_its_deadline_is_refused_and_frees_its_thread() -> None:
+    async def scenario() -> None:
+        cores = SharedCores(1, slots=1, context=CONTEXT)
+        cores.attach(0)
+        pool = RenderPool(workers=2, queue_size=0, observer=RecordingGauges(), cores=cores)
+        try:
+            # The core is held by another process's render, say.
+            with cores.core(time.monotonic() + WAIT, large=False), pytest.raises(RenderWaitTimedOut):
+                await pool.run(lambda: "never", time.monotonic() + REFUSED_AFTER, LARGE)
+            deadline = time.monotonic() + WAIT
+            while pool.running:  # the thread gives up its own wait at the same deadline
+                if time.monotonic() > deadline:
+                    raise AssertionError("the refused render still holds its thread")
+                await asyncio.sleep(0.01)  # polling a thread's count; the deadline bounds it
+            assert await pool.run(lambda: "later", time.monotonic() + WAIT, LARGE) == "later"
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
