@@ -33,10 +33,11 @@ from proxy.http.path_prefix import apply_path_prefix
 from proxy.logs.request_ids import install_request_ids, request_ids
 from proxy.metrics.process_figures import keep_fresh
 from proxy.metrics.registry import Metrics
-from proxy.render.cores import SharedCores
 from proxy.render.heap import keep_freed_memory
+from proxy.render.interpreter_lock import hand_over_sooner
 from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool
+from proxy.render.shared_bounds import SharedBounds
 from proxy.routes import health
 from proxy.routes.conversions import get_conversion
 from proxy.routes.iiif.dispatch import IIIF_ROUTE, get_iiif
@@ -71,13 +72,13 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_CAP = 60.0
 
 
-def build_app(config: Config, metrics_dir: Path | None = None, cores: SharedCores | None = None) -> web.Application:
+def build_app(config: Config, metrics_dir: Path | None = None, shared: SharedBounds | None = None) -> web.Application:
     """Every component, built once. Blocking set-up (opening caches) happens here, before serving.
 
     Part files left by dead fills are not removed here: a worker process can't tell them from the
     fills other workers are writing. cache.startup.prepare_tiers does it once, before serving.
     `metrics_dir`: the multi-worker metrics folder (see proxy.metrics.registry), or None for one process;
-    `cores`: the server's cores, shared by the renders of its worker processes (proxy.render.cores).
+    `shared`: the cores and memory the renders of the server's worker processes share (proxy.render.shared_bounds).
     """
     metrics = Metrics(metrics_dir)
     tiers = tuple(DiskTier(tier_config, metrics) for tier_config in config.cache.tiers())
@@ -118,8 +119,10 @@ def build_app(config: Config, metrics_dir: Path | None = None, cores: SharedCore
     app[LINKS] = LinkedOriginals(links_config, config.storage, build_link, metrics.links_read)
     settings = config.previews
     keep_freed_memory(settings.heap_keep)  # each process's renders reuse their pages (proxy.render.heap)
-    app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics,
-                                         RenderMemory(settings.memory_limit, settings.memory_concurrent or None), cores)
+    hand_over_sooner()  # render threads get the interpreter back from the event loop sooner
+    memory = RenderMemory(settings.memory_limit, settings.memory_concurrent or None, shared)
+    app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics, memory,
+                                         shared if shared is not None and shared.cores else None)
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max, guard)
     app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout,
                                guard)

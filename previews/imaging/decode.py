@@ -8,7 +8,7 @@ import math
 import warnings
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from previews.errors import PreviewError, TooManyPixels, UnsupportedImage
 from previews.imaging.formats import INPUT_FORMATS
@@ -20,6 +20,12 @@ EXIF_ORIENTATION = 0x0112
 # Pillow's TIFF plugin reports the upright size and turns the pixels upright as it loads them
 # (ImageOps.exif_transpose in TiffImageFile.load_end): turning them again by the tag would undo it.
 UPRIGHT_ON_LOAD = frozenset({"TIFF"})
+# Bytes Pillow hands the decoder at a time (its own default is 64 KiB). The decoder runs without the
+# interpreter lock, but takes it back after each block, and a render thread that asks for it while the
+# event loop (or another thread) holds it waits for that thread's switch interval: a 6 MB JPEG read in
+# 64 KiB blocks waited that way a hundred times, and with another thread busy took three times as long
+# (1 MiB blocks: 1.3 times).
+DECODE_BLOCK = 1024 * 1024  # read, then copied once: within the overhead a render plan counts (JOB_OVERHEAD_BYTES)
 
 
 def open_source(file: BinaryIO, max_pixels: int) -> tuple[Image.Image, SourceFacts]:
@@ -95,6 +101,8 @@ def decoder_bytes(image: Image.Image, facts: SourceFacts) -> int:
 
 def load_pixels(image: Image.Image) -> Image.Image:
     """Decode the first frame; a damaged or truncated file is an UnsupportedImage."""
+    if isinstance(image, ImageFile.ImageFile):
+        image.decodermaxblock = max(image.decodermaxblock, DECODE_BLOCK)
     try:
         image.load()  # the first frame: Image.open leaves every format there (PSD counts layers from 1)
     except Exception as error:

@@ -1,16 +1,20 @@
-"""A budget of bytes for the renders of one process: a render starts only when its estimated peak fits.
+"""A budget of bytes for the renders of the server: a render starts only when its estimated peak fits.
 
 Worker threads alone don't bound memory: one render of a 50 MP source holds hundreds of megabytes,
 and a few at once can drive the process out of memory. Each render's peak is estimated from the
 header before any decode (previews.limits.render_plan); here it waits, first come first served, until
 the renders running leave room for it.
 
-Two bounds. Renders run together while their estimates add up to `together` (RENDER_MEMORY_CONCURRENT):
-that is what the process holds at its peak, and where big decodes (a progressive JPEG's coefficients
-at full resolution) would otherwise stack. A render whose estimate alone is over `together` waits
-until it can run alone. `limit` (RENDER_MEMORY_LIMIT) is the hard one: a render whose estimate alone
-is over it is refused (422), and when a whole limit's worth of renders is already waiting, the next is
-turned away (429).
+Two bounds. Renders run together while their estimates add up to `together` (RENDER_MEMORY_CONCURRENT),
+counted over every worker process of the server (proxy.render.shared_bounds): that is what the
+renders hold at their peak, and where big decodes (a progressive JPEG's coefficients at full
+resolution) would otherwise stack. A render that doesn't fit waits in its process's queue, in arrival
+order; one whose process holds no render starts anyway (so one over `together` runs alone in its
+process, and a busy process can't keep another's render waiting for ever). `limit`
+(RENDER_MEMORY_LIMIT, per process) is the hard one: a render whose estimate alone is over it is
+refused (422), and when a whole limit's worth of renders is already waiting, the next is turned away
+(429). Renders of other processes end without telling this one, so while renders wait for room that
+others hold, the queue looks again every RECHECK_SECONDS.
 
 Before a big render (over half of `together`) starts, what earlier renders freed goes back to the
 system (proxy.render.heap), so that its peak doesn't come on top of their leftovers.
@@ -24,14 +28,17 @@ from dataclasses import dataclass, field
 
 from proxy.errors import RenderMemoryExceeded, RenderMemoryTimeout, TooManyRequests
 from proxy.render.heap import give_back_freed_memory
+from proxy.render.shared_bounds import SharedBounds
 
 MIB = 1024 * 1024
 # A share of the machine's memory for each worker process's renders: the rest is the interpreter,
 # the in-memory caches, the page cache that serves hits, and other processes.
 MACHINE_SHARE = 4
-# What the renders of one process hold together by default: two typical photo renders (a 4 MP
-# progressive source at 1024 px estimates about 45 MiB), or one 16 MP progressive 4:4:4 (110 MiB).
-DEFAULT_TOGETHER = 128 * MIB
+# What the renders of the server hold together by default: a 16 MP progressive photo (about 110 MiB)
+# beside the large render of another core (a 20 MP baseline JPEG at 1024 px, 30 MiB) and a few
+# thumbnails, or four typical photo renders (a 4 MP progressive source at 1024 px, about 45 MiB).
+DEFAULT_TOGETHER = 192 * MIB
+RECHECK_SECONDS = 0.005
 
 
 def default_memory_limit(processes: int) -> int:
@@ -49,12 +56,14 @@ class _Waiter:
 class RenderMemory:
     """Reserve an estimate before the work starts; release it when the work's thread is done."""
 
-    def __init__(self, limit: int, together: int | None = None) -> None:
+    def __init__(self, limit: int, together: int | None = None, shared: SharedBounds | None = None) -> None:
         self.limit = limit
-        self.together = min(limit, together) if together is not None else limit
-        self.in_use = 0
+        self.together = together if together is not None else limit
+        self.in_use = 0  # by this process's renders
+        self._shared = shared  # None: this process's renders are the server's
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._waiting_bytes = 0
+        self._recheck: asyncio.TimerHandle | None = None
 
     async def reserve(self, size: int, deadline: float) -> None:
         """Wait until `size` bytes fit, in arrival order; see the module's docstring for the refusals."""
@@ -62,7 +71,7 @@ class RenderMemory:
             raise RenderMemoryExceeded(f"the render needs an estimated {size / MIB:.0f} MiB, over "
                                        f"RENDER_MEMORY_LIMIT={self.limit / MIB:.0f} MiB")
         if not self._waiters and self._fits(size):
-            self.in_use += size
+            self._add(size)
             self._before_big(size)
             return
         if self._waiting_bytes + size > self.limit:
@@ -70,6 +79,7 @@ class RenderMemory:
         waiter = _Waiter(size)
         self._waiters.append(waiter)
         self._waiting_bytes += size
+        self._recheck_later()
         try:
             await asyncio.wait_for(asyncio.shield(waiter.granted), max(0.0, deadline - time.monotonic()))
         except BaseException as error:
@@ -95,17 +105,31 @@ class RenderMemory:
 
     def release(self, size: int) -> None:
         """Give back what a finished render reserved, and start those waiting that now fit."""
-        self.in_use -= size
+        self._add(-size)
         self._grant()
 
+    def _add(self, size: int) -> None:
+        self.in_use += size
+        if self._shared is not None:
+            self._shared.set_memory_in_use(self.in_use)
+
     def _fits(self, size: int) -> bool:
-        # One over `together` runs alone: the process holds no more than it would need anyway.
-        return self.in_use + size <= self.together or self.in_use == 0
+        # With nothing of its own running, a process starts its next render: one over `together` runs
+        # alone (in its process), and renders elsewhere can't hold this process's queue for ever.
+        elsewhere = self._shared.memory_in_use_elsewhere() if self._shared is not None else 0
+        return self.in_use + elsewhere + size <= self.together or self.in_use == 0
 
     def _grant(self) -> None:
+        self._recheck = None
         # Strictly in order: a large render at the head is not overtaken for ever by small ones.
         while self._waiters and self._fits(self._waiters[0].size):
             waiter = self._waiters.popleft()
             self._waiting_bytes -= waiter.size
-            self.in_use += waiter.size
+            self._add(waiter.size)
             waiter.granted.set_result(None)
+        self._recheck_later()
+
+    def _recheck_later(self) -> None:
+        # The room a render waits for may be freed by another process, which can't say so.
+        if self._waiters and self._shared is not None and self._recheck is None:
+            self._recheck = asyncio.get_running_loop().call_later(RECHECK_SECONDS, self._grant)

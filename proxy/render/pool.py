@@ -1,7 +1,7 @@
 """CPU work behind three bounds: a fixed number of worker threads, a bounded queue in front of them,
 and a budget of memory (proxy.render.memory) that a job's estimated peak must fit in before it starts.
 In a server of several worker processes, a fourth: a job on a worker thread also takes one of the
-server's cores, shared by every process (proxy.render.cores), so a busy worker can use an idle one's
+server's cores, shared by every process (proxy.render.shared_bounds), so a busy worker can use an idle one's
 core without the processes together running more renders than there are cores.
 
 A request that finds the queue full gets 429 at once; one that waits past its deadline gets 504. A
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from proxy.errors import RenderWaitTimedOut, TooManyRequests
-from proxy.render.cores import SharedCores
 from proxy.render.memory import MIB, RenderMemory
+from proxy.render.shared_bounds import SharedBounds
 
 T = TypeVar("T")
 # A preview of a photo of a few megapixels, decoded at a fraction of its size by JPEG's draft mode,
@@ -59,7 +59,7 @@ class RenderPool:
     waiting (0: no bound)."""
 
     def __init__(self, workers: int, queue_size: int, observer: RenderObserver,
-                 memory: RenderMemory | None = None, cores: SharedCores | None = None) -> None:
+                 memory: RenderMemory | None = None, cores: SharedBounds | None = None) -> None:
         self.memory = memory  # None: jobs are not admitted by memory
         self.workers = workers
         self._cores = cores  # None: this process's threads are the only bound
@@ -180,7 +180,7 @@ class RenderPool:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _on_a_core(work: Callable[[], T], cores: SharedCores, deadline: float, large: bool) -> Callable[[], T]:
+def _on_a_core(work: Callable[[], T], cores: SharedBounds, deadline: float, large: bool) -> Callable[[], T]:
     """`work`, run once its thread holds one of the server's cores (the wait blocks that thread)."""
 
     def on_a_core() -> T:

@@ -27,7 +27,7 @@ from proxy.hot.lane_server import HotLaneListener
 from proxy.logs.access import ACCESS_LOGGER, AccessLogger
 from proxy.logs.buffered_access import BufferedAccessLog
 from proxy.metrics.listener import start_metrics_listener
-from proxy.render.cores import SharedCores
+from proxy.render.shared_bounds import SharedBounds
 from proxy.routes.health import WORKERS_LISTENING
 from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket
 from proxy.runtime.log_floods import install_flood_filters
@@ -62,25 +62,25 @@ def serve(config: Config) -> int:
 
 
 def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path, listening: WorkersListening,
-                 serves_metrics: bool, cores: SharedCores | None = None) -> None:
+                 serves_metrics: bool, shared: SharedBounds | None = None) -> None:
     """One worker of a multi-worker server, until SIGTERM or until its supervisor is gone. With
     `serves_metrics` it also answers /metrics on METRICS_BIND (proxy.metrics.listener); its renders
-    share `cores` with the other workers' (proxy.render.cores)."""
+    share cores and memory with the other workers' (`shared`, proxy.render.shared_bounds)."""
     bind = config.server.metrics_bind if serves_metrics else None
     with contextlib.ExitStack() as stack:
         sock = stack.enter_context(listening_socket(config.server.host, config.server.port, reuse_port=True))
         metrics_sock = stack.enter_context(listening_socket(*bind, reuse_port=False)) if bind else None
-        uvloop.run(_serve(config, supervisor, metrics_dir, listening, sock, metrics_sock, cores))
+        uvloop.run(_serve(config, supervisor, metrics_dir, listening, sock, metrics_sock, shared))
 
 
 async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Path | None,
                  listening: WorkersListening | None, sock: socket.socket,
-                 metrics_sock: socket.socket | None, cores: SharedCores | None = None) -> None:
+                 metrics_sock: socket.socket | None, shared: SharedBounds | None = None) -> None:
     # Here, after the process configured its logging (a worker does so before it imports this module).
     register_config_secrets(config)
     install_redaction()
     install_flood_filters()
-    app = build_app(config, metrics_dir, cores)
+    app = build_app(config, metrics_dir, shared)
     if listening is not None:
         app[WORKERS_LISTENING] = listening
     runner = web.AppRunner(app, access_log=ACCESS_LOGGER if config.server.access_log else None,

@@ -42,7 +42,7 @@ from proxy.config import Config
 from proxy.logs.setup import configure_logging
 from proxy.metrics.process_figures import REFRESH_SECONDS, SupervisorFigures
 from proxy.metrics.shared_folder import fresh_metrics_folder, remove_metrics_folder
-from proxy.render.cores import SharedCores
+from proxy.render.shared_bounds import SharedBounds
 from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket, refuse_taken_port
 from proxy.runtime.readiness import READY, WorkersListening
 from proxy.runtime.signal_inbox import SignalInbox
@@ -81,8 +81,8 @@ class Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(index) for index in range(config.server.workers)]
         self._listening = WorkersListening(len(self._slots), self._context)
-        shared = config.previews.shared_cores
-        self._cores = SharedCores(shared, len(self._slots), self._context) if shared else None
+        # The cores (unless IMGPROXY_WORKERS bounds each process alone) and the memory their renders share.
+        self._shared = SharedBounds(config.previews.shared_cores, len(self._slots), self._context)
         self._metrics_dir = Path()
         self._stopping = False
         self._serving = False  # every worker was ready once, and the port was announced
@@ -136,7 +136,7 @@ class Supervisor:
         ours, theirs = self._context.Pipe(duplex=True)
         # The first slot's worker answers /metrics on METRICS_BIND, if set (proxy.metrics.listener).
         spec = WorkerSpec(self._config, self._metrics_dir, theirs, self._listening, serves_metrics=slot.index == 0,
-                          cores=self._cores, slot=slot.index)
+                          shared=self._shared, slot=slot.index)
         process = self._context.Process(target=run_worker, args=(spec,), name=f"preview-proxy-worker-{slot.index}")
         process.start()
         theirs.close()  # the worker holds its end; ours reads EOF once the worker is gone
@@ -215,8 +215,7 @@ class Supervisor:
         slot.process, slot.channel = None, None
         # Its live gauges (renders in progress, queue depth, breaker state) stop counting.
         multiprocess.mark_process_dead(pid, str(self._metrics_dir))
-        if self._cores is not None:  # the cores its renders held are free again
-            self._cores.give_back_for(slot.index)
+        self._shared.give_back_for(slot.index)  # the cores and memory its renders held are free again
         if code != 0:  # a clean exit cancelled its fills, which removed their part files
             remove_parts_of(self._config.cache.tiers(), pid)
         if self._stopping:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from proxy.config import Config
 from proxy.logs.setup import configure_logging
-from proxy.render.cores import SharedCores
+from proxy.render.shared_bounds import SharedBounds
 from proxy.runtime.exits import exit_without_teardown
 from proxy.runtime.readiness import WorkersListening
 
@@ -33,7 +33,7 @@ class WorkerSpec:
     channel: Connection  # the worker says READY on it; its EOF means the supervisor is gone
     listening: WorkersListening  # how many workers listen, as the supervisor counts them (for /healthz)
     serves_metrics: bool = False  # this worker answers /metrics on METRICS_BIND (the first slot's)
-    cores: SharedCores | None = None  # the server's cores, shared by every worker's renders
+    shared: SharedBounds | None = None  # the cores and memory every worker's renders share
     slot: int = 0  # this worker's place among the supervisor's
 
 
@@ -48,10 +48,10 @@ def run_worker(spec: WorkerSpec) -> None:
     configure_logging(spec.config.logs, with_pid=True)
     from proxy.runtime.server import serve_worker
 
-    if spec.cores is not None:
-        spec.cores.attach(spec.slot)
+    if spec.shared is not None:
+        spec.shared.attach(spec.slot)
     try:
-        serve_worker(spec.config, spec.channel, spec.metrics_dir, spec.listening, spec.serves_metrics, spec.cores)
+        serve_worker(spec.config, spec.channel, spec.metrics_dir, spec.listening, spec.serves_metrics, spec.shared)
     except Exception:
         log.exception("worker failed")
         exit_without_teardown(1)

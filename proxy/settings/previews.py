@@ -27,7 +27,8 @@ class PreviewsConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     signature: SignatureConfig = field(default_factory=SignatureConfig)
     workers: int = os.cpu_count() or 1
-    # Renders at once across the worker processes (proxy.render.cores); 0: each process's threads bound them alone.
+    # Renders at once across the worker processes (proxy.render.shared_bounds); 0: each process's threads
+    # bound them alone.
     shared_cores: int = 0
     queue_size: int = 256
     timeout: float = 10.0
@@ -49,7 +50,7 @@ class PreviewsConfig:
         """Read and check every setting; ConfigError names the variable.
 
         IMGPROXY_WORKERS counts render threads per process. By default each of the `processes` serving
-        has one per core, and together they run at most one render per core (proxy.render.cores): a
+        has one per core, and together they run at most one render per core (proxy.render.shared_bounds): a
         process whose clients keep it busy uses the cores the others leave idle, while more renders
         than cores would only share them, each slower and each holding its images longer (small
         renders get a lane of their own when large ones hold every core, proxy.render.pool). A value
@@ -76,7 +77,8 @@ class PreviewsConfig:
             memory_bytes=0 if memory_text == "0" else read_size(env, "CACHE_PREVIEWS_MEMORY", "64m"),
             memory_limit=(read_size(env, "RENDER_MEMORY_LIMIT", limit_text) if limit_text
                           else default_memory_limit(processes)),
-            memory_concurrent=0 if concurrent_text == "0" else read_size(env, "RENDER_MEMORY_CONCURRENT", "128m"),
+            memory_concurrent=0 if concurrent_text == "0"
+            else read_size(env, "RENDER_MEMORY_CONCURRENT", f"{DEFAULT_TOGETHER // MIB}m"),
             source_info_ttl=0.0 if ttl_text in ("0", "0s") else read_duration(env, "CACHE_SOURCE_INFO_TTL", "10s"),
             heap_keep=0 if (env.get("RENDER_HEAP_KEEP") or "").strip() == "0"
             else read_size(env, "RENDER_HEAP_KEEP", f"{DEFAULT_HEAP_KEEP // MIB}m"),

@@ -1,6 +1,6 @@
-"""The server's cores, shared by the render threads of its worker processes (proxy.render.cores): no
-more renders at once than cores across processes, a small render passes when large ones hold them
-all, and the cores a killed worker held come back.
+"""What the renders of a server's worker processes share (proxy.render.shared_bounds): no more renders at
+once than cores across processes, a small render passes when large ones hold them all, the memory
+budget counts every process's renders, and what a killed worker held comes back.
 
 Other processes are real ones, started the way the supervisor starts workers (spawn). Every wait is
 bounded by a deadline.
@@ -17,9 +17,9 @@ from multiprocessing.connection import Connection
 import pytest
 
 from proxy.errors import RenderWaitTimedOut
-from proxy.render.cores import SharedCores
-from proxy.render.memory import MIB
+from proxy.render.memory import MIB, RenderMemory
 from proxy.render.pool import RenderPool
+from proxy.render.shared_bounds import SharedBounds
 from tests.support.render_gauges import RecordingGauges
 
 WAIT = 10.0  # seconds any wait lasts at most
@@ -28,7 +28,7 @@ LARGE, SMALL = 64 * MIB, MIB
 CONTEXT = multiprocessing.get_context("spawn")
 
 
-def hold_a_core(cores: SharedCores, slot: int, channel: Connection) -> None:
+def hold_a_core(cores: SharedBounds, slot: int, channel: Connection) -> None:
     """In another process: take a core, say so, and keep it until told to let go (or killed)."""
     cores.attach(slot)
     with cores.core(time.monotonic() + WAIT, large=True):
@@ -36,7 +36,16 @@ def hold_a_core(cores: SharedCores, slot: int, channel: Connection) -> None:
         channel.poll(WAIT)
 
 
-def start_holder(cores: SharedCores, slot: int) -> tuple[multiprocessing.process.BaseProcess, Connection]:
+def hold_memory(shared: SharedBounds, slot: int, reserved: int, channel: Connection) -> None:
+    """In another process: say its renders hold `reserved` bytes until told they are done (or killed)."""
+    shared.attach(slot)
+    shared.set_memory_in_use(reserved)
+    channel.send("holding")
+    channel.poll(WAIT)
+    shared.set_memory_in_use(0)
+
+
+def start_holder(cores: SharedBounds, slot: int) -> tuple[multiprocessing.process.BaseProcess, Connection]:
     ours, theirs = CONTEXT.Pipe()
     holder = CONTEXT.Process(target=hold_a_core, args=(cores, slot, theirs))
     holder.start()
@@ -46,7 +55,7 @@ def start_holder(cores: SharedCores, slot: int) -> tuple[multiprocessing.process
 
 
 def test_a_process_waits_while_another_holds_the_only_core_and_goes_on_once_it_lets_go() -> None:
-    cores = SharedCores(1, slots=2, context=CONTEXT)
+    cores = SharedBounds(1, slots=2, context=CONTEXT)
     cores.attach(1)
     holder, channel = start_holder(cores, slot=0)
     try:
@@ -64,7 +73,7 @@ def test_a_process_waits_while_another_holds_the_only_core_and_goes_on_once_it_l
 
 
 def test_the_cores_a_killed_process_held_are_given_back_for_its_slot() -> None:
-    cores = SharedCores(2, slots=3, context=CONTEXT)
+    cores = SharedBounds(2, slots=3, context=CONTEXT)
     cores.attach(2)
     holders = [start_holder(cores, slot) for slot in (0, 1)]
     try:
@@ -89,7 +98,7 @@ def test_two_pools_sharing_one_core_run_one_render_at_a_time_and_a_small_one_pas
     for the core, not for a thread; a small one does not wait behind either."""
 
     async def scenario() -> None:
-        cores = SharedCores(1, slots=1, context=CONTEXT)
+        cores = SharedBounds(1, slots=1, context=CONTEXT)
         cores.attach(0)
         first_pool = RenderPool(workers=2, queue_size=0, observer=RecordingGauges(), cores=cores)
         second_pool = RenderPool(workers=2, queue_size=0, observer=RecordingGauges(), cores=cores)
@@ -128,7 +137,7 @@ def test_two_pools_sharing_one_core_run_one_render_at_a_time_and_a_small_one_pas
 
 def test_a_render_that_gets_no_core_by_its_deadline_is_refused_and_frees_its_thread() -> None:
     async def scenario() -> None:
-        cores = SharedCores(1, slots=1, context=CONTEXT)
+        cores = SharedBounds(1, slots=1, context=CONTEXT)
         cores.attach(0)
         pool = RenderPool(workers=2, queue_size=0, observer=RecordingGauges(), cores=cores)
         try:
@@ -145,3 +154,74 @@ def test_a_render_that_gets_no_core_by_its_deadline_is_refused_and_frees_its_thr
             pool.close()
 
     asyncio.run(scenario())
+
+
+def test_a_render_waits_for_memory_another_process_holds_and_starts_once_that_is_released() -> None:
+    async def scenario() -> None:
+        shared = SharedBounds(0, slots=2, context=CONTEXT)
+        shared.attach(1)
+        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
+        ours, theirs = CONTEXT.Pipe()
+        other = CONTEXT.Process(target=hold_memory, args=(shared, 0, 120 * MIB, theirs))
+        other.start()
+        theirs.close()
+        try:
+            assert await asyncio.to_thread(ours.poll, WAIT) and ours.recv() == "holding"
+            assert shared.memory_in_use_elsewhere() == 120 * MIB
+            deadline = time.monotonic() + WAIT
+            await memory.reserve(40 * MIB, deadline)  # 160 MiB over the server: fits
+            waiting = asyncio.ensure_future(memory.reserve(40 * MIB, deadline))  # 200: over 192
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiting), REFUSED_AFTER)
+            assert memory.in_use == 40 * MIB
+            ours.send("done")  # the other process's render ends; it can't tell this one
+            await asyncio.wait_for(waiting, WAIT)
+            assert memory.in_use == 80 * MIB
+            memory.release(40 * MIB)
+            memory.release(40 * MIB)
+        finally:
+            other.kill()
+            other.join(WAIT)
+
+    asyncio.run(scenario())
+
+
+def test_a_process_with_no_render_of_its_own_starts_one_however_much_others_hold() -> None:
+    async def scenario() -> None:
+        shared = SharedBounds(0, slots=2, context=CONTEXT)
+        shared.attach(1)
+        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
+        ours, theirs = CONTEXT.Pipe()
+        other = CONTEXT.Process(target=hold_memory, args=(shared, 0, 190 * MIB, theirs))
+        other.start()
+        theirs.close()
+        try:
+            assert await asyncio.to_thread(ours.poll, WAIT) and ours.recv() == "holding"
+            # Over the budget with the other process's renders, but this process runs none: it starts.
+            await asyncio.wait_for(memory.reserve(100 * MIB, time.monotonic() + WAIT), WAIT)
+            assert memory.in_use == 100 * MIB
+            memory.release(100 * MIB)
+        finally:
+            other.kill()
+            other.join(WAIT)
+
+    asyncio.run(scenario())
+
+
+def test_the_memory_a_killed_process_held_is_given_back_for_its_slot() -> None:
+    shared = SharedBounds(0, slots=2, context=CONTEXT)
+    shared.attach(1)
+    ours, theirs = CONTEXT.Pipe()
+    other = CONTEXT.Process(target=hold_memory, args=(shared, 0, 150 * MIB, theirs))
+    other.start()
+    theirs.close()
+    try:
+        assert ours.poll(WAIT) and ours.recv() == "holding"
+        os.kill(other.pid, signal.SIGKILL)
+        other.join(WAIT)
+        assert shared.memory_in_use_elsewhere() == 150 * MIB  # nobody has said otherwise yet
+        shared.give_back_for(0)
+        assert shared.memory_in_use_elsewhere() == 0
+    finally:
+        other.kill()
+        other.join(WAIT)

@@ -1,4 +1,4 @@
-"""The server's cores, shared by the render threads of every worker process.
+"""What the renders of every worker process share: the server's cores, and the memory they hold.
 
 Each worker process has render threads of its own (proxy.render.pool), and the kernel gives each
 connection to one worker for as long as it stays open, so the work is rarely shared out evenly: one
@@ -9,14 +9,20 @@ longer) is this count, which every worker shares. A render takes a core before i
 back when it is done. A small render may go past the count when every core is held by a large one
 (the pool's small lane), so a thumbnail doesn't wait for a 50 MP render in another process.
 
+The memory is shared the same way (proxy.render.memory): a render waits until its estimated peak fits
+in what the renders of the whole server hold together (RENDER_MEMORY_CONCURRENT), wherever they run.
+A budget per process would keep a 16 MP progressive photo from running beside any other large render
+in its own process while the other process sat idle, however much room the server had.
+
 Why a pipe holding one byte per free core rather than a named semaphore: it has no name, so nothing
 is left in /dev/shm when the server is killed, and a worker inherits it with its other descriptors.
 
-Each worker process counts in shared memory the cores it holds. A worker that dies holding some (a
-crash, the kernel's OOM killer) can't give them back, so the supervisor does, from that count
-(`give_back_for`). A process killed between taking a core and counting it (a few instructions) would
-leave one fewer core until the server restarts; one killed between giving a core back and
-uncounting it lets one render more run; both are far rarer than the deaths themselves.
+Each worker process counts in shared memory the cores it holds and the bytes its renders reserved. A
+worker that dies holding some (a crash, the kernel's OOM killer) can't give them back, so the
+supervisor does, from those counts (`give_back_for`). A process killed between taking a core and
+counting it (a few instructions) would leave one fewer core until the server restarts; one killed
+between giving a core back and uncounting it lets one render more run; both are far rarer than the
+deaths themselves.
 """
 
 import contextlib
@@ -34,9 +40,10 @@ from proxy.errors import RenderWaitTimedOut
 TOKEN = b"c"
 
 
-class SharedCores:
-    """`cores` renders at once across the processes of one server (made by the supervisor, pickled
-    into each worker at spawn, then `attach`ed to the worker's slot)."""
+class SharedBounds:
+    """`cores` renders at once across the processes of one server (0: no such bound), and the bytes each
+    process's renders hold (made by the supervisor, pickled into each worker at spawn, then `attach`ed to
+    the worker's slot)."""
 
     def __init__(self, cores: int, slots: int, context: BaseContext) -> None:
         self.cores = cores
@@ -46,6 +53,7 @@ class SharedCores:
         # Per slot, written by that slot's process only: the cores it holds, and those held by large renders.
         self._held = context.RawArray(ctypes.c_int, slots)
         self._held_large = context.RawArray(ctypes.c_int, slots)
+        self._memory = context.RawArray(ctypes.c_longlong, slots)  # bytes reserved by the slot's renders
         self._slot = -1
         self._counts = threading.Lock()
 
@@ -82,11 +90,20 @@ class SharedCores:
         """Every core is held by a large render (a small one may then pass, in the pool's small lane)."""
         return sum(self._held_large) >= self.cores
 
+    def set_memory_in_use(self, reserved: int) -> None:
+        """In a worker (its event loop): the bytes this process's renders hold now, by their estimates."""
+        self._memory[self._slot] = reserved
+
+    def memory_in_use_elsewhere(self) -> int:
+        """Bytes the renders of the other worker processes hold now, by their estimates."""
+        return sum(self._memory) - self._memory[self._slot]
+
     def give_back_for(self, slot: int) -> None:
-        """In the supervisor, once the process of `slot` has exited: the cores it still held are free again."""
+        """In the supervisor, once the process of `slot` has exited: the cores and memory it held are free again."""
         held = max(0, self._held[slot])
         self._held[slot] = 0
         self._held_large[slot] = 0
+        self._memory[slot] = 0
         if held:
             os.write(self._writer.fileno(), TOKEN * held)
 
