@@ -8,13 +8,15 @@ threshold would catch a crop moved by gravity or a wrong scale.
 import io
 import math
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops, ImageOps
 
 from previews.config import RenderConfig
-from previews.imaging.decode import open_source, shrink_on_load
+from previews.imaging.decode import DECODE_BLOCK, load_pixels, open_source, shrink_on_load
 from previews.imaging.formats import FORMATS
 from previews.imaging.job import Job
 from previews.render import deadline_after
@@ -360,3 +362,35 @@ def test_other_formats_are_decoded_at_full_size(scene):
         shrink_on_load(image, _job(facts, "rs:fit:40:40"))
         image.load()
         assert image.size == (400, 400)
+
+
+class _CountedReads(io.FileIO):
+    """A file that counts the reads made of it."""
+
+    reads = 0
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        self.reads += 1
+        return super().read(size)
+
+
+def test_the_decoder_is_handed_a_large_photo_in_a_few_blocks(photos):
+    """Each block is a trip back to the interpreter lock, which a render thread beside a busy event loop
+    may wait for: a 6.5 MB JPEG in Pillow's own 64 KiB blocks took a hundred."""
+    path = named_photo(photos, "infinite-sea-16mp.jpg")
+    with _CountedReads(path) as file:
+        image, _ = open_source(file, 100_000_000)
+        image.draft(image.mode, (512, 512))
+        before = file.reads
+        load_pixels(image)
+        assert image.size == (512, 512)
+        assert file.reads - before <= path.stat().st_size // DECODE_BLOCK + 3
+
+
+def test_a_serving_process_hands_the_interpreter_lock_over_sooner():
+    probe = ("import sys\nfrom proxy.render.interpreter_lock import SWITCH_INTERVAL, hand_over_sooner\n"
+             "before = sys.getswitchinterval()\nhand_over_sooner()\n"
+             "print(before, sys.getswitchinterval(), SWITCH_INTERVAL)")
+    before, after, wanted = map(float, subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                                      timeout=60, check=True).stdout.split())
+    assert before == 0.005 and after == wanted < before
