@@ -379,8 +379,8 @@ def test_settings_and_their_defaults() -> None:
     tuned = PreviewsConfig.from_env({"RENDER_MEMORY_LIMIT": "512m", "IMGPROXY_MAX_RESULT_DIMENSION": "0",
                                      "IMGPROXY_MAX_SRC_RESOLUTION": "80", "IMGPROXY_MAX_RESULT_RESOLUTION": "20"})
     assert tuned.memory_limit == 512 * MIB
-    assert default.memory_concurrent == 192 * MIB  # for the whole server, shared by its worker processes
-    assert default.describe()["RENDER_MEMORY_CONCURRENT"] == str(192 * MIB)
+    assert default.memory_concurrent == 160 * MIB  # for the whole server, shared by its worker processes
+    assert default.describe()["RENDER_MEMORY_CONCURRENT"] == str(160 * MIB)
     assert PreviewsConfig.from_env({"RENDER_MEMORY_CONCURRENT": "64m"}).memory_concurrent == 64 * MIB
     unbounded = PreviewsConfig.from_env({"RENDER_MEMORY_CONCURRENT": "0", "RENDER_MEMORY_LIMIT": "512m"})
     assert unbounded.describe()["RENDER_MEMORY_CONCURRENT"] == str(512 * MIB)  # 0: as far as the limit

@@ -35,9 +35,10 @@ MIB = 1024 * 1024
 # the in-memory caches, the page cache that serves hits, and other processes.
 MACHINE_SHARE = 4
 # What the renders of the server hold together by default: a 16 MP progressive photo (about 110 MiB)
-# beside the large render of another core (a 20 MP baseline JPEG at 1024 px, 30 MiB) and a few
-# thumbnails, or four typical photo renders (a 4 MP progressive source at 1024 px, about 45 MiB).
-DEFAULT_TOGETHER = 192 * MIB
+# beside the large render of another core (a 20 MP baseline JPEG at 1024 px, 30 MiB), or three
+# typical photo renders (a 4 MP progressive source at 1024 px, about 45 MiB). Thumbnails reserve
+# nothing (proxy.render.file_jobs), and a 2-core server runs two large renders at once anyway.
+DEFAULT_TOGETHER = 160 * MIB
 RECHECK_SECONDS = 0.005
 
 
