@@ -199,7 +199,7 @@ def test_memory_limit_holds_every_workers_render_budget(rendered: list[Object]) 
     per_worker = parse_size(env["RENDER_MEMORY_LIMIT"]) + parse_size(env["CACHE_PREVIEWS_MEMORY"]) + WORKER_BASELINE
     assert quantity(resources["limits"]["memory"]) >= workers * per_worker + SUPERVISOR
     assert workers <= cpus(resources["limits"]["cpu"])
-    assert int(env["IMGPROXY_WORKERS"]) >= 1
+    assert 1 <= int(env["IMGPROXY_WORKERS"]) <= cpus(resources["limits"]["cpu"])  # renders at once, per pod
     # Guaranteed QoS: the warm caches are the last thing a node under pressure should evict.
     assert resources["requests"]["memory"] == resources["limits"]["memory"]
     assert resources["requests"]["cpu"] == resources["limits"]["cpu"]

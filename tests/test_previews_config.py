@@ -66,15 +66,14 @@ def test_from_env_matches_the_dataclass_defaults() -> None:
 
 
 @pytest.mark.parametrize("processes", [1, 2, 3, 64])
-def test_by_default_every_process_has_a_thread_per_core_and_together_they_render_one_per_core(processes: int) -> None:
-    whole_server = PreviewsConfig.from_env({})
-    each = PreviewsConfig.from_env({}, processes=processes)
-    assert each.workers == whole_server.workers >= 1
-    # One process needs no count shared with others: its threads are the bound.
+@pytest.mark.parametrize("env", [{}, {"IMGPROXY_WORKERS": "5"}])
+def test_every_process_has_a_render_thread_per_render_the_server_runs_at_once(processes: int,
+                                                                               env: dict[str, str]) -> None:
+    whole_server = PreviewsConfig.from_env(env)
+    each = PreviewsConfig.from_env(env, processes=processes)
+    assert each.workers == whole_server.workers == int(env.get("IMGPROXY_WORKERS", os.cpu_count() or 1))
+    # The processes take turns on that many cores; one process needs no count shared with others.
     assert each.shared_cores == (whole_server.workers if processes > 1 else 0)
-    # A value the operator gives is per process, as imgproxy's is, and then the only bound.
-    given = PreviewsConfig.from_env({"IMGPROXY_WORKERS": "5"}, processes=processes)
-    assert (given.workers, given.shared_cores) == (5, 0)
 
 
 # --- each variable ------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ class PreviewsConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     signature: SignatureConfig = field(default_factory=SignatureConfig)
     workers: int = os.cpu_count() or 1
-    # Renders at once across the worker processes (proxy.render.shared_bounds); 0: each process's threads
-    # bound them alone.
+    # Renders at once across the worker processes (proxy.render.shared_bounds); 0: one process, whose
+    # threads bound them.
     shared_cores: int = 0
     queue_size: int = 256
     timeout: float = 10.0
@@ -49,14 +49,14 @@ class PreviewsConfig:
     def from_env(cls, env: Mapping[str, str], processes: int = 1) -> "PreviewsConfig":
         """Read and check every setting; ConfigError names the variable.
 
-        IMGPROXY_WORKERS counts render threads per process. By default each of the `processes` serving
-        has one per core, and together they run at most one render per core (proxy.render.shared_bounds): a
-        process whose clients keep it busy uses the cores the others leave idle, while more renders
-        than cores would only share them, each slower and each holding its images longer (small
-        renders get a lane of their own when large ones hold every core, proxy.render.pool). A value
-        given is per process, as in imgproxy, and those threads are then the only bound.
+        IMGPROXY_WORKERS counts the renders the server runs at once (by default one per core), as
+        imgproxy's counts its one process's. Each of the `processes` serving has that many render
+        threads, and they take turns on a count of that many cores that every process shares
+        (proxy.render.shared_bounds): a process whose clients keep it busy uses the cores the others
+        leave idle, while more renders than cores would only share them, each slower and each holding
+        its images longer (small renders get a lane of their own when large ones hold every core,
+        proxy.render.pool).
         """
-        given = bool((env.get("IMGPROXY_WORKERS") or "").strip())
         workers = read_count(env, "IMGPROXY_WORKERS", cls.workers)
         if workers < 1:
             raise ConfigError("IMGPROXY_WORKERS=0: expected 1 or more")
@@ -68,7 +68,7 @@ class PreviewsConfig:
             render=read_render_config(env),
             signature=SignatureConfig.from_env(env),
             workers=workers,
-            shared_cores=cls.workers if processes > 1 and not given else 0,
+            shared_cores=workers if processes > 1 else 0,
             queue_size=read_count(env, "IMGPROXY_REQUESTS_QUEUE_SIZE", cls.queue_size),
             timeout=read_number(env, "IMGPROXY_TIMEOUT", cls.timeout, 0.1, 3600),
             auto_webp=read_flag(env, "IMGPROXY_AUTO_WEBP", default=False),
@@ -88,8 +88,7 @@ class PreviewsConfig:
         """For `preview-proxy config`; signature keys are masked."""
         return {
             **self.signature.masked(),
-            "IMGPROXY_WORKERS": str(self.workers) + (f" (renders at once across the workers: {self.shared_cores})"
-                                                     if self.shared_cores else ""),
+            "IMGPROXY_WORKERS": str(self.workers),
             "IMGPROXY_REQUESTS_QUEUE_SIZE": str(self.queue_size),
             "IMGPROXY_TIMEOUT": f"{self.timeout:g}s",
             "IMGPROXY_MAX_SRC_RESOLUTION": f"{self.render.max_src_resolution / 1e6:g} MP",
