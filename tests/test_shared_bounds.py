@@ -7,11 +7,11 @@ bounded by a deadline.
 """
 
 import asyncio
+import contextlib
 import multiprocessing
-import os
-import signal
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 
 import pytest
@@ -80,7 +80,7 @@ def test_the_cores_a_killed_process_held_are_given_back_for_its_slot() -> None:
         with pytest.raises(RenderWaitTimedOut), cores.core(time.monotonic() + REFUSED_AFTER, large=False):
             pass
         killed, _ = holders[0]
-        os.kill(killed.pid, signal.SIGKILL)  # it can't give its core back itself
+        killed.kill()  # SIGKILL: it can't give its core back itself
         killed.join(WAIT)
         with pytest.raises(RenderWaitTimedOut), cores.core(time.monotonic() + REFUSED_AFTER, large=False):
             pass
@@ -156,72 +156,58 @@ def test_a_render_that_gets_no_core_by_its_deadline_is_refused_and_frees_its_thr
     asyncio.run(scenario())
 
 
-def test_a_render_waits_for_memory_another_process_holds_and_starts_once_that_is_released() -> None:
-    async def scenario() -> None:
-        shared = SharedBounds(0, slots=2, context=CONTEXT)
-        shared.attach(1)
-        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
-        ours, theirs = CONTEXT.Pipe()
-        other = CONTEXT.Process(target=hold_memory, args=(shared, 0, 120 * MIB, theirs))
-        other.start()
-        theirs.close()
-        try:
-            assert await asyncio.to_thread(ours.poll, WAIT) and ours.recv() == "holding"
-            assert shared.memory_in_use_elsewhere() == 120 * MIB
-            deadline = time.monotonic() + WAIT
-            await memory.reserve(40 * MIB, deadline)  # 160 MiB over the server: fits
-            waiting = asyncio.ensure_future(memory.reserve(40 * MIB, deadline))  # 200: over 192
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(waiting), REFUSED_AFTER)
-            assert memory.in_use == 40 * MIB
-            ours.send("done")  # the other process's render ends; it can't tell this one
-            await asyncio.wait_for(waiting, WAIT)
-            assert memory.in_use == 80 * MIB
-            memory.release(40 * MIB)
-            memory.release(40 * MIB)
-        finally:
-            other.kill()
-            other.join(WAIT)
-
-    asyncio.run(scenario())
-
-
-def test_a_process_with_no_render_of_its_own_starts_one_however_much_others_hold() -> None:
-    async def scenario() -> None:
-        shared = SharedBounds(0, slots=2, context=CONTEXT)
-        shared.attach(1)
-        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
-        ours, theirs = CONTEXT.Pipe()
-        other = CONTEXT.Process(target=hold_memory, args=(shared, 0, 190 * MIB, theirs))
-        other.start()
-        theirs.close()
-        try:
-            assert await asyncio.to_thread(ours.poll, WAIT) and ours.recv() == "holding"
-            # Over the budget with the other process's renders, but this process runs none: it starts.
-            await asyncio.wait_for(memory.reserve(100 * MIB, time.monotonic() + WAIT), WAIT)
-            assert memory.in_use == 100 * MIB
-            memory.release(100 * MIB)
-        finally:
-            other.kill()
-            other.join(WAIT)
-
-    asyncio.run(scenario())
-
-
-def test_the_memory_a_killed_process_held_is_given_back_for_its_slot() -> None:
+@contextlib.contextmanager
+def memory_held_elsewhere(reserved: int) -> Iterator[tuple[SharedBounds, multiprocessing.process.BaseProcess,
+                                                           Connection]]:
+    """Bounds shared with another process (slot 0) whose renders hold `reserved` bytes until told they are
+    done; this process is slot 1."""
     shared = SharedBounds(0, slots=2, context=CONTEXT)
     shared.attach(1)
     ours, theirs = CONTEXT.Pipe()
-    other = CONTEXT.Process(target=hold_memory, args=(shared, 0, 150 * MIB, theirs))
+    other = CONTEXT.Process(target=hold_memory, args=(shared, 0, reserved, theirs))
     other.start()
     theirs.close()
     try:
         assert ours.poll(WAIT) and ours.recv() == "holding"
-        os.kill(other.pid, signal.SIGKILL)
+        yield shared, other, ours
+    finally:
+        other.kill()
+        other.join(WAIT)
+
+
+def test_a_render_waits_for_memory_another_process_holds_and_starts_once_that_is_released() -> None:
+    async def scenario(shared: SharedBounds, channel: Connection) -> None:
+        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
+        assert shared.memory_in_use_elsewhere() == 120 * MIB
+        deadline = time.monotonic() + WAIT
+        await memory.reserve(40 * MIB, deadline)  # 160 MiB over the server: fits
+        waiting = asyncio.ensure_future(memory.reserve(40 * MIB, deadline))  # 200: over 192
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiting), REFUSED_AFTER)
+        assert memory.in_use == 40 * MIB
+        channel.send("done")  # the other process's render ends; it can't tell this one
+        await asyncio.wait_for(waiting, WAIT)
+        assert memory.in_use == 80 * MIB
+
+    with memory_held_elsewhere(120 * MIB) as (shared, _, channel):
+        asyncio.run(scenario(shared, channel))
+
+
+def test_a_process_with_no_render_of_its_own_starts_one_however_much_others_hold() -> None:
+    async def scenario(shared: SharedBounds) -> None:
+        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
+        # Over the budget with the other process's renders, but this process runs none: it starts.
+        await asyncio.wait_for(memory.reserve(100 * MIB, time.monotonic() + WAIT), WAIT)
+        assert memory.in_use == 100 * MIB
+
+    with memory_held_elsewhere(190 * MIB) as (shared, _, _):
+        asyncio.run(scenario(shared))
+
+
+def test_the_memory_a_killed_process_held_is_given_back_for_its_slot() -> None:
+    with memory_held_elsewhere(150 * MIB) as (shared, other, _):
+        other.kill()  # SIGKILL
         other.join(WAIT)
         assert shared.memory_in_use_elsewhere() == 150 * MIB  # nobody has said otherwise yet
         shared.give_back_for(0)
         assert shared.memory_in_use_elsewhere() == 0
-    finally:
-        other.kill()
-        other.join(WAIT)
