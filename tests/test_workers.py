@@ -4,16 +4,21 @@ Real processes on loopback. Which worker answered a request is read from the acc
 lines carry the worker's pid.
 """
 
+import contextlib
+import http.client
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
 from tests.conftest import REPO, StartServer
 from tests.support.http import fetch
+from tests.support.images import named_photo
 from tests.support.previews_kit import poll, scrape, total
 from tests.support.server import ServerProcess
 from tests.support.workers import kill_worker, metrics_folder, scrape_path, served_by, wait_for_workers
@@ -175,3 +180,35 @@ def test_the_workers_flag_wins_over_the_environment(data_path: Path) -> None:
     finally:
         server.stop()
     assert server.process.returncode == 0
+
+
+def test_the_core_a_worker_held_when_it_was_killed_mid_render_is_given_back(
+        start_server: StartServer, data_path: Path, photos: list[Path]) -> None:
+    """With one render at a time for the whole server, a worker killed while its render holds that one
+    core must not take it along: the next large render starts (without the supervisor giving the core
+    back it would wait for a core until IMGPROXY_TIMEOUT and answer 504; a small one would pass in its
+    lane either way)."""
+    bucket = data_path / "storage" / "photos"
+    bucket.mkdir()
+    shutil.copy(named_photo(photos, "infinite-sea-16mp.jpg"), bucket / "big.jpg")  # ~0.3 s to render
+    server = start_server(workers=2, IMGPROXY_WORKERS="1", IMGPROXY_TIMEOUT="5")
+    workers = wait_for_workers(server, 2)
+    answered: list[int] = []
+
+    def render_big() -> None:
+        with contextlib.suppress(OSError, http.client.HTTPException):  # its worker is killed under it
+            answered.append(fetch(server, "/previews/q/ext:jpeg/rs:fit:1024:0/plain/photos/big.jpg")[0])
+
+    big = threading.Thread(target=render_big)
+    big.start()
+    poll(lambda: total(scrape(server), "preview_proxy_renders_in_progress") >= 1, "the big render in progress")
+    for pid in workers:
+        kill_worker(server, pid)
+    big.join(30)
+    assert not big.is_alive()
+    assert not answered, "the big render ended before its worker was killed: nothing was proved"
+    replaced = wait_for_workers(server, 2)
+    assert not replaced & workers
+
+    status, _, body = fetch(server, "/previews/q/ext:jpeg/rs:fit:512:0/plain/photos/big.jpg")
+    assert status == 200, body
