@@ -240,6 +240,8 @@ class Converter:
         # The original changed meanwhile, or the result is larger than the tier may hold: serve, but don't keep.
         if located.info.etag != info.etag or size > self.tier.entries_limit:
             data = await asyncio.to_thread(part.read_bytes)
+            # Gone before anyone is answered, so no part file outlives the answer it was made for.
+            await asyncio.to_thread(self.tier.discard, part)
             deliver.set_result(ConversionResult(converted.source_format, "MISS", meta, data=data))
             return
         kept = await asyncio.to_thread(self._guard.commit, self.tier, key, part, meta,
