@@ -121,8 +121,7 @@ def build_app(config: Config, metrics_dir: Path | None = None, shared: SharedBou
     keep_freed_memory(settings.heap_keep)  # each process's renders reuse their pages (proxy.render.heap)
     hand_over_sooner()  # render threads get the interpreter back from the event loop sooner
     memory = RenderMemory(settings.memory_limit, settings.memory_concurrent or None, shared)
-    app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics, memory,
-                                         shared if shared is not None and shared.cores else None)
+    app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics, memory, shared)
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max, guard)
     app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout,
                                guard)

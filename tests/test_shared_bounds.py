@@ -161,7 +161,7 @@ def memory_held_elsewhere(reserved: int) -> Iterator[tuple[SharedBounds, multipr
                                                            Connection]]:
     """Bounds shared with another process (slot 0) whose renders hold `reserved` bytes until told they are
     done; this process is slot 1."""
-    shared = SharedBounds(0, slots=2, context=CONTEXT)
+    shared = SharedBounds(1, slots=2, context=CONTEXT)
     shared.attach(1)
     ours, theirs = CONTEXT.Pipe()
     other = CONTEXT.Process(target=hold_memory, args=(shared, 0, reserved, theirs))

@@ -41,7 +41,7 @@ TOKEN = b"c"
 
 
 class SharedBounds:
-    """`cores` renders at once across the processes of one server (0: no such bound), and the bytes each
+    """`cores` renders at once across the processes of one server, and the bytes each
     process's renders hold (made by the supervisor, pickled into each worker at spawn, then `attach`ed to
     the worker's slot)."""
 

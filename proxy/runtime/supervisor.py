@@ -81,8 +81,8 @@ class Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(index) for index in range(config.server.workers)]
         self._listening = WorkersListening(len(self._slots), self._context)
-        # The cores (unless IMGPROXY_WORKERS bounds each process alone) and the memory their renders share.
-        self._shared = SharedBounds(config.previews.shared_cores, len(self._slots), self._context)
+        # The cores (IMGPROXY_WORKERS renders at once for the whole server) and the memory their renders share.
+        self._shared = SharedBounds(config.previews.workers, len(self._slots), self._context)
         self._metrics_dir = Path()
         self._stopping = False
         self._serving = False  # every worker was ready once, and the port was announced

@@ -27,9 +27,6 @@ class PreviewsConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     signature: SignatureConfig = field(default_factory=SignatureConfig)
     workers: int = os.cpu_count() or 1
-    # Renders at once across the worker processes (proxy.render.shared_bounds); 0: one process, whose
-    # threads bound them.
-    shared_cores: int = 0
     queue_size: int = 256
     timeout: float = 10.0
     auto_webp: bool = False
@@ -68,7 +65,6 @@ class PreviewsConfig:
             render=read_render_config(env),
             signature=SignatureConfig.from_env(env),
             workers=workers,
-            shared_cores=workers if processes > 1 else 0,
             queue_size=read_count(env, "IMGPROXY_REQUESTS_QUEUE_SIZE", cls.queue_size),
             timeout=read_number(env, "IMGPROXY_TIMEOUT", cls.timeout, 0.1, 3600),
             auto_webp=read_flag(env, "IMGPROXY_AUTO_WEBP", default=False),
