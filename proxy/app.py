@@ -72,13 +72,15 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_CAP = 60.0
 
 
-def build_app(config: Config, metrics_dir: Path | None = None, shared: SharedBounds | None = None) -> web.Application:
+def build_app(config: Config, metrics_dir: Path | None = None, shared: SharedBounds | None = None,
+              render_host: str | None = None) -> web.Application:
     """Every component, built once. Blocking set-up (opening caches) happens here, before serving.
 
     Part files left by dead fills are not removed here: a worker process can't tell them from the
     fills other workers are writing. cache.startup.prepare_tiers does it once, before serving.
     `metrics_dir`: the multi-worker metrics folder (see proxy.metrics.registry), or None for one process;
-    `shared`: the cores and memory the renders of the server's worker processes share (proxy.render.shared_bounds).
+    `shared`: the cores and memory the renders of the server's worker processes share (proxy.render.shared_bounds);
+    `render_host`: the socket of the process that runs their large renders (proxy.render.host), or None.
     """
     metrics = Metrics(metrics_dir)
     tiers = tuple(DiskTier(tier_config, metrics) for tier_config in config.cache.tiers())
@@ -121,7 +123,7 @@ def build_app(config: Config, metrics_dir: Path | None = None, shared: SharedBou
     keep_freed_memory(settings.heap_keep)  # each process's renders reuse their pages (proxy.render.heap)
     hand_over_sooner()  # render threads get the interpreter back from the event loop sooner
     memory = RenderMemory(settings.memory_limit, settings.memory_concurrent or None, shared)
-    app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics, memory, shared)
+    app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics, memory, shared, render_host)
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max, guard)
     app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout,
                                guard)

@@ -122,6 +122,12 @@ class ShuttingDown(ServiceUnavailable):
     default_reason = "shutting down"
 
 
+class RenderProcessEnded(ServiceUnavailable):
+    """The render host (proxy.render.host) ended while it ran this request's render; another is starting."""
+
+    default_reason = "the render process restarted, try again"
+
+
 class UpstreamTimeout(ProxyError):
     """The storage provider or a render took too long."""
 

@@ -41,21 +41,6 @@ def test_two_workers_serve_one_port(start_server: StartServer) -> None:
     assert answered_by == workers
 
 
-def test_the_supervisors_only_children_are_its_workers(start_server: StartServer) -> None:
-    # No multiprocessing resource tracker beside them: nothing the workers make needs one.
-    server = start_server(workers=2)
-    workers = wait_for_workers(server, 2)
-    children = set()
-    for entry in Path("/proc").iterdir():
-        try:
-            status = (entry / "status").read_text() if entry.name.isdigit() else ""
-        except OSError:
-            continue  # gone meanwhile
-        if f"\nPPid:\t{server.pid}\n" in status:
-            children.add(int(entry.name))
-    assert children == workers
-
-
 def test_metrics_are_the_sum_over_workers_whichever_answers(start_server: StartServer) -> None:
     server = start_server(workers=2)
     workers = wait_for_workers(server, 2)

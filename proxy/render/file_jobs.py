@@ -8,19 +8,28 @@ memory don't keep small ones from the workers. A small job (estimated at most SM
 one trip: it runs on the thread that read its header, outside the memory budget (at most one such
 job per thread, a few MiB each), sparing a round trip through the event loop on every thumbnail.
 
+In a multi-worker server, the second trip of a large job whose original is a plain file runs in the
+render host (proxy.render.host): the thread hands over the file's descriptor and the work in portable form,
+and waits for the answer with the job's bounds still held. If no host takes the job, the thread runs it
+itself; if the host ends while it runs the job, the request fails with 503 and the job is not run again
+here (it may be what ended the host).
+
 A trip that a thread has started owns the file (and the prepared work) and closes them however it
 ends if nothing follows; whatever no thread holds when the caller is done (queue full, no memory,
 deadline passed in the queue) is closed by the caller.
 """
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Generic, Protocol, TypeVar
 
+from proxy.errors import RenderProcessEnded
 from proxy.metrics.registry import Metrics
+from proxy.render.host_wire import HostDied, HostUnavailable, Job, PortableWork, reopen_for_host, run_on_host
 from proxy.render.pool import SMALL_JOB_BYTES, RenderPool
 from proxy.tiers.originals import Located
 
@@ -51,9 +60,11 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
     """`prepare(file).run()` on the pool, admitted by its estimate; the time goes to
     render_duration_seconds{operation, format}.
 
-    `output_format` labels a job that fails; `format_of` names the format of one that succeeds.
+    `output_format` labels a job that fails; `format_of` names the format of one that succeeds. A large job
+    whose `prepare` is a PortableWork may run in the render host; any other callable runs in this process.
     """
-    job = _FileJob(located, prepare, output_format, format_of)
+    elsewhere = (pool.host, prepare, deadline) if pool.host and isinstance(prepare, PortableWork) else None
+    job = _FileJob(located, prepare, output_format, format_of, elsewhere)
     try:
         first = await pool.run(job.first_trip, deadline)
         if isinstance(first, _Finished):
@@ -76,12 +87,14 @@ class _FileJob(Generic[T]):
     """The two blocking trips, and who closes the file and the prepared work."""
 
     def __init__(self, located: Located, prepare: Callable[[BinaryIO], Prepared[T]], output_format: str,
-                 format_of: Callable[[T], str]) -> None:
+                 format_of: Callable[[T], str], elsewhere: "tuple[str, PortableWork, float] | None" = None) -> None:
         self.seconds = 0.0
         self.output_format = output_format
         self._located = located
         self._prepare = prepare
         self._format_of = format_of
+        self._elsewhere = elsewhere  # the host's address, the portable work and the deadline, when the host may run it
+        self._start = 0  # where the original starts in its file
         self._prepared: Prepared[T] | None = None
         self._lock = threading.Lock()
         self._in_thread = False  # a trip is running: it closes what it holds if the caller has gone
@@ -92,6 +105,8 @@ class _FileJob(Generic[T]):
         """First trip: open and plan. On failure, or if the caller has gone meanwhile, close at once."""
         with self._trip():
             assert self._located.file is not None
+            if self._elsewhere is not None:
+                self._start = self._located.file.tell()
             self._prepared = self._prepare(self._located.file)
             return self._prepared
 
@@ -106,12 +121,29 @@ class _FileJob(Generic[T]):
         """Second trip (or the rest of a small job's first): the work, after which everything is closed."""
         try:
             with self._trip():
-                assert self._prepared is not None
-                result = self._prepared.run()
+                result = self._run_here_or_on_host()
                 self.output_format = self._format_of(result)
                 return result
         finally:
             self._close()
+
+    def _run_here_or_on_host(self) -> T:
+        """The prepared work, on the render host when there is one and the original is a plain file."""
+        assert self._prepared is not None
+        if self._elsewhere is None or self._prepared.peak_bytes <= SMALL_JOB_BYTES:
+            return self._prepared.run()
+        descriptor = reopen_for_host(self._located.file)
+        if descriptor is None:
+            return self._prepared.run()
+        address, work, deadline = self._elsewhere
+        try:
+            return run_on_host(address, descriptor, Job(work, self._start), deadline)
+        except HostDied:
+            raise RenderProcessEnded() from None
+        except HostUnavailable:
+            return self._prepared.run()  # the file is where the header read left it
+        finally:
+            os.close(descriptor)
 
     def caller_done(self) -> None:
         """The caller stops waiting: close now unless a thread holds the job (it closes when done)."""
@@ -147,4 +179,5 @@ class _FileJob(Generic[T]):
         if self._prepared is not None:
             self._prepared.close()
         self._located.close()
+
 

@@ -59,8 +59,10 @@ class RenderPool:
     waiting (0: no bound)."""
 
     def __init__(self, workers: int, queue_size: int, observer: RenderObserver,
-                 memory: RenderMemory | None = None, cores: SharedBounds | None = None) -> None:
+                 memory: RenderMemory | None = None, cores: SharedBounds | None = None,
+                 host: str | None = None) -> None:
         self.memory = memory  # None: jobs are not admitted by memory
+        self.host = host  # the render host's socket (proxy.render.host) for large jobs, or None: all run here
         self.workers = workers
         self._cores = cores  # None: this process's threads are the only bound
         # Threads start when first needed: the small lane's only once every worker holds a large job.

@@ -62,25 +62,27 @@ def serve(config: Config) -> int:
 
 
 def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path, listening: WorkersListening,
-                 serves_metrics: bool, shared: SharedBounds | None = None) -> None:
+                 serves_metrics: bool, shared: SharedBounds | None = None, render_host: str | None = None) -> None:
     """One worker of a multi-worker server, until SIGTERM or until its supervisor is gone. With
     `serves_metrics` it also answers /metrics on METRICS_BIND (proxy.metrics.listener); its renders
-    share cores and memory with the other workers' (`shared`, proxy.render.shared_bounds)."""
+    share cores and memory with the other workers' (`shared`, proxy.render.shared_bounds), and its large
+    renders run in the render host at `render_host` (proxy.render.host)."""
     bind = config.server.metrics_bind if serves_metrics else None
     with contextlib.ExitStack() as stack:
         sock = stack.enter_context(listening_socket(config.server.host, config.server.port, reuse_port=True))
         metrics_sock = stack.enter_context(listening_socket(*bind, reuse_port=False)) if bind else None
-        uvloop.run(_serve(config, supervisor, metrics_dir, listening, sock, metrics_sock, shared))
+        uvloop.run(_serve(config, supervisor, metrics_dir, listening, sock, metrics_sock, shared, render_host))
 
 
 async def _serve(config: Config, supervisor: Connection | None, metrics_dir: Path | None,
                  listening: WorkersListening | None, sock: socket.socket,
-                 metrics_sock: socket.socket | None, shared: SharedBounds | None = None) -> None:
+                 metrics_sock: socket.socket | None, shared: SharedBounds | None = None,
+                 render_host: str | None = None) -> None:
     # Here, after the process configured its logging (a worker does so before it imports this module).
     register_config_secrets(config)
     install_redaction()
     install_flood_filters()
-    app = build_app(config, metrics_dir, shared)
+    app = build_app(config, metrics_dir, shared, render_host)
     if listening is not None:
         app[WORKERS_LISTENING] = listening
     runner = web.AppRunner(app, access_log=ACCESS_LOGGER if config.server.access_log else None,

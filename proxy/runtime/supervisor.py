@@ -19,6 +19,9 @@ What it does, in order:
 6. It replaces a worker that dies unexpectedly. The pause before the restart doubles with each
    quick death (capped), so a worker that can't start doesn't spin. A worker that dies while the
    server starts stops the whole start-up.
+7. It runs the render host (proxy.render.host), the process where the workers' large renders run,
+   and replaces it the same way when it dies, at start-up too: until it listens, the workers run
+   their large renders themselves. It stops the host after the workers.
 """
 
 import contextlib
@@ -42,6 +45,7 @@ from proxy.config import Config
 from proxy.logs.setup import configure_logging
 from proxy.metrics.process_figures import REFRESH_SECONDS, SupervisorFigures
 from proxy.metrics.shared_folder import fresh_metrics_folder, remove_metrics_folder
+from proxy.render.host_process import RenderHostProcess
 from proxy.render.shared_bounds import SharedBounds
 from proxy.runtime.listen import announce, base_url, cannot_listen, listening_socket, refuse_taken_port
 from proxy.runtime.readiness import READY, WorkersListening
@@ -56,6 +60,7 @@ RESTART_FIRST_PAUSE = 0.5
 RESTART_PAUSE_CAP = 30.0
 HEALTHY_AFTER = 30.0  # a worker that lived this long starts its slot's pauses over
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+HOST_LOOK_SECONDS = 0.02  # at start-up, once the workers are ready, how often to look for the host's socket
 
 
 @dataclass
@@ -83,6 +88,8 @@ class Supervisor:
         self._listening = WorkersListening(len(self._slots), self._context)
         # The cores (IMGPROXY_WORKERS renders at once for the whole server) and the memory their renders share.
         self._shared = SharedBounds(config.previews.workers, len(self._slots), self._context)
+        self._host = RenderHostProcess(config.previews.heap_keep)
+        self._host_deaths = _Slot(-1)  # only its restart pause and quick deaths are used
         self._metrics_dir = Path()
         self._stopping = False
         self._serving = False  # every worker was ready once, and the port was announced
@@ -114,6 +121,8 @@ class Supervisor:
             figures = SupervisorFigures(self._metrics_dir)
             try:
                 prepare_tiers(self._config.cache.tiers())
+                self._host.start()
+                log.info("render host %d started", self._host.pid)
                 for slot in self._slots:
                     self._start(slot)
                 if self._wait_until_ready(inbox):
@@ -128,6 +137,7 @@ class Supervisor:
                         self._restart_due()
                 self._stop_all(inbox)
             finally:
+                self._stop_host()
                 figures.close()
                 remove_metrics_folder(self._metrics_dir)
         return 1 if self._failed else 0
@@ -136,7 +146,7 @@ class Supervisor:
         ours, theirs = self._context.Pipe(duplex=True)
         # The first slot's worker answers /metrics on METRICS_BIND, if set (proxy.metrics.listener).
         spec = WorkerSpec(self._config, self._metrics_dir, theirs, self._listening, serves_metrics=slot.index == 0,
-                          shared=self._shared, slot=slot.index)
+                          shared=self._shared, slot=slot.index, render_host=self._host.address)
         process = self._context.Process(target=run_worker, args=(spec,), name=f"preview-proxy-worker-{slot.index}")
         process.start()
         theirs.close()  # the worker holds its end; ours reads EOF once the worker is gone
@@ -147,7 +157,9 @@ class Supervisor:
 
     def _wait_until_ready(self, inbox: SignalInbox) -> bool:
         deadline = time.monotonic() + START_TIMEOUT
-        while not all(slot.ready for slot in self._slots):
+        # The host too, so that the first large renders don't run in the workers (it says nothing when it
+        # listens: its socket's file is looked for; it is up long before the workers anyway).
+        while not all(slot.ready for slot in self._slots) or not self._host_up():
             if self._stopping or self._failed:
                 return False
             remaining = deadline - time.monotonic()
@@ -155,8 +167,13 @@ class Supervisor:
                 log.error("workers did not start within %g s; stopping", START_TIMEOUT)
                 self._failed = True
                 return False
-            self._turn(inbox, remaining)
+            all_ready = all(slot.ready for slot in self._slots)
+            self._turn(inbox, min(remaining, HOST_LOOK_SECONDS) if all_ready else remaining)
         return True
+
+    def _host_up(self) -> bool:
+        """The render host listens, or it is dead and waits for its restart (the workers then render)."""
+        return self._host.listening() or self._host.pid is None
 
     def _turn(self, inbox: SignalInbox, timeout: float | None) -> None:
         """Wait (at most `timeout` seconds) for a signal, a worker's message or a worker's exit, and handle it."""
@@ -164,7 +181,12 @@ class Supervisor:
         waitables: list[object] = [inbox.reader]
         waitables += [slot.channel for slot in live if slot.channel is not None]
         waitables += [slot.process.sentinel for slot in live if slot.process is not None]
+        host_sentinel = self._host.sentinel
+        if host_sentinel >= 0:
+            waitables.append(host_sentinel)
         woken = multiprocessing.connection.wait(waitables, timeout)  # type: ignore[arg-type]
+        if host_sentinel >= 0 and host_sentinel in woken:
+            self._on_host_exit()
         if inbox.reader in woken:
             for signum in inbox.take():
                 self._on_signal(signum)
@@ -236,8 +258,28 @@ class Supervisor:
         log.error("worker %d exited unexpectedly with status %s after %.1f s; starting another in %g s",
                   pid, code, lived, pause)
 
+    def _on_host_exit(self) -> None:
+        pid, lived = self._host.pid, time.monotonic() - self._host.started
+        code = self._host.reap()
+        if self._stopping:
+            log.info("render host %s exited with status %s", pid, code)
+            return
+        deaths = self._host_deaths
+        deaths.quick_deaths = 0 if lived >= HEALTHY_AFTER else deaths.quick_deaths + 1
+        pause = min(RESTART_PAUSE_CAP, RESTART_FIRST_PAUSE * 2 ** max(0, deaths.quick_deaths - 1))
+        deaths.restart_at = time.monotonic() + pause
+        log.error("render host %s exited unexpectedly with status %s after %.1f s; starting another in %g s "
+                  "(meanwhile the workers render everything themselves)", pid, code, lived, pause)
+
+    def _stop_host(self) -> None:
+        self._host_deaths.restart_at = None
+        pid = self._host.pid
+        code = self._host.stop(STOP_TIMEOUT)
+        if pid is not None:
+            log.info("render host %d exited with status %s", pid, code)
+
     def _restart_timeout(self) -> float | None:
-        due = [slot.restart_at for slot in self._slots if slot.restart_at is not None]
+        due = [slot.restart_at for slot in (*self._slots, self._host_deaths) if slot.restart_at is not None]
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _restart_due(self) -> None:
@@ -245,6 +287,11 @@ class Supervisor:
         for slot in self._slots:
             if slot.restart_at is not None and slot.restart_at <= now and not self._stopping:
                 self._start(slot)
+        host = self._host_deaths
+        if host.restart_at is not None and host.restart_at <= now and not self._stopping:
+            host.restart_at = None
+            self._host.start()
+            log.info("render host %d started", self._host.pid)
 
     def _stop_all(self, inbox: SignalInbox) -> None:
         """SIGTERM to every worker still running, then wait for them all (SIGKILL past STOP_TIMEOUT)."""

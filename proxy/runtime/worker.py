@@ -35,6 +35,7 @@ class WorkerSpec:
     serves_metrics: bool = False  # this worker answers /metrics on METRICS_BIND (the first slot's)
     shared: SharedBounds | None = None  # the cores and memory every worker's renders share
     slot: int = 0  # this worker's place among the supervisor's
+    render_host: str | None = None  # the socket of the process that runs the large renders (proxy.render.host)
 
 
 def run_worker(spec: WorkerSpec) -> None:
@@ -51,7 +52,8 @@ def run_worker(spec: WorkerSpec) -> None:
     if spec.shared is not None:
         spec.shared.attach(spec.slot)
     try:
-        serve_worker(spec.config, spec.channel, spec.metrics_dir, spec.listening, spec.serves_metrics, spec.shared)
+        serve_worker(spec.config, spec.channel, spec.metrics_dir, spec.listening, spec.serves_metrics, spec.shared,
+                     spec.render_host)
     except Exception:
         log.exception("worker failed")
         exit_without_teardown(1)

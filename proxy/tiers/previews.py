@@ -24,6 +24,7 @@ from previews.render import Rendered, prepare_render
 from proxy.errors import RenderWaitTimedOut
 from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import Prepared, run_file_job
+from proxy.render.host_wire import PortableWork
 from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo, ObjectRef
 from proxy.tiers.keys import preview_key
@@ -180,12 +181,12 @@ class Previews:
     async def _render(self, request: PreviewRequest, located: Located, deadline: float) -> Rendered:
         """The render of `request` from its source's open file, on the pool."""
         options, config = request.options, self._config
-        prepare: Callable[[BinaryIO], Prepared[Rendered]]
+        # Portable, not a closure: the render host (proxy.render.host) may run a large one.
         if isinstance(options, ProcessingOptions):
-            operation, prepare = "preview", lambda file: prepare_render(file, options, config, deadline)
+            operation, work = "preview", PortableWork(prepare_render, (options, config, deadline))
         else:
-            operation, prepare = "iiif", lambda file: options.prepare(file, config, deadline)
-        return await run_file_job(self._pool, self._metrics, operation, located, prepare, deadline,
+            operation, work = "iiif", PortableWork(options.prepare, (config, deadline))
+        return await run_file_job(self._pool, self._metrics, operation, located, work, deadline,
                                   request.format_key, lambda rendered: rendered.format)
 
     async def recheck(self, request: PreviewRequest) -> FoundPreview | None:

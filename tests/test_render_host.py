@@ -1,0 +1,248 @@
+"""The render host: the one process of a multi-worker server where large renders run (proxy.render.host).
+
+Real processes: `serve --workers 2` on loopback, or a host started by the supervisor's own handle.
+Where a render ran is read from the processes' peak memory (VmHWM): a decode of the 16 MP progressive
+photo holds ~100 MiB, which only the process that decoded it can show.
+"""
+
+import asyncio
+import contextlib
+import http.client
+import io
+import os
+import shutil
+import signal
+import socket
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from previews.config import RenderConfig
+from previews.errors import PublicError
+from previews.render import prepare_render
+from proxy.errors import RenderProcessEnded
+from proxy.metrics.registry import Metrics
+from proxy.render.file_jobs import run_file_job
+from proxy.render.host_process import RenderHostProcess
+from proxy.render.host_wire import PortableWork
+from proxy.render.pool import RenderPool
+from proxy.storage.provider import ObjectInfo
+from proxy.tiers.originals import Located
+from tests.conftest import StartServer
+from tests.support.http import fetch
+from tests.support.images import named_photo, options
+from tests.support.previews_kit import poll
+from tests.support.server import ServerProcess
+from tests.support.workers import wait_for_workers
+
+BIG = "infinite-sea-16mp.jpg"  # progressive: its decode holds its whole coefficient buffer, ~100 MiB
+BIG_URL = "/previews/q/ext:jpeg/rs:fit:1024:0/plain/photos/big.jpg"
+DECODE_MIB = 40  # far below what that decode holds, far above what anything else here adds
+MIB = 2**20
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def _host_socket(server: ServerProcess) -> Path:
+    """The render host's socket: in the supervisor's own private folder."""
+    found = list(Path(tempfile.gettempdir()).glob(f"preview-proxy-render-{server.pid}-*/render.sock"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _bound(path: Path) -> bool:
+    """A live socket is bound at `path` (a dead host's file stays until the next one replaces it)."""
+    return any(line.endswith(" " + str(path)) for line in Path("/proc/net/unix").read_text().splitlines())
+
+
+def _host_pid(server: ServerProcess) -> int:
+    """The render host the supervisor started last (its log line names it)."""
+    lines = [line for line in list(server.log_lines) if "render host " in line and line.endswith(" started")]
+    assert lines, "the supervisor logs the render host's start"
+    return int(lines[-1].rsplit("render host ", 1)[1].split()[0])
+
+
+@pytest.fixture
+def big_photo_server(start_server: StartServer, data_path: Path, photos: list[Path]) -> ServerProcess:
+    bucket = data_path / "storage" / "photos"
+    bucket.mkdir()
+    shutil.copy(named_photo(photos, BIG), bucket / "big.jpg")
+    shutil.copy(named_photo(photos, BIG), bucket / "again.jpg")
+    return start_server(workers=2, IMGPROXY_TIMEOUT="20")
+
+
+def test_a_large_render_runs_in_the_render_host_not_in_a_worker(big_photo_server: ServerProcess) -> None:
+    server = big_photo_server
+    workers = wait_for_workers(server, 2)
+    host = poll(lambda: _host_pid(server), "the render host's start")
+    before = {pid: _status_kib(pid, "VmHWM") for pid in (*workers, host)}
+
+    status, _, body = fetch(server, BIG_URL)
+
+    assert status == 200, server.log_text()
+    with Image.open(io.BytesIO(body)) as image:
+        assert image.format == "JPEG" and image.width == 1024
+    assert _status_kib(host, "VmHWM") - before[host] > DECODE_MIB * 1024, "the host decoded the photo"
+    for pid in workers:
+        assert _status_kib(pid, "VmHWM") - before[pid] < DECODE_MIB * 1024, f"worker {pid} decoded it"
+    # Small: an idle host is smaller than an idle worker, since it imports none of the server.
+    assert before[host] < min(before[pid] for pid in workers)
+
+
+def test_the_render_host_is_replaced_when_it_dies_and_renders_go_on(big_photo_server: ServerProcess) -> None:
+    server = big_photo_server
+    wait_for_workers(server, 2)
+    first = poll(lambda: _host_pid(server), "the render host's start")
+    os.kill(first, signal.SIGKILL)
+    server.wait_for_log(f"render host {first} exited unexpectedly", timeout=15)
+
+    # Meanwhile, or once the next host runs, a large render is answered all the same.
+    assert fetch(server, BIG_URL)[0] == 200
+    second = poll(lambda: (pid := _host_pid(server)) != first and pid, "another render host")
+    poll(lambda: _bound(_host_socket(server)), "the new host listening")
+    base = _status_kib(second, "VmHWM")
+    status, _, body = fetch(server, BIG_URL.replace("big.jpg", "again.jpg"))
+    assert status == 200, body
+    assert _status_kib(second, "VmHWM") - base > DECODE_MIB * 1024, "the new host rendered it"
+
+
+def test_a_render_whose_host_dies_under_it_gets_503_and_is_not_run_again(big_photo_server: ServerProcess) -> None:
+    server = big_photo_server
+    workers = wait_for_workers(server, 2)
+    host = poll(lambda: _host_pid(server), "the render host's start")
+    idle = _status_kib(host, "VmRSS")
+    answers: list[tuple[int, bytes]] = []
+
+    def render_big() -> None:
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            status, _, body = fetch(server, BIG_URL)
+            answers.append((status, body))
+
+    big = threading.Thread(target=render_big)
+    big.start()
+    # The decode under way in the host: its memory grows well past idle (polled, bounded).
+    poll(lambda: _status_kib(host, "VmRSS") - idle > 20 * 1024, "the host decoding", timeout=20)
+    worker_peaks = {pid: _status_kib(pid, "VmHWM") for pid in workers}
+    os.kill(host, signal.SIGKILL)
+    big.join(30)
+
+    assert not big.is_alive()
+    assert answers and answers[0][0] == 503, answers
+    assert b"render process restarted" in answers[0][1]
+    # Not run again in the worker: no worker's peak grew by a decode.
+    for pid, peak in worker_peaks.items():
+        assert _status_kib(pid, "VmHWM") - peak < DECODE_MIB * 1024
+    assert set(server.live_worker_pids()) == workers, "the workers live on"
+
+
+def test_the_supervisors_children_are_its_workers_and_the_render_host(big_photo_server: ServerProcess) -> None:
+    server = big_photo_server
+    workers = wait_for_workers(server, 2)
+    host = poll(lambda: _host_pid(server), "the render host's start")
+    # No multiprocessing resource tracker beside them: nothing the workers make needs one.
+    children = {int(entry.name) for entry in Path("/proc").iterdir()
+                if entry.name.isdigit() and _parent(entry) == server.pid}
+    assert children == workers | {host}
+    # Only the server's user may reach its socket; the folder goes with the server.
+    folder = _host_socket(server).parent
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+    server.stop()
+    assert server.process.returncode == 0
+    assert not Path(f"/proc/{host}").exists()
+    assert any(f"render host {host} exited with status" in line for line in server.log_lines)
+    assert not folder.exists()
+
+
+def _parent(entry: Path) -> int:
+    try:
+        for line in (entry / "status").read_text().splitlines():
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    except OSError:
+        pass  # gone meanwhile
+    return -1
+
+
+# The worker's side, without a server: run_file_job with a pool that knows a host.
+
+@pytest.fixture
+def host() -> Iterator[RenderHostProcess]:
+    handle = RenderHostProcess(heap_keep=0)
+    handle.start()
+    try:
+        poll(lambda: Path(handle.address).exists(), "the host listening")
+        yield handle
+    finally:
+        handle.stop(10)
+
+
+def _render(pool: RenderPool, path: Path, spec: str) -> bytes:
+    config = RenderConfig()
+    work = PortableWork(prepare_render, (options(spec, config), config, time.monotonic() + 30))
+
+    located = Located(ObjectInfo(path.stat().st_size, '"e"', 0.0, "image/jpeg"), "MISS", file=path.open("rb"))
+
+    async def render() -> bytes:
+        rendered = await run_file_job(pool, Metrics(None), "preview", located, work, time.monotonic() + 30,
+                                      "jpeg", lambda result: result.format)
+        return rendered.data
+
+    return asyncio.run(render())
+
+
+def test_the_host_renders_the_same_bytes_and_a_dead_socket_falls_back_here(
+        host: RenderHostProcess, photos: list[Path], tmp_path: Path) -> None:
+    path = named_photo(photos, BIG)
+    here = _render(RenderPool(1, 0, Metrics(None)), path, "rs:fit:800:0")
+    assert host.pid is not None
+    base = _status_kib(host.pid, "VmHWM")
+
+    there = _render(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:800:0")
+
+    assert there == here
+    assert _status_kib(host.pid, "VmHWM") - base > DECODE_MIB * 1024, "the host made it"
+    nobody = str(tmp_path / "nobody.sock")  # no host listens there: the job runs here
+    assert _render(RenderPool(1, 0, Metrics(None), host=nobody), path, "rs:fit:800:0") == here
+
+
+def test_an_error_in_the_host_reaches_the_request_as_it_would_here(
+        host: RenderHostProcess, photos: list[Path], tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.jpg"
+    whole = named_photo(photos, BIG).read_bytes()
+    truncated.write_bytes(whole[: len(whole) // 3])  # the header is whole; the scan data stops early
+    errors = []
+    for address in (None, host.address):
+        with pytest.raises(PublicError) as raised:
+            _render(RenderPool(1, 0, Metrics(None), host=address), truncated, "rs:fit:800:0")
+        errors.append((type(raised.value), raised.value.status, raised.value.reason))
+    assert errors[0] == errors[1]
+    assert 400 <= errors[0][1] < 500
+
+
+def test_a_peer_that_sends_no_file_is_dropped_and_the_host_serves_on(host: RenderHostProcess,
+                                                                     photos: list[Path]) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as rogue:
+        rogue.connect(host.address)
+        rogue.sendall(b"\0\0\0\4junk")
+        rogue.settimeout(10)
+        try:
+            answer = rogue.recv(16)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b"", "closed, with no answer"
+    assert host.pid is not None and Path(f"/proc/{host.pid}").exists()
+    path = named_photo(photos, BIG)
+    assert _render(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:300:0")
+    assert RenderProcessEnded().status == 503
