@@ -22,7 +22,7 @@ from tests.conftest import REPO, StartServer
 from tests.support.http import fetch, request
 from tests.support.previews_kit import Samples, metric, place, poll, scrape, total
 from tests.support.server import ServerProcess
-from tests.support.workers import kill_worker, wait_for_workers
+from tests.support.workers import kill_worker, render_host_pid, wait_for_workers
 
 MEMORY = "preview_proxy_process_resident_memory_bytes"
 FIGURES = (MEMORY, "preview_proxy_process_cpu_seconds_total", "preview_proxy_process_open_fds")
@@ -41,7 +41,8 @@ def processes(samples: Samples, name: str) -> dict[int, tuple[str, float]]:
 def test_every_worker_and_the_supervisor_report_their_own_figures(start_server: StartServer) -> None:
     server = start_server(workers=2)
     workers = wait_for_workers(server, 2)
-    expected = {pid: "worker" for pid in workers} | {server.pid: "supervisor"}
+    host = render_host_pid(server)
+    expected = {pid: "worker" for pid in workers} | {server.pid: "supervisor", host: "render-host"}
 
     # One scrape, answered by one worker, lists every process (each writes its own figures on a timer).
     samples = poll(lambda: (found := scrape(server)) and set(processes(found, FIGURES[2])) == set(expected)
@@ -50,17 +51,26 @@ def test_every_worker_and_the_supervisor_report_their_own_figures(start_server: 
         listed = processes(samples, name)
         assert {pid: role for pid, (role, _) in listed.items()} == expected, name
         assert all(value > 0 for _, value in listed.values()), name
-    # The figures are each process's own: the supervisor's memory is its own RSS, not a worker's.
-    supervisor_rss = processes(samples, MEMORY)[server.pid][1]
-    rss_now = int(Path(f"/proc/{server.pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    assert 0.5 * rss_now < supervisor_rss < 2 * rss_now
+    # The figures are each process's own: the supervisor's memory is its own RSS, not a worker's; the
+    # render host's is the host's (read from /proc by the supervisor).
+    for pid in (server.pid, host):
+        rss = processes(samples, MEMORY)[pid][1]
+        rss_now = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        assert 0.5 * rss_now < rss < 2 * rss_now, pid
 
     dead = min(workers)
     kill_worker(server, dead)
     replaced = wait_for_workers(server, 2)
-    after = poll(lambda: (found := scrape(server)) and set(processes(found, MEMORY)) == replaced | {server.pid}
+    after = poll(lambda: (found := scrape(server)) and set(processes(found, MEMORY)) == replaced | {server.pid, host}
                  and found, "the dead worker's figures gone and its successor's listed")
     assert dead not in processes(after, MEMORY)
+
+    # A render host that dies goes from the scrape too, and the one that replaces it is listed.
+    os.kill(host, signal.SIGKILL)
+    server.wait_for_log(f"render host {host} exited unexpectedly", timeout=15)
+    second = poll(lambda: (pid := render_host_pid(server)) != host and pid, "another render host")
+    poll(lambda: (found := scrape(server)) and set(processes(found, MEMORY)) == replaced | {server.pid, second}
+         and found, "the dead host's figures gone and its successor's listed")
 
 
 def test_a_single_process_reports_itself(start_server: StartServer) -> None:
@@ -182,7 +192,8 @@ def test_metrics_bind_moves_metrics_off_the_main_port(start_server: StartServer)
     samples = scrape_at(metrics_port)
     assert total(samples, "preview_proxy_requests_total", route="healthz", status="200") == 1
     listed = poll(lambda: (found := processes(scrape_at(metrics_port), MEMORY))
-                  and set(found) == workers | {server.pid} and found, "every process in the scrape")
+                  and set(found) == workers | {server.pid, render_host_pid(server)} and found,
+                  "every process in the scrape")
     assert listed[server.pid][0] == "supervisor"
 
     # Its worker dies: the one that replaces it in the slot listens again.

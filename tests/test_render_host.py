@@ -39,7 +39,7 @@ from tests.support.http import fetch
 from tests.support.images import named_photo, options
 from tests.support.previews_kit import poll
 from tests.support.server import ServerProcess
-from tests.support.workers import wait_for_workers
+from tests.support.workers import render_host_pid, wait_for_workers
 
 BIG = "infinite-sea-16mp.jpg"  # progressive: its decode holds its whole coefficient buffer, ~100 MiB
 BIG_URL = "/previews/q/ext:jpeg/rs:fit:1024:0/plain/photos/big.jpg"
@@ -66,13 +66,6 @@ def _bound(path: Path) -> bool:
     return any(line.endswith(" " + str(path)) for line in Path("/proc/net/unix").read_text().splitlines())
 
 
-def _host_pid(server: ServerProcess) -> int:
-    """The render host the supervisor started last (its log line names it)."""
-    lines = [line for line in list(server.log_lines) if "render host " in line and line.endswith(" started")]
-    assert lines, "the supervisor logs the render host's start"
-    return int(lines[-1].rsplit("render host ", 1)[1].split()[0])
-
-
 @pytest.fixture
 def big_photo_server(start_server: StartServer, data_path: Path, photos: list[Path]) -> ServerProcess:
     bucket = data_path / "storage" / "photos"
@@ -85,7 +78,7 @@ def big_photo_server(start_server: StartServer, data_path: Path, photos: list[Pa
 def test_a_large_render_runs_in_the_render_host_not_in_a_worker(big_photo_server: ServerProcess) -> None:
     server = big_photo_server
     workers = wait_for_workers(server, 2)
-    host = poll(lambda: _host_pid(server), "the render host's start")
+    host = render_host_pid(server)
     before = {pid: _status_kib(pid, "VmHWM") for pid in (*workers, host)}
 
     status, _, body = fetch(server, BIG_URL)
@@ -103,13 +96,13 @@ def test_a_large_render_runs_in_the_render_host_not_in_a_worker(big_photo_server
 def test_the_render_host_is_replaced_when_it_dies_and_renders_go_on(big_photo_server: ServerProcess) -> None:
     server = big_photo_server
     wait_for_workers(server, 2)
-    first = poll(lambda: _host_pid(server), "the render host's start")
+    first = render_host_pid(server)
     os.kill(first, signal.SIGKILL)
     server.wait_for_log(f"render host {first} exited unexpectedly", timeout=15)
 
     # Meanwhile, or once the next host runs, a large render is answered all the same.
     assert fetch(server, BIG_URL)[0] == 200
-    second = poll(lambda: (pid := _host_pid(server)) != first and pid, "another render host")
+    second = poll(lambda: (pid := render_host_pid(server)) != first and pid, "another render host")
     poll(lambda: _bound(_host_socket(server)), "the new host listening")
     base = _status_kib(second, "VmHWM")
     status, _, body = fetch(server, BIG_URL.replace("big.jpg", "again.jpg"))
@@ -120,7 +113,7 @@ def test_the_render_host_is_replaced_when_it_dies_and_renders_go_on(big_photo_se
 def test_a_render_whose_host_dies_under_it_gets_503_and_is_not_run_again(big_photo_server: ServerProcess) -> None:
     server = big_photo_server
     workers = wait_for_workers(server, 2)
-    host = poll(lambda: _host_pid(server), "the render host's start")
+    host = render_host_pid(server)
     idle = _status_kib(host, "VmRSS")
     answers: list[tuple[int, bytes]] = []
 
@@ -149,7 +142,7 @@ def test_a_render_whose_host_dies_under_it_gets_503_and_is_not_run_again(big_pho
 def test_the_supervisors_children_are_its_workers_and_the_render_host(big_photo_server: ServerProcess) -> None:
     server = big_photo_server
     workers = wait_for_workers(server, 2)
-    host = poll(lambda: _host_pid(server), "the render host's start")
+    host = render_host_pid(server)
     # No multiprocessing resource tracker beside them: nothing the workers make needs one.
     children = {int(entry.name) for entry in Path("/proc").iterdir()
                 if entry.name.isdigit() and _parent(entry) == server.pid}

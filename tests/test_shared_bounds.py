@@ -36,13 +36,17 @@ def hold_a_core(cores: SharedBounds, slot: int, channel: Connection) -> None:
         channel.poll(WAIT)
 
 
-def hold_memory(shared: SharedBounds, slot: int, reserved: int, channel: Connection) -> None:
-    """In another process: say its renders hold `reserved` bytes until told they are done (or killed)."""
+def hold_memory(shared: SharedBounds, slot: int, reserved: int, channel: Connection, waiting_for: float = 0.0) -> None:
+    """In another process: say its renders hold `reserved` bytes, and its oldest render waiting for memory
+    has waited `waiting_for` seconds (0: none waits), until told they are done (or killed)."""
     shared.attach(slot)
     shared.set_memory_in_use(reserved)
+    if waiting_for:
+        shared.set_oldest_wait(time.monotonic() - waiting_for)
     channel.send("holding")
     channel.poll(WAIT)
     shared.set_memory_in_use(0)
+    shared.set_oldest_wait(0.0)
 
 
 def start_holder(cores: SharedBounds, slot: int) -> tuple[multiprocessing.process.BaseProcess, Connection]:
@@ -157,14 +161,14 @@ def test_a_render_that_gets_no_core_by_its_deadline_is_refused_and_frees_its_thr
 
 
 @contextlib.contextmanager
-def memory_held_elsewhere(reserved: int) -> Iterator[tuple[SharedBounds, multiprocessing.process.BaseProcess,
-                                                           Connection]]:
-    """Bounds shared with another process (slot 0) whose renders hold `reserved` bytes until told they are
-    done; this process is slot 1."""
+def memory_held_elsewhere(reserved: int, waiting_for: float = 0.0) -> Iterator[
+        tuple[SharedBounds, multiprocessing.process.BaseProcess, Connection]]:
+    """Bounds shared with another process (slot 0) whose renders hold `reserved` bytes (and whose oldest
+    render waiting for memory has waited `waiting_for` s) until told they are done; this process is slot 1."""
     shared = SharedBounds(1, slots=2, context=CONTEXT)
     shared.attach(1)
     ours, theirs = CONTEXT.Pipe()
-    other = CONTEXT.Process(target=hold_memory, args=(shared, 0, reserved, theirs))
+    other = CONTEXT.Process(target=hold_memory, args=(shared, 0, reserved, theirs, waiting_for))
     other.start()
     theirs.close()
     try:
@@ -193,21 +197,54 @@ def test_a_render_waits_for_memory_another_process_holds_and_starts_once_that_is
         asyncio.run(scenario(shared, channel))
 
 
-def test_a_process_with_no_render_of_its_own_starts_one_however_much_others_hold() -> None:
-    async def scenario(shared: SharedBounds) -> None:
+def test_a_process_with_no_render_of_its_own_waits_too_while_others_hold_the_budget() -> None:
+    """The budget is the server's: a process running nothing doesn't start a render on top of the others'."""
+    async def scenario(shared: SharedBounds, channel: Connection) -> None:
         memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
-        # Over the budget with the other process's renders, but this process runs none: it starts.
-        await asyncio.wait_for(memory.reserve(100 * MIB, time.monotonic() + WAIT), WAIT)
+        waiting = asyncio.ensure_future(memory.reserve(100 * MIB, time.monotonic() + WAIT))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiting), REFUSED_AFTER)
+        assert memory.in_use == 0
+        channel.send("done")
+        await asyncio.wait_for(waiting, WAIT)
         assert memory.in_use == 100 * MIB
 
-    with memory_held_elsewhere(190 * MIB) as (shared, _, _):
+    with memory_held_elsewhere(190 * MIB) as (shared, _, channel):
+        asyncio.run(scenario(shared, channel))
+
+
+def test_a_render_that_waited_longer_in_another_process_goes_first() -> None:
+    """First come, first served across processes: one that fits still waits behind an older waiter elsewhere."""
+    async def scenario(shared: SharedBounds, channel: Connection) -> None:
+        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
+        waiting = asyncio.ensure_future(memory.reserve(10 * MIB, time.monotonic() + WAIT))  # 20 + 10: fits
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiting), REFUSED_AFTER)
+        channel.send("done")  # the other's waiter has started (and its render ended)
+        await asyncio.wait_for(waiting, WAIT)
+        assert memory.in_use == 10 * MIB
+
+    with memory_held_elsewhere(20 * MIB, waiting_for=1.0) as (shared, _, channel):
+        asyncio.run(scenario(shared, channel))
+
+
+def test_a_render_over_the_budget_starts_when_nothing_runs_anywhere() -> None:
+    async def scenario(shared: SharedBounds) -> None:
+        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
+        await asyncio.wait_for(memory.reserve(300 * MIB, time.monotonic() + WAIT), WAIT)
+        assert memory.in_use == 300 * MIB
+        assert not shared.waited_longer_elsewhere(time.monotonic())
+
+    with memory_held_elsewhere(0) as (shared, _, _):
         asyncio.run(scenario(shared))
 
 
 def test_the_memory_a_killed_process_held_is_given_back_for_its_slot() -> None:
-    with memory_held_elsewhere(150 * MIB) as (shared, other, _):
+    with memory_held_elsewhere(150 * MIB, waiting_for=1.0) as (shared, other, _):
         other.kill()  # SIGKILL
         other.join(WAIT)
         assert shared.memory_in_use_elsewhere() == 150 * MIB  # nobody has said otherwise yet
+        assert shared.waited_longer_elsewhere(time.monotonic())
         shared.give_back_for(0)
         assert shared.memory_in_use_elsewhere() == 0
+        assert not shared.waited_longer_elsewhere(time.monotonic())

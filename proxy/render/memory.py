@@ -8,9 +8,10 @@ the renders running leave room for it.
 Two bounds. Renders run together while their estimates add up to `together` (RENDER_MEMORY_CONCURRENT),
 counted over every worker process of the server (proxy.render.shared_bounds): that is what the
 renders hold at their peak, and where big decodes (a progressive JPEG's coefficients at full
-resolution) would otherwise stack. A render that doesn't fit waits in its process's queue, in arrival
-order; one whose process holds no render starts anyway (so one over `together` runs alone in its
-process, and a busy process can't keep another's render waiting for ever). `limit`
+resolution) would otherwise stack. A render that doesn't fit waits in its process's queue; renders
+start in the order they began to wait, across the processes too (each process shows since when its
+oldest has waited), so a busy process can't keep another's render waiting for ever. One over
+`together` starts when no render runs anywhere in the server, and runs alone. `limit`
 (RENDER_MEMORY_LIMIT, per process) is the hard one: a render whose estimate alone is over it is
 refused (422), and when a whole limit's worth of renders is already waiting, the next is turned away
 (429). Renders of other processes end without telling this one, so while renders wait for room that
@@ -51,6 +52,7 @@ def default_memory_limit(processes: int) -> int:
 @dataclass(eq=False)
 class _Waiter:
     size: int
+    since: float = field(default_factory=time.monotonic)
     granted: "asyncio.Future[None]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -71,7 +73,7 @@ class RenderMemory:
         if size > self.limit:
             raise RenderMemoryExceeded(f"the render needs an estimated {size / MIB:.0f} MiB, over "
                                        f"RENDER_MEMORY_LIMIT={self.limit / MIB:.0f} MiB")
-        if not self._waiters and self._fits(size):
+        if not self._waiters and self._fits(size, time.monotonic()):
             self._add(size)
             self._before_big(size)
             return
@@ -79,6 +81,7 @@ class RenderMemory:
             raise TooManyRequests("too many large renders waiting for memory, try again shortly")
         waiter = _Waiter(size)
         self._waiters.append(waiter)
+        self._show_oldest_wait()
         self._waiting_bytes += size
         self._recheck_later()
         try:
@@ -114,21 +117,30 @@ class RenderMemory:
         if self._shared is not None:
             self._shared.set_memory_in_use(self.in_use)
 
-    def _fits(self, size: int) -> bool:
-        # With nothing of its own running, a process starts its next render: one over `together` runs
-        # alone (in its process), and renders elsewhere can't hold this process's queue for ever.
-        elsewhere = self._shared.memory_in_use_elsewhere() if self._shared is not None else 0
-        return self.in_use + elsewhere + size <= self.together or self.in_use == 0
+    def _fits(self, size: int, since: float) -> bool:
+        """A render waiting since `since` may start: no other process's render has waited longer, and it
+        fits beside what runs, or nothing runs anywhere (one over `together` then runs alone)."""
+        if self._shared is None:
+            return self.in_use + size <= self.together or self.in_use == 0
+        if self._shared.waited_longer_elsewhere(since):
+            return False
+        in_use = self.in_use + self._shared.memory_in_use_elsewhere()
+        return in_use + size <= self.together or in_use == 0
 
     def _grant(self) -> None:
         self._recheck = None
         # Strictly in order: a large render at the head is not overtaken for ever by small ones.
-        while self._waiters and self._fits(self._waiters[0].size):
+        while self._waiters and self._fits(self._waiters[0].size, self._waiters[0].since):
             waiter = self._waiters.popleft()
             self._waiting_bytes -= waiter.size
             self._add(waiter.size)
             waiter.granted.set_result(None)
+        self._show_oldest_wait()
         self._recheck_later()
+
+    def _show_oldest_wait(self) -> None:
+        if self._shared is not None:
+            self._shared.set_oldest_wait(self._waiters[0].since if self._waiters else 0.0)
 
     def _recheck_later(self) -> None:
         # The room a render waits for may be freed by another process, which can't say so.

@@ -54,6 +54,9 @@ class SharedBounds:
         self._held = context.RawArray(ctypes.c_int, slots)
         self._held_large = context.RawArray(ctypes.c_int, slots)
         self._memory = context.RawArray(ctypes.c_longlong, slots)  # bytes reserved by the slot's renders
+        # When the slot's oldest render waiting for memory began to wait (time.monotonic(), the same clock
+        # in every process); 0: none waits.
+        self._oldest_wait = context.RawArray(ctypes.c_double, slots)
         self._slot = -1
         self._counts = threading.Lock()
 
@@ -98,12 +101,21 @@ class SharedBounds:
         """Bytes the renders of the other worker processes hold now, by their estimates."""
         return sum(self._memory) - self._memory[self._slot]
 
+    def set_oldest_wait(self, since: float) -> None:
+        """In a worker (its event loop): since when its oldest render waiting for memory waits (0: none)."""
+        self._oldest_wait[self._slot] = since
+
+    def waited_longer_elsewhere(self, since: float) -> bool:
+        """A render of another process has waited for memory since before `since`: it goes first."""
+        return any(0.0 < waiting < since for slot, waiting in enumerate(self._oldest_wait) if slot != self._slot)
+
     def give_back_for(self, slot: int) -> None:
         """In the supervisor, once the process of `slot` has exited: the cores and memory it held are free again."""
         held = max(0, self._held[slot])
         self._held[slot] = 0
         self._held_large[slot] = 0
         self._memory[slot] = 0
+        self._oldest_wait[slot] = 0.0
         if held:
             os.write(self._writer.fileno(), TOKEN * held)
 

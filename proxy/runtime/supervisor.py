@@ -131,7 +131,7 @@ class Supervisor:
                     figures_due = 0.0
                     while not self._stopping:
                         if time.monotonic() >= figures_due:  # our own memory, CPU and descriptors, in the scrape
-                            figures.refresh()
+                            figures.refresh(self._host.pid)
                             figures_due = time.monotonic() + REFRESH_SECONDS
                         self._turn(inbox, _sooner(self._restart_timeout(), figures_due - time.monotonic()))
                         self._restart_due()

@@ -88,6 +88,8 @@ def _role(pid: int) -> str:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return "gone"
+    if b"proxy.render.host" in command:
+        return "render-host"
     return "resource-tracker" if b"resource_tracker" in command else "worker"
 
 

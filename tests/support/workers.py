@@ -71,3 +71,13 @@ def open_part_files(pid: int, partial: Path) -> list[Path]:
         if target.parent == partial:
             found.append(target)
     return found
+
+
+def render_host_pid(server: ServerProcess) -> int:
+    """The render host the supervisor started last, once it has (its log line names it; bounded wait)."""
+
+    def started() -> int | None:
+        lines = [line for line in list(server.log_lines) if "render host " in line and line.endswith(" started")]
+        return int(lines[-1].rsplit("render host ", 1)[1].split()[0]) if lines else None
+
+    return poll(started, "the render host's start")
