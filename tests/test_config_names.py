@@ -24,6 +24,7 @@ ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 NOT_SETTINGS = {
     "SC_PAGE_SIZE": "os.sysconf's name",
     "SC_PHYS_PAGES": "os.sysconf's name",
+    "SC_CLK_TCK": "os.sysconf's name",
     "F_SETPIPE_SZ": "fcntl's name",
     "PROMETHEUS_MULTIPROC_DIR": "prometheus_client's variable, set for the workers, never read as a setting",
 }
