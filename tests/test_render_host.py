@@ -139,6 +139,29 @@ def test_a_render_whose_host_dies_under_it_gets_503_and_is_not_run_again(big_pho
     assert set(server.live_worker_pids()) == workers, "the workers live on"
 
 
+def test_a_large_conversion_runs_in_the_render_host_too(start_server: StartServer, data_path: Path) -> None:
+    bucket = data_path / "storage" / "scans"
+    bucket.mkdir()
+    # 4,000 x 3,000 RGB, uncompressed: a 36 MB decode, far over the small jobs' 8 MiB.
+    gradient = Image.linear_gradient("L").resize((4000, 3000))
+    Image.merge("RGB", (gradient, gradient.transpose(Image.Transpose.FLIP_LEFT_RIGHT), gradient)).save(
+        bucket / "big.tif")
+    server = start_server(workers=2, IMGPROXY_TIMEOUT="20")
+    workers = wait_for_workers(server, 2)
+    host = render_host_pid(server)
+    poll(lambda: _bound(_host_socket(server)), "the host listening")
+    before = {pid: _status_kib(pid, "VmHWM") for pid in (*workers, host)}
+
+    status, headers, body = fetch(server, "/image-converter/convert/scans/big.tif")
+
+    assert status == 200, body
+    with Image.open(io.BytesIO(body)) as converted:
+        assert converted.size == (4000, 3000)
+    assert _status_kib(host, "VmHWM") - before[host] > 30 * 1024, "the host converted it"
+    for pid in workers:
+        assert _status_kib(pid, "VmHWM") - before[pid] < 30 * 1024, f"worker {pid} converted it"
+
+
 def test_the_supervisors_children_are_its_workers_and_the_render_host(big_photo_server: ServerProcess) -> None:
     server = big_photo_server
     workers = wait_for_workers(server, 2)

@@ -29,6 +29,7 @@ from typing import BinaryIO, Generic, Protocol, TypeVar
 
 from proxy.errors import RenderProcessEnded
 from proxy.metrics.registry import Metrics
+from proxy.render.heap import give_back_freed_memory
 from proxy.render.host_wire import HostDied, HostUnavailable, Job, PortableWork, reopen_for_host, run_on_host
 from proxy.render.pool import SMALL_JOB_BYTES, RenderPool
 from proxy.tiers.originals import Located
@@ -64,7 +65,8 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
     whose `prepare` is a PortableWork may run in the render host; any other callable runs in this process.
     """
     elsewhere = (pool.host, prepare, deadline) if pool.host and isinstance(prepare, PortableWork) else None
-    job = _FileJob(located, prepare, output_format, format_of, elsewhere)
+    job = _FileJob(located, prepare, output_format, format_of, elsewhere,
+                   pool.memory.is_big if pool.memory is not None else None)
     try:
         first = await pool.run(job.first_trip, deadline)
         if isinstance(first, _Finished):
@@ -87,8 +89,10 @@ class _FileJob(Generic[T]):
     """The two blocking trips, and who closes the file and the prepared work."""
 
     def __init__(self, located: Located, prepare: Callable[[BinaryIO], Prepared[T]], output_format: str,
-                 format_of: Callable[[T], str], elsewhere: "tuple[str, PortableWork, float] | None" = None) -> None:
+                 format_of: Callable[[T], str], elsewhere: "tuple[str, PortableWork, float] | None" = None,
+                 is_big: Callable[[int], bool] | None = None) -> None:
         self.seconds = 0.0
+        self._is_big = is_big  # a job it calls big runs here on a heap handed back to the system first
         self.output_format = output_format
         self._located = located
         self._prepare = prepare
@@ -131,19 +135,25 @@ class _FileJob(Generic[T]):
         """The prepared work, on the render host when there is one and the original is a plain file."""
         assert self._prepared is not None
         if self._elsewhere is None or self._prepared.peak_bytes <= SMALL_JOB_BYTES:
-            return self._prepared.run()
+            return self._run_here()
         descriptor = reopen_for_host(self._located.file)
         if descriptor is None:
-            return self._prepared.run()
+            return self._run_here()
         address, work, deadline = self._elsewhere
         try:
             return run_on_host(address, descriptor, Job(work, self._start), deadline)
         except HostDied:
             raise RenderProcessEnded() from None
         except HostUnavailable:
-            return self._prepared.run()  # the file is where the header read left it
+            return self._run_here()  # the file is where the header read left it
         finally:
             os.close(descriptor)
+
+    def _run_here(self) -> T:
+        assert self._prepared is not None
+        if self._is_big is not None and self._is_big(self._prepared.peak_bytes):
+            give_back_freed_memory()  # its decode can't reuse what smaller renders freed
+        return self._prepared.run()
 
     def caller_done(self) -> None:
         """The caller stops waiting: close now unless a thread holds the job (it closes when done)."""

@@ -17,8 +17,10 @@ refused (422), and when a whole limit's worth of renders is already waiting, the
 (429). Renders of other processes end without telling this one, so while renders wait for room that
 others hold, the queue looks again every RECHECK_SECONDS.
 
-Before a big render (over half of `together`) starts, what earlier renders freed goes back to the
-system (proxy.render.heap), so that its peak doesn't come on top of their leftovers.
+Before a big render (over half of `together`, `is_big`) starts in a process, what earlier renders
+freed there goes back to the system (proxy.render.heap), so that its peak doesn't come on top of their
+leftovers: on the render's own thread, just before its decode (proxy.render.file_jobs), not here on
+the event loop; and not at all in a worker whose big render runs in the render host.
 """
 
 import asyncio
@@ -28,7 +30,6 @@ import time
 from dataclasses import dataclass, field
 
 from proxy.errors import RenderMemoryExceeded, RenderMemoryTimeout, TooManyRequests
-from proxy.render.heap import give_back_freed_memory
 from proxy.render.shared_bounds import SharedBounds
 
 MIB = 1024 * 1024
@@ -75,7 +76,6 @@ class RenderMemory:
                                        f"RENDER_MEMORY_LIMIT={self.limit / MIB:.0f} MiB")
         if not self._waiters and self._fits(size, time.monotonic()):
             self._add(size)
-            self._before_big(size)
             return
         if self._waiting_bytes + size > self.limit:
             raise TooManyRequests("too many large renders waiting for memory, try again shortly")
@@ -96,11 +96,10 @@ class RenderMemory:
             if isinstance(error, TimeoutError):
                 raise RenderMemoryTimeout() from None
             raise
-        self._before_big(size)
 
-    def _before_big(self, size: int) -> None:
-        if size > self.together // 2:  # its decode can't reuse what smaller renders freed
-            give_back_freed_memory()
+    def is_big(self, size: int) -> bool:
+        """A render this big can't reuse what smaller ones freed: that goes back to the system before it."""
+        return size > self.together // 2
 
     @property
     def waiting(self) -> int:

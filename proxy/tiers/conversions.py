@@ -31,6 +31,7 @@ from previews.iiif.pyramid.reading import PyramidFile
 from proxy.errors import RenderWaitTimedOut, ServiceUnavailable
 from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job
+from proxy.render.host_wire import PortableWork
 from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo, ObjectRef
 from proxy.tiers.keys import conversion_identity, conversion_key
@@ -209,7 +210,7 @@ class Converter:
         try:
             converted = await run_file_job(
                 self._pool, self._metrics, conversion.operation, located,
-                lambda file: prepare_conversion_job(file, conversion, options, render, deadline, part),
+                PortableWork(prepare_conversion_job, (conversion, options, render, deadline, part)),
                 deadline, "auto", _output_format)
             if converted.in_part:
                 assert part is not None
