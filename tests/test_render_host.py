@@ -152,7 +152,7 @@ def test_a_large_conversion_runs_in_the_render_host_too(start_server: StartServe
     poll(lambda: _bound(_host_socket(server)), "the host listening")
     before = {pid: _status_kib(pid, "VmHWM") for pid in (*workers, host)}
 
-    status, headers, body = fetch(server, "/image-converter/convert/scans/big.tif")
+    status, _, body = fetch(server, "/image-converter/convert/scans/big.tif")
 
     assert status == 200, body
     with Image.open(io.BytesIO(body)) as converted:
