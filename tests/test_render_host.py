@@ -14,9 +14,12 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +32,8 @@ from previews.render import prepare_render
 from proxy.errors import RenderProcessEnded
 from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job
-from proxy.render.host_process import RenderHostProcess
+from proxy.render.host import MAX_JOBS
+from proxy.render.host_process import FOLDER_PREFIX, RenderHostProcess
 from proxy.render.host_wire import PortableWork
 from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo
@@ -262,3 +266,39 @@ def test_a_peer_that_sends_no_file_is_dropped_and_the_host_serves_on(host: Rende
     path = named_photo(photos, BIG)
     assert _render(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:300:0")
     assert RenderProcessEnded().status == 503
+
+
+def test_a_host_running_all_the_jobs_it_may_says_so_and_the_job_runs_here(
+        host: RenderHostProcess, photos: list[Path]) -> None:
+    path = named_photo(photos, BIG)
+    here = _render(RenderPool(1, 0, Metrics(None)), path, "rs:fit:700:0")
+    assert host.pid is not None
+    base = _status_kib(host.pid, "VmHWM")
+    with contextlib.ExitStack() as idle:  # every job slot taken by a connection that sends nothing
+        for _ in range(MAX_JOBS):
+            peer = idle.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            peer.connect(host.address)
+        probe = idle.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        probe.connect(host.address)  # accepted only once the others were: all slots are taken by then
+        probe.settimeout(10)
+        assert probe.recv(4), "the host answers a connection it has no slot for"
+
+        assert _render(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:700:0") == here
+
+    assert _status_kib(host.pid, "VmHWM") - base < DECODE_MIB * 1024, "not rendered in the host"
+
+
+def test_a_render_folder_left_by_a_killed_supervisor_is_removed(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True, timeout=30)
+    left = Path(tempfile.gettempdir()) / f"{FOLDER_PREFIX}{int(gone.stdout)}-{uuid.uuid4().hex[:8]}"
+    left.mkdir()
+    (left / "render.sock").write_bytes(b"")
+
+    handle = RenderHostProcess(heap_keep=0)
+    try:
+        assert not left.exists()
+        assert Path(handle.address).parent.name.startswith(f"{FOLDER_PREFIX}{os.getpid()}-")
+    finally:
+        handle.stop(10)
+    assert not Path(handle.address).parent.exists()

@@ -19,13 +19,19 @@ log = logging.getLogger(__name__)
 
 def fresh_metrics_folder() -> Path:
     """A new empty folder for this supervisor, after removing those of dead supervisors."""
+    return fresh_folder(PREFIX)
+
+
+def fresh_folder(prefix: str) -> Path:
+    """A new private (0700) folder named `prefix`, this supervisor's pid and a random part, in the temporary
+    directory, after removing the folders of that prefix whose supervisors no longer run."""
     root = Path(tempfile.gettempdir())
-    for folder in root.glob(f"{PREFIX}*-*"):
-        owner = folder.name.removeprefix(PREFIX).split("-", 1)[0]
+    for folder in root.glob(f"{prefix}*-*"):
+        owner = folder.name.removeprefix(prefix).split("-", 1)[0]
         if owner.isdigit() and not _running(int(owner)) and _ours(folder):
             shutil.rmtree(folder, ignore_errors=True)
             log.info("removed %s, left by a supervisor that is gone", folder)
-    return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root))
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=root))
 
 
 def remove_metrics_folder(folder: Path) -> None:

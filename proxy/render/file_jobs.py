@@ -29,8 +29,9 @@ from typing import BinaryIO, Generic, Protocol, TypeVar
 
 from proxy.errors import RenderProcessEnded
 from proxy.metrics.registry import Metrics
+from proxy.render.errors import HostDied, HostUnavailable
 from proxy.render.heap import give_back_freed_memory
-from proxy.render.host_wire import HostDied, HostUnavailable, Job, PortableWork, reopen_for_host, run_on_host
+from proxy.render.host_wire import Job, PortableWork, reopen_for_host, run_on_host
 from proxy.render.pool import SMALL_JOB_BYTES, RenderPool
 from proxy.tiers.originals import Located
 

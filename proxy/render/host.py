@@ -24,6 +24,7 @@ import struct
 import sys
 import threading
 
+from proxy.render.errors import HostBusy
 from proxy.render.heap import give_back_freed_memory, keep_freed_memory
 from proxy.render.host_wire import receive_job, send_reply
 
@@ -45,8 +46,12 @@ def serve(path: str, watch_fd: int, heap_keep: int) -> None:
     slots = threading.BoundedSemaphore(MAX_JOBS)
     while True:
         connection, _ = listener.accept()
-        if not _same_user(connection) or not slots.acquire(blocking=False):
-            connection.close()  # the worker runs the job itself
+        if not _same_user(connection):
+            connection.close()
+            continue
+        if not slots.acquire(blocking=False):
+            with connection, contextlib.suppress(OSError):
+                send_reply(connection, False, HostBusy())  # the worker runs the job itself
             continue
         threading.Thread(target=_serve_job, args=(connection, slots), daemon=True, name="render").start()
 

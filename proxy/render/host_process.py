@@ -11,19 +11,20 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from proxy.metrics.shared_folder import fresh_folder
 
 SOCKET_NAME = "render.sock"
+FOLDER_PREFIX = "preview-proxy-render-"
 
 
 class RenderHostProcess:
     """Starts, watches and stops the render host. `address` is what workers connect to."""
 
     def __init__(self, heap_keep: int) -> None:
-        # mkdtemp makes it 0700; the supervisor's pid in its name tells whose it is.
-        self._folder = Path(tempfile.mkdtemp(prefix=f"preview-proxy-render-{os.getpid()}-"))
+        # Private (0700); the supervisor's pid in its name tells whose it is, and a dead one's is removed.
+        self._folder = fresh_folder(FOLDER_PREFIX)
         self.address = str(self._folder / SOCKET_NAME)
         self._heap_keep = heap_keep
         self._process: subprocess.Popen[bytes] | None = None

@@ -20,18 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from proxy.render.errors import HostBusy, HostDied, HostUnavailable
+
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 256 * 2**20  # a preview's bytes and the work's options fit many times over
 REPLY_GRACE_SECONDS = 30.0  # past the job's deadline, how long a thread waits for a host that says nothing
-
-
-class HostUnavailable(Exception):
-    """No job reached the host (none listens, or it refused): the work may run here instead."""
-
-
-class HostDied(Exception):
-    """The host took the job and ended before answering: the work must not run again here, since it may be
-    what ended the host (a decoder's crash on a hostile file)."""
+# A Unix socket's connect blocks while the listener's backlog is full: a wedged host is given up on soon.
+CONNECT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +75,7 @@ def run_on_host(address: str, descriptor: int, job: Job, deadline: float) -> Any
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         try:
+            connection.settimeout(CONNECT_SECONDS)
             connection.connect(address)
             socket.send_fds(connection, [_LENGTH.pack(len(payload)) + payload], [descriptor])
         except OSError as error:
@@ -96,6 +92,8 @@ def run_on_host(address: str, descriptor: int, job: Job, deadline: float) -> Any
     succeeded, value = pickle.loads(reply)
     if succeeded:
         return value
+    if isinstance(value, HostBusy):
+        raise HostUnavailable("the render host is busy")
     raise value
 
 
