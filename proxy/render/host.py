@@ -12,7 +12,8 @@ for the answer. So the host runs at most as many renders as the server has cores
 of its own beyond a cap on connections.
 
 It imports nothing of the server but this folder's wire module and what the jobs name (previews/),
-so it stays small: run as `python -m proxy.render.host SOCKET_PATH WATCH_FD HEAP_KEEP`. It binds
+so it stays small (13 MiB idle, until its first job imports Pillow): run as
+`python -m proxy.render.host SOCKET_PATH WATCH_FD HEAP_KEEP`. It binds
 SOCKET_PATH itself, and ends when WATCH_FD (a pipe from the supervisor) reads EOF.
 """
 
@@ -35,7 +36,8 @@ BIG_RENDER_BYTES = 64 * 2**20  # after a render that may have held this much, th
 def serve(path: str, watch_fd: int, heap_keep: int) -> None:
     """Listen on `path` and run every job on a thread of its own, until `watch_fd` reads EOF."""
     keep_freed_memory(heap_keep)
-    import previews.render  # noqa: F401 - Pillow and the render modules, before the first job rather than during it
+    # Pillow and the render modules are imported by the first job's recipe, not here: a server whose
+    # renders are all small never pays for them in this process.
 
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a previous host's socket

@@ -17,7 +17,6 @@ import stat
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from proxy.render.errors import HostBusy, HostDied, HostUnavailable
@@ -29,24 +28,37 @@ REPLY_GRACE_SECONDS = 30.0  # past the job's deadline, how long a thread waits f
 CONNECT_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
 class PortableWork:
-    """How the host makes the prepared work from the file: `function(file, *args)`, all picklable."""
+    """How the host makes the prepared work from the file: `function(file, *args)`, all picklable.
 
-    function: Callable[..., Any]
-    args: tuple[Any, ...]
+    A plain class, as Job is: dataclasses would cost the host ~1.5 MiB of imports (inspect and more).
+    """
+
+    __slots__ = ("args", "function")
+
+    def __init__(self, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.function = function
+        self.args = args
 
     def __call__(self, file: BinaryIO) -> Any:
         """The prepared work, made here."""
         return self.function(file, *self.args)
 
+    def __reduce__(self) -> tuple[type["PortableWork"], tuple[Callable[..., Any], tuple[Any, ...]]]:
+        return PortableWork, (self.function, self.args)
 
-@dataclass(frozen=True)
+
 class Job:
     """What one connection asks: the work, and the offset in the passed file where the original starts."""
 
-    work: PortableWork
-    start: int
+    __slots__ = ("start", "work")
+
+    def __init__(self, work: PortableWork, start: int) -> None:
+        self.work = work
+        self.start = start
+
+    def __reduce__(self) -> tuple[type["Job"], tuple[PortableWork, int]]:
+        return Job, (self.work, self.start)
 
 
 def reopen_for_host(file: BinaryIO | None) -> int | None:

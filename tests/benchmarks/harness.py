@@ -156,7 +156,14 @@ def process_group(argv: Sequence[str], ready_url: str, env: dict[str, str] | Non
     process = subprocess.Popen(list(argv), cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
-        wait_until_serving(ready_url, process)
+        try:
+            wait_until_serving(ready_url, process)
+        except BenchmarkError as error:
+            if log is None:
+                raise
+            # The run's temporary folder goes with the run: the server's last words go with the error.
+            tail = log.read_text(errors="replace").splitlines()[-20:]
+            raise BenchmarkError("\n".join([str(error), *tail])) from None
         yield process
     finally:
         stop_process_group(process, grace=10.0)
