@@ -296,6 +296,8 @@ def test_a_render_folder_left_by_a_killed_supervisor_is_removed(tmp_path: Path) 
     (left / "render.sock").write_bytes(b"")
 
     handle = RenderHostProcess(heap_keep=0)
+    assert left.exists(), "nothing is made or removed before the host starts"
+    handle.start()
     try:
         assert not left.exists()
         assert Path(handle.address).parent.name.startswith(f"{FOLDER_PREFIX}{os.getpid()}-")

@@ -93,13 +93,13 @@ class _FileJob(Generic[T]):
                  format_of: Callable[[T], str], elsewhere: "tuple[str, PortableWork, float] | None" = None,
                  is_big: Callable[[int], bool] | None = None) -> None:
         self.seconds = 0.0
-        self._is_big = is_big  # a job it calls big runs here on a heap handed back to the system first
         self.output_format = output_format
         self._located = located
         self._prepare = prepare
         self._format_of = format_of
         self._elsewhere = elsewhere  # the host's address, the portable work and the deadline, when the host may run it
         self._start = 0  # where the original starts in its file
+        self._is_big = is_big  # a job it calls big runs here on a heap handed back to the system first
         self._prepared: Prepared[T] | None = None
         self._lock = threading.Lock()
         self._in_thread = False  # a trip is running: it closes what it holds if the caller has gone
@@ -190,5 +190,3 @@ class _FileJob(Generic[T]):
         if self._prepared is not None:
             self._prepared.close()
         self._located.close()
-
-

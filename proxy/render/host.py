@@ -68,7 +68,7 @@ def _serve_job(connection: socket.socket, slots: threading.BoundedSemaphore) -> 
             with os.fdopen(descriptor, "rb") as file:
                 try:
                     file.seek(job.start)
-                    prepared = job.work.function(file, *job.work.args)
+                    prepared = job.work(file)
                     try:
                         result = prepared.run()
                     finally:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from proxy.metrics.shared_folder import fresh_folder
 
@@ -20,12 +21,11 @@ FOLDER_PREFIX = "preview-proxy-render-"
 
 
 class RenderHostProcess:
-    """Starts, watches and stops the render host. `address` is what workers connect to."""
+    """Starts, watches and stops the render host. `address` is what workers connect to (set by the first start)."""
 
     def __init__(self, heap_keep: int) -> None:
-        # Private (0700); the supervisor's pid in its name tells whose it is, and a dead one's is removed.
-        self._folder = fresh_folder(FOLDER_PREFIX)
-        self.address = str(self._folder / SOCKET_NAME)
+        self._folder: Path | None = None  # made by the first start, removed by `stop`
+        self.address = ""
         self._heap_keep = heap_keep
         self._process: subprocess.Popen[bytes] | None = None
         self._watch_fd = -1
@@ -44,6 +44,10 @@ class RenderHostProcess:
     def start(self) -> None:
         """Start a host; the previous one must have been reaped (`reap`)."""
         assert self._process is None
+        if self._folder is None:
+            # Private (0700); the supervisor's pid in its name tells whose it is, and a dead one's is removed.
+            self._folder = fresh_folder(FOLDER_PREFIX)
+            self.address = str(self._folder / SOCKET_NAME)
         theirs, ours = os.pipe()
         try:
             self._process = subprocess.Popen(
@@ -78,7 +82,8 @@ class RenderHostProcess:
                 self._process.kill()
                 code = self._process.wait()
             self._release()
-        shutil.rmtree(self._folder, ignore_errors=True)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
         return code
 
     def _release(self) -> None:
