@@ -41,7 +41,7 @@ from proxy.tiers.originals import Located
 from tests.conftest import StartServer
 from tests.support.http import fetch
 from tests.support.images import named_photo, options
-from tests.support.previews_kit import poll
+from tests.support.previews_kit import poll, scrape, total
 from tests.support.server import ServerProcess
 from tests.support.workers import render_host_pid, wait_for_workers
 
@@ -49,6 +49,7 @@ BIG = "infinite-sea-16mp.jpg"  # progressive: its decode holds its whole coeffic
 BIG_URL = "/previews/q/ext:jpeg/rs:fit:1024:0/plain/photos/big.jpg"
 DECODE_MIB = 40  # far below what that decode holds, far above what anything else here adds
 MIB = 2**20
+HOST_JOBS = "preview_proxy_render_host_jobs_total"
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -95,6 +96,9 @@ def test_a_large_render_runs_in_the_render_host_not_in_a_worker(big_photo_server
         assert _status_kib(pid, "VmHWM") - before[pid] < DECODE_MIB * 1024, f"worker {pid} decoded it"
     # Small: an idle host is smaller than an idle worker, since it imports none of the server.
     assert before[host] < min(before[pid] for pid in workers)
+    samples = scrape(server)
+    assert total(samples, HOST_JOBS, outcome="done") == 1
+    assert total(samples, HOST_JOBS, outcome="lost") == total(samples, HOST_JOBS, outcome="ran_here") == 0
 
 
 def test_the_render_host_is_replaced_when_it_dies_and_renders_go_on(big_photo_server: ServerProcess) -> None:
@@ -137,6 +141,7 @@ def test_a_render_whose_host_dies_under_it_gets_503_and_is_not_run_again(big_pho
     assert not big.is_alive()
     assert answers and answers[0][0] == 503, answers
     assert b"render process restarted" in answers[0][1]
+    assert total(scrape(server), HOST_JOBS, outcome="lost") == 1
     # Not run again in the worker: no worker's peak grew by a decode.
     for pid, peak in worker_peaks.items():
         assert _status_kib(pid, "VmHWM") - peak < DECODE_MIB * 1024
@@ -208,14 +213,14 @@ def host() -> Iterator[RenderHostProcess]:
         handle.stop(10)
 
 
-def _render(pool: RenderPool, path: Path, spec: str) -> bytes:
+def _render(pool: RenderPool, path: Path, spec: str, metrics: Metrics | None = None) -> bytes:
     config = RenderConfig()
     work = PortableWork(prepare_render, (options(spec, config), config, time.monotonic() + 30))
 
     located = Located(ObjectInfo(path.stat().st_size, '"e"', 0.0, "image/jpeg"), "MISS", file=path.open("rb"))
 
     async def render() -> bytes:
-        rendered = await run_file_job(pool, Metrics(None), "preview", located, work, time.monotonic() + 30,
+        rendered = await run_file_job(pool, metrics or Metrics(None), "preview", located, work, time.monotonic() + 30,
                                       "jpeg", lambda result: result.format)
         return rendered.data
 
@@ -234,7 +239,9 @@ def test_the_host_renders_the_same_bytes_and_a_dead_socket_falls_back_here(
     assert there == here
     assert _status_kib(host.pid, "VmHWM") - base > DECODE_MIB * 1024, "the host made it"
     nobody = str(tmp_path / "nobody.sock")  # no host listens there: the job runs here
-    assert _render(RenderPool(1, 0, Metrics(None), host=nobody), path, "rs:fit:800:0") == here
+    metrics = Metrics(None)
+    assert _render(RenderPool(1, 0, Metrics(None), host=nobody), path, "rs:fit:800:0", metrics) == here
+    assert metrics.registry.get_sample_value(HOST_JOBS, {"outcome": "ran_here"}) == 1
 
 
 def test_an_error_in_the_host_reaches_the_request_as_it_would_here(

@@ -97,6 +97,12 @@ class Metrics:
         self._render_seconds = Histogram("preview_proxy_render_duration_seconds",
                                          "Time to decode, process and encode one image.", ["operation", "format"],
                                          buckets=LATENCY_BUCKETS, registry=r)
+        self._render_host_jobs = Counter("preview_proxy_render_host_jobs_total",
+                                         "Large renders handed to the render host, by outcome: done there, "
+                                         "lost (the host ended under it: 503), or run here (no host took it).",
+                                         ["outcome"], registry=r)
+        for outcome in ("done", "lost", "ran_here"):  # from 0, so that the first loss is an increase
+            self._render_host_jobs.labels(outcome)
         # Work now, over the living workers: a dead worker's last values must not linger.
         self._renders_running = Gauge("preview_proxy_renders_in_progress", "Renders running on worker threads.",
                                       registry=r, multiprocess_mode="livesum")
@@ -235,6 +241,10 @@ class Metrics:
     def render_done(self, operation: str, output_format: str, seconds: float) -> None:
         """A render that finished (successfully or not) after `seconds` on a worker."""
         self._render_seconds.labels(operation, output_format).observe(seconds)
+
+    def render_host_job(self, outcome: str) -> None:
+        """A large render handed to the render host: `done`, `lost` or `ran_here` (proxy.render.file_jobs)."""
+        self._render_host_jobs.labels(outcome).inc()
 
     def render_queue(self, waiting: int, running: int) -> None:
         """The render pool's queue depth and busy workers (RenderObserver)."""

@@ -14,5 +14,5 @@ class HostBusy(Exception):
 
 
 class HostDied(Exception):
-    """The host took the job and ended before answering: the work must not run again here, since it may be
-    what ended the host (a decoder's crash on a hostile file)."""
+    """The host took the job and ended (or stopped answering) before answering: the work must not run again
+    here, since it may be what ended the host (a decoder's crash on a hostile file)."""

@@ -37,6 +37,7 @@ from proxy.tiers.originals import Located
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+DONE, LOST, RAN_HERE = "done", "lost", "ran_here"  # a large job handed to the render host: where it ended
 
 
 class Prepared(Protocol[T_co]):
@@ -77,6 +78,8 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
         job.caller_done()
         if job.seconds:
             metrics.render_done(operation, job.output_format, job.seconds)
+        if job.host_outcome:
+            metrics.render_host_job(job.host_outcome)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class _FileJob(Generic[T]):
                  format_of: Callable[[T], str], elsewhere: "tuple[str, PortableWork, float] | None" = None,
                  is_big: Callable[[int], bool] | None = None) -> None:
         self.seconds = 0.0
+        self.host_outcome = ""  # where a job handed to the render host ran: DONE, LOST or RAN_HERE
         self.output_format = output_format
         self._located = located
         self._prepare = prepare
@@ -142,10 +146,13 @@ class _FileJob(Generic[T]):
             return self._run_here()
         address, work, deadline = self._elsewhere
         try:
+            self.host_outcome = DONE  # answered there, whether with a result or with the work's own error
             return run_on_host(address, descriptor, Job(work, self._start), deadline)
         except HostDied:
+            self.host_outcome = LOST
             raise RenderProcessEnded() from None
         except HostUnavailable:
+            self.host_outcome = RAN_HERE
             return self._run_here()  # the file is where the header read left it
         finally:
             os.close(descriptor)

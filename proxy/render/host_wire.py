@@ -82,7 +82,7 @@ def reopen_for_host(file: BinaryIO | None) -> int | None:
 def run_on_host(address: str, descriptor: int, job: Job, deadline: float) -> Any:
     """Send `job` with the file behind `descriptor` to the host at `address`; return the work's result, or
     raise the error it raised there. HostUnavailable if it never got there, HostDied if the host ended
-    meanwhile, TimeoutError if it says nothing until well past `deadline`."""
+    meanwhile or says nothing until well past `deadline`."""
     payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -98,7 +98,7 @@ def run_on_host(address: str, descriptor: int, job: Job, deadline: float) -> Any
         except (ConnectionError, EOFError) as error:
             raise HostDied(str(error) or "the render host closed the connection") from None
         except TimeoutError:
-            raise TimeoutError("the render host did not answer") from None
+            raise HostDied("the render host did not answer") from None
     finally:
         connection.close()
     succeeded, value = pickle.loads(reply)
