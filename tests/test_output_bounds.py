@@ -226,59 +226,6 @@ def test_the_estimate_covers_a_progressive_jpegs_coefficients(subsampling: int, 
     assert figures["estimate"] < 1.5 * figures["measured"], figures  # and not so much more that renders queue
 
 
-FREED = """
-import asyncio, ctypes, json, os, threading, time
-from proxy.metrics.registry import Metrics
-from proxy.render.file_jobs import run_file_job
-from proxy.render.memory import MIB, RenderMemory
-from proxy.render.pool import RenderPool
-from proxy.storage.provider import ObjectInfo
-from proxy.tiers.originals import Located
-def rss():
-    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
-class Sized:  # a prepared render of a given estimate; its work reports the RSS it starts with, and where
-    def __init__(self, peak_bytes):
-        self.peak_bytes = peak_bytes
-    def run(self):
-        return rss()
-    def close(self):
-        pass
-import proxy.render.file_jobs as file_jobs
-trims = []  # the thread each hand-back ran on (the real one still runs)
-def recorded(give_back=file_jobs.give_back_freed_memory):
-    trims.append(threading.current_thread().name)
-    return give_back()
-file_jobs.give_back_freed_memory = recorded
-pool = RenderPool(1, 0, Metrics(None), RenderMemory(1000 * MIB, together=100 * MIB))
-def render(peak):
-    located = Located(ObjectInfo(0, '"e"', 0.0, "image/jpeg"), "MISS", file=open(os.devnull, "rb"))
-    return asyncio.run(run_file_job(pool, Metrics(None), "preview", located, lambda file: Sized(peak),
-                                    time.monotonic() + 5, "jpeg", lambda result: "jpeg"))
-before = rss()
-blocks = [bytearray(64 * 1024) for _ in range(1600)]  # 100 MiB on malloc's heap, below its mmap threshold
-kept = blocks[-1]  # the heap's top stays in use, so freeing the rest can't shrink it from the end
-del blocks
-freed = rss()
-small = render(50 * MIB)  # not over half of `together`: nothing given back
-big = render(51 * MIB)  # a big one
-print(json.dumps({"held": freed - before, "small": small - before, "big": big - before, "trims": trims,
-                  "glibc": hasattr(ctypes.CDLL(None), "malloc_trim")}))
-"""
-
-
-def test_what_renders_freed_goes_back_to_the_system_before_a_big_render() -> None:
-    result = subprocess.run([sys.executable, "-c", FREED], cwd=REPO, capture_output=True, text=True, timeout=60,
-                            check=True)
-    figures = json.loads(result.stdout)
-    if not figures["glibc"]:
-        pytest.skip("no glibc malloc_trim here")
-    assert figures["held"] > 80 * MIB  # freed, but still the process's
-    assert figures["small"] > 80 * MIB  # small renders reuse it
-    assert figures["big"] < 20 * MIB, figures
-    # Once, for the big one, on its render thread: not on the event loop's.
-    assert len(figures["trims"]) == 1 and figures["trims"][0].startswith("render"), figures
-
-
 # --- admission ----------------------------------------------------------------------------------------
 
 def test_one_render_over_the_budget_is_a_422_naming_the_limit() -> None:

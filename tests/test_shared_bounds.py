@@ -197,34 +197,26 @@ def test_a_render_waits_for_memory_another_process_holds_and_starts_once_that_is
         asyncio.run(scenario(shared, channel))
 
 
-def test_a_process_with_no_render_of_its_own_waits_too_while_others_hold_the_budget() -> None:
-    """The budget is the server's: a process running nothing doesn't start a render on top of the others'."""
+@pytest.mark.parametrize(("held", "waited", "asked"), [
+    # The budget is the server's: a process running nothing doesn't start a render on top of the others'.
+    (190 * MIB, 0.0, 100 * MIB),
+    # First come, first served across processes: one that fits (20 + 10) still waits behind an older
+    # waiter elsewhere.
+    (20 * MIB, 1.0, 10 * MIB),
+], ids=["others-hold-the-budget", "another-waited-longer"])
+def test_a_process_with_no_render_of_its_own_waits_while_another_goes_first(
+        held: int, waited: float, asked: int) -> None:
     async def scenario(shared: SharedBounds, channel: Connection) -> None:
         memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
-        waiting = asyncio.ensure_future(memory.reserve(100 * MIB, time.monotonic() + WAIT))
+        waiting = asyncio.ensure_future(memory.reserve(asked, time.monotonic() + WAIT))
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(asyncio.shield(waiting), REFUSED_AFTER)
         assert memory.in_use == 0
-        channel.send("done")
+        channel.send("done")  # the other process's renders (and its waiter) are done; it can't tell this one
         await asyncio.wait_for(waiting, WAIT)
-        assert memory.in_use == 100 * MIB
+        assert memory.in_use == asked
 
-    with memory_held_elsewhere(190 * MIB) as (shared, _, channel):
-        asyncio.run(scenario(shared, channel))
-
-
-def test_a_render_that_waited_longer_in_another_process_goes_first() -> None:
-    """First come, first served across processes: one that fits still waits behind an older waiter elsewhere."""
-    async def scenario(shared: SharedBounds, channel: Connection) -> None:
-        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
-        waiting = asyncio.ensure_future(memory.reserve(10 * MIB, time.monotonic() + WAIT))  # 20 + 10: fits
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(waiting), REFUSED_AFTER)
-        channel.send("done")  # the other's waiter has started (and its render ended)
-        await asyncio.wait_for(waiting, WAIT)
-        assert memory.in_use == 10 * MIB
-
-    with memory_held_elsewhere(20 * MIB, waiting_for=1.0) as (shared, _, channel):
+    with memory_held_elsewhere(held, waiting_for=waited) as (shared, _, channel):
         asyncio.run(scenario(shared, channel))
 
 

@@ -66,7 +66,7 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
     `output_format` labels a job that fails; `format_of` names the format of one that succeeds. A large job
     whose `prepare` is a PortableWork may run in the render host; any other callable runs in this process.
     """
-    elsewhere = (pool.host, prepare, deadline) if pool.host and isinstance(prepare, PortableWork) else None
+    elsewhere = (pool.host, deadline) if pool.host and isinstance(prepare, PortableWork) else None
     job = _FileJob(located, prepare, output_format, format_of, elsewhere,
                    pool.memory.is_big if pool.memory is not None else None)
     try:
@@ -93,7 +93,7 @@ class _FileJob(Generic[T]):
     """The two blocking trips, and who closes the file and the prepared work."""
 
     def __init__(self, located: Located, prepare: Callable[[BinaryIO], Prepared[T]], output_format: str,
-                 format_of: Callable[[T], str], elsewhere: "tuple[str, PortableWork, float] | None" = None,
+                 format_of: Callable[[T], str], elsewhere: tuple[str, float] | None = None,
                  is_big: Callable[[int], bool] | None = None) -> None:
         self.seconds = 0.0
         self.host_outcome = ""  # where a job handed to the render host ran: DONE, LOST or RAN_HERE
@@ -101,7 +101,7 @@ class _FileJob(Generic[T]):
         self._located = located
         self._prepare = prepare
         self._format_of = format_of
-        self._elsewhere = elsewhere  # the host's address, the portable work and the deadline, when the host may run it
+        self._elsewhere = elsewhere  # the host's address and the deadline, when the host may run `prepare`
         self._start = 0  # where the original starts in its file
         self._is_big = is_big  # a job it calls big runs here on a heap handed back to the system first
         self._prepared: Prepared[T] | None = None
@@ -144,10 +144,11 @@ class _FileJob(Generic[T]):
         descriptor = reopen_for_host(self._located.file)
         if descriptor is None:
             return self._run_here()
-        address, work, deadline = self._elsewhere
+        address, deadline = self._elsewhere
+        assert isinstance(self._prepare, PortableWork)  # run_file_job offers the host nothing else
         try:
             self.host_outcome = DONE  # answered there, whether with a result or with the work's own error
-            return run_on_host(address, descriptor, Job(work, self._start), deadline)
+            return run_on_host(address, descriptor, Job(self._prepare, self._start), deadline)
         except HostDied:
             self.host_outcome = LOST
             raise RenderProcessEnded() from None

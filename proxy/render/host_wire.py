@@ -44,9 +44,6 @@ class PortableWork:
         """The prepared work, made here."""
         return self.function(file, *self.args)
 
-    def __reduce__(self) -> tuple[type["PortableWork"], tuple[Callable[..., Any], tuple[Any, ...]]]:
-        return PortableWork, (self.function, self.args)
-
 
 class Job:
     """What one connection asks: the work, and the offset in the passed file where the original starts."""
@@ -56,9 +53,6 @@ class Job:
     def __init__(self, work: PortableWork, start: int) -> None:
         self.work = work
         self.start = start
-
-    def __reduce__(self) -> tuple[type["Job"], tuple[PortableWork, int]]:
-        return Job, (self.work, self.start)
 
 
 def reopen_for_host(file: BinaryIO | None) -> int | None:

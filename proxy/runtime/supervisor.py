@@ -89,7 +89,7 @@ class Supervisor:
         # The cores (IMGPROXY_WORKERS renders at once for the whole server) and the memory their renders share.
         self._shared = SharedBounds(config.previews.workers, len(self._slots), self._context)
         self._host = RenderHostProcess(config.previews.heap_keep)
-        self._host_deaths = _Slot(-1)  # only its restart pause and quick deaths are used
+        self._host_restarts = _Slot(-1)  # the host's restarts, paced as a worker's slot (no process of its own here)
         self._metrics_dir = Path()
         self._stopping = False
         self._serving = False  # every worker was ready once, and the port was announced
@@ -252,9 +252,7 @@ class Supervisor:
             self._stopping = True
             return
         lived = time.monotonic() - slot.started
-        slot.quick_deaths = 0 if lived >= HEALTHY_AFTER else slot.quick_deaths + 1
-        pause = min(RESTART_PAUSE_CAP, RESTART_FIRST_PAUSE * 2 ** max(0, slot.quick_deaths - 1))
-        slot.restart_at = time.monotonic() + pause
+        pause = _schedule_restart(slot, lived)
         log.error("worker %d exited unexpectedly with status %s after %.1f s; starting another in %g s",
                   pid, code, lived, pause)
 
@@ -264,22 +262,19 @@ class Supervisor:
         if self._stopping:
             log.info("render host %s exited with status %s", pid, code)
             return
-        deaths = self._host_deaths
-        deaths.quick_deaths = 0 if lived >= HEALTHY_AFTER else deaths.quick_deaths + 1
-        pause = min(RESTART_PAUSE_CAP, RESTART_FIRST_PAUSE * 2 ** max(0, deaths.quick_deaths - 1))
-        deaths.restart_at = time.monotonic() + pause
+        pause = _schedule_restart(self._host_restarts, lived)
         log.error("render host %s exited unexpectedly with status %s after %.1f s; starting another in %g s "
                   "(meanwhile the workers render everything themselves)", pid, code, lived, pause)
 
     def _stop_host(self) -> None:
-        self._host_deaths.restart_at = None
+        self._host_restarts.restart_at = None
         pid = self._host.pid
         code = self._host.stop(STOP_TIMEOUT)
         if pid is not None:
             log.info("render host %d exited with status %s", pid, code)
 
     def _restart_timeout(self) -> float | None:
-        due = [slot.restart_at for slot in (*self._slots, self._host_deaths) if slot.restart_at is not None]
+        due = [slot.restart_at for slot in (*self._slots, self._host_restarts) if slot.restart_at is not None]
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _restart_due(self) -> None:
@@ -287,7 +282,7 @@ class Supervisor:
         for slot in self._slots:
             if slot.restart_at is not None and slot.restart_at <= now and not self._stopping:
                 self._start(slot)
-        host = self._host_deaths
+        host = self._host_restarts
         if host.restart_at is not None and host.restart_at <= now and not self._stopping:
             host.restart_at = None
             self._host.start()
@@ -328,6 +323,15 @@ def _without_resource_tracker() -> None:
     tracker = multiprocessing.resource_tracker._resource_tracker
     if getattr(tracker, "_fd", None) is None:
         tracker._fd = os.open(os.devnull, os.O_WRONLY)  # type: ignore[attr-defined]
+
+
+def _schedule_restart(slot: _Slot, lived: float) -> float:
+    """After an unexpected exit of what lived `lived` seconds in `slot`: when to start another. The pause
+    doubles with each quick death (capped) and starts over after a healthy life. Returns the pause."""
+    slot.quick_deaths = 0 if lived >= HEALTHY_AFTER else slot.quick_deaths + 1
+    pause = min(RESTART_PAUSE_CAP, RESTART_FIRST_PAUSE * 2 ** max(0, slot.quick_deaths - 1))
+    slot.restart_at = time.monotonic() + pause
+    return pause
 
 
 def _sooner(timeout: float | None, other: float) -> float:
