@@ -31,6 +31,7 @@ from previews.errors import PublicError
 from previews.render import prepare_render
 from proxy.metrics.registry import Metrics
 from proxy.render.file_jobs import run_file_job
+from proxy.render.heap import DEFAULT_HEAP_KEEP
 from proxy.render.host import MAX_JOBS
 from proxy.render.host_process import FOLDER_PREFIX, RenderHostProcess
 from proxy.render.host_wire import PortableWork
@@ -56,6 +57,11 @@ def _status_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise AssertionError(f"no {field} for {pid}")
+
+
+def _minor_faults(pid: int) -> int:
+    """Pages the process has faulted in without I/O (/proc/<pid>/stat, field 10): fresh pages it was given."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
 
 
 def _host_socket(server: ServerProcess) -> Path:
@@ -291,6 +297,28 @@ def test_a_host_running_all_the_jobs_it_may_says_so_and_the_job_runs_here(
         assert _render(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:700:0") == here
 
     assert _status_kib(host.pid, "VmHWM") - base < DECODE_MIB * 1024, "not rendered in the host"
+
+
+@pytest.mark.parametrize("heap_keep", [DEFAULT_HEAP_KEEP, 0])
+def test_the_hosts_next_large_render_reuses_the_pages_the_last_one_freed(heap_keep: int, photos: list[Path]) -> None:
+    # Each job runs on a thread of its own; the pages are kept across them only in one shared arena.
+    handle = RenderHostProcess(heap_keep=heap_keep)
+    handle.start()
+    try:
+        poll(lambda: Path(handle.address).exists(), "the host listening")
+        assert handle.pid is not None
+        path = named_photo(photos, BIG)
+        fresh_mib = []
+        for width in (800, 801, 802):  # the first also imports Pillow
+            before = _minor_faults(handle.pid)
+            _render(RenderPool(1, 0, Metrics(None), host=handle.address), path, f"rs:fit:{width}:0")
+            fresh_mib.append((_minor_faults(handle.pid) - before) * os.sysconf("SC_PAGE_SIZE") / MIB)
+    finally:
+        handle.stop(10)
+    if heap_keep:
+        assert max(fresh_mib[1:]) < DECODE_MIB / 4, fresh_mib
+    else:  # glibc's own thresholds: the decode's buffers are mapped anew, and faulted in, every time
+        assert min(fresh_mib[1:]) > DECODE_MIB, fresh_mib
 
 
 def test_a_render_folder_left_by_a_killed_supervisor_is_removed(tmp_path: Path) -> None:
