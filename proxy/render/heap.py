@@ -18,7 +18,9 @@ arena among them (`share_one_arena`): a thread's own arena grows in heaps of at 
 large render there mapped its biggest buffers apart and unmapped them on free, and what one job's
 thread kept was of no use to the next job's. In one arena the next large render reuses the last one's
 pages: the 16 MP progressive photo took ~25,000 page faults and 50-70 ms of system time a render, none
-once its pages are kept.
+once its pages are kept. There a trim also leaves `keep` bytes: glibc trims the heap's free top when it
+passes the trim threshold, all of it by default, so two large renders that overlapped left nothing for
+the next one.
 
 Elsewhere than glibc (musl, macOS) there is no mallopt or malloc_trim, and both do nothing.
 """
@@ -29,6 +31,7 @@ from collections.abc import Callable
 DEFAULT_HEAP_KEEP = 128 * 1024 * 1024
 # mallopt(3) parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
@@ -52,14 +55,15 @@ def keep_freed_memory(keep: int) -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, bounded // 2)) and bool(mallopt(_M_TRIM_THRESHOLD, bounded))
 
 
-def share_one_arena() -> bool:
+def share_one_arena(keep: int) -> bool:
     """Every thread of this process allocates from the main arena (mallopt M_ARENA_MAX 1), so what one
-    thread frees is kept for the next thread's allocations. False where mallopt is missing or refuses."""
+    thread frees is kept for the next thread's allocations, and a trim of its heap leaves `keep` bytes
+    (M_TOP_PAD). False where mallopt is missing or refuses."""
     mallopt = getattr(_LIBC, "mallopt", None)
     if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return bool(mallopt(_M_ARENA_MAX, 1))
+    return bool(mallopt(_M_ARENA_MAX, 1)) and bool(mallopt(_M_TOP_PAD, min(keep, 2**31 - 1)))
 
 
 def give_back_freed_memory() -> bool:

@@ -36,8 +36,9 @@ def serve(path: str, watch_fd: int, heap_keep: int) -> None:
     """Listen on `path` and run every job on a thread of its own, until `watch_fd` reads EOF."""
     if keep_freed_memory(heap_keep):
         # Every job runs on a thread of its own: in one arena, the next large render reuses the pages the
-        # last one freed (up to heap_keep), instead of faulting in ~100 MiB anew (proxy.render.heap).
-        share_one_arena()
+        # last one freed (up to heap_keep, even after two overlapped), instead of faulting in ~100 MiB
+        # anew (proxy.render.heap).
+        share_one_arena(heap_keep)
     # Pillow and the render modules are imported by the first job's recipe, not here: a server whose
     # renders are all small never pays for them in this process.
 
