@@ -10,6 +10,7 @@ import contextlib
 import http.client
 import io
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -34,7 +35,7 @@ from proxy.render.file_jobs import run_file_job
 from proxy.render.heap import DEFAULT_HEAP_KEEP
 from proxy.render.host import MAX_JOBS
 from proxy.render.host_process import FOLDER_PREFIX, RenderHostProcess
-from proxy.render.host_wire import PortableWork
+from proxy.render.host_wire import PortableWork, read_frame, send_reply
 from proxy.render.pool import RenderPool
 from proxy.storage.provider import ObjectInfo
 from proxy.tiers.originals import Located
@@ -352,3 +353,20 @@ def test_a_render_folder_left_by_a_killed_supervisor_is_removed(tmp_path: Path) 
     finally:
         handle.stop(10)
     assert not Path(handle.address).parent.exists()
+
+
+class _Unrebuildable(Exception):
+    """Pickles, but can't be unpickled (its args don't fit its __init__), as some libraries' errors."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def test_an_error_that_cannot_cross_the_socket_is_named_instead() -> None:
+    host_end, worker_end = socket.socketpair()
+    with host_end, worker_end:
+        send_reply(host_end, False, _Unrebuildable("bad tile", 7))
+        succeeded, error = pickle.loads(read_frame(worker_end))
+    assert succeeded is False
+    assert isinstance(error, RuntimeError) and "_Unrebuildable" in str(error)

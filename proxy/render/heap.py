@@ -40,6 +40,9 @@ _M_ARENA_MAX = -8
 # render host (proxy.render.host) 2.4 MiB of imports for the same answer.
 _LIBC = ctypes.CDLL(None)
 _TRIM: Callable[[int], int] | None = getattr(_LIBC, "malloc_trim", None)
+_MALLOPT = getattr(_LIBC, "mallopt", None)
+if _MALLOPT is not None:
+    _MALLOPT.argtypes, _MALLOPT.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
 
 
 def keep_freed_memory(keep: int) -> bool:
@@ -47,23 +50,15 @@ def keep_freed_memory(keep: int) -> bool:
     0 leaves the C library's defaults. False where mallopt is missing (not glibc) or refuses."""
     if keep <= 0:
         return False
-    mallopt = getattr(_LIBC, "mallopt", None)
-    if mallopt is None:  # the heap keeps its default thresholds
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     bounded = min(keep, 2**31 - 1)
-    return bool(mallopt(_M_MMAP_THRESHOLD, bounded // 2)) and bool(mallopt(_M_TRIM_THRESHOLD, bounded))
+    return _mallopt(_M_MMAP_THRESHOLD, bounded // 2) and _mallopt(_M_TRIM_THRESHOLD, bounded)
 
 
 def share_one_arena(keep: int) -> bool:
     """Every thread of this process allocates from the main arena (mallopt M_ARENA_MAX 1), so what one
     thread frees is kept for the next thread's allocations, and a trim of its heap leaves `keep` bytes
     (M_TOP_PAD). False where mallopt is missing or refuses."""
-    mallopt = getattr(_LIBC, "mallopt", None)
-    if mallopt is None:
-        return False
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return bool(mallopt(_M_ARENA_MAX, 1)) and bool(mallopt(_M_TOP_PAD, min(keep, 2**31 - 1)))
+    return _mallopt(_M_ARENA_MAX, 1) and _mallopt(_M_TOP_PAD, min(keep, 2**31 - 1))
 
 
 def give_back_freed_memory() -> bool:
@@ -73,3 +68,8 @@ def give_back_freed_memory() -> bool:
         return False
     _TRIM(0)
     return True
+
+
+def _mallopt(parameter: int, value: int) -> bool:
+    """mallopt(3): False where the C library has none (the heap keeps its defaults) or refuses the value."""
+    return _MALLOPT is not None and bool(_MALLOPT(parameter, value))

@@ -125,7 +125,8 @@ def send_reply(connection: socket.socket, succeeded: bool, value: Any) -> None:
     """The host's answer: the result (`succeeded`) or the error; an error that can't cross is named instead."""
     try:
         payload = pickle.dumps((succeeded, value), protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.loads(payload)  # an exception whose class can't be rebuilt would fail on the worker's side
+        if not succeeded:  # an exception whose class can't be rebuilt would fail on the worker's side
+            pickle.loads(payload)
     except Exception:
         payload = pickle.dumps((False, RuntimeError(f"render failed: {type(value).__name__}")))
     connection.sendall(_LENGTH.pack(len(payload)) + payload)
