@@ -247,7 +247,7 @@ class DiskTier:
             self._report("measure database files", error)
 
     def report_error(self, operation: str, error: BaseException) -> None:
-        """Count and log a cache I/O error of work done for this tier (a lock file, for one)."""
+        """Count and log a cache I/O error of work done for this tier (a key's lock, for one)."""
         self._report(operation, error)
 
     def _report(self, operation: str, error: BaseException) -> None:

@@ -61,15 +61,16 @@ RENAME_ATTEMPTS = 10
 
 
 def _rename_into(source: Path, target: str) -> None:
-    """Move `source` to `target`, creating target's folder, again if a concurrent eviction removed it."""
+    """Move `source` to `target`, creating target's folder when it is missing (the first entry in it, or a
+    concurrent eviction removed it)."""
     for attempt in range(1, RENAME_ATTEMPTS + 1):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
         try:
             os.rename(source, target)
             return
         except FileNotFoundError:
             if attempt == RENAME_ATTEMPTS or not source.exists():
                 raise
+        os.makedirs(os.path.dirname(target), exist_ok=True)
 
 
 class EntryDisk(diskcache.Disk):
@@ -78,6 +79,15 @@ class EntryDisk(diskcache.Disk):
     # Set by the owning tier after diskcache builds this object (diskcache constructs it from settings
     # stored in SQLite, so a callback can't be passed through the constructor).
     on_remove: Callable[[], None] = staticmethod(lambda: None)
+
+    def filename(self, key: Any = diskcache.core.UNKNOWN, value: Any = diskcache.core.UNKNOWN) -> tuple[str, str]:
+        """A new entry's file: a random name in one of 256 folders (diskcache's own names go two levels
+        deep, 65,536 folders, so nearly every entry of a tier under a few hundred thousand made a folder
+        of its own: an inode more to allocate per entry). Rows keep the name they were stored with, so
+        entries from the two-level layout are still found."""
+        name = os.urandom(16).hex()
+        filename = os.path.join(name[:2], name[2:] + ".val")
+        return filename, os.path.join(self._directory, filename)
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> tuple[int, int, Any, Any]:
         """Rename a FinishedFile into the tree; defer everything else to diskcache."""

@@ -6,20 +6,22 @@ fill or render. A leader in another process finds the lock held and waits for it
 the lock it looks the key up in the tier again. If the first process committed the entry, it
 serves that entry. If not (that process failed), it does the work itself.
 
-How it works: flock(2) on one file per key, `<tier>/locks/<sha256 of key>.lock`.
-- The kernel releases a flock when its holder dies, so a crashed worker leaves no stale lock.
-- The holder unlinks the file before it releases the lock, so lock files don't pile up. A
-  process may then lock a file that the path no longer names (it opened the file just before the
-  unlink). So after locking, it checks that the path still names the inode it locked, and tries
-  again if not.
-- A waiter polls with LOCK_NB, pausing a little longer each time (nginx's proxy_cache_lock polls
-  too). Each try is one short call in the executor. A blocking flock in a thread would pin one
+How it works: a byte-range lock (fcntl(2) F_OFD_SETLK, an open file description's lock) on one
+file per tier, `<tier>/locks/keys`, one byte per key at an offset taken from the key's SHA-256.
+- The kernel releases the lock when its holder's descriptor closes, or the holder dies, so a crashed
+  worker leaves no stale lock.
+- The file is made once and kept: a lock costs an open, a fcntl and a close, and no file is created
+  or deleted per key. (A lock file per key, created and unlinked around each fill, cost an inode
+  allocated and freed per miss; on ext4 without a journal each allocation scans past the inodes
+  freed in the last minutes, ~0.4 ms a miss under load.)
+- The offsets are 62 bits of the hash: two keys share a byte with odds of 1 in 2^62, and then only
+  wait for each other. Every hold opens the file anew, so two holders in one process contend like
+  two processes (an OFD lock belongs to the open file, not to the process as a POSIX lock does).
+- A waiter polls with a non-blocking try, pausing a little longer each time (nginx's proxy_cache_lock
+  polls too). Each try is one short call in the executor. A blocking lock in a thread would pin one
   executor thread per waiter. That is the same small pool a leader's fill needs to write its part
   file. Also, a blocked thread can't give up at a timeout: it would get the lock later, for a
   caller that is gone.
-- There is one file per key, not a fixed set of striped files. With stripes, two unrelated cold
-  keys that hash to the same stripe would wait for each other, and a 4 GB fill could hold up a
-  thumbnail.
 
 Usage (the same for every tier: originals, previews, conversions; proxy.tiers.once_per_key does it for them):
 
@@ -32,15 +34,17 @@ Usage (the same for every tier: originals, previews, conversions; proxy.tiers.on
 
 `waited` says whether another holder was seen first (for metrics). LockTimeout (a TimeoutError)
 means the key stayed locked for `max_wait` seconds. Locking is best effort, like the rest of the
-tier: if lock files can't be made (the disk is full or read-only), the block runs unlocked and the
+tier: if the keys file can't be made (the disk is full or read-only), the block runs unlocked and the
 error is reported.
 """
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
+import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -54,31 +58,33 @@ LOCKS_FOLDER = "locks"
 # bounds how late a waiter notices a release; a render or fill takes far longer than that.
 FIRST_PAUSE = 0.005
 PAUSE_CAP = 0.05
-# How many times one try starts over when it locked a file that had just been unlinked.
-STALE_INODE_RETRIES = 8
+KEYS_FILE = "keys"
+# struct flock (fcntl.h) on 64-bit Linux: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks), padded.
+_FLOCK = struct.Struct("hhqqi4x")
 
 
 class KeyLocks:
-    """Cross-process locks by key: one lock file per key held, under `folder`."""
+    """Cross-process locks by key: a byte each in one file under `folder`."""
 
     def __init__(self, folder: Path, on_error: Callable[[str, OSError], None]) -> None:
-        self._folder = folder
+        self._file = folder / KEYS_FILE
         self._on_error = on_error
 
-    def path_of(self, key: str) -> Path:
-        """The lock file of `key` (it exists only while someone holds or tries to take it)."""
-        return self._folder / f"{hashlib.sha256(key.encode()).hexdigest()}.lock"
+    @staticmethod
+    def offset_of(key: str) -> int:
+        """The byte of the keys file that stands for `key`."""
+        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 2
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str, max_wait: float) -> AsyncIterator[bool]:
         """Hold `key`'s lock for the block; yield whether another holder was waited for first."""
-        path = self.path_of(key)
+        offset = self.offset_of(key)
         deadline = time.monotonic() + max_wait
         pause = FIRST_PAUSE
         waited = False
         while True:
             try:
-                fd = await _shielded_try(path)
+                fd = await _shielded_try(self._file, offset)
             except OSError as error:
                 self._on_error("lock", error)
                 fd = None
@@ -95,8 +101,7 @@ class KeyLocks:
             yield waited
         finally:
             if fd is not None:
-                # Shielded: if this task is cancelled, the release must still happen.
-                await asyncio.shield(asyncio.to_thread(_release, path, fd))
+                os.close(fd)  # closing the descriptor releases its lock; no thread hop needed
 
 
 def tier_lock(tier: DiskTier, key: str, max_wait: float) -> AbstractAsyncContextManager[bool]:
@@ -104,61 +109,39 @@ def tier_lock(tier: DiskTier, key: str, max_wait: float) -> AbstractAsyncContext
     return KeyLocks(tier.config.path / LOCKS_FOLDER, tier.report_error).hold(key, max_wait)
 
 
-async def _shielded_try(path: Path) -> int | None:
+async def _shielded_try(file: Path, offset: int) -> int | None:
     """One try in the executor. If the caller is cancelled meanwhile, a lock the thread got is let go."""
-    attempt = asyncio.ensure_future(asyncio.to_thread(_try_lock, path))
+    attempt = asyncio.ensure_future(asyncio.to_thread(_try_lock, file, offset))
     try:
         return await asyncio.shield(attempt)
     except asyncio.CancelledError:
-        attempt.add_done_callback(lambda done: _release_abandoned(path, done))
+        attempt.add_done_callback(_release_abandoned)
         raise
 
 
-def _release_abandoned(path: Path, attempt: "asyncio.Future[int | None]") -> None:
+def _release_abandoned(attempt: "asyncio.Future[int | None]") -> None:
     if attempt.cancelled() or attempt.exception() is not None:
         return
     fd = attempt.result()
     if fd is not None:
-        _release(path, fd)
-
-
-def _try_lock(path: Path) -> int | None:
-    """The descriptor holding `path`'s lock, or None if someone else holds it. Blocks briefly."""
-    for _ in range(STALE_INODE_RETRIES):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        except BaseException:
-            os.close(fd)
-            raise
-        if _names_inode(path, fd):
-            return fd
-        # We locked a file that its last holder had already unlinked: that holder is done.
         os.close(fd)
-    return None  # lost every race in a row: count it as held, and wait
 
 
-def _names_inode(path: Path, fd: int) -> bool:
+def _try_lock(file: Path, offset: int) -> int | None:
+    """A descriptor holding the byte at `offset` of `file`, or None if another holds it. Blocks briefly."""
     try:
-        named = os.stat(path)
+        fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
-
-
-def _release(path: Path, fd: int) -> None:
-    """Unlink while still holding the lock (see the module docstring), then let it go."""
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        # A file that can't be unlinked stays, unlocked; the next holder of the key reuses it.
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-    finally:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0))
+    except OSError as error:
         os.close(fd)
+        if error.errno in (errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -9,7 +9,6 @@ removes the part files of each worker that exits (their names start with the wri
 
 import contextlib
 import logging
-import shutil
 
 from cache.config import TierConfig
 from cache.disk_tier import DiskTier
@@ -29,7 +28,7 @@ class _LogOnly:
 
 
 def prepare_tiers(configs: tuple[TierConfig, ...]) -> None:
-    """Open each tier once, then delete leftover part files and lock files. Blocks.
+    """Open each tier once, then delete leftover part files and old lock files. Blocks.
 
     Opening a tier here also does its one-time work in one process: it creates a new database, or
     recovers an unreadable one, before several workers open it at once.
@@ -40,8 +39,12 @@ def prepare_tiers(configs: tuple[TierConfig, ...]) -> None:
             tier.remove_leftovers()
         finally:
             tier.close()
-        # A lock file outlives its holder only when the holder crashed; nobody holds one now.
-        shutil.rmtree(config.path / LOCKS_FOLDER, ignore_errors=True)
+        # Lock files of the layout before the keys file (cache.key_lock), one per key: such a file outlived
+        # its holder only when the holder crashed. The keys file itself stays: it holds no lock once its
+        # holders' descriptors are closed.
+        for stale in (config.path / LOCKS_FOLDER).glob("*.lock"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 def remove_parts_of(configs: tuple[TierConfig, ...], pid: int) -> int:

@@ -91,6 +91,27 @@ def test_commit_adopts_part_by_rename(open_tier: OpenTier) -> None:
         assert os.fstat(entry.file.fileno()).st_ino == inode
 
 
+def test_entries_sit_one_folder_deep_and_older_two_level_entries_still_read(open_tier: OpenTier) -> None:
+    tier = open_tier()
+    for name in "abcdefgh":
+        put(tier, name, payload(name))
+    files = sorted(tier.config.path.rglob("*.val"))
+    assert len(files) == 8
+    # One level of 256 folders: after the first few hundred entries a new one makes no folder.
+    assert {len(file.relative_to(tier.config.path).parts) for file in files} == {2}
+    assert all(len(file.parent.name) == 2 for file in files)
+    # An entry stored by the two-level layout (its row names its file) is still found.
+    database = sqlite3.connect(tier.config.path / "cache.db")
+    with database:
+        (old_name,) = database.execute("SELECT filename FROM Cache WHERE key = 'a'").fetchone()
+        two_levels = Path("ab", "cd", "0123456789abcdef0123456789ab.val")
+        (tier.config.path / two_levels).parent.mkdir(parents=True)
+        os.rename(tier.config.path / old_name, tier.config.path / two_levels)
+        database.execute("UPDATE Cache SET filename = ? WHERE key = 'a'", (str(two_levels),))
+    database.close()
+    assert read(tier, "a") == payload("a")
+
+
 def test_recommit_replaces_entry(open_tier: OpenTier, observer: RecordingObserver) -> None:
     tier = open_tier()
     put(tier, "a", payload("old"))

@@ -1,16 +1,19 @@
-"""cache.key_lock: one holder per key across processes, no lock files left behind, best effort.
+"""cache.key_lock: one holder per key across processes, one file for every key, best effort.
 
-Real processes (spawned) contend for real flocks in a temporary folder; nothing is mocked.
+Real processes (spawned) contend for real byte-range locks in a temporary folder; nothing is mocked.
 """
 
 import asyncio
 import multiprocessing
+import multiprocessing.synchronize
 from pathlib import Path
 
 import pytest
 
+from cache.config import TierConfig
 from cache.errors import LockTimeout
-from cache.key_lock import KeyLocks
+from cache.key_lock import KEYS_FILE, LOCKS_FOLDER, KeyLocks
+from cache.startup import prepare_tiers
 
 PROCESSES = 3
 ROUNDS = 150
@@ -35,7 +38,7 @@ def _hammer(folder: str, counter: str, rounds: int) -> None:
     asyncio.run(run())
 
 
-def test_processes_take_turns_and_leave_no_lock_files(tmp_path: Path) -> None:
+def test_processes_take_turns_and_share_one_file(tmp_path: Path) -> None:
     counter = tmp_path / "counter"
     counter.write_text("0")
     folder = tmp_path / "locks"
@@ -48,13 +51,13 @@ def test_processes_take_turns_and_leave_no_lock_files(tmp_path: Path) -> None:
     assert [worker.exitcode for worker in workers] == [0] * PROCESSES
     # Any overlap of two holders loses an update (both read the same value).
     assert int(counter.read_text()) == PROCESSES * ROUNDS
-    assert list(folder.iterdir()) == [], "every holder removes its lock file"
+    assert [path.name for path in folder.iterdir()] == [KEYS_FILE], "no file per key"
 
 
 def test_a_waiter_gets_the_lock_when_the_holder_lets_go(tmp_path: Path) -> None:
     async def run() -> None:
         locks = KeyLocks(tmp_path / "locks", _no_errors)
-        others = KeyLocks(tmp_path / "locks", _no_errors)  # flock is per open file: this contends like a process
+        others = KeyLocks(tmp_path / "locks", _no_errors)  # each hold opens the file: this contends like a process
         released = asyncio.Event()
         holding = asyncio.Event()
 
@@ -75,7 +78,6 @@ def test_a_waiter_gets_the_lock_when_the_holder_lets_go(tmp_path: Path) -> None:
         released.set()
         await task
         assert await asyncio.wait_for(waiter, 5) is True
-        assert not any((tmp_path / "locks").iterdir())
         # An unrelated key never waits for another key's holder.
         async with locks.hold("k", max_wait=5), others.hold("another key", max_wait=0) as waited:
             assert waited is False
@@ -113,3 +115,69 @@ def test_an_unusable_folder_runs_the_block_unlocked_and_reports_it(tmp_path: Pat
 
     assert asyncio.run(run()) is False
     assert len(errors) == 1 and isinstance(errors[0][1], OSError)
+
+
+def test_a_second_hold_in_the_same_process_waits_like_another_process(tmp_path: Path) -> None:
+    # A POSIX record lock belongs to the process, so a second try from it would succeed: the lock is the open file's.
+    async def run() -> None:
+        locks = KeyLocks(tmp_path / "locks", _no_errors)
+        async with locks.hold("k", max_wait=5):
+            with pytest.raises(LockTimeout):
+                async with locks.hold("k", max_wait=0.05):
+                    raise AssertionError("the same key twice at once")
+
+    asyncio.run(run())
+
+
+def _hold_until_killed(folder: str, holding: "multiprocessing.synchronize.Event") -> None:
+    """In a spawned process: take the key's lock, say so, and keep it until killed."""
+
+    async def run() -> None:
+        async with KeyLocks(Path(folder), _no_errors).hold("k", max_wait=5):
+            holding.set()
+            await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+def test_the_lock_of_a_killed_holder_is_free_at_once(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    holding = context.Event()
+    holder = context.Process(target=_hold_until_killed, args=(str(tmp_path / "locks"), holding))
+    holder.start()
+    try:
+        assert holding.wait(60), "the holder never took the lock"
+
+        async def held_elsewhere() -> bool:
+            try:
+                async with KeyLocks(tmp_path / "locks", _no_errors).hold("k", max_wait=0):
+                    return False
+            except LockTimeout:
+                return True
+
+        assert asyncio.run(held_elsewhere()) is True
+        holder.kill()
+        holder.join(30)
+
+        async def free() -> bool:
+            async with KeyLocks(tmp_path / "locks", _no_errors).hold("k", max_wait=0) as waited:
+                return waited
+
+        assert asyncio.run(free()) is False, "the kernel let go of the dead holder's lock"
+    finally:
+        holder.kill()
+        holder.join(30)
+
+
+def test_start_up_removes_old_lock_files_and_keeps_the_keys_file(tmp_path: Path) -> None:
+    config = TierConfig(name="previews", path=tmp_path / "previews", size_limit=1 << 24, idle_seconds=60.0)
+    locks = config.path / LOCKS_FOLDER
+
+    async def hold_once() -> None:
+        async with KeyLocks(locks, _no_errors).hold("k", max_wait=0):
+            pass
+
+    asyncio.run(hold_once())
+    (locks / f"{'0' * 64}.lock").write_text("")  # left by a crashed holder of an older version
+    prepare_tiers((config,))
+    assert [path.name for path in locks.iterdir()] == [KEYS_FILE]

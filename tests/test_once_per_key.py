@@ -106,7 +106,7 @@ def test_a_failed_job_fails_every_waiter_and_counts_its_starter_a_miss(tmp_path:
 def test_fetch_leaves_the_count_to_the_caller_and_a_lock_held_too_long_takes_the_fallback(tmp_path: Path) -> None:
     async def run() -> None:
         once, counted = _once(tmp_path)
-        other_process = KeyLocks(tmp_path / "locks", lambda *_: None)  # flock is per open file: it contends
+        other_process = KeyLocks(tmp_path / "locks", lambda *_: None)  # each hold opens the file: it contends
 
         async def make(deliver: Delivery[str]) -> None:
             raise AssertionError("the lock was never ours")
