@@ -6,6 +6,7 @@ be answered with the old preview, and options that only change headers share one
 
 from pathlib import Path
 
+from cache.key_lock import LOCKS_FOLDER
 from tests.conftest import StartServer
 from tests.support.http import fetch
 from tests.support.previews_kit import (
@@ -43,9 +44,9 @@ def x_cache(server: ServerProcess, path: str) -> str:
 
 
 def stored_files(tier: Path) -> list[Path]:
-    """The entry files of a tier (not its SQLite database, not part files)."""
+    """The entry files of a tier (not its SQLite database, part files or key locks)."""
     return [path for path in tier.rglob("*") if path.is_file() and not path.name.startswith("cache.db")
-            and "partial" not in path.parts]
+            and "partial" not in path.parts and LOCKS_FOLDER not in path.parts]
 
 
 def test_a_changed_original_gets_a_new_render_not_the_old_preview(
