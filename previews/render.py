@@ -14,6 +14,7 @@ from PIL import Image
 from previews.config import RenderConfig
 from previews.grammar.options import ProcessingOptions
 from previews.imaging.decode import decoder_bytes, load_pixels, open_source, shrink_on_load
+from previews.imaging.decoded import DecodeKey, kept_decodes, source_identity
 from previews.imaging.encode import encode
 from previews.imaging.formats import choose_format
 from previews.imaging.job import Job
@@ -41,6 +42,7 @@ class PreparedRender:
     image: Image.Image
     job: Job
     plan: RenderPlan
+    decode_key: DecodeKey | None = None  # set where this process keeps decodes (previews.imaging.decoded)
 
     @property
     def peak_bytes(self) -> int:
@@ -52,10 +54,22 @@ class PreparedRender:
         job = self.job
         with Stages("processed", job.deadline) as stages:
             stages.enter("decode")
-            picture = stages.run(load_pixels(self.image), STEPS, job)
+            picture = stages.run(self._decoded(), STEPS, job)
             stages.enter("encode")
             data = encode(picture, job)
         return Rendered(data, job.output.media_type, job.output.name, picture.width, picture.height)
+
+    def _decoded(self) -> Image.Image:
+        """The source's pixels: a copy of a decode this process kept, or decoded now (and kept, if it keeps them)."""
+        kept = kept_decodes()
+        if kept is None or self.decode_key is None:
+            return load_pixels(self.image)
+        found = kept.copy_of(self.decode_key)
+        if found is not None:
+            return found
+        picture = load_pixels(self.image)
+        kept.keep(self.decode_key, picture)
+        return picture
 
     def close(self) -> None:
         """Release the source (and its pixels, if decoded)."""
@@ -68,6 +82,7 @@ def prepare_render(file: BinaryIO, options: ProcessingOptions, config: RenderCon
 
     Raises TooManyPixels or ResultTooLarge (422) from the header and the options, before any decode.
     """
+    identity = source_identity(file) if kept_decodes() is not None else None
     image, facts = open_source(file, config.max_src_resolution)
     try:
         with Stages("processed", deadline) as stages:
@@ -81,7 +96,8 @@ def prepare_render(file: BinaryIO, options: ProcessingOptions, config: RenderCon
     except BaseException:
         image.close()
         raise
-    return PreparedRender(image, job, plan)
+    decode_key = (identity, image.width, image.height, image.mode) if identity is not None else None
+    return PreparedRender(image, job, plan, decode_key)
 
 
 def render_preview(file: BinaryIO, options: ProcessingOptions, config: RenderConfig,

@@ -65,6 +65,12 @@ def _minor_faults(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system time of the process (/proc/<pid>/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _host_socket(server: ServerProcess) -> Path:
     """The render host's socket: in the supervisor's own private folder."""
     found = list(Path(tempfile.gettempdir()).glob(f"preview-proxy-render-{server.pid}-*/render.sock"))
@@ -301,7 +307,8 @@ def test_a_host_running_all_the_jobs_it_may_says_so_and_the_job_runs_here(
 
 
 @pytest.mark.parametrize("heap_keep", [DEFAULT_HEAP_KEEP, 0])
-def test_the_hosts_next_large_render_reuses_the_pages_the_last_ones_freed(heap_keep: int, photos: list[Path]) -> None:
+def test_the_hosts_next_large_render_reuses_the_pages_the_last_ones_freed(heap_keep: int, photos: list[Path],
+                                                                        tmp_path: Path) -> None:
     # Each job runs on a thread of its own; the pages are kept across them only in one shared arena, and
     # after two renders overlapped only if a trim of that arena leaves some.
     handle = RenderHostProcess(heap_keep=heap_keep)
@@ -309,14 +316,18 @@ def test_the_hosts_next_large_render_reuses_the_pages_the_last_ones_freed(heap_k
     try:
         poll(lambda: Path(handle.address).exists(), "the host listening")
         assert handle.pid is not None
-        pid, path = handle.pid, named_photo(photos, BIG)
-        page = os.sysconf("SC_PAGE_SIZE")
+        pid, page = handle.pid, os.sysconf("SC_PAGE_SIZE")
 
         def fresh_mib(*widths: int) -> float:
-            """Fresh pages the host was given (MiB) while it rendered `widths` at once."""
+            """Fresh pages the host was given (MiB) while it rendered `widths` at once, each from a copy of
+            the photo of its own: the host decodes each anew (it keeps a decode only for the same file)."""
+            copies = [tmp_path / f"{width}.jpg" for width in widths]
+            for copy in copies:
+                shutil.copyfile(named_photo(photos, BIG), copy)
             before = _minor_faults(pid)
             renders = [threading.Thread(target=_render, args=(RenderPool(1, 0, Metrics(None), host=handle.address),
-                                                              path, f"rs:fit:{width}:0")) for width in widths]
+                                                              copy, f"rs:fit:{width}:0"))
+                       for width, copy in zip(widths, copies, strict=True)]
             for render in renders:
                 render.start()
             for render in renders:
@@ -335,6 +346,28 @@ def test_the_hosts_next_large_render_reuses_the_pages_the_last_ones_freed(heap_k
         assert one_after_one < DECODE_MIB / 4 and one_after_two < DECODE_MIB / 4, (one_after_one, one_after_two)
     else:  # glibc's own thresholds: the decode's buffers are mapped anew, and faulted in, every time
         assert one_after_one > DECODE_MIB and one_after_two > DECODE_MIB, (one_after_one, one_after_two)
+
+
+def test_the_host_renders_the_next_size_of_a_photo_from_its_kept_decode(photos: list[Path]) -> None:
+    # 300 and 50 px of the 16 MP progressive photo both decode at 1/8: the second render skips the
+    # decode (~300 ms of CPU) and starts from the pixels the first left; the bytes are the same.
+    handle = RenderHostProcess(heap_keep=DEFAULT_HEAP_KEEP)
+    handle.start()
+    try:
+        poll(lambda: Path(handle.address).exists(), "the host listening")
+        assert handle.pid is not None
+        pool, path = RenderPool(1, 0, Metrics(None), host=handle.address), named_photo(photos, BIG)
+        _render(pool, path, "rs:fit:1024:0")  # imports Pillow and the render modules; decoded at 1/4, not 1/8
+        spent = []
+        for spec in ("rs:fit:300:0", "rs:fit:50:0"):
+            before = _cpu_seconds(handle.pid)
+            data = _render(pool, path, spec)
+            spent.append(_cpu_seconds(handle.pid) - before)
+            assert data == _render(RenderPool(1, 0, Metrics(None)), path, spec), f"{spec}: other bytes than here"
+    finally:
+        handle.stop(10)
+    first, second = spent
+    assert first > 0.1 and second < first / 3, spent
 
 
 def test_a_render_folder_left_by_a_killed_supervisor_is_removed(tmp_path: Path) -> None:

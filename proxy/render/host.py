@@ -25,11 +25,15 @@ import struct
 import sys
 import threading
 
+from previews.imaging.decoded import keep_decoded_images
 from proxy.render.errors import HostBusy
 from proxy.render.heap import keep_freed_memory, share_one_arena
 from proxy.render.host_wire import receive_job, send_reply
 
 MAX_JOBS = 64  # connections served at once; the workers' cores bound the renders far below this
+# Pixels of recent decodes kept for the next render of the same original at the same scale (a srcset's
+# sizes; previews.imaging.decoded). A 16 MP photo decoded for a small preview is 0.75 MiB of them.
+DECODES_KEPT = 16 * 1024 * 1024
 
 
 def serve(path: str, watch_fd: int, heap_keep: int) -> None:
@@ -41,6 +45,7 @@ def serve(path: str, watch_fd: int, heap_keep: int) -> None:
         share_one_arena(heap_keep)
     # Pillow and the render modules are imported by the first job's recipe, not here: a server whose
     # renders are all small never pays for them in this process.
+    keep_decoded_images(DECODES_KEPT)
 
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a previous host's socket

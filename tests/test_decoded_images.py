@@ -1,0 +1,117 @@
+"""previews.imaging.decoded: a decode kept for the next render of the same file at the same scale.
+
+Real photos rendered in this process with keeping on and off: the bytes must not change, a kept decode
+must be used only for the very file it came from, and the bound must hold.
+"""
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from previews.imaging.decoded import DecodedImages, keep_decoded_images
+from tests.support.images import named_photo, render
+
+PHOTO = "plasma-summer-1am.jpg"  # 2560 x 1600, progressive, with EXIF
+OTHER = "plasma-autumn.jpg"  # the same size, other pixels
+LIMIT = 16 * 1024 * 1024
+
+
+@pytest.fixture
+def keeping() -> Iterator[Callable[[], DecodedImages]]:
+    """Turns keeping on when called (after the test's renders with nothing kept), and off after the test."""
+
+    def start() -> DecodedImages:
+        store = keep_decoded_images(LIMIT)
+        assert store is not None
+        return store
+
+    try:
+        yield start
+    finally:
+        keep_decoded_images(0)
+
+
+@pytest.mark.parametrize("template", [
+    "rs:fit:{w}:0",
+    "rs:fill:{w}:{w}/g:sm/f:webp",
+    "rs:fit:{w}:0/f:png/strip_metadata:0",
+    "rs:fit:{w}:0/rot:90/bl:2/q:50",
+])
+def test_the_next_size_at_the_same_scale_starts_from_the_kept_decode_with_the_same_bytes(
+        template: str, photos: list[Path], keeping: Callable[[], DecodedImages], tmp_path: Path) -> None:
+    path = tmp_path / PHOTO
+    shutil.copyfile(named_photo(photos, PHOTO), path)
+    first, second = template.format(w=150), template.format(w=50)  # both decoded at 1/8 of 2560 x 1600
+    expected = [render(path, first).data, render(path, second).data]
+    kept = keeping()
+    got = [render(path, first).data, render(path, second).data]
+    assert kept.hits == 1, "the 50 px render decoded the file again"
+    assert got == expected
+    # And again, with the first render's metadata on the kept image if a save had left it there.
+    assert render(path, first).data == expected[0] and kept.hits == 2
+
+
+def test_another_scale_is_decoded_anew(photos: list[Path], keeping: Callable[[], DecodedImages],
+                                       tmp_path: Path) -> None:
+    path = tmp_path / PHOTO
+    shutil.copyfile(named_photo(photos, PHOTO), path)
+    expected = render(path, "rs:fit:1024:0").data
+    kept = keeping()
+    render(path, "rs:fit:300:0")
+    assert render(path, "rs:fit:1024:0").data == expected  # decoded at 1/2, not from the 1/8 decode
+    assert kept.hits == 0 and kept.held > 0
+
+
+def test_a_replaced_or_rewritten_original_is_never_matched(photos: list[Path], keeping: Callable[[], DecodedImages],
+                                                           tmp_path: Path) -> None:
+    expected_other = render(named_photo(photos, OTHER), "rs:fit:50:0").data
+    expected_back = render(named_photo(photos, PHOTO), "rs:fit:51:0").data
+    kept = keeping()
+    path = tmp_path / "photo.jpg"
+    shutil.copyfile(named_photo(photos, PHOTO), path)
+    render(path, "rs:fit:300:0")
+    # Replaced by rename (a new inode), as local storage and the tiers replace files.
+    replacement = tmp_path / "new.jpg"
+    shutil.copyfile(named_photo(photos, OTHER), replacement)
+    os.replace(replacement, path)
+    assert render(path, "rs:fit:50:0").data == expected_other
+    # Rewritten in place (the same inode, other bytes and times).
+    path.write_bytes(named_photo(photos, PHOTO).read_bytes())
+    assert render(path, "rs:fit:51:0").data == expected_back
+    assert kept.hits == 0
+
+
+def test_a_source_that_is_not_a_file_is_not_kept(photos: list[Path], keeping: Callable[[], DecodedImages]) -> None:
+    data = named_photo(photos, PHOTO).read_bytes()
+    kept = keeping()
+    render(data, "rs:fit:300:0")
+    render(data, "rs:fit:50:0")
+    assert kept.hits == 0 and kept.held == 0
+
+
+def test_the_bound_holds_and_the_least_recently_used_go_first() -> None:
+    store = DecodedImages(4 * 1000 * 1000)
+    images = {name: Image.new("RGB", (500, 500), colour) for name, colour in (("a", "red"), ("b", "green"),
+                                                                                ("c", "blue"), ("d", "white"))}
+    keys = {name: ((1, 2, 3, 4, 5, 0), 500, 500, name) for name in images}
+    for name in "abc":
+        store.keep(keys[name], images[name])  # 1,000,000 bytes each (RGB is 4 bytes a pixel in Pillow)
+    assert store.held == 3_000_000
+    assert store.copy_of(keys["a"]) is not None  # a is now the most recently used
+    store.keep(keys["d"], images["d"])
+    store.keep(((9, 9, 9, 9, 9, 0), 500, 500, "e"), Image.new("RGB", (500, 500)))
+    assert store.held <= store.limit
+    assert store.copy_of(keys["b"]) is None, "the least recently used went first"
+    assert store.copy_of(keys["a"]) is not None
+    # One decode may take at most a quarter of the bound.
+    store.keep(((7, 7, 7, 7, 7, 0), 1001, 1000, "RGB"), Image.new("RGB", (1001, 1000)))
+    assert store.copy_of(((7, 7, 7, 7, 7, 0), 1001, 1000, "RGB")) is None
+    # A copy is handed out, never the kept image itself.
+    first, second = store.copy_of(keys["a"]), store.copy_of(keys["a"])
+    assert first is not None and second is not None and first is not second
+    first.paste((0, 0, 0), (0, 0, 500, 500))
+    assert second.getpixel((0, 0)) == (255, 0, 0)
