@@ -3,7 +3,7 @@
 A page asks for several sizes of one photo at once (a srcset, a gallery's thumbnail beside its
 lightbox). JPEG's shrink-on-load decodes the 50 px and the 300 px preview of a 16 MP photo at the same
 1/8 scale, and a progressive file costs its whole entropy decode either way: ~300 ms of CPU and ~100
-MiB for that photo, while the pixels it leaves are 0.75 MiB. A process that turns this on
+MiB for that photo, while the pixels it leaves are 1 MiB. A process that turns this on
 (`keep_decoded_images`: the render host, which runs the large renders) keeps its last decodes, bounded
 by bytes; the next render of the same file at the same decode size and mode starts from a copy.
 

@@ -32,8 +32,9 @@ from proxy.render.host_wire import receive_job, send_reply
 
 MAX_JOBS = 64  # connections served at once; the workers' cores bound the renders far below this
 # Pixels of recent decodes kept for the next render of the same original at the same scale (a srcset's
-# sizes; previews.imaging.decoded). A 16 MP photo decoded for a small preview is 0.75 MiB of them.
-DECODES_KEPT = 16 * 1024 * 1024
+# sizes; previews.imaging.decoded). A 16 MP photo decoded for a small preview is 1 MiB of them; one decode
+# may take a quarter (2 MiB), so the larger decodes (a 4 MP photo's at 1/2, a 16 MP one's at 1/4) are not kept.
+DECODES_KEPT = 8 * 1024 * 1024
 
 
 def serve(path: str, watch_fd: int, heap_keep: int) -> None:
