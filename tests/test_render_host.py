@@ -5,7 +5,6 @@ Where a render ran is read from the processes' peak memory (VmHWM): a decode of 
 photo holds ~100 MiB, which only the process that decoded it can show.
 """
 
-import asyncio
 import contextlib
 import http.client
 import io
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,48 +25,22 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from previews.config import RenderConfig
 from previews.errors import PublicError
-from previews.render import prepare_render
 from proxy.metrics.registry import Metrics
-from proxy.render.file_jobs import run_file_job
-from proxy.render.heap import DEFAULT_HEAP_KEEP
 from proxy.render.host import MAX_JOBS
 from proxy.render.host_process import FOLDER_PREFIX, RenderHostProcess
-from proxy.render.host_wire import PortableWork, read_frame, send_reply
+from proxy.render.host_wire import read_frame, send_reply
 from proxy.render.pool import RenderPool
-from proxy.storage.provider import ObjectInfo
-from proxy.tiers.originals import Located
 from tests.conftest import StartServer
 from tests.support.http import fetch
-from tests.support.images import named_photo, options
+from tests.support.images import named_photo
 from tests.support.previews_kit import poll, scrape, total
+from tests.support.render_host import BIG, DECODE_MIB, render_file, started_host, status_kib
 from tests.support.server import ServerProcess
 from tests.support.workers import render_host_pid, wait_for_workers
 
-BIG = "infinite-sea-16mp.jpg"  # progressive: its decode holds its whole coefficient buffer, ~100 MiB
 BIG_URL = "/previews/q/ext:jpeg/rs:fit:1024:0/plain/photos/big.jpg"
-DECODE_MIB = 40  # far below what that decode holds, far above what anything else here adds
-MIB = 2**20
 HOST_JOBS = "preview_proxy_render_host_jobs_total"
-
-
-def _status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for {pid}")
-
-
-def _minor_faults(pid: int) -> int:
-    """Pages the process has faulted in without I/O (/proc/<pid>/stat, field 10): fresh pages it was given."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system time of the process (/proc/<pid>/stat, fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _host_socket(server: ServerProcess) -> Path:
@@ -96,16 +68,16 @@ def test_a_large_render_runs_in_the_render_host_not_in_a_worker(big_photo_server
     server = big_photo_server
     workers = wait_for_workers(server, 2)
     host = render_host_pid(server)
-    before = {pid: _status_kib(pid, "VmHWM") for pid in (*workers, host)}
+    before = {pid: status_kib(pid, "VmHWM") for pid in (*workers, host)}
 
     status, _, body = fetch(server, BIG_URL)
 
     assert status == 200, server.log_text()
     with Image.open(io.BytesIO(body)) as image:
         assert image.format == "JPEG" and image.width == 1024
-    assert _status_kib(host, "VmHWM") - before[host] > DECODE_MIB * 1024, "the host decoded the photo"
+    assert status_kib(host, "VmHWM") - before[host] > DECODE_MIB * 1024, "the host decoded the photo"
     for pid in workers:
-        assert _status_kib(pid, "VmHWM") - before[pid] < DECODE_MIB * 1024, f"worker {pid} decoded it"
+        assert status_kib(pid, "VmHWM") - before[pid] < DECODE_MIB * 1024, f"worker {pid} decoded it"
     # Small: an idle host is smaller than an idle worker, since it imports none of the server.
     assert before[host] < min(before[pid] for pid in workers)
     samples = scrape(server)
@@ -124,17 +96,17 @@ def test_the_render_host_is_replaced_when_it_dies_and_renders_go_on(big_photo_se
     assert fetch(server, BIG_URL)[0] == 200
     second = poll(lambda: (pid := render_host_pid(server)) != first and pid, "another render host")
     poll(lambda: _bound(_host_socket(server)), "the new host listening")
-    base = _status_kib(second, "VmHWM")
+    base = status_kib(second, "VmHWM")
     status, _, body = fetch(server, BIG_URL.replace("big.jpg", "again.jpg"))
     assert status == 200, body
-    assert _status_kib(second, "VmHWM") - base > DECODE_MIB * 1024, "the new host rendered it"
+    assert status_kib(second, "VmHWM") - base > DECODE_MIB * 1024, "the new host rendered it"
 
 
 def test_a_render_whose_host_dies_under_it_gets_503_and_is_not_run_again(big_photo_server: ServerProcess) -> None:
     server = big_photo_server
     workers = wait_for_workers(server, 2)
     host = render_host_pid(server)
-    idle = _status_kib(host, "VmRSS")
+    idle = status_kib(host, "VmRSS")
     answers: list[tuple[int, bytes]] = []
 
     def render_big() -> None:
@@ -145,8 +117,8 @@ def test_a_render_whose_host_dies_under_it_gets_503_and_is_not_run_again(big_pho
     big = threading.Thread(target=render_big)
     big.start()
     # The decode under way in the host: its memory grows well past idle (polled, bounded).
-    poll(lambda: _status_kib(host, "VmRSS") - idle > 20 * 1024, "the host decoding", timeout=20)
-    worker_peaks = {pid: _status_kib(pid, "VmHWM") for pid in workers}
+    poll(lambda: status_kib(host, "VmRSS") - idle > 20 * 1024, "the host decoding", timeout=20)
+    worker_peaks = {pid: status_kib(pid, "VmHWM") for pid in workers}
     os.kill(host, signal.SIGKILL)
     big.join(30)
 
@@ -156,7 +128,7 @@ def test_a_render_whose_host_dies_under_it_gets_503_and_is_not_run_again(big_pho
     assert total(scrape(server), HOST_JOBS, outcome="lost") == 1
     # Not run again in the worker: no worker's peak grew by a decode.
     for pid, peak in worker_peaks.items():
-        assert _status_kib(pid, "VmHWM") - peak < DECODE_MIB * 1024
+        assert status_kib(pid, "VmHWM") - peak < DECODE_MIB * 1024
     assert set(server.live_worker_pids()) == workers, "the workers live on"
 
 
@@ -171,16 +143,16 @@ def test_a_large_conversion_runs_in_the_render_host_too(start_server: StartServe
     workers = wait_for_workers(server, 2)
     host = render_host_pid(server)
     poll(lambda: _bound(_host_socket(server)), "the host listening")
-    before = {pid: _status_kib(pid, "VmHWM") for pid in (*workers, host)}
+    before = {pid: status_kib(pid, "VmHWM") for pid in (*workers, host)}
 
     status, _, body = fetch(server, "/image-converter/convert/scans/big.tif")
 
     assert status == 200, body
     with Image.open(io.BytesIO(body)) as converted:
         assert converted.size == (4000, 3000)
-    assert _status_kib(host, "VmHWM") - before[host] > 30 * 1024, "the host converted it"
+    assert status_kib(host, "VmHWM") - before[host] > 30 * 1024, "the host converted it"
     for pid in workers:
-        assert _status_kib(pid, "VmHWM") - before[pid] < 30 * 1024, f"worker {pid} converted it"
+        assert status_kib(pid, "VmHWM") - before[pid] < 30 * 1024, f"worker {pid} converted it"
 
 
 def test_the_supervisors_children_are_its_workers_and_the_render_host(big_photo_server: ServerProcess) -> None:
@@ -216,43 +188,24 @@ def _parent(entry: Path) -> int:
 
 @pytest.fixture
 def host() -> Iterator[RenderHostProcess]:
-    handle = RenderHostProcess(heap_keep=0)
-    handle.start()
-    try:
-        poll(lambda: Path(handle.address).exists(), "the host listening")
+    with started_host(heap_keep=0) as handle:
         yield handle
-    finally:
-        handle.stop(10)
-
-
-def _render(pool: RenderPool, path: Path, spec: str, metrics: Metrics | None = None) -> bytes:
-    config = RenderConfig()
-    work = PortableWork(prepare_render, (options(spec, config), config, time.monotonic() + 30))
-
-    located = Located(ObjectInfo(path.stat().st_size, '"e"', 0.0, "image/jpeg"), "MISS", file=path.open("rb"))
-
-    async def render() -> bytes:
-        rendered = await run_file_job(pool, metrics or Metrics(None), "preview", located, work, time.monotonic() + 30,
-                                      "jpeg", lambda result: result.format)
-        return rendered.data
-
-    return asyncio.run(render())
 
 
 def test_the_host_renders_the_same_bytes_and_a_dead_socket_falls_back_here(
         host: RenderHostProcess, photos: list[Path], tmp_path: Path) -> None:
     path = named_photo(photos, BIG)
-    here = _render(RenderPool(1, 0, Metrics(None)), path, "rs:fit:800:0")
+    here = render_file(RenderPool(1, 0, Metrics(None)), path, "rs:fit:800:0")
     assert host.pid is not None
-    base = _status_kib(host.pid, "VmHWM")
+    base = status_kib(host.pid, "VmHWM")
 
-    there = _render(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:800:0")
+    there = render_file(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:800:0")
 
     assert there == here
-    assert _status_kib(host.pid, "VmHWM") - base > DECODE_MIB * 1024, "the host made it"
+    assert status_kib(host.pid, "VmHWM") - base > DECODE_MIB * 1024, "the host made it"
     nobody = str(tmp_path / "nobody.sock")  # no host listens there: the job runs here
     metrics = Metrics(None)
-    assert _render(RenderPool(1, 0, Metrics(None), host=nobody), path, "rs:fit:800:0", metrics) == here
+    assert render_file(RenderPool(1, 0, Metrics(None), host=nobody), path, "rs:fit:800:0", metrics) == here
     assert metrics.registry.get_sample_value(HOST_JOBS, {"outcome": "ran_here"}) == 1
 
 
@@ -264,7 +217,7 @@ def test_an_error_in_the_host_reaches_the_request_as_it_would_here(
     errors = []
     for address in (None, host.address):
         with pytest.raises(PublicError) as raised:
-            _render(RenderPool(1, 0, Metrics(None), host=address), truncated, "rs:fit:800:0")
+            render_file(RenderPool(1, 0, Metrics(None), host=address), truncated, "rs:fit:800:0")
         errors.append((type(raised.value), raised.value.status, raised.value.reason))
     assert errors[0] == errors[1]
     assert 400 <= errors[0][1] < 500
@@ -283,15 +236,15 @@ def test_a_peer_that_sends_no_file_is_dropped_and_the_host_serves_on(host: Rende
         assert answer == b"", "closed, with no answer"
     assert host.pid is not None and Path(f"/proc/{host.pid}").exists()
     path = named_photo(photos, BIG)
-    assert _render(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:300:0")
+    assert render_file(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:300:0")
 
 
 def test_a_host_running_all_the_jobs_it_may_says_so_and_the_job_runs_here(
         host: RenderHostProcess, photos: list[Path]) -> None:
     path = named_photo(photos, BIG)
-    here = _render(RenderPool(1, 0, Metrics(None)), path, "rs:fit:700:0")
+    here = render_file(RenderPool(1, 0, Metrics(None)), path, "rs:fit:700:0")
     assert host.pid is not None
-    base = _status_kib(host.pid, "VmHWM")
+    base = status_kib(host.pid, "VmHWM")
     with contextlib.ExitStack() as idle:  # every job slot taken by a connection that sends nothing
         for _ in range(MAX_JOBS):
             peer = idle.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
@@ -301,73 +254,9 @@ def test_a_host_running_all_the_jobs_it_may_says_so_and_the_job_runs_here(
         probe.settimeout(10)
         assert probe.recv(4), "the host answers a connection it has no slot for"
 
-        assert _render(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:700:0") == here
+        assert render_file(RenderPool(1, 0, Metrics(None), host=host.address), path, "rs:fit:700:0") == here
 
-    assert _status_kib(host.pid, "VmHWM") - base < DECODE_MIB * 1024, "not rendered in the host"
-
-
-@pytest.mark.parametrize("heap_keep", [DEFAULT_HEAP_KEEP, 0])
-def test_the_hosts_next_large_render_reuses_the_pages_the_last_ones_freed(heap_keep: int, photos: list[Path],
-                                                                        tmp_path: Path) -> None:
-    # Each job runs on a thread of its own; the pages are kept across them only in one shared arena, and
-    # after two renders overlapped only if a trim of that arena leaves some.
-    handle = RenderHostProcess(heap_keep=heap_keep)
-    handle.start()
-    try:
-        poll(lambda: Path(handle.address).exists(), "the host listening")
-        assert handle.pid is not None
-        pid, page = handle.pid, os.sysconf("SC_PAGE_SIZE")
-
-        def fresh_mib(*widths: int) -> float:
-            """Fresh pages the host was given (MiB) while it rendered `widths` at once, each from a copy of
-            the photo of its own: the host decodes each anew (it keeps a decode only for the same file)."""
-            copies = [tmp_path / f"{width}.jpg" for width in widths]
-            for copy in copies:
-                shutil.copyfile(named_photo(photos, BIG), copy)
-            before = _minor_faults(pid)
-            renders = [threading.Thread(target=_render, args=(RenderPool(1, 0, Metrics(None), host=handle.address),
-                                                              copy, f"rs:fit:{width}:0"))
-                       for width, copy in zip(widths, copies, strict=True)]
-            for render in renders:
-                render.start()
-            for render in renders:
-                render.join(60)
-            assert not any(render.is_alive() for render in renders)
-            return (_minor_faults(pid) - before) * page / MIB
-
-        first = fresh_mib(800)  # also imports Pillow
-        one_after_one = fresh_mib(801)
-        fresh_mib(802, 803)
-        one_after_two = fresh_mib(804)
-    finally:
-        handle.stop(10)
-    assert first > DECODE_MIB
-    if heap_keep:
-        assert one_after_one < DECODE_MIB / 4 and one_after_two < DECODE_MIB / 4, (one_after_one, one_after_two)
-    else:  # glibc's own thresholds: the decode's buffers are mapped anew, and faulted in, every time
-        assert one_after_one > DECODE_MIB and one_after_two > DECODE_MIB, (one_after_one, one_after_two)
-
-
-def test_the_host_renders_the_next_size_of_a_photo_from_its_kept_decode(photos: list[Path]) -> None:
-    # 300 and 50 px of the 16 MP progressive photo both decode at 1/8: the second render skips the
-    # decode (~300 ms of CPU) and starts from the pixels the first left; the bytes are the same.
-    handle = RenderHostProcess(heap_keep=DEFAULT_HEAP_KEEP)
-    handle.start()
-    try:
-        poll(lambda: Path(handle.address).exists(), "the host listening")
-        assert handle.pid is not None
-        pool, path = RenderPool(1, 0, Metrics(None), host=handle.address), named_photo(photos, BIG)
-        _render(pool, path, "rs:fit:1024:0")  # imports Pillow and the render modules; decoded at 1/4, not 1/8
-        spent = []
-        for spec in ("rs:fit:300:0", "rs:fit:50:0"):
-            before = _cpu_seconds(handle.pid)
-            data = _render(pool, path, spec)
-            spent.append(_cpu_seconds(handle.pid) - before)
-            assert data == _render(RenderPool(1, 0, Metrics(None)), path, spec), f"{spec}: other bytes than here"
-    finally:
-        handle.stop(10)
-    first, second = spent
-    assert first > 0.1 and second < first / 3, spent
+    assert status_kib(host.pid, "VmHWM") - base < DECODE_MIB * 1024, "not rendered in the host"
 
 
 def test_a_render_folder_left_by_a_killed_supervisor_is_removed(tmp_path: Path) -> None:
