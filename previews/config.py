@@ -29,6 +29,10 @@ class RenderConfig:
     format_quality: Mapping[str, int] = field(default_factory=lambda: {"webp": 79, "avif": 63})
     presets: Mapping[str, OptionList] = field(default_factory=dict)
     defaults: ProcessingOptions = field(default_factory=ProcessingOptions)
+    # A progressive JPEG is decoded at no smaller a scale than the one that leaves at most this many pixels,
+    # so that its sizes share one decode where decodes are kept (previews.imaging.decode.shared_scale).
+    # 0: each render decodes at the scale its own size needs. Set by the server when it runs a render host.
+    shared_decode_pixels: int = 0
 
     def quality_for(self, format_name: str, requested: int) -> int:
         """`q:0` (or no `q`) means the format's default quality."""

@@ -67,8 +67,9 @@ class PreparedRender:
         found = kept.copy_of(self.decode_key)
         if found is not None:
             return found
+        started = time.thread_time()
         picture = load_pixels(self.image)
-        kept.keep(self.decode_key, picture)
+        kept.keep(self.decode_key, picture, time.thread_time() - started)
         return picture
 
     def close(self) -> None:
@@ -89,7 +90,8 @@ def prepare_render(file: BinaryIO, options: ProcessingOptions, config: RenderCon
             has_alpha = "A" in image.mode or "transparency" in image.info
             output = choose_format(options.format, facts.format, has_alpha)
             job = Job(options, facts, output, config.quality_for(output.name, options.quality), deadline)
-            shrink_on_load(image, job)  # sets the decoder's scale; image.size is now what it decodes
+            # Sets the decoder's scale; image.size is now what it decodes.
+            shrink_on_load(image, job, config.shared_decode_pixels)
             stages.enter("plan")
             plan = plan_render(job, image.size, image.mode, decoder_bytes(image, facts))
             check_result_bounds(plan, config)

@@ -4,12 +4,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from cache.purge.index import PurgeIndex
+from previews.imaging.decoded import SHARED_DECODE_PIXELS
 from proxy.app_keys import (
     CONFIG,
     CONVERTER,
@@ -124,10 +126,13 @@ def build_app(config: Config, metrics_dir: Path | None = None, shared: SharedBou
     hand_over_sooner()  # render threads get the interpreter back from the event loop sooner
     memory = RenderMemory(settings.memory_limit, settings.memory_concurrent or None, shared)
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics, memory, shared, render_host)
+    # With a render host, which keeps its last decodes, a progressive JPEG's sizes share one decode.
+    render = settings.render if render_host is None else replace(settings.render,
+                                                                  shared_decode_pixels=SHARED_DECODE_PIXELS)
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max, guard)
-    app[CONVERTER] = Converter(converter_tier, pool, config.converter, settings.render, metrics, settings.timeout,
+    app[CONVERTER] = Converter(converter_tier, pool, config.converter, render, metrics, settings.timeout,
                                guard)
-    app[PREVIEWS] = Previews(originals, store, pool, settings.render, metrics, settings.timeout,
+    app[PREVIEWS] = Previews(originals, store, pool, render, metrics, settings.timeout,
                              settings.source_info_ttl)
     app[SOURCE_HEADERS] = SourceHeaders(settings.render.max_src_resolution, settings.timeout)  # /info
     cors = cors_policy(config.cors)  # None when CORS_ALLOW_ORIGINS is unset

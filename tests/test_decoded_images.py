@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from previews.imaging.decoded import DecodedImages, keep_decoded_images
-from tests.support.images import named_photo, render
+from previews.config import RenderConfig
+from previews.imaging.decode import open_source, shrink_on_load
+from previews.imaging.decoded import SHARED_DECODE_PIXELS, DecodedImages, keep_decoded_images
+from previews.imaging.formats import FORMATS
+from previews.imaging.job import Job
+from previews.render import deadline_after
+from tests.support.images import named_photo, options, render
 
 PHOTO = "plasma-summer-1am.jpg"  # 2560 x 1600, progressive, with EXIF
 OTHER = "plasma-autumn.jpg"  # the same size, other pixels
@@ -93,25 +98,74 @@ def test_a_source_that_is_not_a_file_is_not_kept(photos: list[Path], keeping: Ca
     assert kept.hits == 0 and kept.held == 0
 
 
-def test_the_bound_holds_and_the_least_recently_used_go_first() -> None:
+def test_the_bound_holds_and_among_equal_worth_the_least_recently_used_go_first() -> None:
     store = DecodedImages(4 * 1000 * 1000)
     images = {name: Image.new("RGB", (500, 500), colour) for name, colour in (("a", "red"), ("b", "green"),
                                                                                 ("c", "blue"), ("d", "white"))}
     keys = {name: ((1, 2, 3, 4, 5, 0), 500, 500, name) for name in images}
     for name in "abc":
-        store.keep(keys[name], images[name])  # 1,000,000 bytes each (RGB is 4 bytes a pixel in Pillow)
+        store.keep(keys[name], images[name], 0.01)  # 1,000,000 bytes each (RGB is 4 bytes a pixel in Pillow)
     assert store.held == 3_000_000
     assert store.copy_of(keys["a"]) is not None  # a is now the most recently used
-    store.keep(keys["d"], images["d"])
-    store.keep(((9, 9, 9, 9, 9, 0), 500, 500, "e"), Image.new("RGB", (500, 500)))
+    store.keep(keys["d"], images["d"], 0.01)
+    store.keep(((9, 9, 9, 9, 9, 0), 500, 500, "e"), Image.new("RGB", (500, 500)), 0.01)
     assert store.held <= store.limit
     assert store.copy_of(keys["b"]) is None, "the least recently used went first"
     assert store.copy_of(keys["a"]) is not None
     # One decode may take at most a quarter of the bound.
-    store.keep(((7, 7, 7, 7, 7, 0), 1001, 1000, "RGB"), Image.new("RGB", (1001, 1000)))
+    store.keep(((7, 7, 7, 7, 7, 0), 1001, 1000, "RGB"), Image.new("RGB", (1001, 1000)), 1.0)
     assert store.copy_of(((7, 7, 7, 7, 7, 0), 1001, 1000, "RGB")) is None
     # A copy is handed out, never the kept image itself.
     first, second = store.copy_of(keys["a"]), store.copy_of(keys["a"])
     assert first is not None and second is not None and first is not second
     first.paste((0, 0, 0), (0, 0, 500, 500))
     assert second.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_a_costly_decode_outlasts_cheaper_ones_kept_after_it_but_not_for_ever() -> None:
+    store = DecodedImages(4 * 1000 * 1000)
+    costly = ((1, 1, 1, 1, 1, 0), 500, 500, "RGB")
+    store.keep(costly, Image.new("RGB", (500, 500)), 0.3)  # a 16 MP progressive photo's decode
+    cheap = [((2, n, 1, 1, 1, 0), 500, 500, "RGB") for n in range(8)]
+    for key in cheap:  # one-off decodes of baseline photos, each as large and 30 times cheaper
+        store.keep(key, Image.new("RGB", (500, 500)), 0.01)
+    assert store.copy_of(costly) is not None, "eight cheaper decodes pushed out the costly one"
+    assert sum(store.copy_of(key) is not None for key in cheap) == 3 and store.held == 4_000_000
+    # The floor rises with each eviction, by a cheap decode's worth: some 30 rounds of three cheap decodes
+    # later, an unused costly one falls behind them.
+    for n in range(200):
+        store.keep(((3, n, 1, 1, 1, 0), 500, 500, "RGB"), Image.new("RGB", (500, 500)), 0.01)
+    assert store.copy_of(costly) is None
+
+
+@pytest.mark.parametrize("photo, spec, decoded", [
+    ("infinite-sea-16mp.jpg", "rs:fit:50:0", (1024, 1024)),  # 4096 x 4096: 1/4, not 1/8
+    ("infinite-sea-16mp.jpg", "rs:fit:1024:0", (1024, 1024)),
+    ("plasma-summer-1am.jpg", "rs:fit:300:0", (1280, 800)),  # 2560 x 1600: 1/2, not 1/8
+    ("mate-freshflower.jpg", "rs:fit:50:0", (800, 602)),  # 1600 x 1203: the odd side rounds up
+    ("mate-freshflower.jpg", "rs:fit:1024:0", (1600, 1203)),  # a request that needs more decodes at its scale
+    ("kleiber-20mp.jpg", "rs:fit:300:0", (754, 424)),  # baseline: its own scale, 1/8
+])
+def test_a_progressive_jpeg_decodes_at_the_shared_scale(photos: list[Path], photo: str, spec: str,
+                                                        decoded: tuple[int, int]) -> None:
+    config = RenderConfig(shared_decode_pixels=SHARED_DECODE_PIXELS)
+    with named_photo(photos, photo).open("rb") as file:
+        image, facts = open_source(file, config.max_src_resolution)
+        job = Job(options(spec, config), facts, FORMATS["jpeg"], 80, deadline_after(30))
+        shrink_on_load(image, job, config.shared_decode_pixels)
+        assert image.size == decoded
+        shrink_on_load(image, job)
+        image.load()
+        assert image.size == decoded
+
+
+def test_a_srcset_of_a_progressive_photo_decodes_once(photos: list[Path], keeping: Callable[[], DecodedImages],
+                                                      tmp_path: Path) -> None:
+    path = tmp_path / PHOTO
+    shutil.copyfile(named_photo(photos, PHOTO), path)
+    config = RenderConfig(shared_decode_pixels=SHARED_DECODE_PIXELS)
+    sizes = ("rs:fit:300:0", "rs:fit:1024:0", "rs:fit:50:0")
+    expected = [render(path, spec, config).data for spec in sizes]
+    kept = keeping()
+    assert [render(path, spec, config).data for spec in sizes] == expected
+    assert kept.hits == 2, "each size decoded the photo again"

@@ -4,8 +4,11 @@ A page asks for several sizes of one photo at once (a srcset, a gallery's thumbn
 lightbox). JPEG's shrink-on-load decodes the 50 px and the 300 px preview of a 16 MP photo at the same
 1/8 scale, and a progressive file costs its whole entropy decode either way: ~300 ms of CPU and ~100
 MiB for that photo, while the pixels it leaves are 1 MiB. A process that turns this on
-(`keep_decoded_images`: the render host, which runs the large renders) keeps its last decodes, bounded
-by bytes; the next render of the same file at the same decode size and mode starts from a copy.
+(`keep_decoded_images`: the render host, which runs the large renders) keeps the decodes most worth
+keeping (DecodedImages), bounded by bytes; the next render of the same file at the same decode size and
+mode starts from a copy. A server with a render host also decodes every progressive JPEG at one scale
+for all sizes up to about 1,024 px (SHARED_DECODE_PIXELS, previews.imaging.decode.shared_divisor), which
+costs it nothing, so the 1,024 px preview shares the decode of the 50 and 300 px ones too.
 
 What names a decode: the file's device, inode, size, modification and change times (a replaced or
 rewritten original is never matched; local storage and the tiers replace files by rename), where the
@@ -22,7 +25,7 @@ import io
 import os
 import stat
 import threading
-from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
@@ -32,45 +35,76 @@ if TYPE_CHECKING:
 SourceIdentity = tuple[int, int, int, int, int, int]
 # The source's identity, then the decode's width, height and mode.
 DecodeKey = tuple[SourceIdentity, int, int, str]
+# What a progressive JPEG is decoded to at least, where decodes are kept (RenderConfig.shared_decode_pixels):
+# a 1,024 px preview of a square photo, 4 MiB of pixels, so a page's sizes up to that share one decode.
+SHARED_DECODE_PIXELS = 1024 * 1024
 # One decode may take at most this share of the bound: a few large ones would only evict each other.
 LARGEST_SHARE = 4
 
 
+@dataclass(eq=False)
+class _Kept:
+    image: "Image.Image"
+    size: int  # bytes of pixels
+    worth: float  # the decode's CPU seconds per byte kept
+
+
 class DecodedImages:
-    """The last decodes, least recently used out first, up to `limit` bytes of pixels. Safe from any thread."""
+    """The decodes most worth keeping, up to `limit` bytes of pixels. Safe from any thread.
+
+    A decode is worth what it saves per byte it holds: its CPU time over its size. A 16 MP progressive
+    photo's (290 ms for 4 MiB) outlasts a dozen baseline ones (5-15 ms for the same bytes) kept after it,
+    which one-off 1,024 px previews leave behind. This is GreedyDual-Size: an entry's credit is the
+    store's floor plus its worth, set when it is kept and each time it is used; the lowest credit goes
+    first (among equals, the least recently used), and the floor rises to it, so what is not used falls
+    behind what is.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.held = 0
         self.hits = 0
-        self._images: OrderedDict[DecodeKey, Image.Image] = OrderedDict()
+        self._floor = 0.0
+        self._uses = 0  # a clock of keeps and uses: among equal credits, the oldest goes first
+        self._images: dict[DecodeKey, _Kept] = {}
+        self._credit: dict[DecodeKey, tuple[float, int]] = {}
         self._lock = threading.Lock()
 
     def copy_of(self, key: DecodeKey) -> "Image.Image | None":
         """A copy of the decode kept under `key`, or None."""
         with self._lock:
-            image = self._images.get(key)
-            if image is None:
+            kept = self._images.get(key)
+            if kept is None:
                 return None
-            self._images.move_to_end(key)
+            self._credit[key] = self._credit_for(kept)
             self.hits += 1
-        return image.copy()  # outside the lock: a kept image is never changed, only dropped
+        return kept.image.copy()  # outside the lock: a kept image is never changed, only dropped
 
-    def keep(self, key: DecodeKey, image: "Image.Image") -> None:
-        """Keep a copy of `image` (just decoded) under `key`, unless it is too large for the bound."""
+    def keep(self, key: DecodeKey, image: "Image.Image", cost: float) -> None:
+        """Keep a copy of `image`, decoded in `cost` seconds of CPU, unless it is over a share of the bound."""
         size = _pixel_bytes(image)
         if size > self.limit // LARGEST_SHARE:
             return
-        kept = image.copy()
+        kept = _Kept(image.copy(), size, cost / max(1, size))
         with self._lock:
-            old = self._images.pop(key, None)
-            if old is not None:
-                self.held -= _pixel_bytes(old)
+            self._drop(key)
             self._images[key] = kept
+            self._credit[key] = self._credit_for(kept)
             self.held += size
             while self.held > self.limit:
-                _, dropped = self._images.popitem(last=False)
-                self.held -= _pixel_bytes(dropped)
+                lowest = min(self._credit, key=self._credit.__getitem__)
+                self._floor = self._credit[lowest][0]
+                self._drop(lowest)
+
+    def _credit_for(self, kept: _Kept) -> tuple[float, int]:
+        self._uses += 1
+        return self._floor + kept.worth, self._uses
+
+    def _drop(self, key: DecodeKey) -> None:
+        old = self._images.pop(key, None)
+        if old is not None:
+            del self._credit[key]
+            self.held -= old.size
 
 
 _kept: DecodedImages | None = None

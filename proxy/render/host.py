@@ -31,10 +31,10 @@ from proxy.render.heap import keep_freed_memory, share_one_arena
 from proxy.render.host_wire import receive_job, send_reply
 
 MAX_JOBS = 64  # connections served at once; the workers' cores bound the renders far below this
-# Pixels of recent decodes kept for the next render of the same original at the same scale (a srcset's
-# sizes; previews.imaging.decoded). A 16 MP photo decoded for a small preview is 1 MiB of them; one decode
-# may take a quarter (2 MiB), so the larger decodes (a 4 MP photo's at 1/2, a 16 MP one's at 1/4) are not kept.
-DECODES_KEPT = 8 * 1024 * 1024
+# Pixels of the decodes kept for the next render of the same original at the same scale (a srcset's sizes;
+# previews.imaging.decoded). One decode may take a quarter: 4 MiB, what a progressive JPEG's shared decode
+# scale leaves at most (SHARED_DECODE_PIXELS), and what a 4 MP photo decoded at 1/2 holds.
+DECODES_KEPT = 16 * 1024 * 1024
 
 
 def serve(path: str, watch_fd: int, heap_keep: int) -> None:
