@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 import pytest
 
 from proxy.errors import RenderWaitTimedOut
-from proxy.render.memory import MIB, RenderMemory
+from proxy.render.memory import MIB, RECHECK_SECONDS, RenderMemory
 from proxy.render.pool import RenderPool
 from proxy.render.shared_bounds import SharedBounds
 from tests.support.render_gauges import RecordingGauges
@@ -195,6 +195,42 @@ def test_a_render_waits_for_memory_another_process_holds_and_starts_once_that_is
 
     with memory_held_elsewhere(120 * MIB) as (shared, _, channel):
         asyncio.run(scenario(shared, channel))
+
+
+def test_one_timer_looks_again_for_memory_however_many_renders_end_meanwhile() -> None:
+    # A render of this process that ends grants at once; it must not also start a timer of its own that
+    # looks every RECHECK_SECONDS for room another process may have freed: with one per release, twenty
+    # releases made twenty such timers, each looking for as long as a render waited.
+    async def scenario(shared: SharedBounds) -> None:
+        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
+        deadline = time.monotonic() + WAIT
+        for _ in range(20):
+            await memory.reserve(2 * MIB, deadline)  # 160 MiB over the server
+        waiting = asyncio.ensure_future(memory.reserve(75 * MIB, deadline))  # still 195 once ours have ended
+        await asyncio.sleep(0)  # one turn of the loop: the reservation is queued
+        assert memory.waiting == 75 * MIB
+        for _ in range(20):
+            memory.release(2 * MIB)
+        looks = 0
+        look = shared.waited_longer_elsewhere
+
+        def counted(since: float) -> bool:
+            nonlocal looks
+            looks += 1
+            return look(since)
+
+        shared.waited_longer_elsewhere = counted  # type: ignore[method-assign]
+        window = 20 * RECHECK_SECONDS
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiting), window)
+        assert 0 < looks <= 2 * window / RECHECK_SECONDS, looks
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        assert memory.in_use == 0 and memory.waiting == 0
+
+    with memory_held_elsewhere(120 * MIB) as (shared, _, _):
+        asyncio.run(scenario(shared))
 
 
 @pytest.mark.parametrize(("held", "waited", "asked"), [

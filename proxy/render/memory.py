@@ -127,7 +127,6 @@ class RenderMemory:
         return in_use + size <= self.together or in_use == 0
 
     def _grant(self) -> None:
-        self._recheck = None
         # Strictly in order: a large render at the head is not overtaken for ever by small ones.
         while self._waiters and self._fits(self._waiters[0].size, self._waiters[0].since):
             waiter = self._waiters.popleft()
@@ -142,6 +141,11 @@ class RenderMemory:
             self._shared.set_oldest_wait(self._waiters[0].since if self._waiters else 0.0)
 
     def _recheck_later(self) -> None:
-        # The room a render waits for may be freed by another process, which can't say so.
+        # The room a render waits for may be freed by another process, which can't say so. One timer at a
+        # time: a release here grants at once and leaves the timer that is already set as it is.
         if self._waiters and self._shared is not None and self._recheck is None:
-            self._recheck = asyncio.get_running_loop().call_later(RECHECK_SECONDS, self._grant)
+            self._recheck = asyncio.get_running_loop().call_later(RECHECK_SECONDS, self._recheck_now)
+
+    def _recheck_now(self) -> None:
+        self._recheck = None
+        self._grant()
