@@ -30,7 +30,7 @@ class RenderConfig:
     presets: Mapping[str, OptionList] = field(default_factory=dict)
     defaults: ProcessingOptions = field(default_factory=ProcessingOptions)
     # A progressive JPEG is decoded at no smaller a scale than the one that leaves at most this many pixels,
-    # so that its sizes share one decode where decodes are kept (previews.imaging.decode.shared_scale).
+    # so that its sizes share one decode where decodes are kept (previews.imaging.decode.shared_divisor).
     # 0: each render decodes at the scale its own size needs. Set by the server when it runs a render host.
     shared_decode_pixels: int = 0
 

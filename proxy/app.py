@@ -126,7 +126,7 @@ def build_app(config: Config, metrics_dir: Path | None = None, shared: SharedBou
     hand_over_sooner()  # render threads get the interpreter back from the event loop sooner
     memory = RenderMemory(settings.memory_limit, settings.memory_concurrent or None, shared)
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics, memory, shared, render_host)
-    # With a render host, which keeps its last decodes, a progressive JPEG's sizes share one decode.
+    # With a render host, which keeps decodes, the sizes of a progressive JPEG share one decode.
     render = settings.render if render_host is None else replace(settings.render,
                                                                   shared_decode_pixels=SHARED_DECODE_PIXELS)
     store = PreviewStore(previews_tier, metrics, settings.memory_bytes, settings.memory_entry_max, guard)
