@@ -136,6 +136,9 @@ class S3Stub:
 
     def __init__(self, uploads: dict[str, int], refuse_aborts: bool) -> None:
         stub, keys = self, list(uploads)
+        # The uploads began their ages before the stub was made, so before any run that lists them: a run
+        # measures ages from its own start, which a time taken at each answer could follow by a second or two.
+        began = time.time()
         self.markers: list[str | None] = []
         self.aborted: list[str] = []
 
@@ -148,7 +151,7 @@ class S3Stub:
                 last = start + 1 >= len(keys)
                 more = "" if last else (f"<NextKeyMarker>{keys[start]}</NextKeyMarker>"
                                         f"<NextUploadIdMarker>id-{start}</NextUploadIdMarker>")
-                initiated = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - uploads[keys[start]]))
+                initiated = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(began - uploads[keys[start]]))
                 body = (f'<?xml version="1.0"?><ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/'
                         f'2006-03-01/"><IsTruncated>{str(not last).lower()}</IsTruncated>{more}<Upload><Key>'
                         f"{keys[start]}</Key><UploadId>id-{start}</UploadId><Initiated>{initiated}"
@@ -211,7 +214,8 @@ def test_only_uploads_older_than_the_age_are_aborted(s3_stub: S3Stub, data_path:
     assert outcomes(done.stdout) == {"aborted": 1, "kept": 2}
     hours = uploads(data_path, "abort", "--older-than", "1h", "--bucket", "paged", env=s3_env(s3_stub.endpoint))
     assert outcomes(hours.stdout) == {"aborted": 2, "kept": 1}
-    assert re.search(r"aborted +paged/b\.bin  id-1  \S+  2h$", hours.stdout, re.MULTILINE), hours.stdout
+    # Two hours, and the seconds since the stub began (its times are whole seconds, so at least 2h).
+    assert re.search(r"aborted +paged/b\.bin  id-1  \S+  2h(\d{1,2}s)?$", hours.stdout, re.MULTILINE), hours.stdout
 
 
 @pytest.mark.parametrize("s3_stub", [True], indirect=True)
