@@ -28,6 +28,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
+from previews.limits.pixel_memory import image_bytes
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -82,7 +84,7 @@ class DecodedImages:
 
     def keep(self, key: DecodeKey, image: "Image.Image", cost: float) -> None:
         """Keep a copy of `image`, decoded in `cost` seconds of CPU, unless it is over a share of the bound."""
-        size = _pixel_bytes(image)
+        size = image_bytes(image.size, image.mode)
         if size > self.limit // LARGEST_SHARE:
             return
         kept = _Kept(image.copy(), size, cost / max(1, size))
@@ -132,8 +134,3 @@ def source_identity(file: BinaryIO) -> SourceIdentity | None:
     if not stat.S_ISREG(status.st_mode):
         return None
     return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns, start)
-
-
-def _pixel_bytes(image: "Image.Image") -> int:
-    # Pillow stores a pixel of the one-band 8-bit modes in a byte and every other mode in four (RGB too).
-    return image.width * image.height * (1 if image.mode in ("1", "L", "P") else 4)
