@@ -61,15 +61,15 @@ def test_the_hosts_next_large_render_reuses_the_pages_the_last_ones_freed(heap_k
 
 
 def test_the_host_renders_the_next_size_of_a_photo_from_its_kept_decode(photos: list[Path]) -> None:
-    # 300 and 50 px of the 16 MP progressive photo both decode at 1/8: the second render skips the
+    # 1,024 and 600 px of the 16 MP progressive photo both decode at 1/4: the second render skips the
     # decode (~300 ms of CPU) and starts from the pixels the first left; the bytes are the same.
     path = named_photo(photos, BIG)
     spent = []
     with started_host(DEFAULT_HEAP_KEEP) as host:
         assert host.pid is not None
         pool = RenderPool(1, 0, Metrics(None), host=host.address)
-        render_file(pool, path, "rs:fit:1024:0")  # imports Pillow and the render modules; decoded at 1/4, not 1/8
-        for spec in ("rs:fit:300:0", "rs:fit:50:0"):
+        render_file(pool, path, "rs:fit:300:0")  # imports Pillow and the render modules; decoded at 1/8, not 1/4
+        for spec in ("rs:fit:1024:0", "rs:fit:600:0"):
             before = cpu_seconds(host.pid)
             data = render_file(pool, path, spec)
             spent.append(cpu_seconds(host.pid) - before)
