@@ -249,11 +249,11 @@ def test_renders_wait_in_order_for_memory_then_429_when_a_budget_already_waits()
             order.append(name)
 
         big = asyncio.create_task(wait("big", 70))
-        small = asyncio.create_task(wait("small", 30))  # would fit now, but doesn't overtake `big`
+        small = asyncio.create_task(wait("small", 30))  # would fit now, but is too large to overtake `big`
         await asyncio.sleep(0)
         assert order == [] and memory.in_use == 60
         with pytest.raises(TooManyRequests):
-            await memory.reserve(10, deadline)  # 70 + 30 already wait: a whole budget
+            await memory.reserve(40, deadline)  # 70 + 30 already wait: a whole budget
         memory.release(60)
         await asyncio.gather(big, small)
         assert order == ["big", "small"] and memory.in_use == 100

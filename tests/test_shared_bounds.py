@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 import pytest
 
 from proxy.errors import RenderWaitTimedOut
-from proxy.render.memory import MIB, RECHECK_SECONDS, RenderMemory
+from proxy.render.memory import MIB, OVERTAKEN_SECONDS, RECHECK_SECONDS, RenderMemory
 from proxy.render.pool import RenderPool
 from proxy.render.shared_bounds import SharedBounds
 from tests.support.render_gauges import RecordingGauges
@@ -212,14 +212,14 @@ def test_one_timer_looks_again_for_memory_however_many_renders_end_meanwhile() -
         for _ in range(20):
             memory.release(2 * MIB)
         looks = 0
-        look = shared.waited_longer_elsewhere
+        look = shared.oldest_wait_elsewhere
 
-        def counted(since: float) -> bool:
+        def counted() -> float:
             nonlocal looks
             looks += 1
-            return look(since)
+            return look()
 
-        shared.waited_longer_elsewhere = counted  # type: ignore[method-assign]
+        shared.oldest_wait_elsewhere = counted  # type: ignore[method-assign]
         window = 20 * RECHECK_SECONDS
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(asyncio.shield(waiting), window)
@@ -236,10 +236,12 @@ def test_one_timer_looks_again_for_memory_however_many_renders_end_meanwhile() -
 @pytest.mark.parametrize(("held", "waited", "asked"), [
     # The budget is the server's: a process running nothing doesn't start a render on top of the others'.
     (190 * MIB, 0.0, 100 * MIB),
-    # First come, first served across processes: one that fits (20 + 10) still waits behind an older
-    # waiter elsewhere.
-    (20 * MIB, 1.0, 10 * MIB),
-], ids=["others-hold-the-budget", "another-waited-longer"])
+    # First come, first served across processes: one that fits (20 + 10) still waits behind a waiter
+    # elsewhere that has waited OVERTAKEN_SECONDS.
+    (20 * MIB, 2 * OVERTAKEN_SECONDS, 10 * MIB),
+    # And one too large to overtake (over a quarter of the budget), however short that wait.
+    (20 * MIB, 0.05, 60 * MIB),
+], ids=["others-hold-the-budget", "another-waited-long", "too-large-to-overtake"])
 def test_a_process_with_no_render_of_its_own_waits_while_another_goes_first(
         held: int, waited: float, asked: int) -> None:
     async def scenario(shared: SharedBounds, channel: Connection) -> None:
@@ -254,6 +256,17 @@ def test_a_process_with_no_render_of_its_own_waits_while_another_goes_first(
 
     with memory_held_elsewhere(held, waiting_for=waited) as (shared, _, channel):
         asyncio.run(scenario(shared, channel))
+
+
+def test_a_small_render_starts_past_a_render_that_has_just_begun_to_wait_elsewhere() -> None:
+    async def scenario(shared: SharedBounds) -> None:
+        memory = RenderMemory(1000 * MIB, together=192 * MIB, shared=shared)
+        assert shared.waited_longer_elsewhere(time.monotonic())
+        await asyncio.wait_for(memory.reserve(10 * MIB, time.monotonic() + WAIT), WAIT)  # 20 + 10: fits
+        assert memory.in_use == 10 * MIB
+
+    with memory_held_elsewhere(20 * MIB, waiting_for=0.05) as (shared, _, _):
+        asyncio.run(scenario(shared))
 
 
 def test_a_render_over_the_budget_starts_when_nothing_runs_anywhere() -> None:

@@ -3,15 +3,17 @@
 Worker threads alone don't bound memory: one render of a 50 MP source holds hundreds of megabytes,
 and a few at once can drive the process out of memory. Each render's peak is estimated from the
 header before any decode (previews.limits.render_plan); here it waits, first come first served, until
-the renders running leave room for it.
+the renders running leave room for it, or, if it is small, beside the renders that run (see below).
 
 Two bounds. Renders run together while their estimates add up to `together` (RENDER_MEMORY_CONCURRENT),
 counted over every worker process of the server (proxy.render.shared_bounds): that is what the
 renders hold at their peak, and where big decodes (a progressive JPEG's coefficients at full
 resolution) would otherwise stack. A render that doesn't fit waits in its process's queue; renders
 start in the order they began to wait, across the processes too (each process shows since when its
-oldest has waited), so a busy process can't keep another's render waiting for ever. One over
-`together` starts when no render runs anywhere in the server, and runs alone. `limit`
+oldest has waited), so a busy process can't keep another's render waiting for ever. A small render
+(a quarter of `together` at most) that fits beside the renders running may start past older ones that
+don't, unless the oldest has waited OVERTAKEN_SECONDS: that bounds how long the small ones can keep a
+large one waiting. One over `together` starts when no render runs anywhere in the server, and runs alone. `limit`
 (RENDER_MEMORY_LIMIT, per process) is the hard one: a render whose estimate alone is over it is
 refused (422), and when a whole limit's worth of renders is already waiting, the next is turned away
 (429). Renders of other processes end without telling this one, so while renders wait for room that
@@ -42,6 +44,12 @@ MACHINE_SHARE = 4
 # nothing (proxy.render.file_jobs), and a 2-core server runs two large renders at once anyway.
 DEFAULT_TOGETHER = 160 * MIB
 RECHECK_SECONDS = 0.005
+# A render at most this share of `together` may start past older ones that don't fit yet (a 16 MP
+# progressive photo's 110 MiB waiting for another's), as long as it fits beside what runs and the oldest
+# has waited less than OVERTAKEN_SECONDS. Without it, renders that fit queued behind the one that
+# doesn't, in every process, for as long as the large render before it ran.
+OVERTAKER_SHARE = 4
+OVERTAKEN_SECONDS = 1.0
 
 
 def default_memory_limit(processes: int) -> int:
@@ -74,7 +82,8 @@ class RenderMemory:
         if size > self.limit:
             raise RenderMemoryExceeded(f"the render needs an estimated {size / MIB:.0f} MiB, over "
                                        f"RENDER_MEMORY_LIMIT={self.limit / MIB:.0f} MiB")
-        if not self._waiters and self._fits(size, time.monotonic()):
+        overtakes = not self._waiters or self._may_overtake(size, self._waiters[0].since)
+        if overtakes and self._fits(size, time.monotonic()):
             self._add(size)
             return
         if self._waiting_bytes + size > self.limit:
@@ -121,20 +130,33 @@ class RenderMemory:
         fits beside what runs, or nothing runs anywhere (one over `together` then runs alone)."""
         if self._shared is None:
             return self.in_use + size <= self.together or self.in_use == 0
-        if self._shared.waited_longer_elsewhere(since):
+        oldest_elsewhere = self._shared.oldest_wait_elsewhere()
+        if 0.0 < oldest_elsewhere < since and not self._may_overtake(size, oldest_elsewhere):
             return False
         in_use = self.in_use + self._shared.memory_in_use_elsewhere()
         return in_use + size <= self.together or in_use == 0
 
     def _grant(self) -> None:
-        # Strictly in order: a large render at the head is not overtaken for ever by small ones.
-        while self._waiters and self._fits(self._waiters[0].size, self._waiters[0].since):
-            waiter = self._waiters.popleft()
-            self._waiting_bytes -= waiter.size
-            self._add(waiter.size)
-            waiter.granted.set_result(None)
+        # In order, but past the oldest that doesn't fit yet a smaller one may start (`_may_overtake`).
+        blocked_since: float | None = None  # when the oldest waiter that can't start yet began to wait
+        for waiter in list(self._waiters):
+            if blocked_since is not None and not self._may_overtake(waiter.size, blocked_since):
+                continue
+            if self._fits(waiter.size, waiter.since):
+                self._waiters.remove(waiter)
+                self._waiting_bytes -= waiter.size
+                self._add(waiter.size)
+                waiter.granted.set_result(None)
+            elif blocked_since is None:
+                blocked_since = waiter.since
         self._show_oldest_wait()
         self._recheck_later()
+
+    def _may_overtake(self, size: int, oldest_since: float) -> bool:
+        """A render of `size` may start before one waiting since `oldest_since`: it is small, and that one
+        has not yet waited long. The time bounds the wait of the one overtaken: past it, strict order
+        again, and it starts once what runs has ended."""
+        return size <= self.together // OVERTAKER_SHARE and time.monotonic() - oldest_since < OVERTAKEN_SECONDS
 
     def _show_oldest_wait(self) -> None:
         if self._shared is not None:

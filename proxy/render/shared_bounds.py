@@ -107,7 +107,12 @@ class SharedBounds:
 
     def waited_longer_elsewhere(self, since: float) -> bool:
         """A render of another process has waited for memory since before `since`: it goes first."""
-        return any(0.0 < waiting < since for slot, waiting in enumerate(self._oldest_wait) if slot != self._slot)
+        return 0.0 < self.oldest_wait_elsewhere() < since
+
+    def oldest_wait_elsewhere(self) -> float:
+        """Since when the oldest render of another process waits for memory (0: none waits)."""
+        waits = [waiting for slot, waiting in enumerate(self._oldest_wait) if slot != self._slot and waiting > 0.0]
+        return min(waits, default=0.0)
 
     def give_back_for(self, slot: int) -> None:
         """In the supervisor, once the process of `slot` has exited: the cores and memory it held are free again."""
