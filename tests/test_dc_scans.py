@@ -115,7 +115,8 @@ def test_subsampled_chroma_keeps_its_ac_scans(sample: Image.Image) -> None:
     assert 0 < kept_ac < ac_bytes / 2
 
 
-@pytest.mark.parametrize("damage", ["baseline", "arithmetic", "truncated", "not a jpeg", "bound", "no frame"])
+@pytest.mark.parametrize("damage", ["baseline", "arithmetic", "truncated", "not a jpeg", "bound", "no frame",
+                                    "many segments"])
 def test_what_the_cut_does_not_know_gives_none(sample: Image.Image, damage: str) -> None:
     data = encoded(sample, "JPEG", progressive=damage != "baseline", quality=90)
     most = UNBOUNDED
@@ -127,6 +128,11 @@ def test_what_the_cut_does_not_know_gives_none(sample: Image.Image, damage: str)
         data = b"GIF89a" + data
     elif damage == "bound":
         most = len(cut(data).getvalue()) - 1  # type: ignore[union-attr]
+    elif damage == "many segments":  # 2,000 empty comments before the first scan: valid, but not for the cut
+        first_scan = data.index(b"\xff\xda")
+        commented = data[:first_scan] + b"\xff\xfe\x00\x02" * 2000 + data[first_scan:]
+        assert eighth(commented).tobytes() == eighth(data).tobytes()
+        data = commented
     elif damage == "no frame":
         frame = data.index(b"\xff\xc2")
         data = data[:frame] + data[frame + 2 + struct.unpack(">H", data[frame + 2:frame + 4])[0]:]

@@ -33,6 +33,9 @@ SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 EOB_TABLE_ID = 0
 EOB_TABLE = bytes([0x10 | EOB_TABLE_ID] + [0, 0, 0, 15] + [0] * 12 + [r << 4 for r in range(15)])
 LONGEST_EOB_RUN = (1 << 15) - 1
+# Real files have a dozen scans and a few tables; each segment is a turn of a Python loop, so a file made
+# of tiny ones (empty AC scans cost nothing to write) is handed to libjpeg whole past this many.
+MOST_SEGMENTS = 1000
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def _copy_kept(reader: "_Reader", out: io.BytesIO,
     """Copy what the 1/8 decode reads; at the end, yield the components whose AC scans were dropped."""
     frame: tuple[list[_Component], int, int] | None = None
     dropped: list[_Component] = []
-    while True:
+    for _ in range(MOST_SEGMENTS):
         marker = reader.marker()
         if marker == EOI:
             if frame is None:
@@ -102,6 +105,7 @@ def _copy_kept(reader: "_Reader", out: io.BytesIO,
             raise _Unknown(f"marker {marker:02X}")
         if out.tell() > most_bytes:
             raise _Unknown("over the bound")
+    raise _Unknown("too many segments")
 
 
 def _read_frame(segment: bytes) -> tuple[list[_Component], int, int]:
