@@ -176,3 +176,15 @@ def test_damaged_progressive_files_at_an_eighth_are_refused_or_rendered_never_an
             assert 400 <= error.status < 500
             outcomes.add(type(error).__name__)
     assert "rendered" in outcomes and UnsupportedImage.__name__ in outcomes
+
+
+def test_a_cut_over_its_bound_a_pixel_is_not_made_and_the_whole_file_is_decoded(sample: Image.Image) -> None:
+    # 4:2:0 at quality 100: the chroma's AC scans, kept, make the cut ~12 bytes a decoded pixel.
+    data = encoded(sample, "JPEG", progressive=True, subsampling=2, quality=100)
+    image = Image.open(io.BytesIO(data))
+    image.draft(image.mode, (image.width // 8, image.height // 8))
+    bound = decode.dc_scans_bound(image)
+    assert bound == decode.DC_SCANS_BYTES_PER_PIXEL * image.width * image.height
+    assert len(cut(data).getvalue()) > bound  # type: ignore[union-attr]
+    assert dc_scans_only(io.BytesIO(data), bound) is None
+    assert decode.load_pixels(image).tobytes() == eighth(data).tobytes()

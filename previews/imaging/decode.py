@@ -27,8 +27,10 @@ UPRIGHT_ON_LOAD = frozenset({"TIFF"})
 # 64 KiB blocks waited that way a hundred times, and with another thread busy took three times as long
 # (1 MiB blocks: 1.3 times).
 DECODE_BLOCK = 1024 * 1024  # read, then copied once: within the overhead a render plan counts (JOB_OVERHEAD_BYTES)
-# The most a progressive JPEG cut to its DC scans may hold in memory (a 16 MP photo's: 450 KB); a larger
-# cut is not made, and the whole file is decoded.
+# The most a progressive JPEG cut to its DC scans may hold in memory, per pixel it decodes to (one per
+# block: 1-3 bytes in the photos measured, 12 for 4:2:0 at quality 100, whose chroma keeps its AC
+# scans) and in all (a 16 MP photo's cut: 450 KB). A larger cut is not made: the whole file is decoded.
+DC_SCANS_BYTES_PER_PIXEL = 8
 DC_SCANS_MOST_BYTES = 2 * 1024 * 1024
 JPEG_SCALES = (8, 4, 2)  # the DCT scalings Pillow's draft() picks from, strongest first
 
@@ -139,8 +141,13 @@ def decoder_bytes(image: Image.Image, facts: SourceFacts) -> int:
         sampling = [(layer[1], layer[2]) for layer in getattr(image, "layer", [])]
         own += progressive_jpeg_bytes((facts.width, facts.height), sampling)
     if reads_dc_scans_only(image):
-        own += DC_SCANS_MOST_BYTES
+        own += dc_scans_bound(image)
     return own
+
+
+def dc_scans_bound(image: Image.Image) -> int:
+    """The most the cut of an image drafted to 1/8 may hold (`DC_SCANS_BYTES_PER_PIXEL`)."""
+    return min(DC_SCANS_MOST_BYTES, DC_SCANS_BYTES_PER_PIXEL * image.width * image.height)
 
 
 def load_pixels(image: Image.Image) -> Image.Image:
@@ -151,7 +158,7 @@ def load_pixels(image: Image.Image) -> Image.Image:
         if from_file is not None:
             from_file.decodermaxblock = max(from_file.decodermaxblock, DECODE_BLOCK)
             if reads_dc_scans_only(from_file) and from_file.fp is not None:
-                cut = dc_scans_only(from_file.fp, DC_SCANS_MOST_BYTES)
+                cut = dc_scans_only(from_file.fp, dc_scans_bound(from_file))
                 if cut is not None:  # the decoder reads the cut; the file is given back below
                     source, from_file.fp = from_file.fp, cut
         image.load()  # the first frame: Image.open leaves every format there (PSD counts layers from 1)
