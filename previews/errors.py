@@ -85,3 +85,9 @@ class RenderDeadlinePassed(PreviewError):
 
     status = 504
     default_reason = "render timed out"
+
+
+class UncutJpeg(Exception):
+    """Something previews.imaging.dc_scans does not handle in a progressive JPEG (another coding process,
+    a truncated scan, too many segments): never shown to a client, the whole file is decoded instead,
+    and that decode reports any damage."""

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from previews.errors import UncutJpeg
+
 READ_BLOCK = 1024 * 1024
 SOI, EOI, SOF2, SOS, DRI = 0xD8, 0xD9, 0xC2, 0xDA, 0xDD
 # Segments a progressive Huffman JPEG may hold before and between its scans and that the cut copies:
@@ -45,10 +47,6 @@ class _Component:
     vertical: int
 
 
-class _Unknown(Exception):
-    """Something the cut does not handle: decode the whole file instead."""
-
-
 def dc_scans_only(file: IO[bytes], most_bytes: int) -> io.BytesIO | None:
     """The JPEG in `file` (read from its start) cut to what a 1/8 decode reads, or None if it can't be cut
     or the cut would be over `most_bytes` (the cut is in memory; the file is read in 1 MiB blocks)."""
@@ -63,7 +61,7 @@ def dc_scans_only(file: IO[bytes], most_bytes: int) -> io.BytesIO | None:
             for component in components:
                 out.write(_empty_ac_scan(component, width, height, components))
         out.write(bytes([0xFF, EOI]))
-    except (_Unknown, struct.error, IndexError):
+    except (UncutJpeg, struct.error, IndexError):
         return None
     if out.tell() > most_bytes:
         return None
@@ -80,7 +78,7 @@ def _copy_kept(reader: "_Reader", out: io.BytesIO,
         marker = reader.marker()
         if marker == EOI:
             if frame is None:
-                raise _Unknown("no frame")
+                raise UncutJpeg("no frame")
             # Restart markers never appear in the empty scans: no restart interval for them.
             out.write(b"\xff\xdd\x00\x04\x00\x00")
             yield dropped, frame[1], frame[2]
@@ -92,7 +90,7 @@ def _copy_kept(reader: "_Reader", out: io.BytesIO,
             out.write(bytes([0xFF, marker]) + segment)
         elif marker == SOS:
             if frame is None:
-                raise _Unknown("a scan before the frame")
+                raise UncutJpeg("a scan before the frame")
             keep = not _drops(segment, dropped)
             if keep:
                 out.write(bytes([0xFF, marker]) + segment)
@@ -102,20 +100,20 @@ def _copy_kept(reader: "_Reader", out: io.BytesIO,
         elif marker in PASSED:
             out.write(bytes([0xFF, marker]) + segment)
         else:
-            raise _Unknown(f"marker {marker:02X}")
+            raise UncutJpeg(f"marker {marker:02X}")
         if out.tell() > most_bytes:
-            raise _Unknown("over the bound")
-    raise _Unknown("too many segments")
+            raise UncutJpeg("over the bound")
+    raise UncutJpeg("too many segments")
 
 
 def _read_frame(segment: bytes) -> tuple[list[_Component], int, int]:
     precision, height, width, count = struct.unpack(">BHHB", segment[2:8])
     if precision != 8 or not width or not height or len(segment) != 8 + 3 * count:
-        raise _Unknown("frame header")
+        raise UncutJpeg("frame header")
     components = [_Component(segment[8 + 3 * i], segment[9 + 3 * i] >> 4, segment[9 + 3 * i] & 15)
                   for i in range(count)]
     if any(not 1 <= c.horizontal <= 4 or not 1 <= c.vertical <= 4 for c in components):
-        raise _Unknown("sampling factors")
+        raise UncutJpeg("sampling factors")
     return components, width, height
 
 
@@ -132,7 +130,7 @@ def _drops(scan_header: bytes, dropped: list[_Component]) -> bool:
     """Whether the scan is an AC scan (first or refinement) of a component decoded from its DC alone."""
     count = scan_header[2]
     if len(scan_header) != 6 + 2 * count:
-        raise _Unknown("scan header")
+        raise UncutJpeg("scan header")
     spectral_start = scan_header[3 + 2 * count]
     idents = {scan_header[3 + 2 * i] for i in range(count)}
     return spectral_start > 0 and idents <= {c.ident for c in dropped}
@@ -181,7 +179,7 @@ class _Reader:
         while len(self._buffer) - self._at < wanted:
             block = self._file.read(READ_BLOCK)
             if not block:
-                raise _Unknown("truncated")
+                raise UncutJpeg("truncated")
             self._buffer = self._buffer[self._at:] + block
             self._at = 0
 
@@ -194,7 +192,7 @@ class _Reader:
     def marker(self) -> int:
         """The next marker's code, past any fill bytes before it."""
         if self.take(1) != b"\xff":
-            raise _Unknown("no marker")
+            raise UncutJpeg("no marker")
         code = self.take(1)[0]
         while code == 0xFF:
             code = self.take(1)[0]
@@ -204,7 +202,7 @@ class _Reader:
         """A marker segment's body, its length field included."""
         length = struct.unpack(">H", self.take(2))[0]
         if length < 2:
-            raise _Unknown("segment length")
+            raise UncutJpeg("segment length")
         return struct.pack(">H", length) + self.take(length - 2)
 
     def entropy_coded(self) -> Iterator[bytes]:
