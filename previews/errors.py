@@ -91,3 +91,8 @@ class UncutJpeg(Exception):
     """Something previews.imaging.dc_scans does not handle in a progressive JPEG (another coding process,
     a truncated scan, too many segments): never shown to a client, the whole file is decoded instead,
     and that decode reports any damage."""
+
+
+class DecodeNotKept(Exception):
+    """A render asked to start from a kept decode (previews.render.PreparedRender.kept_only) finds none:
+    never shown to a client, the worker reserves the whole render's memory and asks again."""

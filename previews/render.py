@@ -12,6 +12,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from previews.config import RenderConfig
+from previews.errors import DecodeNotKept
 from previews.grammar.options import ProcessingOptions
 from previews.imaging.decode import decoder_bytes, load_pixels, open_source, shrink_on_load
 from previews.imaging.decoded import DecodeKey, kept_decodes, source_identity
@@ -33,6 +34,7 @@ class Rendered:
     format: str
     width: int
     height: int
+    decode_kept: bool = False  # the process that rendered it keeps its decode (previews.imaging.decoded)
 
 
 @dataclass(frozen=True)
@@ -42,22 +44,28 @@ class PreparedRender:
     image: Image.Image
     job: Job
     plan: RenderPlan
-    decode_key: DecodeKey | None = None  # set where this process keeps decodes (previews.imaging.decoded)
+    decode_key: DecodeKey | None = None  # the decode's name, where the source is a regular file
+    # The peak if the render starts from a kept decode, where that saves a decoder's own memory (0: it doesn't).
+    from_kept_bytes: int = 0
+    kept_only: bool = False  # start from a kept decode or not at all (DecodeNotKept)
 
     @property
     def peak_bytes(self) -> int:
         """The most memory the render is estimated to hold at once."""
-        return self.plan.peak_bytes
+        return self.from_kept_bytes if self.kept_only else self.plan.peak_bytes
 
     def run(self) -> Rendered:
-        """Decode, run the steps, encode. Raises PreviewError subclasses only."""
+        """Decode, run the steps, encode. Raises PreviewError subclasses only (and DecodeNotKept if kept_only)."""
         job = self.job
+        kept_copy = self._kept_copy() if self.kept_only else None  # outside the stages, which name any error
         with Stages("processed", job.deadline) as stages:
             stages.enter("decode")
-            picture = stages.run(self._decoded(), STEPS, job)
+            picture = stages.run(kept_copy if kept_copy is not None else self._decoded(), STEPS, job)
             stages.enter("encode")
             data = encode(picture, job)
-        return Rendered(data, job.output.media_type, job.output.name, picture.width, picture.height)
+        kept = kept_decodes()
+        decode_kept = kept is not None and self.decode_key is not None and kept.holds(self.decode_key)
+        return Rendered(data, job.output.media_type, job.output.name, picture.width, picture.height, decode_kept)
 
     def _decoded(self) -> Image.Image:
         """The source's pixels: a copy of a decode this process kept, or decoded now (and kept, if it keeps them)."""
@@ -72,18 +80,28 @@ class PreparedRender:
         kept.keep(self.decode_key, picture, time.thread_time() - started)
         return picture
 
+    def _kept_copy(self) -> Image.Image:
+        """A copy of the decode this process keeps, or DecodeNotKept: nothing is decoded, its memory not being
+        reserved."""
+        kept = kept_decodes()
+        found = kept.copy_of(self.decode_key) if kept is not None and self.decode_key is not None else None
+        if found is None:
+            raise DecodeNotKept()
+        return found
+
     def close(self) -> None:
         """Release the source (and its pixels, if decoded)."""
         self.image.close()
 
 
 def prepare_render(file: BinaryIO, options: ProcessingOptions, config: RenderConfig,
-                   deadline: float) -> PreparedRender:
-    """Open the image in `file`, check the source and result limits, and plan the render.
+                   deadline: float, kept_only: bool = False) -> PreparedRender:
+    """Open the image in `file`, check the source and result limits, and plan the render. `kept_only`: the
+    render will start from a kept decode of the source or raise DecodeNotKept, and never decode it.
 
     Raises TooManyPixels or ResultTooLarge (422) from the header and the options, before any decode.
     """
-    identity = source_identity(file) if kept_decodes() is not None else None
+    identity = source_identity(file)  # the render host may keep the decode even where this process doesn't
     image, facts = open_source(file, config.max_src_resolution)
     try:
         with Stages("processed", deadline) as stages:
@@ -93,13 +111,16 @@ def prepare_render(file: BinaryIO, options: ProcessingOptions, config: RenderCon
             # Sets the decoder's scale; image.size is now what it decodes.
             shrink_on_load(image, job, config.shared_decode_pixels)
             stages.enter("plan")
-            plan = plan_render(job, image.size, image.mode, decoder_bytes(image, facts))
+            decoder = decoder_bytes(image, facts)
+            plan = plan_render(job, image.size, image.mode, decoder)
             check_result_bounds(plan, config)
+            # Started from a kept decode, a render holds a copy of its pixels, and no decoder.
+            from_kept = plan_render(job, image.size, image.mode, 0).peak_bytes if decoder else 0
     except BaseException:
         image.close()
         raise
     decode_key = (identity, image.width, image.height, image.mode) if identity is not None else None
-    return PreparedRender(image, job, plan, decode_key)
+    return PreparedRender(image, job, plan, decode_key, from_kept if decode_key else 0, kept_only)
 
 
 def render_preview(file: BinaryIO, options: ProcessingOptions, config: RenderConfig,

@@ -13,11 +13,12 @@ import pytest
 from PIL import Image
 
 from previews.config import RenderConfig
+from previews.errors import DecodeNotKept
 from previews.imaging.decode import open_source, shrink_on_load
 from previews.imaging.decoded import SHARED_DECODE_PIXELS, DecodedImages, keep_decoded_images
 from previews.imaging.formats import FORMATS
 from previews.imaging.job import Job
-from previews.render import deadline_after
+from previews.render import Rendered, deadline_after, prepare_render
 from tests.support.images import named_photo, options, render
 
 PHOTO = "plasma-summer-1am.jpg"  # 2560 x 1600, progressive, with EXIF
@@ -172,3 +173,28 @@ def test_a_srcset_of_a_progressive_photo_decodes_once_a_scale(
     assert [render(path, spec, config).data for spec in sizes] == expected
     assert kept.hits == 2, "a size decoded the photo again at a scale already decoded"
     assert kept.held == (1280 * 800 + 320 * 200) * 4
+
+
+def test_a_render_from_kept_pixels_only_never_decodes(photos: list[Path], keeping: Callable[[], DecodedImages],
+                                                       tmp_path: Path) -> None:
+    path = tmp_path / PHOTO
+    shutil.copyfile(named_photo(photos, PHOTO), path)
+    config = RenderConfig()
+    expected = render(path, "rs:fit:50:0", config).data
+    kept = keeping()
+
+    def from_kept_only() -> Rendered:
+        with path.open("rb") as file:
+            prepared = prepare_render(file, options("rs:fit:50:0", config), config, deadline_after(30), True)
+            try:
+                assert prepared.peak_bytes == prepared.from_kept_bytes < prepared.plan.peak_bytes
+                return prepared.run()
+            finally:
+                prepared.close()
+
+    with pytest.raises(DecodeNotKept):
+        from_kept_only()
+    assert kept.held == 0, "it decoded the photo"
+    assert render(path, "rs:fit:300:0", config).decode_kept  # the same 1/8 decode, kept now
+    rendered = from_kept_only()
+    assert rendered.data == expected and rendered.decode_kept and kept.hits == 1

@@ -5,19 +5,25 @@ A host started by the supervisor's own handle, renders handed to it as a worker 
 host spent is read from /proc: its minor page faults (fresh pages) and its CPU time.
 """
 
+import asyncio
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from previews.config import RenderConfig
+from previews.render import prepare_render
 from proxy.metrics.registry import Metrics
+from proxy.render.file_jobs import HOST_KEEPS
 from proxy.render.heap import DEFAULT_HEAP_KEEP
+from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool
 from tests.benchmarks.harness import cpu_seconds
-from tests.support.images import named_photo
-from tests.support.render_host import BIG, DECODE_MIB, minor_faults, render_file, started_host
+from tests.support.images import named_photo, options
+from tests.support.render_host import BIG, DECODE_MIB, minor_faults, render_file, render_file_async, started_host
 
 MIB = 2**20
 
@@ -76,3 +82,43 @@ def test_the_host_renders_the_next_size_of_a_photo_from_its_kept_decode(photos: 
             assert data == render_file(RenderPool(1, 0, Metrics(None)), path, spec), f"{spec}: other bytes than here"
     first, second = spent
     assert first > 0.1 and second < first / 3, spent
+
+
+def test_a_size_whose_decode_the_host_keeps_needs_only_the_memory_of_a_copy(photos: list[Path]) -> None:
+    # 300 px of the 16 MP progressive photo: the host decodes its DC scans (~110 MiB with the coefficients)
+    # and keeps the 1 MiB of pixels. 50 px decodes at the same scale: with 100 of a 150 MiB budget held
+    # by another render, its whole estimate would wait; from the kept pixels it needs a few MiB.
+    path = named_photo(photos, BIG)
+    local = render_file(RenderPool(1, 0, Metrics(None)), path, "rs:fit:50:0")
+    with started_host(DEFAULT_HEAP_KEEP) as host:
+        memory = RenderMemory(1000 * MIB, together=150 * MIB)
+        pool = RenderPool(1, 0, Metrics(None), memory=memory, host=host.address)
+
+        async def scenario() -> bytes:
+            await render_file_async(pool, path, "rs:fit:300:0")
+            await memory.reserve(100 * MIB, time.monotonic() + 30)
+            try:
+                return await asyncio.wait_for(render_file_async(pool, path, "rs:fit:50:0"), 20)
+            finally:
+                memory.release(100 * MIB)
+
+        assert asyncio.run(scenario()) == local
+        assert memory.in_use == 0
+
+
+def test_a_decode_the_host_no_longer_keeps_is_rendered_whole(photos: list[Path], tmp_path: Path) -> None:
+    path = tmp_path / BIG
+    shutil.copyfile(named_photo(photos, BIG), path)
+    config = RenderConfig()
+    with path.open("rb") as file:
+        prepared = prepare_render(file, options("rs:fit:50:0", config), config, time.monotonic() + 30)
+        key = prepared.decode_key
+        prepared.close()
+    assert key is not None
+    HOST_KEEPS.remember(key)  # as if the host had said so, before it was restarted
+    local = render_file(RenderPool(1, 0, Metrics(None)), path, "rs:fit:50:0")
+    with started_host(DEFAULT_HEAP_KEEP) as host:
+        data = render_file(RenderPool(1, 0, Metrics(None), memory=RenderMemory(1000 * MIB), host=host.address),
+                           path, "rs:fit:50:0")
+    assert data == local
+    assert HOST_KEEPS.holds(key), "the whole render's answer says the host keeps it now"

@@ -182,12 +182,14 @@ class Previews:
         """The render of `request` from its source's open file, on the pool."""
         options, config = request.options, self._config
         # Portable, not a closure: the render host (proxy.render.host) may run a large one.
+        from_kept = None
         if isinstance(options, ProcessingOptions):
             operation, work = "preview", PortableWork(prepare_render, (options, config, deadline))
+            from_kept = PortableWork(prepare_render, (options, config, deadline, True))
         else:
             operation, work = "iiif", PortableWork(options.prepare, (config, deadline))
         return await run_file_job(self._pool, self._metrics, operation, located, work, deadline,
-                                  request.format_key, lambda rendered: rendered.format)
+                                  request.format_key, lambda rendered: rendered.format, from_kept)
 
     async def recheck(self, request: PreviewRequest) -> FoundPreview | None:
         """The stored preview of `request`, its source described afresh (not from the source-info cache),

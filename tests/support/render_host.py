@@ -39,16 +39,24 @@ def started_host(heap_keep: int) -> Iterator[RenderHostProcess]:
 def render_file(pool: RenderPool, path: Path, spec: str, metrics: Metrics | None = None) -> bytes:
     """The preview `spec` asks for of the photo at `path`, as a worker renders it: through `pool`, which
     hands a large render to its host when it has one."""
+    return asyncio.run(render_file_async(pool, path, spec, metrics))
+
+
+async def render_file_async(pool: RenderPool, path: Path, spec: str, metrics: Metrics | None = None) -> bytes:
+    """render_file, on the running loop; a render the host is said to keep the decode of is asked from
+    those pixels first, as the previews tier asks."""
     config = RenderConfig()
-    work = PortableWork(prepare_render, (options(spec, config), config, time.monotonic() + 30))
-    located = Located(ObjectInfo(path.stat().st_size, '"e"', 0.0, "image/jpeg"), "MISS", file=path.open("rb"))
+    deadline = time.monotonic() + 30
+    work = PortableWork(prepare_render, (options(spec, config), config, deadline))
+    from_kept = PortableWork(prepare_render, (options(spec, config), config, deadline, True))
+    rendered = await run_file_job(pool, metrics or Metrics(None), "preview", _located(path), work, deadline, "jpeg",
+                                  lambda result: result.format, from_kept)
+    return rendered.data
 
-    async def render() -> bytes:
-        rendered = await run_file_job(pool, metrics or Metrics(None), "preview", located, work, time.monotonic() + 30,
-                                      "jpeg", lambda result: result.format)
-        return rendered.data
 
-    return asyncio.run(render())
+def _located(path: Path) -> Located:
+    """The photo at `path`, opened, as the originals tier finds a local original."""
+    return Located(ObjectInfo(path.stat().st_size, '"e"', 0.0, "image/jpeg"), "MISS", file=path.open("rb"))
 
 
 def status_kib(pid: int, field: str) -> int:
