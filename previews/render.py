@@ -34,7 +34,6 @@ class Rendered:
     format: str
     width: int
     height: int
-    decode_kept: bool = False  # the process that rendered it keeps its decode (previews.imaging.decoded)
 
 
 @dataclass(frozen=True)
@@ -63,9 +62,7 @@ class PreparedRender:
             picture = stages.run(kept_copy if kept_copy is not None else self._decoded(), STEPS, job)
             stages.enter("encode")
             data = encode(picture, job)
-        kept = kept_decodes()
-        decode_kept = kept is not None and self.decode_key is not None and kept.holds(self.decode_key)
-        return Rendered(data, job.output.media_type, job.output.name, picture.width, picture.height, decode_kept)
+        return Rendered(data, job.output.media_type, job.output.name, picture.width, picture.height)
 
     def _decoded(self) -> Image.Image:
         """The source's pixels: a copy of a decode this process kept, or decoded now (and kept, if it keeps them)."""

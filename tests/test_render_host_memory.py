@@ -14,15 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from previews.config import RenderConfig
-from previews.render import prepare_render
 from proxy.metrics.registry import Metrics
-from proxy.render.file_jobs import HOST_KEEPS
 from proxy.render.heap import DEFAULT_HEAP_KEEP
 from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool
 from tests.benchmarks.harness import cpu_seconds
-from tests.support.images import named_photo, options
+from tests.support.images import named_photo
 from tests.support.render_host import BIG, DECODE_MIB, minor_faults, render_file, render_file_async, started_host
 
 MIB = 2**20
@@ -106,19 +103,19 @@ def test_a_size_whose_decode_the_host_keeps_needs_only_the_memory_of_a_copy(phot
         assert memory.in_use == 0
 
 
-def test_a_decode_the_host_no_longer_keeps_is_rendered_whole(photos: list[Path], tmp_path: Path) -> None:
+def test_a_decode_the_host_does_not_keep_is_rendered_whole_after_it_says_so(photos: list[Path],
+                                                                           tmp_path: Path) -> None:
+    # A fresh copy: no decode of it is kept. The render from kept pixels is refused before any decode,
+    # and the whole render follows, with the whole estimate reserved.
     path = tmp_path / BIG
     shutil.copyfile(named_photo(photos, BIG), path)
-    config = RenderConfig()
-    with path.open("rb") as file:
-        prepared = prepare_render(file, options("rs:fit:50:0", config), config, time.monotonic() + 30)
-        key = prepared.decode_key
-        prepared.close()
-    assert key is not None
-    HOST_KEEPS.remember(key)  # as if the host had said so, before it was restarted
     local = render_file(RenderPool(1, 0, Metrics(None)), path, "rs:fit:50:0")
     with started_host(DEFAULT_HEAP_KEEP) as host:
-        data = render_file(RenderPool(1, 0, Metrics(None), memory=RenderMemory(1000 * MIB), host=host.address),
-                           path, "rs:fit:50:0")
-    assert data == local
-    assert HOST_KEEPS.holds(key), "the whole render's answer says the host keeps it now"
+        assert host.pid is not None
+        memory = RenderMemory(1000 * MIB, together=150 * MIB)
+        pool = RenderPool(1, 0, Metrics(None), memory=memory, host=host.address)
+        metrics = Metrics(None)
+        before = cpu_seconds(host.pid)
+        assert render_file(pool, path, "rs:fit:50:0", metrics) == local
+        assert cpu_seconds(host.pid) - before > 0.03, "the host did not decode it"
+        assert memory.in_use == 0

@@ -82,11 +82,6 @@ class DecodedImages:
             self.hits += 1
         return kept.image.copy()  # outside the lock: a kept image is never changed, only dropped
 
-    def holds(self, key: DecodeKey) -> bool:
-        """Whether a decode is kept under `key` now (it may be dropped before it is asked for)."""
-        with self._lock:
-            return key in self._images
-
     def keep(self, key: DecodeKey, image: "Image.Image", cost: float) -> None:
         """Keep a copy of `image`, decoded in `cost` seconds of CPU, unless it is over a share of the bound."""
         size = image_bytes(image.size, image.mode)

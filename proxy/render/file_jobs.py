@@ -19,13 +19,12 @@ ends if nothing follows; whatever no thread holds when the caller is done (queue
 deadline passed in the queue) is closed by the caller.
 """
 
-import collections
 import contextlib
 import functools
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Generic, Protocol, TypeVar
 
@@ -69,7 +68,10 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
     `output_format` labels a job that fails; `format_of` names the format of one that succeeds. A large job
     whose `prepare` is a PortableWork may run in the render host; any other callable runs in this process.
     `from_kept`: the same work, made to start from a decode the host keeps or not at all (DecodeNotKept).
-    It is tried first, admitted by its smaller estimate, when the host said it keeps the job's decode.
+    Where a decode holds much more than its pixels (`from_kept_bytes`: a progressive JPEG's coefficients)
+    it is tried first, admitted by the memory of a copy; if the host keeps no such decode, it says so
+    before decoding anything (a round trip of a millisecond or two), and the whole work follows. So a
+    srcset's later sizes don't wait for the memory of a decode that no one makes.
     """
     elsewhere = (pool.host, deadline) if pool.host and isinstance(prepare, PortableWork) else None
     job = _FileJob(located, prepare, output_format, format_of, elsewhere,
@@ -78,57 +80,19 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
         first = await pool.run(job.first_trip, deadline)
         if isinstance(first, _Finished):
             return first.result
-        key = getattr(first, "decode_key", None)
-        if from_kept is not None and job.goes_to_host(first) and HOST_KEEPS.holds(key):
+        from_kept_bytes = getattr(first, "from_kept_bytes", 0)
+        if from_kept is not None and from_kept_bytes and job.goes_to_host(first):
             result = await pool.run(functools.partial(job.run_from_kept, from_kept), deadline,
-                                    memory=getattr(first, "from_kept_bytes", 0) or first.peak_bytes, admitted=True)
+                                    memory=from_kept_bytes, admitted=True)
             if not isinstance(result, _NotKept):
                 return result
-            HOST_KEEPS.forget(key)
-        result = await pool.run(job.run, deadline, memory=first.peak_bytes, admitted=True)
-        if getattr(result, "decode_kept", False) and job.host_outcome == DONE:
-            HOST_KEEPS.remember(key)
-        return result
+        return await pool.run(job.run, deadline, memory=first.peak_bytes, admitted=True)
     finally:
         job.caller_done()
         if job.seconds:
             metrics.render_done(operation, job.output_format, job.seconds)
         if job.host_outcome:
             metrics.render_host_job(job.host_outcome)
-
-
-class KeptOnHost:
-    """The decodes the render host said it keeps (its latest answers, up to `most`): a render of one of
-    them asks the host for a render from those pixels first, with the memory of a copy reserved rather
-    than of a decode. The host may have dropped it since; it then says so, and the whole render follows."""
-
-    def __init__(self, most: int) -> None:
-        self._most = most
-        self._keys: collections.OrderedDict[Hashable, None] = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def holds(self, key: Hashable | None) -> bool:
-        """Whether the host said it keeps `key` (None: a job without a decode key)."""
-        with self._lock:
-            return key is not None and key in self._keys
-
-    def remember(self, key: Hashable | None) -> None:
-        """The host said it keeps `key`."""
-        if key is None:
-            return
-        with self._lock:
-            self._keys[key] = None
-            self._keys.move_to_end(key)
-            while len(self._keys) > self._most:
-                self._keys.popitem(last=False)
-
-    def forget(self, key: Hashable | None) -> None:
-        """The host no longer keeps `key`."""
-        with self._lock:
-            self._keys.pop(key, None)
-
-
-HOST_KEEPS = KeptOnHost(256)  # the host keeps 16 MiB of decodes: a few dozen at most
 
 
 @dataclass(frozen=True)
@@ -195,7 +159,7 @@ class _FileJob(Generic[T]):
         return self._elsewhere is not None and prepared.peak_bytes > SMALL_JOB_BYTES
 
     def run_from_kept(self, work: PortableWork) -> "T | _NotKept":
-        """Second trip, the host being said to keep the decode: `work` there, which starts from those pixels.
+        """Second trip, if the host keeps the decode: `work` there, which starts from those pixels.
         _NotKept if it can't (the job stays open for the whole render); closed like `run` otherwise."""
         assert self._elsewhere is not None
         with self._trip():
