@@ -2,13 +2,14 @@
 
 A page asks for several sizes of one photo at once (a srcset, a gallery's thumbnail beside its
 lightbox). JPEG's shrink-on-load decodes the 50 px and the 300 px preview of a 16 MP photo at the same
-1/8 scale, and a progressive file costs its whole entropy decode either way: ~300 ms of CPU and ~100
-MiB for that photo, while the pixels it leaves are 1 MiB. A process that turns this on
-(`keep_decoded_images`: the render host, which runs the large renders) keeps the decodes most worth
-keeping (DecodedImages), bounded by bytes; the next render of the same file at the same decode size and
-mode starts from a copy. A server with a render host also decodes every progressive JPEG at one scale
-for all sizes up to about 1,024 px (SHARED_DECODE_PIXELS, previews.imaging.decode.shared_divisor), which
-costs it nothing, so the 1,024 px preview shares the decode of the 50 and 300 px ones too.
+1/8 scale (for a progressive file, from its DC scans: ~100 ms of CPU and ~100 MiB of coefficients for
+that photo, while the pixels it leaves are 1 MiB), and a progressive file costs its whole entropy decode
+at any larger scale (~300 ms). A process that turns this on (`keep_decoded_images`: the render host,
+which runs the large renders) keeps the decodes most worth keeping (DecodedImages), bounded by bytes;
+the next render of the same file at the same decode size and mode starts from a copy. A server with a
+render host also decodes a progressive JPEG at one scale for every size between 1/8 and about 1,024 px
+(SHARED_DECODE_PIXELS, previews.imaging.decode.shared_divisor), which costs it nothing, so its 600 px
+and 1,024 px previews share one decode.
 
 What names a decode: the file's device, inode, size, modification and change times (a replaced or
 rewritten original is never matched; local storage and the tiers replace files by rename), where the
