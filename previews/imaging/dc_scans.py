@@ -47,6 +47,21 @@ class _Component:
     vertical: int
 
 
+@dataclass(frozen=True)
+class _Frame:
+    width: int
+    height: int
+    components: list[_Component]
+
+    @property
+    def most_horizontal(self) -> int:
+        return max(c.horizontal for c in self.components)
+
+    @property
+    def most_vertical(self) -> int:
+        return max(c.vertical for c in self.components)
+
+
 def dc_scans_only(file: IO[bytes], most_bytes: int) -> io.BytesIO | None:
     """The JPEG in `file` (read from its start) cut to what a 1/8 decode reads, or None if it can't be cut
     or the cut would be over `most_bytes` (the cut is in memory; the file is read in 1 MiB blocks)."""
@@ -57,9 +72,9 @@ def dc_scans_only(file: IO[bytes], most_bytes: int) -> io.BytesIO | None:
         if reader.take(2) != bytes([0xFF, SOI]):
             return None
         out.write(bytes([0xFF, SOI]))
-        for components, width, height in _copy_kept(reader, out, most_bytes):
-            for component in components:
-                out.write(_empty_ac_scan(component, width, height, components))
+        for frame, dropped in _copy_kept(reader, out, most_bytes):
+            for component in dropped:
+                out.write(_empty_ac_scan(component, frame))
         out.write(bytes([0xFF, EOI]))
     except (UncutJpeg, struct.error, IndexError):
         return None
@@ -70,9 +85,10 @@ def dc_scans_only(file: IO[bytes], most_bytes: int) -> io.BytesIO | None:
 
 
 def _copy_kept(reader: "_Reader", out: io.BytesIO,
-               most_bytes: int) -> Iterator[tuple[list[_Component], int, int]]:
-    """Copy what the 1/8 decode reads; at the end, yield the components whose AC scans were dropped."""
-    frame: tuple[list[_Component], int, int] | None = None
+               most_bytes: int) -> Iterator[tuple[_Frame, list[_Component]]]:
+    """Copy what the 1/8 decode reads; at the end, yield the frame and the components whose AC scans were
+    dropped."""
+    frame: _Frame | None = None
     dropped: list[_Component] = []
     for _ in range(MOST_SEGMENTS):
         marker = reader.marker()
@@ -81,12 +97,12 @@ def _copy_kept(reader: "_Reader", out: io.BytesIO,
                 raise UncutJpeg("no frame")
             # Restart markers never appear in the empty scans: no restart interval for them.
             out.write(b"\xff\xdd\x00\x04\x00\x00")
-            yield dropped, frame[1], frame[2]
+            yield frame, dropped
             return
         segment = reader.segment()
         if marker == SOF2:
             frame = _read_frame(segment)
-            dropped = [component for component in frame[0] if _one_pixel_a_block(component, frame[0])]
+            dropped = [component for component in frame.components if _one_pixel_a_block(component, frame)]
             out.write(bytes([0xFF, marker]) + segment)
         elif marker == SOS:
             if frame is None:
@@ -106,7 +122,7 @@ def _copy_kept(reader: "_Reader", out: io.BytesIO,
     raise UncutJpeg("too many segments")
 
 
-def _read_frame(segment: bytes) -> tuple[list[_Component], int, int]:
+def _read_frame(segment: bytes) -> _Frame:
     precision, height, width, count = struct.unpack(">BHHB", segment[2:8])
     if precision != 8 or not width or not height or len(segment) != 8 + 3 * count:
         raise UncutJpeg("frame header")
@@ -114,16 +130,15 @@ def _read_frame(segment: bytes) -> tuple[list[_Component], int, int]:
                   for i in range(count)]
     if any(not 1 <= c.horizontal <= 4 or not 1 <= c.vertical <= 4 for c in components):
         raise UncutJpeg("sampling factors")
-    return components, width, height
+    return _Frame(width, height, components)
 
 
-def _one_pixel_a_block(component: _Component, components: list[_Component]) -> bool:
+def _one_pixel_a_block(component: _Component, frame: _Frame) -> bool:
     """Whether libjpeg decodes `component` at one pixel a block at 1/8. It scales a subsampled component
     by its IDCT rather than by upsampling wherever both factors allow (jdmaster.c): 4:2:0 chroma comes
     out of a 2x2 IDCT, which reads three AC coefficients, and keeps its AC scans."""
-    most_h = max(c.horizontal for c in components)
-    most_v = max(c.vertical for c in components)
-    return most_h % (2 * component.horizontal) != 0 or most_v % (2 * component.vertical) != 0
+    return (frame.most_horizontal % (2 * component.horizontal) != 0
+            or frame.most_vertical % (2 * component.vertical) != 0)
 
 
 def _drops(scan_header: bytes, dropped: list[_Component]) -> bool:
@@ -136,13 +151,11 @@ def _drops(scan_header: bytes, dropped: list[_Component]) -> bool:
     return spectral_start > 0 and idents <= {c.ident for c in dropped}
 
 
-def _empty_ac_scan(component: _Component, width: int, height: int, components: list[_Component]) -> bytes:
+def _empty_ac_scan(component: _Component, frame: _Frame) -> bytes:
     """A first AC scan (coefficients 1-63, no point transform) of `component` in which every block is empty."""
-    most_h = max(c.horizontal for c in components)
-    most_v = max(c.vertical for c in components)
     # A one-component scan covers the component's own blocks, not whole MCUs.
-    across = _ceil_div(_ceil_div(width * component.horizontal, most_h), 8)
-    down = _ceil_div(_ceil_div(height * component.vertical, most_v), 8)
+    across = _ceil_div(_ceil_div(frame.width * component.horizontal, frame.most_horizontal), 8)
+    down = _ceil_div(_ceil_div(frame.height * component.vertical, frame.most_vertical), 8)
     bits = []
     left = across * down
     while left:

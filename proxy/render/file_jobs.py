@@ -161,23 +161,15 @@ class _FileJob(Generic[T]):
     def run_from_kept(self, work: PortableWork) -> "T | _NotKept":
         """Second trip, if the host keeps the decode: `work` there, which starts from those pixels.
         _NotKept if it can't (the job stays open for the whole render); closed like `run` otherwise."""
-        assert self._elsewhere is not None
         with self._trip():
             descriptor = reopen_for_host(self._located.file)
             if descriptor is None:
                 return _NotKept()
-            address, deadline = self._elsewhere
             try:
-                result: T = run_on_host(address, descriptor, Job(work, self._start), deadline)
+                result: T = self._on_host(work, descriptor)
             except (DecodeNotKept, HostUnavailable):
+                self.host_outcome = ""  # the whole work follows, and says where it ran
                 return _NotKept()
-            except HostDied:
-                self.host_outcome = LOST
-                self._close()
-                raise RenderProcessEnded() from None
-            finally:
-                os.close(descriptor)
-            self.host_outcome = DONE
             self.output_format = self._format_of(result)
         self._close()
         return result
@@ -185,22 +177,28 @@ class _FileJob(Generic[T]):
     def _run_here_or_on_host(self) -> T:
         """The prepared work, on the render host when there is one and the original is a plain file."""
         assert self._prepared is not None
-        if self._elsewhere is None or self._prepared.peak_bytes <= SMALL_JOB_BYTES:
-            return self._run_here()
-        descriptor = reopen_for_host(self._located.file)
+        descriptor = reopen_for_host(self._located.file) if self.goes_to_host(self._prepared) else None
         if descriptor is None:
             return self._run_here()
-        address, deadline = self._elsewhere
         assert isinstance(self._prepare, PortableWork)  # run_file_job offers the host nothing else
         try:
-            self.host_outcome = DONE  # answered there, whether with a result or with the work's own error
-            return run_on_host(address, descriptor, Job(self._prepare, self._start), deadline)
-        except HostDied:
-            self.host_outcome = LOST
-            raise RenderProcessEnded() from None
+            return self._on_host(self._prepare, descriptor)
         except HostUnavailable:
             self.host_outcome = RAN_HERE
             return self._run_here()  # the file is where the header read left it
+
+    def _on_host(self, work: PortableWork, descriptor: int) -> T:
+        """`work` on the render host, given the original behind `descriptor` (closed here). HostUnavailable
+        if no host takes it; RenderProcessEnded if the host ends while it runs."""
+        assert self._elsewhere is not None
+        address, deadline = self._elsewhere
+        try:
+            self.host_outcome = DONE  # answered there, whether with a result or with the work's own error
+            result: T = run_on_host(address, descriptor, Job(work, self._start), deadline)
+            return result
+        except HostDied:
+            self.host_outcome = LOST
+            raise RenderProcessEnded() from None
         finally:
             os.close(descriptor)
 
