@@ -127,7 +127,7 @@ def test_the_lane_sends_what_aiohttp_sends(server: ServerProcess, hot_path: str)
     on_lane.send(head(hot_path, sent_id))
     lane_answer = on_lane.response()
     assert lane_count(server) == before + 1
-    # A first request the lane does not answer hands the connection to aiohttp for good.
+    # A read holding a request the lane does not read (/healthz) hands the connection to aiohttp for good.
     handed_over.send(head("/healthz") + head(hot_path, sent_id))
     assert handed_over.response()[2] == b"ok\n"
     aiohttp_answer = handed_over.response()
@@ -154,6 +154,18 @@ def test_pipelined_requests_are_answered_in_order_on_one_connection(server: Serv
     assert [answer[2] for answer in answers] == [first[2], b"ok\n", first[2]]
     # None of them: a read that holds a request the lane does not read (/healthz) goes to aiohttp whole,
     # as the lane can't tell a request aiohttp answers from one it refuses (and then drops the whole read).
+    assert lane_count(server) == before + 3
+
+
+def test_hits_after_a_miss_on_the_same_connection_are_the_lanes(server: ServerProcess, hot_path: str) -> None:
+    connection = Connection(server)
+    before = lane_count(server)
+    connection.send(head(f"/previews/q/{buster()}/rs:fit:120:120/plain/{BUCKET}/{KEY}"))
+    status, headers, _ = connection.response()
+    assert (status, dict(headers)["X-Cache"]) == (200, "MISS")  # rendered by aiohttp's handler
+    for _ in range(3):
+        connection.send(head(hot_path))
+        assert connection.response()[0] == 200
     assert lane_count(server) == before + 3
 
 
@@ -270,8 +282,8 @@ def test_a_url_asked_without_pause_stays_on_the_lane_past_its_sources_trust(
         assert connection.response()[0] == 200
         answered += 1
 
-    # Had one request come between the end of the trust and the full path's new answer, this
-    # connection would have gone to aiohttp for good, and the handler would have answered the rest.
+    # Had one request come between the end of the trust and the full path's new answer, it would have
+    # gone to aiohttp's handler, with the connection until the handler was idle again.
     assert lane_count(running) == before + answered
     assert metric(running, HOT, by="handler") == by_handler
 

@@ -1,7 +1,7 @@
-"""The hot lane on a socket: a connection is answered by the lane while every request on it is hot,
-and belongs to aiohttp from its first other request on. A request for a hot entry whose source must be
-checked again (its trust ran out while no one asked) waits for that check, the requests behind it
-too, and is then answered by the lane or handed over.
+"""The hot lane on a socket: a connection is answered by the lane while its requests are hot, and by
+aiohttp from its first other request on, until aiohttp is idle again. A request for a hot entry whose
+source must be checked again (its trust ran out while no one asked) waits for that check, the requests
+behind it too, and is then answered by the lane or handed over.
 
 What arrives is planned as a whole (HotLane.plan): the lane answers the requests received so far only
 if it reads all of them, and what follows them, as aiohttp would; otherwise aiohttp gets all of it,
@@ -14,19 +14,28 @@ hot requests gets the lane's answers, which are written before the EOF is read, 
 closes on that EOF before its handler writes and sends nothing; mimicking that would mean delaying
 every answer to drop it.
 
-Handing over is one-way: aiohttp's handler then owns the parser, the pipeline order and keep-alive,
-and nothing here may answer ahead of it. Until then, this protocol does what aiohttp's would for an
-idle keep-alive connection: TCP_NODELAY and SO_KEEPALIVE, an idle timeout, back-pressure (no more
-answers while the socket's write buffer is over its mark), and closing at shutdown.
+Once handed over, aiohttp's handler owns the parser, the pipeline order and keep-alive, and nothing
+here may answer ahead of it. It gives the connection back when the next bytes arrive while it waits for
+a request with nothing read and nothing in progress (its own test for an idle connection), if every
+byte it was given ended a head the lane read (GET and HEAD heads have no body, so its parser holds
+nothing): a browser's connection whose first request was a miss then has its later hits answered by
+the lane. Bytes the lane cannot read, or a handler that closes, keep the connection aiohttp's for good.
+While the lane owns a connection, this protocol does what aiohttp's would for an idle keep-alive
+connection: TCP_NODELAY and SO_KEEPALIVE, an idle timeout, back-pressure (no more answers while the
+socket's write buffer is over its mark), and closing at shutdown; and on one aiohttp has had, each
+answer moves aiohttp's keep-alive deadline as an answer of its own would.
 
-Only aiohttp's public interface is used: `runner.server` (BaseRunner's property: the low-level
-`web.Server`, documented as the protocol factory one hands to `loop.create_server`), driven here through
-asyncio's Protocol methods, on a server this module creates from the socket (`create_server(sock=...)`),
-not a subclass of SockSite. What no interface exposes is the behaviour the lane imitates: which heads
-aiohttp's parser accepts (its SINGLETON_HEADERS among them) and how its writer lays out a 200's head
-(hot/lane.py). tests/test_hot_lane_differential.py checks that imitation byte for byte against the
-installed aiohttp; pyproject.toml pins aiohttp to the minor versions it was run on, and
-tests/test_aiohttp_pin.py fails when the installed one is outside them.
+aiohttp is driven through `runner.server` (BaseRunner's property: the low-level `web.Server`,
+documented as the protocol factory one hands to `loop.create_server`) and asyncio's Protocol methods,
+on a server this module creates from the socket (`create_server(sock=...)`), not a subclass of
+SockSite. What no interface exposes is the behaviour the lane imitates: which heads aiohttp's parser
+accepts (its SINGLETON_HEADERS among them) and how its writer lays out a 200's head (hot/lane.py), and
+the handler's idle state and keep-alive deadline (`aiohttp_is_idle`, `move_aiohttp_keepalive`), read
+from RequestHandler's attributes. Should those attributes go, the handler never counts as idle and a
+connection stays aiohttp's once handed over. tests/test_hot_lane_differential.py checks the imitation
+byte for byte against the installed aiohttp, and tests/test_hot_lane_return.py the giving back;
+pyproject.toml pins aiohttp to the minor versions they were run on, and tests/test_aiohttp_pin.py fails
+when the installed one is outside them.
 """
 
 import asyncio
@@ -47,7 +56,8 @@ ProtocolFactory = Callable[[], asyncio.Protocol]
 
 
 class HotLaneConnection(asyncio.Protocol):
-    """One client connection: hot answers first, aiohttp's handler (made on demand) afterwards."""
+    """One client connection: hot answers by the lane, the others by aiohttp's handler (made on demand),
+    which gives the connection back to the lane whenever it is idle at a head's end."""
 
     def __init__(self, lane: HotLane, make_handler: ProtocolFactory, open_connections: set["HotLaneConnection"]):
         self._lane = lane
@@ -56,8 +66,11 @@ class HotLaneConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._handler: asyncio.Protocol | None = None
+        self._with_aiohttp = False  # aiohttp's handler owns the connection now
+        self._at_head_end = False  # every byte aiohttp was given ended a head the lane read
         self._pending: list[bytes] = []  # received and not answered, in the pieces it arrived in
         self._plan: list[Planned] | None = None  # what the lane may answer of the pending bytes
+        self._plan_is_whole = False  # the plan's last head ends where the pending bytes end
         self._planned = 0  # how many requests of the plan are answered
         self._answered_to = 0  # where the last answered one ends, in the bytes planned
         self._writing_paused = False
@@ -78,18 +91,38 @@ class HotLaneConnection(asyncio.Protocol):
             # As aiohttp does: an answer is one small write that must not wait for an ACK (Nagle).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        self._open.add(self)
-        self._last_seen = self._loop.time()
-        self._idle_timer = self._loop.call_at(self._last_seen + IDLE_SECONDS, self._close_if_idle)
+        self._own()
 
     def data_received(self, data: bytes) -> None:
-        if self._handler is not None:
-            self._handler.data_received(data)
-            return
+        if self._with_aiohttp:
+            assert self._handler is not None
+            if not (self._at_head_end and not self._writing_paused and aiohttp_is_idle(self._handler)):
+                self._at_head_end = self._at_head_end and self._ends_a_head(data)
+                self._handler.data_received(data)
+                return
+            self._own()  # aiohttp is done with all it was given: the lane reads what comes next
         self._last_seen = self._loop.time()
         self._pending.append(data)
         self._plan = None  # what arrived changes what the lane may answer: read it all again
         self._answer_pending()
+
+    def _own(self) -> None:
+        """The lane answers this connection (from its start, or given back by an idle aiohttp)."""
+        self._with_aiohttp = False
+        self._open.add(self)
+        self._last_seen = self._loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self._loop.call_at(self._last_seen + IDLE_SECONDS, self._close_if_idle)
+
+    def _ends_a_head(self, data: bytes) -> bool:
+        """Whether `data`, given to aiohttp on its own, is whole heads the lane reads (a GET or HEAD head
+        has no body): then aiohttp's parser holds nothing once it has answered them."""
+        try:
+            plan = self._lane.plan(data)
+        except Exception:  # a bug in the lane must cost speed, not the request
+            log.exception("hot lane failed on a request; aiohttp keeps this connection")
+            return False
+        return plan is not None and len(plan) > 0 and plan[-1][0] == len(data)
 
     def _answer_pending(self) -> None:
         """Answer the complete heads received, in order, while the socket takes more; hand the
@@ -105,9 +138,10 @@ class HotLaneConnection(asyncio.Protocol):
                 log.exception("hot lane failed on a request; aiohttp answers this connection")
                 plan = None
             if plan is None:
-                self._hand_over()
+                self._hand_over(at_head_end=False)
                 return
             self._plan, self._planned, self._answered_to = plan, 0, 0
+            self._plan_is_whole = bool(plan) and plan[-1][0] == len(buffer)
         plan, index, answered_to = self._plan, self._planned, self._answered_to
         while index < len(plan) and not self._writing_paused:
             try:
@@ -125,28 +159,35 @@ class HotLaneConnection(asyncio.Protocol):
             self._transport.write(answer)
             answered_to = plan[index][0]
             index += 1
+        if index > self._planned and self._handler is not None:
+            move_aiohttp_keepalive(self._handler, self._loop.time())
         _drop_prefix(self._pending, answered_to - self._answered_to)
         self._planned, self._answered_to = index, answered_to
         if index == len(plan):
             self._plan = None  # what is left is part of a head: planned again with the rest of it
         elif not self._writing_paused and self._waiting is None:
-            self._hand_over()  # a head that is not hot
+            self._hand_over(at_head_end=self._plan_is_whole)  # a head that is not hot
 
     def _checked(self, _: asyncio.Future[None]) -> None:
         """The check the next answer waited for is done: answer on, unless the connection went meanwhile."""
         self._waiting = None
-        if self._handler is None and self._transport is not None and not self._transport.is_closing():
+        if not self._with_aiohttp and self._transport is not None and not self._transport.is_closing():
             self._answer_pending()
 
-    def _hand_over(self) -> None:
-        """From now on aiohttp answers this connection, starting with what the lane has not answered."""
+    def _hand_over(self, at_head_end: bool) -> None:
+        """aiohttp answers this connection from now on, starting with what the lane has not answered;
+        `at_head_end`: those bytes end a head the lane read, so aiohttp may give the connection back."""
         assert self._transport is not None
         unanswered, self._pending, self._plan = self._pending, [], None
+        self._with_aiohttp, self._at_head_end = True, at_head_end
         self._open.discard(self)  # aiohttp's server tracks (and shuts down) its handlers itself
         if self._idle_timer is not None:
             self._idle_timer.cancel()
-        handler = self._handler = self._make_handler()
-        handler.connection_made(self._transport)
+            self._idle_timer = None
+        handler = self._handler
+        if handler is None:
+            handler = self._handler = self._make_handler()
+            handler.connection_made(self._transport)
         if self._writing_paused:
             handler.pause_writing()
         if self._reading_paused_here:
@@ -160,9 +201,10 @@ class HotLaneConnection(asyncio.Protocol):
                 handler.data_received(data)
 
     def eof_received(self) -> bool | None:
-        if self._handler is None and any(self._pending):
-            self._hand_over()  # aiohttp decides what a request cut short gets
-        if self._handler is not None:
+        if not self._with_aiohttp and any(self._pending):
+            self._hand_over(at_head_end=False)  # aiohttp decides what a request cut short gets
+        if self._with_aiohttp:
+            assert self._handler is not None
             return self._handler.eof_received()
         return None  # the transport closes once what was written is sent
 
@@ -176,7 +218,8 @@ class HotLaneConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
-        if self._handler is not None:
+        if self._with_aiohttp:
+            assert self._handler is not None
             self._handler.pause_writing()
         elif self._transport is not None:
             # A client that sends requests but reads no answers: stop reading until it does.
@@ -185,7 +228,8 @@ class HotLaneConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if self._handler is not None:
+        if self._with_aiohttp:
+            assert self._handler is not None
             self._handler.resume_writing()
             return
         if self._reading_paused_here and self._transport is not None:
@@ -194,19 +238,37 @@ class HotLaneConnection(asyncio.Protocol):
         self._answer_pending()  # answer what arrived while paused
 
     def close(self) -> None:
-        """Close a connection the lane still owns (at shutdown; it has no answer half-written)."""
-        if self._handler is None and self._transport is not None:
+        """Close a connection the lane owns (at shutdown; it has no answer half-written)."""
+        if not self._with_aiohttp and self._transport is not None:
             self._transport.close()
 
     def _close_if_idle(self) -> None:
         self._idle_timer = None
-        if self._handler is not None or self._transport is None:
+        if self._with_aiohttp or self._transport is None:
             return
         due = self._last_seen + IDLE_SECONDS
         if self._loop.time() >= due:
             self._transport.close()
         else:
             self._idle_timer = self._loop.call_at(due, self._close_if_idle)
+
+
+def aiohttp_is_idle(handler: asyncio.Protocol) -> bool:
+    """Whether aiohttp's RequestHandler waits for the next request, with none read or in progress and
+    keep-alive on: the test its own keep-alive timer makes before closing an idle connection
+    (RequestHandler._process_keepalive). False if the handler lacks those attributes."""
+    waiter = getattr(handler, "_waiter", None)
+    return (isinstance(waiter, asyncio.Future) and not waiter.done() and not getattr(handler, "_messages", True)
+            and getattr(handler, "_keepalive", False) is True and getattr(handler, "_force_close", True) is False
+            and getattr(handler, "_request_in_progress", True) is False)
+
+
+def move_aiohttp_keepalive(handler: asyncio.Protocol, now: float) -> None:
+    """Move aiohttp's keep-alive deadline on, as its handler does after each answer of its own: its timer
+    must not close a connection the lane is answering. Nothing if the handler lacks those attributes."""
+    timeout = getattr(handler, "keepalive_timeout", None)
+    if isinstance(timeout, (int, float)) and hasattr(handler, "_next_keepalive_close_time"):
+        handler._next_keepalive_close_time = now + timeout
 
 
 class HotLaneListener:

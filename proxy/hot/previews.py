@@ -14,8 +14,8 @@ is reused only while what the full path would decide still holds:
   again ahead of that moment, in the background (the source described afresh, the store looked up,
   nothing rendered), and kept again with the new trust if the store still holds it. So a hot URL
   under steady load stays hot: without this, every request between the end of its trust and the
-  full path's new answer would go to aiohttp, and each hot lane connection one of them arrived on
-  would stay aiohttp's for good (proxy/hot/lane_server.py);
+  full path's new answer would go to aiohttp's full path, taking its connection with it until
+  aiohttp is idle again (proxy/hot/lane_server.py);
 - the links file it was resolved under: a reload (SIGHUP) may have dropped the source's bucket, so
   an answer kept under another links file is not given again.
 - purges: when a purge has happened in any process since the last lookup (`watch_purges`), the
@@ -121,7 +121,7 @@ class HotPreviews:
         """As find; but with `wait`, for an entry whose only fault is that its source's trust ran out
         (no request came in its last moments to check it ahead), the check of its source and store:
         once it is done, the entry is fresh again or gone. The hot lane waits for it rather than hand
-        the connection to aiohttp for good."""
+        the request (and its connection) to aiohttp's full path."""
         if self._entries is None:
             return None
         self._check_purges()
