@@ -160,6 +160,22 @@ def test_a_render_that_gets_no_core_by_its_deadline_is_refused_and_frees_its_thr
     asyncio.run(scenario())
 
 
+def test_work_that_waits_for_the_render_host_takes_no_core() -> None:
+    async def scenario() -> None:
+        cores = SharedBounds(1, slots=1, context=CONTEXT)
+        cores.attach(0)
+        pool = RenderPool(workers=2, queue_size=0, observer=RecordingGauges(), cores=cores)
+        try:
+            with cores.core(time.monotonic() + WAIT, large=True):  # every core held, by a large render
+                assert await pool.run(lambda: "kept", time.monotonic() + WAIT, LARGE, on_a_core=False) == "kept"
+                with pytest.raises(RenderWaitTimedOut):  # the same work on a core waits for it
+                    await pool.run(lambda: "never", time.monotonic() + REFUSED_AFTER, LARGE)
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())
+
+
 @contextlib.contextmanager
 def memory_held_elsewhere(reserved: int, waiting_for: float = 0.0) -> Iterator[
         tuple[SharedBounds, multiprocessing.process.BaseProcess, Connection]]:

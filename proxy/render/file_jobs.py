@@ -69,9 +69,10 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
     whose `prepare` is a PortableWork may run in the render host; any other callable runs in this process.
     `from_kept`: the same work, made to start from a decode the host keeps or not at all (DecodeNotKept).
     Where a decode holds much more than its pixels (`from_kept_bytes`: a progressive JPEG's coefficients)
-    it is tried first, admitted by the memory of a copy; if the host keeps no such decode, it says so
-    before decoding anything (a round trip of a millisecond or two), and the whole work follows. So a
-    srcset's later sizes don't wait for the memory of a decode that no one makes.
+    it is tried first, admitted by the memory of a copy and taking no core: if the host keeps no such
+    decode, it says so before decoding anything (a round trip of a millisecond or two), and the whole
+    work follows; if it does, it resizes a copy. So a srcset's later sizes don't wait for the memory of a
+    decode that no one makes, and the question doesn't wait for a core that renders hold.
     """
     elsewhere = (pool.host, deadline) if pool.host and isinstance(prepare, PortableWork) else None
     job = _FileJob(located, prepare, output_format, format_of, elsewhere,
@@ -83,7 +84,7 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
         from_kept_bytes = getattr(first, "from_kept_bytes", 0)
         if from_kept is not None and from_kept_bytes and job.goes_to_host(first):
             result = await pool.run(functools.partial(job.run_from_kept, from_kept), deadline,
-                                    memory=from_kept_bytes, admitted=True)
+                                    memory=from_kept_bytes, admitted=True, on_a_core=False)
             if not isinstance(result, _NotKept):
                 return result
         return await pool.run(job.run, deadline, memory=first.peak_bytes, admitted=True)

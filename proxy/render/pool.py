@@ -13,7 +13,8 @@ estimated peak is at most SMALL_JOB_BYTES) don't queue behind large ones. When e
 of the process, or every core of the server, holds a large job, a small one starts on one more
 thread, the small lane, which takes small jobs only and takes no core; so a thumbnail doesn't wait
 for a 50 MP render, and the cores are not shared by more renders than there are cores the rest of
-the time.
+the time. A job that mostly waits for the render host's answer (a render from kept pixels) takes a
+thread but no core.
 """
 
 import asyncio
@@ -74,12 +75,15 @@ class RenderPool:
         self._running = {LARGE: 0, SMALL: 0, LANE: 0}
         self._report_due = False
 
-    async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: bool = False) -> T:
+    async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: bool = False,
+                  on_a_core: bool = True) -> T:
         """`work()` on a worker thread, once `memory` bytes (its estimated peak) are reserved.
 
         TooManyRequests if the queue is full, RenderWaitTimedOut past `deadline`, and render_memory's
         refusals for the memory. `admitted`: the second trip of a job the queue already took
-        (proxy.render.file_jobs), which the queue's bound doesn't turn away.
+        (proxy.render.file_jobs), which the queue's bound doesn't turn away. `on_a_core=False`: work
+        that mostly waits for the render host's answer (a render from kept pixels, which the host refuses
+        at once when it keeps none): it takes a thread but none of the server's cores.
         """
         if not admitted and self._queue_size and self._waiting >= self._queue_size:
             raise TooManyRequests("render queue is full, try again shortly")
@@ -100,7 +104,7 @@ class RenderPool:
         finally:
             self._waiting -= 1
         self._report()
-        if seat != LANE and self._cores is not None:
+        if seat != LANE and self._cores is not None and on_a_core:
             work = _on_a_core(work, self._cores, deadline, large=seat == LARGE)
         future = asyncio.get_running_loop().run_in_executor(self._executor, work)
         # The thread and the memory are freed when the work is done, not when a caller stops waiting for it.
