@@ -6,6 +6,7 @@ host spent is read from /proc: its minor page faults (fresh pages) and its CPU t
 """
 
 import asyncio
+import multiprocessing
 import os
 import shutil
 import threading
@@ -18,6 +19,7 @@ from proxy.metrics.registry import Metrics
 from proxy.render.heap import DEFAULT_HEAP_KEEP
 from proxy.render.memory import RenderMemory
 from proxy.render.pool import RenderPool
+from proxy.render.shared_bounds import SharedBounds
 from tests.benchmarks.harness import cpu_seconds
 from tests.support.images import named_photo
 from tests.support.render_host import BIG, DECODE_MIB, minor_faults, render_file, render_file_async, started_host
@@ -101,6 +103,25 @@ def test_a_size_whose_decode_the_host_keeps_needs_only_the_memory_of_a_copy(phot
 
         assert asyncio.run(scenario()) == local
         assert memory.in_use == 0
+
+
+def test_a_render_from_kept_pixels_does_not_wait_for_a_core(photos: list[Path]) -> None:
+    # The server's only core is held by a large render (of another process, say). The header is read in
+    # the small lane; the render from the kept 1/4 decode (a copy of 1,024 x 1,024 px, over the small
+    # jobs' bound) is the host's work, asked without a core.
+    path = named_photo(photos, BIG)
+    local = render_file(RenderPool(1, 0, Metrics(None)), path, "rs:fit:1024:0")
+    cores = SharedBounds(1, slots=1, context=multiprocessing.get_context("spawn"))
+    cores.attach(0)
+    with started_host(DEFAULT_HEAP_KEEP) as host:
+        pool = RenderPool(1, 0, Metrics(None), memory=RenderMemory(1000 * MIB), cores=cores, host=host.address)
+
+        async def scenario() -> bytes:
+            await render_file_async(pool, path, "rs:fit:1024:0")
+            with cores.core(time.monotonic() + 30, large=True):
+                return await asyncio.wait_for(render_file_async(pool, path, "rs:fit:1024:0"), 20)
+
+        assert asyncio.run(scenario()) == local
 
 
 def test_a_decode_the_host_does_not_keep_is_rendered_whole_after_it_says_so(photos: list[Path],
