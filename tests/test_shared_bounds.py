@@ -139,12 +139,21 @@ def test_two_pools_sharing_one_core_run_one_render_at_a_time_and_a_small_one_pas
     asyncio.run(scenario())
 
 
+@contextlib.contextmanager
+def pool_on_one_core() -> Iterator[tuple[SharedBounds, RenderPool]]:
+    """A pool of two threads whose process is the server's only one, on a server of one core."""
+    cores = SharedBounds(1, slots=1, context=CONTEXT)
+    cores.attach(0)
+    pool = RenderPool(workers=2, queue_size=0, observer=RecordingGauges(), cores=cores)
+    try:
+        yield cores, pool
+    finally:
+        pool.close()
+
+
 def test_a_render_that_gets_no_core_by_its_deadline_is_refused_and_frees_its_thread() -> None:
     async def scenario() -> None:
-        cores = SharedBounds(1, slots=1, context=CONTEXT)
-        cores.attach(0)
-        pool = RenderPool(workers=2, queue_size=0, observer=RecordingGauges(), cores=cores)
-        try:
+        with pool_on_one_core() as (cores, pool):
             # The core is held by another process's render, say.
             with cores.core(time.monotonic() + WAIT, large=False), pytest.raises(RenderWaitTimedOut):
                 await pool.run(lambda: "never", time.monotonic() + REFUSED_AFTER, LARGE)
@@ -154,24 +163,17 @@ def test_a_render_that_gets_no_core_by_its_deadline_is_refused_and_frees_its_thr
                     raise AssertionError("the refused render still holds its thread")
                 await asyncio.sleep(0.01)  # polling a thread's count; the deadline bounds it
             assert await pool.run(lambda: "later", time.monotonic() + WAIT, LARGE) == "later"
-        finally:
-            pool.close()
 
     asyncio.run(scenario())
 
 
 def test_work_that_waits_for_the_render_host_takes_no_core() -> None:
     async def scenario() -> None:
-        cores = SharedBounds(1, slots=1, context=CONTEXT)
-        cores.attach(0)
-        pool = RenderPool(workers=2, queue_size=0, observer=RecordingGauges(), cores=cores)
-        try:
-            with cores.core(time.monotonic() + WAIT, large=True):  # every core held, by a large render
-                assert await pool.run(lambda: "kept", time.monotonic() + WAIT, LARGE, on_a_core=False) == "kept"
-                with pytest.raises(RenderWaitTimedOut):  # the same work on a core waits for it
-                    await pool.run(lambda: "never", time.monotonic() + REFUSED_AFTER, LARGE)
-        finally:
-            pool.close()
+        # Every core held, by a large render.
+        with pool_on_one_core() as (cores, pool), cores.core(time.monotonic() + WAIT, large=True):
+            assert await pool.run(lambda: "kept", time.monotonic() + WAIT, LARGE, on_a_core=False) == "kept"
+            with pytest.raises(RenderWaitTimedOut):  # the same work on a core waits for it
+                await pool.run(lambda: "never", time.monotonic() + REFUSED_AFTER, LARGE)
 
     asyncio.run(scenario())
 

@@ -70,7 +70,6 @@ class HotLaneConnection(asyncio.Protocol):
         self._at_head_end = False  # every byte aiohttp was given ended a head the lane read
         self._pending: list[bytes] = []  # received and not answered, in the pieces it arrived in
         self._plan: list[Planned] | None = None  # what the lane may answer of the pending bytes
-        self._plan_is_whole = False  # the plan's last head ends where the pending bytes end
         self._planned = 0  # how many requests of the plan are answered
         self._answered_to = 0  # where the last answered one ends, in the bytes planned
         self._writing_paused = False
@@ -122,7 +121,7 @@ class HotLaneConnection(asyncio.Protocol):
         except Exception:  # a bug in the lane must cost speed, not the request
             log.exception("hot lane failed on a request; aiohttp keeps this connection")
             return False
-        return plan is not None and len(plan) > 0 and plan[-1][0] == len(data)
+        return plan is not None and _ends_at(plan, len(data))
 
     def _answer_pending(self) -> None:
         """Answer the complete heads received, in order, while the socket takes more; hand the
@@ -141,7 +140,6 @@ class HotLaneConnection(asyncio.Protocol):
                 self._hand_over(at_head_end=False)
                 return
             self._plan, self._planned, self._answered_to = plan, 0, 0
-            self._plan_is_whole = bool(plan) and plan[-1][0] == len(buffer)
         plan, index, answered_to = self._plan, self._planned, self._answered_to
         while index < len(plan) and not self._writing_paused:
             try:
@@ -166,7 +164,8 @@ class HotLaneConnection(asyncio.Protocol):
         if index == len(plan):
             self._plan = None  # what is left is part of a head: planned again with the rest of it
         elif not self._writing_paused and self._waiting is None:
-            self._hand_over(at_head_end=self._plan_is_whole)  # a head that is not hot
+            # A head that is not hot; the pending bytes are what the plan holds past `answered_to`.
+            self._hand_over(at_head_end=_ends_at(plan, answered_to + sum(map(len, self._pending))))
 
     def _checked(self, _: asyncio.Future[None]) -> None:
         """The check the next answer waited for is done: answer on, unless the connection went meanwhile."""
@@ -304,6 +303,11 @@ class HotLaneListener:
         for connection in list(self._connections):
             connection.close()
         self._lane.flush()
+
+
+def _ends_at(plan: list[Planned], size: int) -> bool:
+    """Whether the last head of `plan` ends at `size` bytes: nothing of a head that follows is among them."""
+    return bool(plan) and plan[-1][0] == size
 
 
 def _drop_prefix(chunks: list[bytes], count: int) -> None:
