@@ -1,7 +1,8 @@
 """proxy.render.memory: the order renders start in when they wait for memory (one process).
 
 First come, first served, except that a small render which fits beside those running may start past
-an older, larger one that doesn't, until that one has waited OVERTAKEN_SECONDS.
+an older, larger one that doesn't, until that one has waited OVERTAKEN_SECONDS. A render's later trip
+(its whole render after a header read) comes in the place its job took when it first asked.
 """
 
 import asyncio
@@ -55,5 +56,23 @@ def test_no_render_starts_past_one_waiting_when_it_is_large_or_that_one_has_wait
         memory.release(80 * MIB)
         await asyncio.wait_for(asyncio.gather(large, later), WAIT)
         assert memory.in_use == 100 * MIB + size
+
+    asyncio.run(scenario())
+
+
+def test_a_later_trip_waits_for_memory_in_the_place_its_job_took_when_it_first_asked() -> None:
+    async def scenario() -> None:
+        memory = RenderMemory(1000 * MIB, together=TOGETHER)
+        asked = time.monotonic()  # the job read its header while the others came
+        await memory.reserve(100 * MIB, time.monotonic() + WAIT)
+        newer = await queued(memory, 100 * MIB)
+        later_trip = asyncio.ensure_future(memory.reserve(100 * MIB, time.monotonic() + WAIT, since=asked))
+        await asyncio.sleep(0)
+        assert not later_trip.done() and memory.waiting == 200 * MIB
+        memory.release(100 * MIB)  # room for one of them: the job that asked first
+        await asyncio.wait_for(later_trip, WAIT)
+        assert not newer.done() and memory.in_use == 100 * MIB
+        memory.release(100 * MIB)
+        await asyncio.wait_for(newer, WAIT)
 
     asyncio.run(scenario())

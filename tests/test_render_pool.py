@@ -103,6 +103,31 @@ def test_a_large_render_waits_for_a_worker_while_small_ones_pass_it_in_their_lan
     asyncio.run(scenario())
 
 
+def test_a_jobs_later_trip_gets_the_next_thread_before_the_jobs_that_asked_after_it() -> None:
+    async def scenario() -> None:
+        pool = RenderPool(workers=1, queue_size=0, observer=RecordingGauges())
+        held_started, release_held = threading.Event(), threading.Event()
+        started: list[str] = []
+        try:
+            deadline = time.monotonic() + WAIT
+            asked = time.monotonic()  # a job that read its header before the others asked
+            held = asyncio.ensure_future(pool.run(blocking(held_started, release_held, "held"), deadline, LARGE))
+            await until(held_started.is_set)
+            newer = asyncio.ensure_future(pool.run(lambda: started.append("newer"), deadline, LARGE))
+            await asyncio.sleep(0)  # one turn of the loop: the newer job waits for the thread
+            later_trip = asyncio.ensure_future(pool.run(lambda: started.append("later trip"), deadline, LARGE,
+                                                        admitted=asked))
+            await asyncio.sleep(0)
+            assert started == [] and pool.running == 1
+            release_held.set()
+            await asyncio.wait_for(asyncio.gather(held, newer, later_trip), WAIT)
+            assert started == ["later trip", "newer"]
+        finally:
+            release_held.set()
+            pool.close()
+    asyncio.run(scenario())
+
+
 def test_the_small_lane_is_one_thread_and_small_jobs_take_turns_in_it() -> None:
     async def scenario() -> None:
         gauges = RecordingGauges()
@@ -199,10 +224,13 @@ class _CountingPool(RenderPool):
     """The real pool, counting the trips it is asked for."""
 
     trips = 0
+    admitted: list[float | None]  # each trip's: when its job first asked, or None for the first
 
-    async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: bool = False) -> T:
+    async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: float | None = None,
+                  on_a_core: bool = True) -> T:
         self.trips += 1
-        return await super().run(work, deadline, memory, admitted)
+        self.admitted = [*getattr(self, "admitted", []), admitted]
+        return await super().run(work, deadline, memory, admitted, on_a_core)
 
 
 class _RenderTimes:
@@ -214,11 +242,15 @@ def test_a_small_job_runs_on_the_thread_that_read_its_header_and_a_large_one_is_
     async def one(peak: int) -> tuple[int, _Work, io.BytesIO]:
         pool = _CountingPool(workers=1, queue_size=0, observer=RecordingGauges(), memory=RenderMemory(256 * MIB))
         work, original = _Work(peak), io.BytesIO(b"original")
+        before = time.monotonic()
         try:
             await run_file_job(pool, cast(Metrics, _RenderTimes()), "preview", Located(_INFO, "MISS", original),
                                lambda _: work, time.monotonic() + WAIT, "jpeg", lambda _: "jpeg")
         finally:
             pool.close()
+        if pool.trips == 2:  # the second trip waits in the place the job took when it first asked
+            first, second = pool.admitted
+            assert first is None and second is not None and before <= second <= time.monotonic()
         return pool.trips, work, original
 
     small_trips, small, small_file = asyncio.run(one(SMALL))

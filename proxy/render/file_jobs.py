@@ -77,6 +77,7 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
     elsewhere = (pool.host, deadline) if pool.host and isinstance(prepare, PortableWork) else None
     job = _FileJob(located, prepare, output_format, format_of, elsewhere,
                    pool.memory.is_big if pool.memory is not None else None)
+    asked = time.monotonic()
     try:
         first = await pool.run(job.first_trip, deadline)
         if isinstance(first, _Finished):
@@ -84,10 +85,10 @@ async def run_file_job(pool: RenderPool, metrics: Metrics, operation: str, locat
         from_kept_bytes = getattr(first, "from_kept_bytes", 0)
         if from_kept is not None and from_kept_bytes and job.goes_to_host(first):
             result = await pool.run(functools.partial(job.run_from_kept, from_kept), deadline,
-                                    memory=from_kept_bytes, admitted=True, on_a_core=False)
+                                    memory=from_kept_bytes, admitted=asked, on_a_core=False)
             if not isinstance(result, _NotKept):
                 return result
-        return await pool.run(job.run, deadline, memory=first.peak_bytes, admitted=True)
+        return await pool.run(job.run, deadline, memory=first.peak_bytes, admitted=asked)
     finally:
         job.caller_done()
         if job.seconds:

@@ -9,8 +9,9 @@ Two bounds. Renders run together while their estimates add up to `together` (REN
 counted over every worker process of the server (proxy.render.shared_bounds): that is what the
 renders hold at their peak, and where big decodes (a progressive JPEG's coefficients at full
 resolution) would otherwise stack. A render that doesn't fit waits in its process's queue; renders
-start in the order they began to wait, across the processes too (each process shows since when its
-oldest has waited), so a busy process can't keep another's render waiting for ever. A small render
+start in the order their jobs first asked the render pool (a render's header was read on an earlier
+trip, which came first), across the processes too (each process shows since when its oldest has
+waited), so a busy process can't keep another's render waiting for ever. A small render
 (a quarter of `together` at most) that fits beside the renders running may start past older ones that
 don't, unless the oldest has waited OVERTAKEN_SECONDS: that bounds how long the small ones can keep a
 large one waiting. One over `together` starts when no render runs anywhere in the server, and runs alone. `limit`
@@ -30,6 +31,7 @@ import collections
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from proxy.errors import RenderMemoryExceeded, RenderMemoryTimeout, TooManyRequests
 from proxy.render.shared_bounds import SharedBounds
@@ -50,6 +52,21 @@ RECHECK_SECONDS = 0.005
 # doesn't, in every process, for as long as the large render before it ran.
 OVERTAKER_SHARE = 4
 OVERTAKEN_SECONDS = 1.0
+
+
+class _Queued(Protocol):
+    since: float  # when the job first asked
+
+
+Q = TypeVar("Q", bound=_Queued)
+
+
+def insert_in_order(queue: collections.deque[Q], item: Q) -> None:
+    """Put `item` behind those that have waited since longer (at the end, unless it is a later trip)."""
+    at = len(queue)
+    while at and queue[at - 1].since > item.since:
+        at -= 1
+    queue.insert(at, item)
 
 
 def default_memory_limit(processes: int) -> int:
@@ -77,19 +94,22 @@ class RenderMemory:
         self._waiting_bytes = 0
         self._recheck: asyncio.TimerHandle | None = None
 
-    async def reserve(self, size: int, deadline: float) -> None:
-        """Wait until `size` bytes fit, in arrival order; see the module's docstring for the refusals."""
+    async def reserve(self, size: int, deadline: float, since: float | None = None) -> None:
+        """Wait until `size` bytes fit, in order of `since` (when the render first asked; default: now);
+        see the module's docstring for the refusals."""
+        since = since if since is not None else time.monotonic()
         if size > self.limit:
             raise RenderMemoryExceeded(f"the render needs an estimated {size / MIB:.0f} MiB, over "
                                        f"RENDER_MEMORY_LIMIT={self.limit / MIB:.0f} MiB")
-        overtakes = not self._waiters or self._may_overtake(size, self._waiters[0].since)
-        if overtakes and self._fits(size, time.monotonic()):
+        overtakes = not self._waiters or self._waiters[0].since > since or self._may_overtake(
+            size, self._waiters[0].since)
+        if overtakes and self._fits(size, since):
             self._add(size)
             return
         if self._waiting_bytes + size > self.limit:
             raise TooManyRequests("too many large renders waiting for memory, try again shortly")
-        waiter = _Waiter(size)
-        self._waiters.append(waiter)
+        waiter = _Waiter(size, since)
+        insert_in_order(self._waiters, waiter)
         self._show_oldest_wait()
         self._waiting_bytes += size
         self._recheck_later()

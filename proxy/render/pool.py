@@ -8,8 +8,11 @@ A request that finds the queue full gets 429 at once; one that waits past its de
 render that overruns is not killed (threads can't be), but the pipeline checks the same deadline
 between steps and stops, and its thread (and its memory) counts as busy until then, so the bounds hold.
 
-Jobs start in arrival order, with one exception: small ones (a header read, or a render whose
-estimated peak is at most SMALL_JOB_BYTES) don't queue behind large ones. When every worker thread
+Jobs start in arrival order, a job's later trip (its render, after the trip that read its header) in
+the place the job took when it first asked: otherwise a large render would wait for a thread twice,
+the second time behind every job that came while its header was read. One exception: small ones
+(a header read, or a render whose estimated peak is at most SMALL_JOB_BYTES) don't queue behind
+large ones. When every worker thread
 of the process, or every core of the server, holds a large job, a small one starts on one more
 thread, the small lane, which takes small jobs only and takes no core; so a thumbnail doesn't wait
 for a 50 MP render, and the cores are not shared by more renders than there are cores the rest of
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from proxy.errors import RenderWaitTimedOut, TooManyRequests
-from proxy.render.memory import MIB, RenderMemory
+from proxy.render.memory import MIB, RenderMemory, insert_in_order
 from proxy.render.shared_bounds import SharedBounds
 
 T = TypeVar("T")
@@ -52,6 +55,7 @@ class _Turn:
     """A job waiting for a thread."""
 
     small: bool
+    since: float  # when its job first asked the pool: turns are granted oldest first
     granted: "asyncio.Future[str]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -75,27 +79,29 @@ class RenderPool:
         self._running = {LARGE: 0, SMALL: 0, LANE: 0}
         self._report_due = False
 
-    async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: bool = False,
+    async def run(self, work: Callable[[], T], deadline: float, memory: int = 0, admitted: float | None = None,
                   on_a_core: bool = True) -> T:
         """`work()` on a worker thread, once `memory` bytes (its estimated peak) are reserved.
 
         TooManyRequests if the queue is full, RenderWaitTimedOut past `deadline`, and render_memory's
-        refusals for the memory. `admitted`: the second trip of a job the queue already took
-        (proxy.render.file_jobs), which the queue's bound doesn't turn away. `on_a_core=False`: work
+        refusals for the memory. `admitted`: for a later trip of a job the queue already took
+        (proxy.render.file_jobs), when the job first asked: the queue's bound doesn't turn it away, and
+        it waits for its thread and memory in that place, not behind the jobs that came since. `on_a_core=False`: work
         that mostly waits for the render host's answer (a render from kept pixels, which the host refuses
         at once when it keeps none): it takes a thread but none of the server's cores.
         """
-        if not admitted and self._queue_size and self._waiting >= self._queue_size:
+        if admitted is None and self._queue_size and self._waiting >= self._queue_size:
             raise TooManyRequests("render queue is full, try again shortly")
+        since = admitted if admitted is not None else time.monotonic()
         reserved = memory if self.memory is not None else 0
         small = memory <= SMALL_JOB_BYTES
         self._waiting += 1
         self._report()
         try:
             if reserved and self.memory is not None:
-                await self.memory.reserve(reserved, deadline)
+                await self.memory.reserve(reserved, deadline, since)
             try:
-                seat = await self._take_turn(small, deadline)
+                seat = await self._take_turn(small, deadline, since)
             except BaseException:
                 self._release_memory(reserved)
                 raise
@@ -132,13 +138,13 @@ class RenderPool:
         # Every worker thread of this process holds a large job, or every core of the server does.
         return self._running[LARGE] >= self.workers or (self._cores is not None and self._cores.all_held_by_large())
 
-    async def _take_turn(self, small: bool, deadline: float) -> str:
-        """Wait for a thread: at once if one is free and nobody is ahead, else in arrival order."""
-        if not self._turns and (seat := self._seat(small)) is not None:
+    async def _take_turn(self, small: bool, deadline: float, since: float) -> str:
+        """Wait for a thread: at once if one is free and nobody older waits, else in order of `since`."""
+        if not (self._turns and self._turns[0].since <= since) and (seat := self._seat(small)) is not None:
             self._running[seat] += 1
             return seat
-        turn = _Turn(small)
-        self._turns.append(turn)
+        turn = _Turn(small, since)
+        insert_in_order(self._turns, turn)
         try:
             return await asyncio.wait_for(asyncio.shield(turn.granted), _remaining(deadline))
         except BaseException:
@@ -149,8 +155,8 @@ class RenderPool:
             raise
 
     def _grant(self) -> None:
-        # In arrival order: a job that can't start holds back the same kind behind it; a small one
-        # passes a large one only into the small lane (_seat).
+        # In arrival order (`_Turn.since`): a job that can't start holds back the same kind behind it; a
+        # small one passes a large one only into the small lane (_seat).
         for turn in list(self._turns):
             if (seat := self._seat(turn.small)) is not None:
                 self._turns.remove(turn)
