@@ -1,7 +1,9 @@
 """The purge index on real tiers in a temporary folder: what a commit is checked against, how the index
 stays bounded (rows of evicted entries pruned, old purge records dropped), and that a second process's
-view (another PurgeIndex on the same folder) sees the same records and generation."""
+view (another PurgeIndex on the same folder) sees the same records and generation, and that the workers
+of a server can open it at once on a new folder."""
 
+import multiprocessing
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +95,32 @@ def test_rows_of_evicted_entries_are_pruned_and_old_purge_records_dropped(tiers:
     # A fill that began before the oldest record kept can't be checked: it is refused.
     assert not store(index, tiers["previews"], f"late\n{SOURCE_A}\n\"v1\"\npng", SOURCE_A, 0)
     assert store(index, tiers["previews"], f"late\n{SOURCE_A}\n\"v1\"\npng", SOURCE_A, index.generation.read())
+
+
+ROUNDS, PROCESSES = 30, 4  # a fifth of the rounds failed before the set-up was taken in turns
+
+
+def _open_index(root: Path, start: "multiprocessing.synchronize.Barrier",
+                results: "multiprocessing.Queue[str]") -> None:
+    start.wait(timeout=30)
+    try:
+        PurgeIndex(root).close()
+        results.put("opened")
+    except sqlite3.Error as error:
+        results.put(repr(error))
+
+
+def test_worker_processes_starting_at_once_all_open_a_new_index(tmp_path: Path) -> None:
+    # fork, quicker to start than the server's spawn: each process opens its own connection all the same.
+    context = multiprocessing.get_context("fork")
+    failures = []
+    for round_number in range(ROUNDS):
+        start, results = context.Barrier(PROCESSES), context.Queue()
+        processes = [context.Process(target=_open_index, args=(tmp_path / str(round_number), start, results))
+                     for _ in range(PROCESSES)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=30)
+        failures += [outcome for outcome in (results.get(timeout=30) for _ in processes) if outcome != "opened"]
+    assert failures == []

@@ -21,6 +21,7 @@ Every method blocks (SQLite, file renames): run it in an executor. Index errors 
 commit they hit is dropped (the request is still served), reported to the tier.
 """
 
+import fcntl
 import logging
 import sqlite3
 import threading
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from cache.disk_tier import DiskTier
 from cache.entry import EntryMeta
+from cache.purge.generation import FILE_NAME as GENERATION_FILE_NAME
 from cache.purge.generation import PurgeGeneration
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,17 @@ _SELECT = {
 }
 
 
+@contextmanager
+def _alone_among_processes(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (which exists) while the block runs: the workers of a server start
+    at once, and SQLite answers a process that switches a new database to WAL while another does with
+    "database is locked" at once, without waiting out the busy timeout. Not the database's own file:
+    closing any descriptor of it would drop the locks SQLite holds on it."""
+    with open(path, "rb") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        yield
+
+
 class PurgeIndex:
     """The index and purge records of one cache root; one per process, safe from any thread."""
 
@@ -78,7 +91,7 @@ class PurgeIndex:
         self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()  # one connection, used by one thread at a time
         self._prune_after = 0  # the id the next pruning batch starts after (each process walks on its own)
-        with self._lock:
+        with self._lock, _alone_among_processes(root / GENERATION_FILE_NAME):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL's safe setting: a crash loses the last commits only
             for statement in _SCHEMA:
