@@ -1,0 +1,28 @@
+"""tests.benchmarks.w3_floor's simulation, on workloads whose timing follows from their costs alone."""
+
+import pytest
+
+from tests.benchmarks.w3_floor import STEP_MS, simulate
+
+
+def test_one_client_on_one_core_waits_for_each_render_in_turn() -> None:
+    p99, end = simulate(["a", "b", "c"], {"a": 10, "b": 20, "c": 30}, 1.0, cores=1, over=0.0, shared=False,
+                        clients=1)
+    assert (p99, end) == (30, 60)
+
+
+def test_a_request_for_a_render_in_progress_ends_with_it_and_later_ones_are_hits() -> None:
+    p99, end = simulate(["a", "a", "a"], {"a": 40}, 2.0, cores=1, over=0.0, shared=False, clients=2)
+    assert (p99, end) == (40, 42)  # two asked at once share the render; the third is a hit after it
+
+
+def test_other_load_takes_its_share_of_the_cores() -> None:
+    assert simulate(["a"], {"a": 10}, 1.0, cores=1, over=0.5, shared=False, clients=1) == (20, 20)
+
+
+@pytest.mark.parametrize(("shared", "last"), [(False, 20), (True, 15)])
+def test_three_renders_on_two_cores_take_turns_or_share_them(shared: bool, last: float) -> None:
+    # In turn, two run at once and the third after them; shared, each gets two thirds of a core.
+    p99, end = simulate(["a", "b", "c"], {"a": 10, "b": 10, "c": 10}, 1.0, cores=2, over=0.0, shared=shared,
+                        clients=3)
+    assert p99 == end == pytest.approx(last, abs=STEP_MS)  # to the simulation's tick
