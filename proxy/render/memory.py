@@ -58,10 +58,10 @@ class _Queued(Protocol):
     since: float  # when the job first asked
 
 
-Q = TypeVar("Q", bound=_Queued)
+_QueuedT = TypeVar("_QueuedT", bound=_Queued)
 
 
-def insert_in_order(queue: collections.deque[Q], item: Q) -> None:
+def insert_in_order(queue: collections.deque[_QueuedT], item: _QueuedT) -> None:
     """Put `item` behind those that have waited since longer (at the end, unless it is a later trip)."""
     at = len(queue)
     while at and queue[at - 1].since > item.since:

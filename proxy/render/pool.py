@@ -12,12 +12,11 @@ Jobs start in arrival order, a job's later trip (its render, after the trip that
 the place the job took when it first asked: otherwise a large render would wait for a thread twice,
 the second time behind every job that came while its header was read. One exception: small ones
 (a header read, or a render whose estimated peak is at most SMALL_JOB_BYTES) don't queue behind
-large ones. When every worker thread
-of the process, or every core of the server, holds a large job, a small one starts on one more
-thread, the small lane, which takes small jobs only and takes no core; so a thumbnail doesn't wait
-for a 50 MP render, and the cores are not shared by more renders than there are cores the rest of
-the time. A job that mostly waits for the render host's answer (a render from kept pixels) takes a
-thread but no core.
+large ones. When every worker thread of the process, or every core of the server, holds a large
+job, a small one starts on one more thread, the small lane, which takes small jobs only and takes
+no core; so a thumbnail doesn't wait for a 50 MP render, and the cores are not shared by more
+renders than there are cores the rest of the time. A job that mostly waits for the render host's
+answer (a render from kept pixels) takes a thread but no core.
 """
 
 import asyncio
@@ -86,9 +85,10 @@ class RenderPool:
         TooManyRequests if the queue is full, RenderWaitTimedOut past `deadline`, and render_memory's
         refusals for the memory. `admitted`: for a later trip of a job the queue already took
         (proxy.render.file_jobs), when the job first asked: the queue's bound doesn't turn it away, and
-        it waits for its thread and memory in that place, not behind the jobs that came since. `on_a_core=False`: work
-        that mostly waits for the render host's answer (a render from kept pixels, which the host refuses
-        at once when it keeps none): it takes a thread but none of the server's cores.
+        it waits for its thread and memory in that place, not behind the jobs that came since.
+        `on_a_core=False`: work that mostly waits for the render host's answer (a render from kept
+        pixels, which the host refuses at once when it keeps none): it takes a thread but none of the
+        server's cores.
         """
         if admitted is None and self._queue_size and self._waiting >= self._queue_size:
             raise TooManyRequests("render queue is full, try again shortly")
