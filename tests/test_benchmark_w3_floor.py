@@ -26,3 +26,8 @@ def test_three_renders_on_two_cores_take_turns_or_share_them(shared: bool, last:
     p99, end = simulate(["a", "b", "c"], {"a": 10, "b": 10, "c": 10}, 1.0, cores=2, over=0.0, shared=shared,
                         clients=3)
     assert p99 == end == pytest.approx(last, abs=STEP_MS)  # to the simulation's tick
+
+
+def test_other_load_that_takes_every_core_is_refused_rather_than_simulated_for_ever() -> None:
+    with pytest.raises(ValueError, match="nothing of 2"):
+        simulate(["a"], {"a": 10}, 1.0, cores=2, over=2.0, shared=False, clients=1)
