@@ -11,7 +11,7 @@ from aiohttp import web
 
 from cache.disk_tier import DiskTier
 from cache.purge.index import PurgeIndex
-from previews.imaging.decoded import SHARED_DECODE_PIXELS
+from previews.imaging.decoded import SHARED_DECODE_PIXELS, keep_decoded_images
 from proxy.app_keys import (
     CONFIG,
     CONVERTER,
@@ -72,6 +72,10 @@ log = logging.getLogger(__name__)
 
 # diskcache removes idle entries only when it writes; a read-mostly tier is swept on this beat.
 SWEEP_INTERVAL_CAP = 60.0
+# Pixels of the decodes a serving process keeps for the next size of the same original (a srcset's 50 px
+# and 300 px previews share a 1/8 decode; previews.imaging.decoded). A worker's own renders are the small
+# ones (the render host takes the large): 2 MiB at most each, which holds a 20 MP photo at 1/8.
+DECODES_KEPT = 8 * 1024 * 1024
 
 
 def build_app(config: Config, metrics_dir: Path | None = None, shared: SharedBounds | None = None,
@@ -123,6 +127,7 @@ def build_app(config: Config, metrics_dir: Path | None = None, shared: SharedBou
     app[LINKS] = LinkedOriginals(links_config, config.storage, build_link, metrics.links_read)
     settings = config.previews
     keep_freed_memory(settings.heap_keep)  # each process's renders reuse their pages (proxy.render.heap)
+    keep_decoded_images(DECODES_KEPT)
     hand_over_sooner()  # render threads get the interpreter back from the event loop sooner
     memory = RenderMemory(settings.memory_limit, settings.memory_concurrent or None, shared)
     app[RENDER_POOL] = pool = RenderPool(settings.workers, settings.queue_size, metrics, memory, shared, render_host)

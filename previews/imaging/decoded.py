@@ -4,9 +4,10 @@ A page asks for several sizes of one photo at once (a srcset, a gallery's thumbn
 lightbox). JPEG's shrink-on-load decodes the 50 px and the 300 px preview of a 16 MP photo at the same
 1/8 scale (for a progressive file, from its DC scans: ~100 ms of CPU and ~100 MiB of coefficients for
 that photo, while the pixels it leaves are 1 MiB), and a progressive file costs its whole entropy decode
-at any larger scale (~300 ms). A process that turns this on (`keep_decoded_images`: the render host,
-which runs the large renders) keeps the decodes most worth keeping (DecodedImages), bounded by bytes;
-the next render of the same file at the same decode size and mode starts from a copy. A server with a
+at any larger scale (~300 ms). A process that turns this on (`keep_decoded_images`: every serving
+process for its own renders, the workers' small ones and the render host's large ones) keeps the decodes
+most worth keeping (DecodedImages), bounded by bytes; the next render of the same file at the same decode
+size and mode starts from a copy. A server with a
 render host also decodes a progressive JPEG at one scale for every size between 1/8 and about 1,024 px
 (SHARED_DECODE_PIXELS, previews.imaging.decode.shared_divisor), which costs it nothing, so its 600 px
 and 1,024 px previews share one decode.
