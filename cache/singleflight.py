@@ -22,6 +22,10 @@ class SingleFlight(Generic[K, V]):
             self._on_join()
         return found
 
+    def __contains__(self, key: object) -> bool:
+        """Whether work for `key` is in flight (not a join: nothing is reported)."""
+        return key in self._inflight
+
     def claim(self, key: K, work: V) -> None:
         """Register `work` as the one fill for `key`. The owner must `release` it when done."""
         if key in self._inflight:
@@ -80,6 +84,10 @@ class DetachedFlights(Generic[K, V]):
             self._flights.release(key)
             if not pending.done():  # cancelled at shutdown: waiters get an error, not a cancellation
                 pending.set_exception(self._stopped())
+
+    def running(self, key: K) -> bool:
+        """Whether work for `key` runs (a caller now would join it)."""
+        return key in self._flights
 
     @property
     def busy(self) -> bool:

@@ -166,6 +166,10 @@ class OncePerKey(Generic[V]):
         if not pending.done():
             pending.set_result((value, True))
 
+    def running(self, key: str) -> bool:
+        """Whether this process runs the job for `key` (a `get` now would join it)."""
+        return self._jobs.running(self._job_key(key))
+
     @property
     def busy(self) -> bool:
         """True while any job runs."""

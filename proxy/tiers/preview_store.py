@@ -12,7 +12,7 @@ from typing import BinaryIO
 from cachetools import LRUCache
 
 from cache.disk_tier import DiskTier
-from cache.entry import EntryMeta
+from cache.entry import CachedEntry, EntryMeta
 from proxy.metrics.registry import Metrics
 from proxy.tiers.purge_guard import PurgeGuard
 
@@ -51,16 +51,15 @@ class PreviewStore:
             found = self._memory.get(key)
             if found is not None:
                 return StoredPreview(found[0], data=found[1], stored_at=found[2])
-        entry = await asyncio.to_thread(self.tier.lookup, key)
+        read_up_to = self._memory_entry_max if self._memory is not None else -1
+        entry, data, error = await asyncio.to_thread(_lookup_and_read, self.tier, key, read_up_to)
         if entry is None:
             return None
-        if self._memory is None or entry.meta.info.size > self._memory_entry_max:
-            return StoredPreview(entry.meta, file=entry.file, stored_at=entry.stored_at)
-        try:
-            data = await asyncio.to_thread(_read_all, entry.file)
-        except OSError as error:
+        if error is not None:
             self._metrics.cache_error(self.tier.name, "read", error)
             return None
+        if data is None:
+            return StoredPreview(entry.meta, file=entry.file, stored_at=entry.stored_at)
         if len(data) != entry.meta.info.size:
             return None
         self._remember(key, entry.meta, data, entry.stored_at)
@@ -80,6 +79,20 @@ class PreviewStore:
     def _remember(self, key: str, meta: EntryMeta, data: bytes, stored_at: float) -> None:
         if self._memory is not None and len(data) <= self._memory_entry_max:
             self._memory[key] = (meta, data, stored_at)
+
+
+def _lookup_and_read(tier: DiskTier, key: str, read_up_to: int) -> tuple[CachedEntry | None, bytes | None,
+                                                                          OSError | None]:
+    """The tier's entry for `key`, and its body read whole (its file then closed) if it is at most
+    `read_up_to` bytes, or the error that read raised: one trip off the event loop for both (a small hit's
+    two trips cost more than its lookup and its read together)."""
+    entry = tier.lookup(key)
+    if entry is None or entry.meta.info.size > read_up_to:
+        return entry, None, None
+    try:
+        return entry, _read_all(entry.file), None
+    except OSError as error:
+        return entry, None, error
 
 
 def _read_all(file: BinaryIO) -> bytes:
