@@ -22,9 +22,9 @@ class SingleFlight(Generic[K, V]):
             self._on_join()
         return found
 
-    def __contains__(self, key: object) -> bool:
-        """Whether work for `key` is in flight (not a join: nothing is reported)."""
-        return key in self._inflight
+    def peek(self, key: K) -> V | None:
+        """The work in flight for `key`, if any, without joining it (nothing is reported)."""
+        return self._inflight.get(key)
 
     def claim(self, key: K, work: V) -> None:
         """Register `work` as the one fill for `key`. The owner must `release` it when done."""
@@ -85,9 +85,10 @@ class DetachedFlights(Generic[K, V]):
             if not pending.done():  # cancelled at shutdown: waiters get an error, not a cancellation
                 pending.set_exception(self._stopped())
 
-    def running(self, key: K) -> bool:
-        """Whether work for `key` runs (a caller now would join it)."""
-        return key in self._flights
+    def undelivered(self, key: K) -> bool:
+        """Whether work for `key` runs and has not yet given its result (a caller now would wait for it)."""
+        pending = self._flights.peek(key)
+        return pending is not None and not pending.done()
 
     @property
     def busy(self) -> bool:

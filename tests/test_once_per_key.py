@@ -132,28 +132,26 @@ def test_each_outcome_counts_as(tmp_path: Path, outcome: Outcome, result: str) -
     assert counted.results == [result]
 
 
-def test_running_holds_from_the_start_of_a_job_to_its_end_under_the_job_key(tmp_path: Path) -> None:
+def test_undelivered_holds_from_the_start_of_a_job_to_its_result_under_the_job_key(tmp_path: Path) -> None:
     async def run() -> None:
         tier = SimpleNamespace(name="t", config=SimpleNamespace(path=tmp_path), report_error=lambda *_: None)
         once = OncePerKey(cast(DiskTier, tier), cast(Metrics, Counted()), job_key=lambda key: f"1:{key}")
-        delivered, finish = asyncio.Event(), asyncio.Event()
+        started, deliver_now, finish = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
         async def make(deliver: Delivery[str]) -> None:
+            started.set()
+            await deliver_now.wait()
             deliver.set_result("made")
-            delivered.set()
             await finish.wait()  # committing, after its waiters have their result
 
-        assert not once.running("k")
+        assert not once.undelivered("k")
         deadline = asyncio.get_running_loop().time() + 10
         got = asyncio.create_task(once.get("k", _nothing, make, _no_timeout, 5, deadline))
-        await delivered.wait()
+        await started.wait()
+        assert once.undelivered("k") and not once.undelivered("other")
+        deliver_now.set()
         assert (await got).value == "made"
-        assert once.running("k") and not once.running("other")
+        assert not once.undelivered("k"), "a job committing what it gave its waiters is not awaited"
         finish.set()
-        for _ in range(1000):  # bounded: the job's task ends within a few turns of the loop
-            if not once.running("k"):
-                break
-            await asyncio.sleep(0)
-        assert not once.running("k")
 
     asyncio.run(run())

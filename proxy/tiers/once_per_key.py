@@ -166,9 +166,10 @@ class OncePerKey(Generic[V]):
         if not pending.done():
             pending.set_result((value, True))
 
-    def running(self, key: str) -> bool:
-        """Whether this process runs the job for `key` (a `get` now would join it)."""
-        return self._jobs.running(self._job_key(key))
+    def undelivered(self, key: str) -> bool:
+        """Whether this process runs the job for `key` and its result is still to come (a `get` now would
+        wait for it). Once delivered, the job may still be committing: the entry is then looked up."""
+        return self._jobs.undelivered(self._job_key(key))
 
     @property
     def busy(self) -> bool:

@@ -132,9 +132,10 @@ class Previews:
         if limit and info.size > limit:
             raise SourceTooLarge(f"source is {info.size} bytes, over the limit of {limit}")
         key = preview_key(request.options.canonical(), request.source_id, info.etag, request.format_key)
-        # A render of it running in this process: join it without a look in the store first (a trip off the
-        # event loop); the render looks again under its lock, and its result is what every joiner gets.
-        stored = None if self._renders.running(key) else await self._store.lookup(key)
+        # A render of it running in this process, its result still to come: join it without a look in the
+        # store first (a trip off the event loop); the render looks again under its lock. Once it has given
+        # its result the preview is looked up as usual (from memory, as the store keeps it there first).
+        stored = None if self._renders.undelivered(key) else await self._store.lookup(key)
         if stored is not None:
             self._renders.record(Outcome.FOUND)
             if self._guard.generation() != generation:
