@@ -54,6 +54,15 @@ def test_only_the_targets_a_run_measured_are_listed() -> None:
     assert lines == ["- W1 hits >= 0.65x nginx's requests/s: 0.50: **not met**"]
 
 
+def test_a_peak_rss_target_gives_both_sides_figures_in_each_repetition() -> None:
+    ours = [{"rps": 1.0, "p99": 1.0, "rss_mib": mib} for mib in (376.0, 480.0, 366.0)]
+    theirs = [{"rps": 1.0, "p99": 1.0, "rss_mib": mib} for mib in (392.0, 393.0, 390.0)]
+    lines = targets_text({"W3": {NGINX: theirs, PP: ours}})
+    assert [line for line in lines if "RSS" in line] == [
+        "- W3 peak RSS <= nginx's: 0.96 (0.96, 1.22, 0.94); MiB in each repetition: preview-proxy 376, 480, 366; "
+        "nginx 392, 393, 390: met"]
+
+
 def test_access_lines_are_counted_by_request_path_and_too_few_fail_the_run(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     log.write_text('127.0.0.1 - - [04/Dec/2026] "GET /resize/300/a.jpg HTTP/1.1" 200 5120\n' * 3

@@ -138,8 +138,19 @@ def judge(results: Results) -> list[tuple[Target, str, bool | None]]:
         value = found[0]
         met = value >= target.bound if target.at_least else value <= target.bound
         text = _ratio_text(found).replace("*", "") if target.peer else f"{value:.0f} MiB"
+        if target.peer and target.metric == "rss_mib":
+            text += _each_repetition_mib(results, target.scenario, target.peer)
         verdicts.append((target, text, met))
     return verdicts
+
+
+def _each_repetition_mib(results: Results, scenario: str, peer: str) -> str:
+    """Both sides' peak RSS in each repetition: a ratio alone can't tell which side moved."""
+    runs = results[scenario]
+    if len(runs[PP]) < 2:
+        return ""
+    each = {name: ", ".join(f"{sample['rss_mib']:.0f}" for sample in runs[name]) for name in (PP, peer)}
+    return "; MiB in each repetition: " + "; ".join(f"{name} {figures}" for name, figures in each.items())
 
 
 def targets_text(results: Results) -> list[str]:
