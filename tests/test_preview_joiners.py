@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from previews.imaging.decoded import keep_decoded_images
 from proxy.app import build_app
 from proxy.app_keys import RENDER_POOL, TIERS
 from proxy.config import Config
@@ -42,7 +44,8 @@ def _counting(calls: list[str], name: str, function: Callable[..., Any]) -> Call
     return counted
 
 
-async def _joiners_and_a_hit(tmp_path: Path, photo: Path) -> tuple[list[tuple[int, str, bytes]], list[str], int]:
+async def _joiners_and_a_hit(tmp_path: Path, photo: Path, monkeypatch: pytest.MonkeyPatch
+                             ) -> tuple[list[tuple[int, str, bytes]], list[str], int]:
     place(tmp_path / "data", BUCKET, KEY, photo)
     config = Config.from_env({"DATA_PATH": str(tmp_path / "data"), "CACHE_PATH": str(tmp_path / "cache")})
     app = build_app(config)
@@ -87,17 +90,19 @@ async def _joiners_and_a_hit(tmp_path: Path, photo: Path) -> tuple[list[tuple[in
         return await to_thread(function, *args, **kwargs)
 
     async with TestServer(other) as server, aiohttp.ClientSession() as session:
-        preview_store.asyncio.to_thread = counted_trip  # type: ignore[attr-defined]
-        try:
-            async with session.get(server.make_url(URL)) as response:
-                answers.append((response.status, response.headers.get("X-Cache", ""), await response.read()))
-        finally:
-            preview_store.asyncio.to_thread = to_thread  # type: ignore[attr-defined]
+        monkeypatch.setattr(preview_store.asyncio, "to_thread", counted_trip)
+        async with session.get(server.make_url(URL)) as response:
+            answers.append((response.status, response.headers.get("X-Cache", ""), await response.read()))
+        monkeypatch.undo()
     return answers, trips, len(lookups)
 
 
-def test_joiners_of_a_render_in_flight_dont_look_in_the_store(tmp_path: Path, photos: list[Path]) -> None:
-    answers, trips, lookups = asyncio.run(_joiners_and_a_hit(tmp_path, smallest_file(photos)))
+def test_joiners_of_a_render_in_flight_dont_look_in_the_store(tmp_path: Path, photos: list[Path],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        answers, trips, lookups = asyncio.run(_joiners_and_a_hit(tmp_path, smallest_file(photos), monkeypatch))
+    finally:
+        keep_decoded_images(0)  # build_app turned keeping on for this process
     made, *joined, hit = answers
     assert made[:2] == (200, "MISS")
     assert all(answer == (200, "HIT", made[2]) for answer in joined)
