@@ -11,8 +11,9 @@ measures what the CPU has to do, then replays W3's requests against ideal schedu
    CPU did beyond the renders and the hits, per second of the run, is the load that shares the cores
    with the renders (`over`, in cores: the joiners, the store writes, the hand-overs).
 3. The same requests, 32 closed-loop clients, simulated on the cores with that work: renders first come
-   first served, one per core at a time (`fifo`), or all sharing the cores (`shared`); hits and the rest
-   of the load take their CPU first.
+   first served, one per core at a time (`fifo`), the cheapest waiting render first, one per core at a
+   time (`shortest`, an order that knows each render's cost before it starts), or all sharing the cores
+   (`shared`); hits and the rest of the load take their CPU first.
 
 Run from the checkout:  .venv/bin/python -m tests.benchmarks.w3_floor [--repetitions 3]
 """
@@ -78,10 +79,11 @@ def _measured_w3(bench: peers.Bench, requests: list[load.Preview]) -> tuple[floa
 
 
 def simulate(labels: list[str], costs: dict[str, float], hit_ms: float, cores: int, over: float,
-             shared: bool, clients: int = peers.ZIPF_CLIENTS) -> tuple[float, float]:
+             shared: bool, clients: int = peers.ZIPF_CLIENTS, shortest_first: bool = False) -> tuple[float, float]:
     """`labels` asked in order by `clients` closed-loop clients, on `cores` of which `over` are taken by
     other work. A request whose preview is rendered costs `hit_ms` of CPU; one whose render runs or waits
-    joins it. Returns the p99 (ms) and when the last request ends (ms); ValueError if the renders get no
+    joins it. Renders not `shared` take a core each, in the order asked or, `shortest_first`, cheapest
+    first. Returns the p99 (ms) and when the last request ends (ms); ValueError if the renders get no
     CPU (`over` as large as `cores`), which no amount of simulated time would end."""
     if over >= cores:
         raise ValueError(f"other load of {over} cores leaves nothing of {cores} for the renders")
@@ -113,6 +115,8 @@ def simulate(labels: list[str], costs: dict[str, float], hit_ms: float, cores: i
         if shared:
             running.extend(queue)
             queue.clear()
+        if shortest_first:
+            queue.sort(key=costs.__getitem__)  # stable: among equal costs, the order asked
         while queue and len(running) < cores:
             running.append(queue.pop(0))
         capacity = max(0.0, (cores - over) * STEP_MS - hits_ms)
@@ -131,10 +135,10 @@ def simulate(labels: list[str], costs: dict[str, float], hit_ms: float, cores: i
 
 def _rows(costs: dict[str, float], hit_ms: float, labels: list[str], over: float) -> Iterator[str]:
     cores = os.cpu_count() or 1
-    for name, shared in (("fifo", False), ("shared", True)):
+    for name, shared, shortest in (("fifo", False, False), ("shortest", False, True), ("shared", True, False)):
         for load_over in (0.0, over):
-            p99, end = simulate(labels, costs, hit_ms, cores, load_over, shared)
-            yield f"  {name:6s} other load {load_over:.2f} cores: p99 {p99:4.0f} ms, last request ends at {end:5.0f} ms"
+            p99, end = simulate(labels, costs, hit_ms, cores, load_over, shared, shortest_first=shortest)
+            yield f"  {name:8s} other load {load_over:.2f} cores: p99 {p99:4.0f} ms, last request ends at {end:5.0f} ms"
 
 
 def main() -> None:
