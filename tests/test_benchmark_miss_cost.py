@@ -1,0 +1,20 @@
+"""tests.benchmarks.miss_cost's CPU counts, read from /proc for a thread and for its process."""
+
+import os
+import threading
+import time
+
+from tests.benchmarks.miss_cost import cpu_of
+
+BUSY_SECONDS = 0.2
+
+
+def test_a_busy_thread_s_cpu_is_counted_for_it_and_for_its_process() -> None:
+    pid, thread = os.getpid(), threading.get_native_id()
+    thread_before, process_before = cpu_of(pid, thread), cpu_of(pid)
+    started = time.thread_time()
+    while time.thread_time() - started < BUSY_SECONDS:  # bounded: ends after that much CPU
+        pass
+    thread_spent = cpu_of(pid, thread) - thread_before
+    assert BUSY_SECONDS - 0.05 <= thread_spent < BUSY_SECONDS + 1.0  # /proc counts in clock ticks
+    assert cpu_of(pid) - process_before >= thread_spent
