@@ -21,7 +21,6 @@ Run from the checkout:  .venv/bin/python -m tests.benchmarks.miss_cost [--repeti
 """
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -36,21 +35,12 @@ from previews.imaging.decoded import SHARED_DECODE_PIXELS, keep_decoded_images
 from previews.render import deadline_after, render_preview
 from proxy.app import DECODES_KEPT
 from tests.benchmarks import peers
-from tests.benchmarks.harness import process_tree
+from tests.benchmarks.harness import cpu_seconds, process_tree
 from tests.benchmarks.peer_servers import Peer
 
 PHOTOS = "mate-"  # twelve 2-4 MP baseline and progressive photos (shared/corpus)
 FIRST_WIDTH = 10  # rendered first: each photo's 1/8 decode, kept for the widths after it
 WIDTHS = range(20, 60)
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_of(pid: int, thread: int | None = None) -> float:
-    """CPU seconds (user + system) of process `pid`, or of its thread `thread`, from /proc."""
-    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
-    with open(path) as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime and stime, after the name's ")"
 
 
 async def _get_all(session: aiohttp.ClientSession, server: Peer, requests: list[tuple[int, str]]) -> None:
@@ -68,11 +58,11 @@ async def _misses(server: Peer, keys: list[str]) -> tuple[float, float, float]:
         await _get_all(session, server, [(FIRST_WIDTH, key) for key in keys])
         misses = [(width, key) for width in WIDTHS for key in keys]
         pids = process_tree(server.pid)
-        before = {pid: (cpu_of(pid), cpu_of(pid, pid)) for pid in pids}
+        before = {pid: (cpu_seconds(pid), cpu_seconds(pid, pid)) for pid in pids}
         started = time.perf_counter()
         await _get_all(session, server, misses)
         wall = time.perf_counter() - started
-        after = {pid: (cpu_of(pid), cpu_of(pid, pid)) for pid in pids}
+        after = {pid: (cpu_seconds(pid), cpu_seconds(pid, pid)) for pid in pids}
     used = sum(after[pid][0] - before[pid][0] for pid in pids)
     loop = max(after[pid][1] - before[pid][1] for pid in pids)  # the worker that served the connection
     return wall * 1000 / len(misses), used * 1000 / len(misses), loop * 1000 / len(misses)
@@ -81,11 +71,11 @@ async def _misses(server: Peer, keys: list[str]) -> tuple[float, float, float]:
 def _reference(paths: list[Path], server: Peer) -> float:
     """CPU per render (ms) of the same renders in this process, from decodes kept as a worker keeps them."""
     config = RenderConfig(shared_decode_pixels=SHARED_DECODE_PIXELS)  # as a server with a render host
-    prefix = server.preview_path(FIRST_WIDTH, "k").split("/q/", 1)[0]  # the route before the signature
     keep_decoded_images(DECODES_KEPT)
     try:
         def render(width: int, path: Path) -> None:
-            url = parse_preview_url(server.preview_path(width, path.name).removeprefix(prefix))
+            # Past the route's prefix (/previews): the signature, options and source the parser reads.
+            url = parse_preview_url("/" + server.preview_path(width, path.name).split("/", 2)[2])
             with path.open("rb") as file:
                 render_preview(file, apply_options(config.defaults, url.options, config.presets), config,
                                deadline_after(60))
