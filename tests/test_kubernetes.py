@@ -12,6 +12,7 @@
 """
 
 import json
+import math
 import os
 import re
 import secrets
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from proxy.config import read_workers
 from proxy.settings.units import parse_size
 from tests.support.nginx_front import free_port, nginx_missing, run_nginx
 
@@ -194,7 +196,8 @@ def test_cache_volume_holds_the_three_tiers_with_headroom(rendered: list[Object]
 def test_memory_limit_holds_every_workers_render_budget(rendered: list[Object]) -> None:
     env = settings(rendered)
     resources = pod_spec(one(rendered, "StatefulSet", "preview-proxy"))["containers"][0]["resources"]
-    workers = int(env["SERVER_WORKERS"])
+    # What the server reads in the pod: `auto` counts the pod's CPU limit (proxy.runtime.cores).
+    workers = read_workers(env, None, cores=lambda: math.ceil(cpus(resources["limits"]["cpu"]))).number
     # Set explicitly: their defaults count the node's memory and cores, not the pod's limits.
     per_worker = parse_size(env["RENDER_MEMORY_LIMIT"]) + parse_size(env["CACHE_PREVIEWS_MEMORY"]) + WORKER_BASELINE
     assert quantity(resources["limits"]["memory"]) >= workers * per_worker + SUPERVISOR

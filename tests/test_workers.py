@@ -154,7 +154,7 @@ def test_bad_worker_counts_stop_serve_with_one_line(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "serve", "--port", "0", *args], cwd=REPO,
                                 env=env, capture_output=True, text=True, timeout=30, check=False)
         assert result.returncode == 2, (args, extra, result.stderr)
-        assert result.stderr.count("\n") == 1 and "expected a whole number, 1 or more" in result.stderr
+        assert result.stderr.count("\n") == 1 and "expected auto or a whole number, 1 or more" in result.stderr
         assert ("--workers" if args else "SERVER_WORKERS") in result.stderr
 
 

@@ -8,7 +8,7 @@ memory don't keep small ones from the workers. A small job (estimated at most SM
 one trip: it runs on the thread that read its header, outside the memory budget (at most one such
 job per thread, a few MiB each), sparing a round trip through the event loop on every thumbnail.
 
-In a multi-worker server, the second trip of a large job whose original is a plain file runs in the
+In a supervised server, the second trip of a large job whose original is a plain file runs in the
 render host (proxy.render.host): the thread hands over the file's descriptor and the work in portable form,
 and waits for the answer with the job's bounds still held. If no host takes the job, the thread runs it
 itself; if the host ends while it runs the job, the request fails with 503 and the job is not run again

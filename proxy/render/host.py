@@ -1,4 +1,4 @@
-"""The render host: the process of a multi-worker server that runs the large renders of every worker.
+"""The render host: the process of a supervised server that runs the large renders of every worker.
 
 Why a process of its own: a large render (a decode of tens of megapixels) holds ~100 MiB at its peak,
 and a process keeps its peak (VmHWM) for the rest of its life. When every worker ran its own, each

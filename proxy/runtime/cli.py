@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "host, else 127.0.0.1)")
     serve_parser.add_argument("--port", type=int, help="0 picks a free port (default: SERVER_PORT, else "
                                                        "IMGPROXY_BIND's port, else 8080)")
-    serve_parser.add_argument("--workers", help="worker processes on the port (default: SERVER_WORKERS, "
-                                                "else the number of usable cores)")
+    serve_parser.add_argument("--workers", help="worker processes on the port, or auto (default: SERVER_WORKERS, "
+                                                "else auto: one per two usable cores, beside the render host)")
     config_parser = commands.add_parser("config", help="print every setting in force and its source, secrets masked")
     config_parser.add_argument("--json", action="store_true", help="as one JSON object")
     commands.add_parser("sample", help="place a sample image in the sample bucket of local storage")
@@ -111,8 +111,8 @@ def _names_checked(env: Environment, strict: bool) -> bool:
 
 
 def _serve(config: Config) -> int:
-    """One process serves alone; with several workers a supervisor starts and watches them."""
-    if config.server.workers > 1:
+    """One process serves alone; otherwise a supervisor starts and watches the workers and the render host."""
+    if config.server.supervised:
         from proxy.runtime.supervisor import Supervisor
 
         return Supervisor(config).run()

@@ -63,7 +63,7 @@ def serve(config: Config) -> int:
 
 def serve_worker(config: Config, supervisor: Connection, metrics_dir: Path, listening: WorkersListening,
                  serves_metrics: bool, shared: SharedBounds | None = None, render_host: str | None = None) -> None:
-    """One worker of a multi-worker server, until SIGTERM or until its supervisor is gone. With
+    """One worker of a supervised server, until SIGTERM or until its supervisor is gone. With
     `serves_metrics` it also answers /metrics on METRICS_BIND (proxy.metrics.listener); its renders
     share cores and memory with the other workers' (`shared`, proxy.render.shared_bounds), and its large
     renders run in the render host at `render_host` (proxy.render.host)."""

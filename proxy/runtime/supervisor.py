@@ -1,4 +1,5 @@
-"""The supervisor of a multi-worker server: N worker processes on one port, sharing the disk tiers.
+"""The supervisor of a server of several workers, or of one beside the render host (SERVER_WORKERS=auto
+on two or more cores, proxy.config.read_workers): N worker processes on one port, sharing the disk tiers.
 
 What it does, in order:
 1. It binds the port first (port 0 picks one port for all the workers). It keeps that socket bound

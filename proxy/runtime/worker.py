@@ -1,4 +1,4 @@
-"""One worker process of a multi-worker server: what proxy.runtime.supervisor starts (spawns) for each slot.
+"""One worker process of a supervised server: what proxy.runtime.supervisor starts (spawns) for each slot.
 
 The supervisor starts workers with multiprocessing's `spawn` method: a fresh interpreter, never a
 fork. obstore's Rust runtime and a running event loop don't survive a fork. This module imports

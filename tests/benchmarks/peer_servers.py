@@ -30,7 +30,8 @@ THUMBOR_VENV = REPO / ".cache" / "thumbor-venv"
 BUCKET = "bench"
 QUALITY = 70
 CORES = len(os.sched_getaffinity(0))
-OWN_LOG_SETTINGS = ("ACCESS_LOG", "HOT_LANE", "LOG_LEVEL", "LOG_FORMAT")  # never inherited: the defaults run
+# preview-proxy's settings never inherited from the environment: its defaults run.
+OWN_SETTINGS = ("ACCESS_LOG", "HOT_LANE", "LOG_LEVEL", "LOG_FORMAT", "SERVER_WORKERS")
 
 # Shared by both nginx configs. Every path nginx would write is inside the temp dir, and as root the
 # workers run as root too: they must read the photos and the large original under root-only dirs.
@@ -217,11 +218,13 @@ def thumbor(storage: Path, directory: Path) -> Iterator[Peer]:
 
 
 @functools.cache
-def preview_proxy_workers() -> int | None:
-    """The --workers value to pass (one per core) if this checkout's `serve` has the option, else None."""
-    help_text = subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "serve", "--help"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout
-    return CORES if "--workers" in help_text else None
+def preview_proxy_workers() -> str:
+    """How preview-proxy's default configuration runs its workers on this machine, as `config` shows it."""
+    env = {name: value for name, value in os.environ.items() if name not in OWN_SETTINGS}
+    lines = subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "config"], cwd=REPO, env=env,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    shown = next((line for line in lines if line.startswith("SERVER_WORKERS = ")), "SERVER_WORKERS = ?")
+    return shown.split(" = ", 1)[1].split("  #", 1)[0]
 
 
 @contextmanager
@@ -229,23 +232,21 @@ def preview_proxy(data: Path, cache: Path, origin_url: str | None = None, access
     """preview-proxy with an empty cache at `cache`: originals from local disk under `data`, or with
     `origin_url`, from the origin through the S3 provider (path style; the origin ignores the keys).
 
-    Its own settings are left at their defaults (no ACCESS_LOG or HOT_LANE from the environment), so
-    with `access_log` it runs as users run it: every answer's access line formatted and written to
-    stderr, which goes to `cache`/server.log (a regular file, as nginx's access.log is). Without it,
+    Its own settings are left at their defaults (no ACCESS_LOG, HOT_LANE, LOG_* or SERVER_WORKERS from the
+    environment), so with `access_log` it runs as users run it: every answer's access line formatted and
+    written to stderr, which goes to `cache`/server.log (a regular file, as nginx's access.log is). Without it,
     ACCESS_LOG=false."""
     cache.mkdir(parents=True, exist_ok=True)
     env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("STORAGE_", "CACHE_", "AWS_")) and name not in OWN_LOG_SETTINGS}
+           if not name.startswith(("STORAGE_", "CACHE_", "AWS_")) and name not in OWN_SETTINGS}
     env |= {"DATA_PATH": str(data), "CACHE_PATH": str(cache)}
     if not access_log:
         env["ACCESS_LOG"] = "false"
     if origin_url:
         env |= {"STORAGE_PROVIDER": "minio", "STORAGE_ENDPOINT": origin_url, "STORAGE_ACCESS_KEY": "bench",
                 "STORAGE_SECRET_KEY": "bench-secret", "STORAGE_REGION": "us-east-1"}
-    workers = preview_proxy_workers()
     port = free_port()
-    argv = [sys.executable, "-m", "proxy.runtime.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-            *(["--workers", str(workers)] if workers else [])]
+    argv = [sys.executable, "-m", "proxy.runtime.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     log_file = cache / "server.log"
     with process_group(argv, f"http://127.0.0.1:{port}/healthz", env=env, log=log_file) as process:
         # rs:fit:W:0 is the equivalent of nginx's `resize W -` and thumbor's Wx0: width W, aspect kept.

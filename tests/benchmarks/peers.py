@@ -301,11 +301,10 @@ def versions() -> str:
     """The peers as they ran."""
     pillow = subprocess.run([str(servers.THUMBOR_VENV / "bin" / "python"), "-c", "import PIL; print(PIL.__version__)"],
                             capture_output=True, text=True, check=True).stdout.strip()
-    workers = servers.preview_proxy_workers()
     return (f"{servers.nginx_version()} (Debian, image_filter + proxy_cache, `worker_processes auto`: "
             f"{servers.CORES}); thumbor {servers.thumbor_version()} (PyPI, PIL engine on Pillow {pillow}, "
-            f"`--processes {servers.CORES}`, file loader, file result storage); preview-proxy "
-            + (f"`serve --workers {workers}`" if workers else "in one process (`serve` has no --workers yet)") + ".")
+            f"`--processes {servers.CORES}`, file loader, file result storage); preview-proxy `serve` in its "
+            f"default configuration (SERVER_WORKERS {servers.preview_proxy_workers()}).")
 
 
 def run(settings: Settings) -> list[str]:
