@@ -5,7 +5,7 @@ render's two trips to a render thread (its header, then its pixels), the hand-ov
 response and its access line. W3's floor (tests.benchmarks.w3_floor) counts that work as load beside
 the renders; this measures it alone, where the render itself is small:
 
-1. The server (peers' preview-proxy, `serve --workers 2`, fresh, empty cache): one client on one
+1. The server (peers' preview-proxy in its default configuration, fresh, empty cache): one client on one
    connection, so one worker, asks a 10 px preview of each of twelve 2-4 MP photos, whose 1/8 decodes
    the worker then keeps, and then each photo at every width from 20 to 59 px: 480 misses, each
    rendered from a kept decode. The server's CPU per miss, all its processes together and the
