@@ -17,6 +17,7 @@ import pytest
 from previews.config import RenderConfig
 from previews.grammar.options import Gravity, GravityType, ProcessingOptions, ResizingType
 from proxy.render.pool import RenderPool
+from proxy.runtime.cores import usable_cores
 from proxy.settings.errors import ConfigError
 from proxy.settings.previews import PreviewsConfig
 from proxy.settings.render import read_render_config
@@ -33,7 +34,7 @@ def previews(**env: str) -> PreviewsConfig:
 
 def test_previews_defaults() -> None:
     config = PreviewsConfig.from_env({})
-    assert config.workers == (os.cpu_count() or 1)  # one render thread per core, for the whole server
+    assert config.workers == usable_cores()  # one render thread per usable core, for the whole server
     assert config.queue_size == 256
     assert config.timeout == 10.0
     assert (config.auto_webp, config.auto_avif) == (False, False)
@@ -72,7 +73,7 @@ def test_every_process_has_a_render_thread_per_render_the_server_runs_at_once(pr
     whole_server = PreviewsConfig.from_env(env)
     each = PreviewsConfig.from_env(env, processes=processes)
     # The processes take turns on that many cores (proxy.render.shared_bounds, made by the supervisor).
-    assert each.workers == whole_server.workers == int(env.get("IMGPROXY_WORKERS", os.cpu_count() or 1))
+    assert each.workers == whole_server.workers == int(env.get("IMGPROXY_WORKERS", usable_cores()))
 
 
 # --- each variable ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from previews.config import RenderConfig
 from proxy.http.access.signature import SignatureConfig
 from proxy.render.heap import DEFAULT_HEAP_KEEP
 from proxy.render.memory import DEFAULT_TOGETHER, MIB, default_memory_limit
+from proxy.runtime.cores import usable_cores
 from proxy.settings.env_values import read_count, read_flag, read_number
 from proxy.settings.errors import ConfigError
 from proxy.settings.render import read_render_config
@@ -54,7 +55,8 @@ class PreviewsConfig:
         its images longer (small renders get a lane of their own when large ones hold every core,
         proxy.render.pool).
         """
-        workers = read_count(env, "IMGPROXY_WORKERS", cls.workers)
+        # The cores within the cgroup's CPU limit, as SERVER_WORKERS=auto counts them: a container's `--cpus`.
+        workers = read_count(env, "IMGPROXY_WORKERS", usable_cores())
         if workers < 1:
             raise ConfigError("IMGPROXY_WORKERS=0: expected 1 or more")
         memory_text = (env.get("CACHE_PREVIEWS_MEMORY") or "").strip()
