@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -116,5 +117,6 @@ def test_serve_by_default_runs_the_workers_auto_gives(data_path: Path) -> None:
     assert f"SERVER_WORKERS = {expected.described}  # default" in shown
 
 
-def _clean(env: os._Environ[str]) -> dict[str, str]:
+def _clean(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without the settings a test's own environment must not inherit."""
     return {name: value for name, value in env.items() if not name.startswith(("STORAGE_", "CACHE_", "SERVER_"))}
