@@ -104,6 +104,12 @@ def test_iam_role_credentials_come_from_instance_metadata(
         assert "role-secret-9d8c" not in server.log_text()
 
 
+# Objects the rotation test may read, one miss each, before it must have seen the new credentials. obstore
+# fetches a token again no sooner than 100 ms after its last fetch (object_store's TokenCache), and 19
+# misses on loopback once took less than that: enough for a second or more of misses.
+ROTATION_OBJECTS = 400
+
+
 def test_iam_role_credentials_rotate(moto: MotoS3, bucket, start_server: StartServer) -> None:
     """EC2 rotates role credentials well before they expire; a new set must be picked up without a restart.
 
@@ -114,7 +120,7 @@ def test_iam_role_credentials_rotate(moto: MotoS3, bucket, start_server: StartSe
     """
     metadata = MetadataServer("preview-proxy-reader", "ASIAROTATEKEYAAAA", "secret-a-1c2d", "session-token-a")
     metadata.expires_in = datetime.timedelta(minutes=2)
-    for index in range(20):
+    for index in range(ROTATION_OBJECTS):
         moto.put(bucket, f"r{index}.jpg", f"object {index}".encode())
     try:
         with TcpProxy(("127.0.0.1", moto.port)) as proxy:
@@ -126,7 +132,7 @@ def test_iam_role_credentials_rotate(moto: MotoS3, bucket, start_server: StartSe
                                     "Token": "session-token-b"}
 
             # Each request is for a new key (a miss), so each goes to S3, signed with what obstore holds.
-            for index in range(1, 20):
+            for index in range(1, ROTATION_OBJECTS):
                 reply = request(server.url(f"/{bucket}/r{index}.jpg"))
                 assert reply.body == f"object {index}".encode()
                 if _signed_with(proxy.gets(f"/r{index}.jpg")[0])[0] == "ASIAROTATEKEYBBBB":
