@@ -4,7 +4,6 @@ Names follow imgproxy's where imgproxy has the setting (IMGPROXY_*); the cache t
 are CACHE_PREVIEWS_SIZE and CACHE_PREVIEWS_EXPIRES (proxy.settings.tiers).
 """
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,7 +26,8 @@ class PreviewsConfig:
 
     render: RenderConfig = field(default_factory=RenderConfig)
     signature: SignatureConfig = field(default_factory=SignatureConfig)
-    workers: int = os.cpu_count() or 1
+    # The cores within the cgroup's CPU limit, as SERVER_WORKERS=auto counts them: a container's `--cpus`.
+    workers: int = field(default_factory=usable_cores)
     queue_size: int = 256
     timeout: float = 10.0
     auto_webp: bool = False
@@ -55,7 +55,6 @@ class PreviewsConfig:
         its images longer (small renders get a lane of their own when large ones hold every core,
         proxy.render.pool).
         """
-        # The cores within the cgroup's CPU limit, as SERVER_WORKERS=auto counts them: a container's `--cpus`.
         workers = read_count(env, "IMGPROXY_WORKERS", usable_cores())
         if workers < 1:
             raise ConfigError("IMGPROXY_WORKERS=0: expected 1 or more")

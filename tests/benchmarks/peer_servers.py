@@ -22,7 +22,7 @@ from pathlib import Path
 
 from multidict import CIMultiDictProxy
 
-from tests.benchmarks.harness import REPO, free_port, process_group, tree_peak_rss_bytes
+from tests.benchmarks.harness import REPO, BenchmarkError, free_port, process_group, tree_peak_rss_bytes
 
 NGINX = "/usr/sbin/nginx"
 IMAGE_FILTER_MODULE = "/usr/lib/nginx/modules/ngx_http_image_filter_module.so"
@@ -223,8 +223,10 @@ def preview_proxy_workers() -> str:
     env = {name: value for name, value in os.environ.items() if name not in OWN_SETTINGS}
     lines = subprocess.run([sys.executable, "-m", "proxy.runtime.cli", "config"], cwd=REPO, env=env,
                            capture_output=True, text=True, check=True).stdout.splitlines()
-    shown = next((line for line in lines if line.startswith("SERVER_WORKERS = ")), "SERVER_WORKERS = ?")
-    return shown.split(" = ", 1)[1].split("  #", 1)[0]
+    shown = [line for line in lines if line.startswith("SERVER_WORKERS = ")]
+    if not shown:
+        raise BenchmarkError("`preview-proxy config` printed no SERVER_WORKERS line")
+    return shown[0].split(" = ", 1)[1].split("  #", 1)[0]
 
 
 @contextmanager
