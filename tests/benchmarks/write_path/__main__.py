@@ -6,7 +6,12 @@
   from local storage into moto, against `rclone copy` of the same folder; target >= 1.0x rclone's.
 
 Each figure gets a fresh moto (ThreadedMotoServer in its own process, on loopback) and fresh buckets;
-within a repetition preview-proxy and its reference run back to back, in an order that alternates.
+one scenario's repetitions run together, and within a repetition preview-proxy and its reference run
+back to back, in an order that alternates. The files are flushed to disk before anything is measured,
+and each scenario begins with one run of its reference that is not counted: a scenario's first large
+transfer is slower whoever makes it (a run's first 256 MiB upload took 12-39% longer than the next
+ones, for boto3 as for preview-proxy; with the scenarios interleaved, the first 1 GiB upload of each
+repetition, after a migrate, took 25-60% longer), and preview-proxy goes first in odd repetitions.
 Every object written is checked by its S3 ETag against the local file's (see ground.py). Figures are
 medians; ratios are preview-proxy / reference, of the medians and of each repetition.
 
@@ -76,9 +81,14 @@ def measure(only: tuple[str, ...], repetitions: int, sizes: Sizes,
         tmp = Path(tmp_name)
         (tmp / "rclone.conf").write_text("")  # the remote comes from the environment; no user config is read
         files = lay_out(tmp, big.path, sizes, multipart)
-        for repetition in range(repetitions):
-            for name in only:
-                scenario = SCENARIOS[name]
+        os.sync()  # the files' write-back would otherwise run during the first figures
+        for name in only:
+            scenario = SCENARIOS[name]
+            with fresh_moto() as moto:
+                warm_up = scenario.theirs(moto, files, multipart, tmp)
+            print(f"{name}, warm-up with the reference (not counted): {warm_up.seconds:.1f} s", file=sys.stderr,
+                  flush=True)
+            for repetition in range(repetitions):
                 order = (("ours", scenario.ours), ("theirs", scenario.theirs))
                 for side, contender in order if repetition % 2 == 0 else order[::-1]:
                     with fresh_moto() as moto:
@@ -113,7 +123,9 @@ def report(results: dict[str, dict[str, list[Run]]], sizes: Sizes, multipart: Mu
              f"(Debian). Load average (1 min) when the run began and ended: {load[0]:.1f}, {load[1]:.1f} (other "
              "work on the same cores slows the endpoint most of all: read the spread of the ratios with it).",
              f"Command: `.venv/bin/python -m tests.benchmarks.write_path{' --quick' if quick else ''}`; "
-             f"{repetitions} interleaved repetition(s). Multipart settings on every side: one PUT up to "
+             f"{repetitions} interleaved repetition(s) of each scenario, after one run of its reference that is not "
+             "counted (a scenario's first large transfer is slower whoever makes it). Multipart settings on every "
+             "side: one PUT up to "
              f"{multipart.threshold // MIB} MiB, else parts of {multipart.part_size // MIB} MiB, "
              f"{multipart.concurrency} at once (preview-proxy's defaults; boto3 `TransferConfig`, rclone "
              f"`--s3-upload-cutoff/--s3-chunk-size/--s3-upload-concurrency`); {TRANSFERS} objects at once for "
