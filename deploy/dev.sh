@@ -77,8 +77,9 @@ NODE_PREFIX=.cache/node
 # promtool, from the prometheus package (alert rules and their unit tests), and Chromium (a real
 # browser for the CORS test, driven by playwright-core, which downloads no browser). Installed only, never
 # started as services (apt-install.sh sees to that).
-# libmagic1: the IIIF validator's python-magic loads it.
-APT_TEST_PACKAGES=(nginx-light prometheus chromium libmagic1)
+# libmagic1: the IIIF validator's python-magic loads it. rclone and curl: the write-path benchmark's
+# reference and its uploader, which the suite runs in a small version.
+APT_TEST_PACKAGES=(nginx-light prometheus chromium libmagic1 rclone curl)
 
 install_test_peers() {
   bash deploy/apt-install.sh "${APT_TEST_PACKAGES[@]}"

@@ -75,7 +75,7 @@ SCENARIOS = {
 def measure(only: tuple[str, ...], repetitions: int, sizes: Sizes,
             multipart: Multipart) -> dict[str, dict[str, list[Run]]]:
     """{scenario: {"ours"|"theirs": one Run per repetition}}."""
-    big = ensure_big_file(1024 * MIB)
+    big = ensure_big_file(max(sizes.upload, sizes.large_size))  # what the upload and the large files are cut from
     results: dict[str, dict[str, list[Run]]] = {name: {"ours": [], "theirs": []} for name in only}
     with tempfile.TemporaryDirectory(prefix="pp-bench-write-") as tmp_name:
         tmp = Path(tmp_name)
