@@ -10,7 +10,9 @@ before and after the request.
 
 import io
 import os
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -31,13 +33,23 @@ HOT = "preview_proxy_hot_answers_total"
 
 
 def entry_files(cache: Path, tier: str) -> list[Path]:
-    """The committed entries' files of one tier (diskcache's `.val` files; part files excluded)."""
-    return [path for path in (cache / tier).rglob("*.val") if "partial" not in path.parts]
+    """The committed entries' files of one tier: those its index has a row for. diskcache renames an
+    entry's `.val` file into its tree before it writes the row, and a lookup finds the entry only by the
+    row, so a file alone is not yet an entry (a request then waits for the fill, `collapsed`)."""
+    database = cache / tier / "cache.db"
+    if not database.exists():
+        return []
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as index:
+            names = [row[0] for row in index.execute("SELECT filename FROM Cache WHERE filename IS NOT NULL")]
+    except sqlite3.OperationalError:
+        return []  # the server holds a write lock this moment: look again
+    return [cache / tier / name for name in names]
 
 
 def store_earlier(cache: Path, tier: str, seconds: float) -> float:
     """Move every entry of `tier` back to `seconds` ago, as if written then; return that moment. (The
-    answer that stored an entry may reach the client before the commit: its file is waited for.)"""
+    answer that stored an entry may reach the client before the commit: the commit is waited for.)"""
     files = poll(lambda: entry_files(cache, tier), f"an entry in the {tier} tier")
     moment = time.time() - seconds
     for path in files:
